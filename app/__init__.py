@@ -1,0 +1,1 @@
+"""gmmot explorer: the Panel app around ``gmmot_core`` (served with ``panel serve app/main.py``)."""

@@ -1,0 +1,64 @@
+"""Jitted core entry points used by the app, compiled once per server process.
+
+Module-level objects here are pure functions (immutable); sessions never store
+state in this module. ``warm_up`` compiles them for the default shapes at server
+start (``panel serve --setup app/warmup.py``) so the first page load is fast.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gmmot_core import GMM, fit_em, kmeans_pp, log_prob, log_responsibilities
+
+__all__ = ["IndependentFit", "independent_fit", "warm_up"]
+
+
+class IndependentFit:
+    """Host-side result of an independent EM fit: the mixture and point labels (numpy)."""
+
+    def __init__(self, gmm: GMM, labels: np.ndarray, log_likelihood: float):
+        self.gmm = GMM(*(np.asarray(x) for x in gmm))
+        self.labels = labels
+        self.log_likelihood = log_likelihood
+
+
+@partial(jax.jit, static_argnames=("n_components", "steps"))
+def _fit(key, points, point_weights, n_components: int, steps: int):
+    init = kmeans_pp(key, points, n_components, point_weights)
+    gmm = fit_em(init, points, point_weights, steps)
+    log_resp = log_responsibilities(gmm, points)
+    labels = jnp.argmax(log_resp, axis=-1)
+    ll = jnp.sum(point_weights * log_prob(gmm, points)) / jnp.sum(point_weights)
+    return gmm, labels, ll
+
+
+def independent_fit(
+    points: np.ndarray,
+    n_components: int,
+    steps: int = 30,
+    seed: int = 0,
+    point_weights: np.ndarray | None = None,
+) -> IndependentFit:
+    """kmeans++ then ``steps`` EM iterations on ``points [N, 2]`` (one jitted call)."""
+    pts = jnp.asarray(points, jnp.float32)
+    w = (
+        jnp.ones(pts.shape[0], jnp.float32)
+        if point_weights is None
+        else jnp.asarray(point_weights, jnp.float32)
+    )
+    gmm, labels, ll = jax.device_get(_fit(jax.random.key(seed), pts, w, n_components, steps))
+    return IndependentFit(gmm, np.asarray(labels), float(ll))
+
+
+def warm_up() -> None:
+    """Compile the jitted functions for the default dataset's shapes."""
+    from app.models import DataSource
+
+    src = DataSource()
+    for pts in src.clouds():
+        independent_fit(pts, 3)

@@ -1,0 +1,1 @@
+"""One Viewer per screen of the explorer."""
