@@ -38,13 +38,3 @@ def x64():
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
-
-
-def random_spd(rng: np.random.Generator, n: int, cond: float = 10.0) -> np.ndarray:
-    """``n`` random SPD 2x2 matrices with condition number ``cond`` -> ``[n, 2, 2]``."""
-    theta = rng.uniform(0, np.pi, n)
-    scale = rng.uniform(0.2, 3.0, n)
-    rot = np.stack([np.cos(theta), -np.sin(theta), np.sin(theta), np.cos(theta)], -1)
-    rot = rot.reshape(n, 2, 2)
-    eig = np.stack([scale, scale / cond], -1)
-    return np.einsum("nij,nj,nkj->nik", rot, eig, rot)

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import ot
 import pytest
-from conftest import random_spd
+from helpers import random_spd
 from ott.geometry import costs
 
 from gmmot_core import gaussians as G

@@ -113,6 +113,12 @@ def shot():
     return _shot
 
 
-def server_log() -> str:
-    path = ARTIFACTS / "server.log"
-    return path.read_text() if path.exists() else ""
+@pytest.fixture
+def server_log():
+    """``server_log()`` returns what the served app has logged so far."""
+
+    def _read() -> str:
+        path = ARTIFACTS / "server.log"
+        return path.read_text() if path.exists() else ""
+
+    return _read

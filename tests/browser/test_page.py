@@ -2,7 +2,6 @@
 
 import re
 
-from conftest import server_log
 from playwright.sync_api import expect
 
 
@@ -15,7 +14,7 @@ def _canvas_count(page) -> int:
     )
 
 
-def test_default_page_shows_fitted_clouds(page, server_url, shot):
+def test_default_page_shows_fitted_clouds(page, server_url, shot, server_log):
     page.goto(server_url)
     expect(page.get_by_text("gmmot — GMM optimal transport explorer").first).to_be_visible(
         timeout=60_000
@@ -37,7 +36,7 @@ def test_default_page_shows_fitted_clouds(page, server_url, shot):
     assert "Traceback" not in server_log()
 
 
-def test_changing_seed_refits(page, server_url, shot):
+def test_changing_seed_refits(page, server_url, shot, server_log):
     page.goto(server_url)
     expect(page.get_by_text("mean log-likelihood")).to_be_visible(timeout=60_000)
     before = page.get_by_role("row").all_inner_texts()
