@@ -17,6 +17,7 @@ from gmmot_core.gaussians import det2, inv2, symmetrize
 
 __all__ = [
     "GMM",
+    "PointFeatures",
     "SuffStats",
     "component_log_prob",
     "em_step",
@@ -27,8 +28,10 @@ __all__ = [
     "kmeans_pp",
     "log_prob",
     "log_responsibilities",
+    "point_features",
     "sample",
     "suff_stats",
+    "suff_stats_from_features",
 ]
 
 LOG2PI = math.log(2.0 * math.pi)
@@ -206,3 +209,80 @@ def kmeans_pp(
     dist = jnp.sum((points[:, None, :] - seeds[None]) ** 2, axis=-1)
     resp = jax.nn.one_hot(jnp.argmin(dist, axis=-1), n_components, dtype=points.dtype)
     return from_suff_stats(suff_stats(points, point_weights, resp))
+
+
+class PointFeatures(NamedTuple):
+    """Quadratic features of a weighted cloud, for one-matmul E-steps.
+
+    ``phi [N, 6]`` = ``(1, x, y, x^2, xy, y^2)`` of the points shifted by ``center [2]``
+    (their weighted mean); ``weights [N]`` (0 for dropped rows); ``n_dropped []``:
+    rows with NaN/inf coordinates, a non-finite or a negative weight.
+    """
+
+    phi: jax.Array
+    weights: jax.Array
+    center: jax.Array
+    n_dropped: jax.Array
+
+
+def point_features(points: jax.Array, point_weights: jax.Array | None = None) -> PointFeatures:
+    """Features of ``points [N, 2]`` (rows that are not finite get weight 0)."""
+    if point_weights is None:
+        point_weights = _ones_like_points(points)
+    ok = jnp.all(jnp.isfinite(points), axis=-1) & jnp.isfinite(point_weights)
+    ok = ok & (point_weights >= 0)
+    w = jnp.where(ok, point_weights, 0.0).astype(points.dtype)
+    x = jnp.where(ok[:, None], points, 0.0)
+    total = jnp.sum(w)
+    center = jnp.where(total > 0, (w @ x) / jnp.where(total > 0, total, 1.0), 0.0)
+    c = jnp.where(ok[:, None], x - center, 0.0)
+    one = jnp.ones_like(c[:, 0])
+    phi = jnp.stack([one, c[:, 0], c[:, 1], c[:, 0] ** 2, c[:, 0] * c[:, 1], c[:, 1] ** 2], -1)
+    return PointFeatures(phi, w, center, jnp.sum(~ok))
+
+
+def _log_joint_features(gmm: GMM, feats: PointFeatures) -> jax.Array:
+    """log pi_k + log N(x_n | m_k, S_k) as ``phi @ coefficients`` -> ``[N, K]``."""
+    prec = inv2(gmm.covs)
+    mu = gmm.means - feats.center
+    a, b, c = prec[:, 0, 0], prec[:, 0, 1], prec[:, 1, 1]
+    mx, my = mu[:, 0], mu[:, 1]
+    # (x - m)^T P (x - m) expanded on (1, x, y, x^2, xy, y^2)
+    quad = jnp.stack(
+        [
+            a * mx * mx + 2 * b * mx * my + c * my * my,
+            -2 * (a * mx + b * my),
+            -2 * (b * mx + c * my),
+            a,
+            2 * b,
+            c,
+        ],
+        0,
+    )
+    const = jnp.log(gmm.weights) - 0.5 * (2.0 * LOG2PI + jnp.log(det2(gmm.covs)))
+    return const[None] - 0.5 * (feats.phi @ quad)
+
+
+def suff_stats_from_features(gmm: GMM, feats: PointFeatures) -> tuple[SuffStats, jax.Array]:
+    """E-step with two matmuls over ``phi``: statistics and the mean log-likelihood.
+
+    Same quantities as ``suff_stats(points, w, exp(log_responsibilities))`` up to float32
+    round-off (~1e-6 relative on 1e6 points, against ~5e-4 for the direct float32 sums);
+    the relative error grows like eps * (offset / spread)^2 for components far from the
+    cloud's centre compared with their width.
+    """
+    joint = _log_joint_features(gmm, feats)
+    log_norm = jax.nn.logsumexp(joint, axis=-1, keepdims=True)
+    wr = feats.weights[:, None] * jnp.exp(joint - log_norm)
+    mom = wr.T @ feats.phi  # [K, 6]
+    counts = mom[:, 0]
+    safe = jnp.where(counts > 0, counts, 1.0)
+    cx, cy = mom[:, 1] / safe, mom[:, 2] / safe
+    sxx = mom[:, 3] - safe * cx * cx
+    sxy = mom[:, 4] - safe * cx * cy
+    syy = mom[:, 5] - safe * cy * cy
+    scatters = jnp.stack([jnp.stack([sxx, sxy], -1), jnp.stack([sxy, syy], -1)], -2)
+    total = jnp.sum(feats.weights)
+    stats = SuffStats(counts, jnp.stack([cx, cy], -1) + feats.center, scatters, total)
+    mean_ll = jnp.sum(feats.weights * log_norm[:, 0]) / jnp.where(total > 0, total, 1.0)
+    return stats, mean_ll
