@@ -80,8 +80,18 @@ def cloud_figure(title: str) -> tuple[figure, dict[str, ColumnDataSource]]:
             {k: [] for k in ("xs", "ys", "color", "alpha", "weight", "component")}
         ),
         "means": ColumnDataSource({k: [] for k in ("x", "y", "color", "weight", "component")}),
+        "baseline": ColumnDataSource({"xs": [], "ys": []}),
     }
     fig.scatter("x", "y", source=sources["points"], color="color", size=3, alpha=0.35)
+    fig.multi_line(
+        "xs",
+        "ys",
+        source=sources["baseline"],
+        color="#222222",
+        line_width=1.5,
+        line_dash="dotted",
+        line_alpha=0.8,
+    )
     fig.multi_line(
         "xs",
         "ys",
@@ -103,3 +113,260 @@ def cloud_figure(title: str) -> tuple[figure, dict[str, ColumnDataSource]]:
         )
     )
     return fig, sources
+
+
+def _fig(title: str, **kw) -> figure:
+    kw.setdefault("sizing_mode", "stretch_width")
+    kw.setdefault("height", 300)
+    kw.setdefault("tools", "pan,wheel_zoom,reset,save")
+    fig = figure(title=title, toolbar_location="above", **kw)
+    fig.toolbar.logo = None
+    return fig
+
+
+def pair_figure() -> tuple[figure, dict[str, ColumnDataSource]]:
+    """Both mixtures (solid: cloud 0, dashed: cloud 1) and coupling links between means."""
+    fig = _fig("both mixtures and the coupling", match_aspect=True, height=380)
+    src = {
+        "ell0": ColumnDataSource({k: [] for k in ("xs", "ys", "color", "alpha")}),
+        "ell1": ColumnDataSource({k: [] for k in ("xs", "ys", "color", "alpha")}),
+        "links": ColumnDataSource(
+            {
+                k: []
+                for k in ("x0", "y0", "x1", "y1", "width", "mass", "normalized", "factor", "path")
+            }
+        ),
+        "means": ColumnDataSource({k: [] for k in ("x", "y", "color", "marker", "label")}),
+    }
+    links = fig.segment(
+        "x0", "y0", "x1", "y1", source=src["links"], line_width="width", color="#444444", alpha=0.55
+    )
+    fig.multi_line(
+        "xs", "ys", source=src["ell0"], color="color", line_alpha="alpha", line_width=2.5
+    )
+    fig.multi_line(
+        "xs",
+        "ys",
+        source=src["ell1"],
+        color="color",
+        line_alpha="alpha",
+        line_width=2.5,
+        line_dash="dashed",
+    )
+    fig.scatter("x", "y", source=src["means"], color="color", marker="marker", size=10)
+    fig.add_tools(
+        HoverTool(
+            renderers=[links],
+            tooltips=[
+                ("path", "@path"),
+                ("mass", "@mass{0.0000}"),
+                ("normalised", "@normalized{0.0000}"),
+                ("growth factor", "x@factor{0.00}"),
+            ],
+        )
+    )
+    return fig, src
+
+
+def pair_data(view: dict) -> dict[str, dict]:
+    """Column data for :func:`pair_figure` from a runner view."""
+    (w0, m0, c0), (w1, m1, c1) = view["gmm0"], view["gmm1"]
+    rep = view["report"]
+    p = np.asarray(rep.coupling)
+    k0, k1 = p.shape
+    out = {}
+    for name, (w, m, c) in (("ell0", (w0, m0, c0)), ("ell1", (w1, m1, c1))):
+        xs, ys = ellipse_paths(m, c, 1.0)
+        out[name] = {
+            "xs": xs,
+            "ys": ys,
+            "color": colors(np.arange(len(w))),
+            "alpha": 0.35 + 0.65 * w / max(float(w.max()), 1e-12),
+        }
+    kk, ll = np.meshgrid(np.arange(k0), np.arange(k1), indexing="ij")
+    kk, ll = kk.ravel(), ll.ravel()
+    mass = p.ravel()
+    total = max(float(mass.sum()), 1e-30)
+    keep = mass > 1e-4 * total
+    kk, ll, mass = kk[keep], ll[keep], mass[keep]
+    out["links"] = {
+        "x0": m0[kk, 0],
+        "y0": m0[kk, 1],
+        "x1": m1[ll, 0],
+        "y1": m1[ll, 1],
+        "width": 1.0 + 14.0 * mass / total,
+        "mass": mass,
+        "normalized": mass / total,
+        "factor": np.asarray(rep.path_factor)[kk, ll],
+        "path": [f"{k} -> {v}" for k, v in zip(kk, ll, strict=True)],
+    }
+    out["means"] = {
+        "x": np.concatenate([m0[:, 0], m1[:, 0]]),
+        "y": np.concatenate([m0[:, 1], m1[:, 1]]),
+        "color": colors(np.arange(k0)) + colors(np.arange(k1)),
+        "marker": ["circle"] * k0 + ["square"] * k1,
+        "label": [f"0:{k}" for k in range(k0)] + [f"1:{k}" for k in range(k1)],
+    }
+    return out
+
+
+def heatmap_figure(title: str) -> tuple[figure, ColumnDataSource]:
+    """An annotated K0 x K1 matrix (rows: components of cloud 0, columns: cloud 1)."""
+    from bokeh.models import LinearColorMapper
+    from bokeh.palettes import Blues256
+
+    fig = _fig(
+        title,
+        height=300,
+        tools="save",
+        x_axis_label="cloud 1 component",
+        y_axis_label="cloud 0 component",
+    )
+    src = ColumnDataSource({k: [] for k in ("x", "y", "value", "text", "text_color")})
+    mapper = LinearColorMapper(palette=list(reversed(Blues256)), low=0.0, high=1.0)
+    fig.rect(
+        "x",
+        "y",
+        1,
+        1,
+        source=src,
+        fill_color={"field": "value", "transform": mapper},
+        line_color="white",
+    )
+    fig.text(
+        "x",
+        "y",
+        text="text",
+        source=src,
+        text_align="center",
+        text_baseline="middle",
+        text_font_size="11pt",
+        text_color="text_color",
+    )
+    fig.y_range.flipped = True
+    fig.xgrid.visible = fig.ygrid.visible = False
+    return fig, src
+
+
+def heatmap_data(matrix: np.ndarray) -> dict:
+    k0, k1 = matrix.shape
+    yy, xx = np.meshgrid(np.arange(k0), np.arange(k1), indexing="ij")
+    hi = max(float(matrix.max()), 1e-30)
+    vals = matrix.ravel()
+    return {
+        "x": xx.ravel(),
+        "y": yy.ravel(),
+        "value": vals / hi,
+        "text": [f"{v:.3f}" for v in vals],
+        "text_color": ["white" if v / hi > 0.55 else "black" for v in vals],
+    }
+
+
+def reweighting_figure() -> tuple[figure, ColumnDataSource]:
+    """Component weights vs the coupling's marginals (what the coupling uses of each)."""
+    from bokeh.models import FactorRange
+
+    fig = _fig(
+        "component weight vs coupling marginal",
+        height=300,
+        tools="save",
+        x_range=FactorRange(factors=[]),
+    )
+    src = ColumnDataSource({k: [] for k in ("x", "weight", "marginal", "factor", "color")})
+    fig.vbar(
+        x="x",
+        top="weight",
+        width=0.8,
+        source=src,
+        fill_color="color",
+        fill_alpha=0.25,
+        line_color="color",
+        legend_label="component weight",
+    )
+    fig.scatter(
+        x="x",
+        y="marginal",
+        source=src,
+        marker="diamond",
+        size=14,
+        color="color",
+        legend_label="coupling marginal",
+    )
+    fig.legend.location = "top_left"
+    fig.legend.label_text_font_size = "9pt"
+    fig.xaxis.major_label_orientation = 0.8
+    fig.add_tools(
+        HoverTool(
+            tooltips=[
+                ("component", "@x"),
+                ("weight", "@weight{0.000}"),
+                ("marginal", "@marginal{0.000}"),
+                ("factor", "x@factor{0.00}"),
+            ]
+        )
+    )
+    return fig, src
+
+
+def reweighting_data(view: dict) -> tuple[list[str], dict]:
+    rep = view["report"]
+    w0, w1 = view["gmm0"][0], view["gmm1"][0]
+    k0, k1 = len(w0), len(w1)
+    x = [f"0:{k}" for k in range(k0)] + [f"1:{k}" for k in range(k1)]
+    return x, {
+        "x": x,
+        "weight": np.concatenate([w0, w1]),
+        "marginal": np.concatenate([np.asarray(rep.row), np.asarray(rep.col)]),
+        "factor": np.concatenate([np.asarray(rep.outflow), np.asarray(rep.inflow)]),
+        "color": colors(np.arange(k0)) + colors(np.arange(k1)),
+    }
+
+
+def mass_curve_figure() -> tuple[figure, ColumnDataSource]:
+    """Total coupling mass F on the curve F log F - F + 1 (the KL cost of creating mass)."""
+    fig = _fig(
+        "total mass F on  F log F - F + 1",
+        height=300,
+        tools="save",
+        x_axis_label="F = coupling mass",
+        x_range=(0, 2.0),
+    )
+    f = np.linspace(1e-4, 2.0, 200)
+    fig.line(f, f * np.log(f) - f + 1.0, color="#888888", line_width=2)
+    src = ColumnDataSource({"x": [], "y": [], "label": []})
+    fig.scatter("x", "y", source=src, size=14, color="#d62728")
+    fig.text("x", "y", text="label", source=src, x_offset=8, y_offset=-8, text_font_size="10pt")
+    return fig, src
+
+
+def mass_curve_data(total_mass: float) -> dict:
+    f = max(float(total_mass), 1e-12)
+    return {"x": [f], "y": [f * np.log(f) - f + 1.0], "label": [f"F = {f:.4f}"]}
+
+
+TRACE_COLORS = {"q0": "#1f77b4", "q1": "#ff7f0e", "objective": "#2ca02c", "transport": "#d62728"}
+
+
+def traces_figures() -> tuple[list[figure], ColumnDataSource]:
+    """Two panels sharing x: log-likelihood terms + objective, and the transport term."""
+    src = ColumnDataSource({k: [] for k in ("it", "q0", "q1", "objective", "transport")})
+    f1 = _fig("Q0, Q1 and objective", height=260, x_axis_label="EM iteration")
+    for k in ("q0", "q1", "objective"):
+        f1.line("it", k, source=src, color=TRACE_COLORS[k], line_width=2, legend_label=k)
+    f1.legend.location = "bottom_right"
+    f2 = _fig(
+        "transport (reg_ot_cost)", height=260, x_axis_label="EM iteration", x_range=f1.x_range
+    )
+    f2.line("it", "transport", source=src, color=TRACE_COLORS["transport"], line_width=2)
+    return [f1, f2], src
+
+
+def traces_data(traces, n: int) -> dict:
+    n = min(n, len(traces.q0))
+    return {
+        "it": np.arange(n),
+        "q0": traces.q0[:n],
+        "q1": traces.q1[:n],
+        "objective": traces.objective[:n],
+        "transport": traces.transport[:n],
+    }

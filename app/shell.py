@@ -1,27 +1,32 @@
-"""The page: a template with one tab per screen. Built fresh for every browser session."""
+"""The page: a template with the explorer's screens. Built fresh for every browser session."""
 
 from __future__ import annotations
 
 import panel as pn
 
-from app.screens.fit import IndependentFitScreen
+from app.screens.coupled_em import CoupledEMScreen
 
 ABOUT = """
-**gmmot** explores optimal transport between 2D point clouds and the Gaussian
-mixtures fitted to them. The demo pair below is drawn from the two generator
-mixtures of the *Fitting Coupled GMMs* notebook; each cloud has its own EM fit
-(points coloured by most likely component; solid 1-sigma and dashed 2-sigma
-ellipses, opacity by component weight).
+**Coupled EM** fits one Gaussian mixture per cloud while penalising the entropic
+(unbalanced) GMM-OT distance between them (Delon & Desolneux 2020; OTT-JAX
+``fit_gmm_pair``). The demo pair is drawn from the two generator mixtures of the
+*Fitting Coupled GMMs* notebook; both fits start from one mixture fitted to the pooled
+points. Points are coloured by their most likely component; solid 1-sigma and dashed
+2-sigma ellipses, opacity by weight. Links join coupled components (width by mass).
 """
 
 
-def build() -> pn.template.FastListTemplate:
+def build(autoplay: bool = True) -> pn.template.FastListTemplate:
     """A new page (template + screens) for one session."""
-    fit = IndependentFitScreen()
-    return pn.template.FastListTemplate(
+    screen = CoupledEMScreen()
+    page = pn.template.FastListTemplate(
         title="gmmot — GMM optimal transport explorer",
-        sidebar=[*fit.sidebar()],
-        main=[pn.pane.Markdown(ABOUT, sizing_mode="stretch_width"), fit],
+        sidebar=screen.sidebar(),
+        main=[pn.pane.Markdown(ABOUT, sizing_mode="stretch_width"), screen],
         accent="#1f77b4",
         theme_toggle=False,
+        sidebar_width=340,
     )
+    if autoplay and pn.state.curdoc is not None:
+        pn.state.onload(screen._play)
+    return page

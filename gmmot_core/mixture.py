@@ -186,11 +186,14 @@ def kmeans_pp(
     distance to the closest seed so far); every point then goes to its nearest
     seed and each component gets the weighted mean, covariance and mass of its points.
     """
-    if point_weights is None:
-        point_weights = _ones_like_points(points)
     n = points.shape[0]
     keys = jax.random.split(key, n_components)
-    first = jax.random.choice(keys[0], n, p=point_weights / jnp.sum(point_weights))
+    if point_weights is None:
+        # uniform first seed without a (constant-folded) cumsum over N
+        first = jax.random.randint(keys[0], (), 0, n)
+        point_weights = _ones_like_points(points)
+    else:
+        first = jax.random.choice(keys[0], n, p=point_weights / jnp.sum(point_weights))
     seeds = jnp.zeros((n_components, 2), points.dtype).at[0].set(points[first])
     d2 = jnp.sum((points - points[first]) ** 2, axis=-1)
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from gmmot_core.mixture import GMM, sample
 
-__all__ = ["demo_generators", "demo_pair", "moons", "rings"]
+__all__ = ["demo_generators", "demo_pair", "moons", "random_mixtures", "rings"]
 
 
 def _rot(theta: float) -> np.ndarray:
@@ -69,3 +69,34 @@ def rings(n: int = 2000, seed: int = 0, noise: float = 0.08) -> np.ndarray:
     t = rng.uniform(0.0, 2.0 * np.pi, n)
     r = np.where(rng.random(n) < 0.4, 1.0, 2.5) + rng.normal(scale=noise * 2.0, size=n)
     return np.stack([r * np.cos(t), r * np.sin(t)], -1).astype(np.float32)
+
+
+def random_mixtures(
+    seed: int,
+    n_components: tuple[int, ...] = (2, 3, 5),
+    centers: tuple[tuple[float, float], ...] = ((-20, -15), (60, -15), (50, 65)),
+    scales: tuple[float, ...] = (4.0, 3.0, 5.0),
+    alpha: float = 50.0,
+) -> tuple[list[GMM], np.ndarray]:
+    """The barycenter notebook's kind of test problem: M random mixtures + weights.
+
+    Mixture j has ``n_components[j]`` Gaussians around the ridge offset ``centers[j]``:
+    means ``c_j + s_j N(0, I)``, covariances ``R diag(s_j exp(N(0, 1))) R^T`` with a
+    random rotation (OTT's ``from_random`` recipe with ``stdev = s_j``) and weights
+    ``softmax(N(0, 1))``. Barycentric weights ``~ Dirichlet(alpha 1_M)`` (large alpha:
+    close to uniform). Returns ``(mixtures, lambdas [M])``.
+    """
+    rng = np.random.default_rng(seed)
+    mixtures = []
+    for k, c, s in zip(n_components, centers, scales, strict=True):
+        means = np.asarray(c, float) + s * rng.normal(size=(k, 2))
+        theta = rng.uniform(0.0, np.pi, k)
+        rot = np.stack([np.cos(theta), -np.sin(theta), np.sin(theta), np.cos(theta)], -1)
+        rot = rot.reshape(k, 2, 2)
+        eig = s * np.exp(rng.normal(size=(k, 2)))
+        covs = np.einsum("kij,kj,klj->kil", rot, eig, rot)
+        logits = rng.normal(size=k)
+        w = np.exp(logits - logits.max())
+        mixtures.append(GMM(*(jnp.asarray(x, jnp.float32) for x in (w / w.sum(), means, covs))))
+    lambdas = rng.dirichlet(np.full(len(n_components), alpha)).astype(np.float32)
+    return mixtures, lambdas

@@ -1,0 +1,342 @@
+"""Screen: coupled EM live, with its knobs, the coupling, the reweighting and the traces."""
+
+from __future__ import annotations
+
+import numpy as np
+import panel as pn
+import param
+
+from app.compiled import independent_fit
+from app.models import DataSource
+from app.plots import (
+    cloud_figure,
+    ellipse_paths,
+    heatmap_data,
+    heatmap_figure,
+    mass_curve_data,
+    mass_curve_figure,
+    mixture_data,
+    pair_data,
+    pair_figure,
+    points_data,
+    reweighting_data,
+    reweighting_figure,
+    traces_data,
+    traces_figures,
+)
+from app.runner import CoupledEMRunner
+from gmmot_core.io import parse_points
+
+
+def _log_options(lo: int, hi: int, per_decade: int = 4, zero: bool = False) -> dict:
+    vals = np.logspace(lo, hi, (hi - lo) * per_decade + 1)
+    opts = {f"{v:.3g}": float(v) for v in vals}
+    return ({"0": 0.0} | opts) if zero else opts
+
+
+EPS = _log_options(-4, 1)
+RHO = _log_options(-3, 4)
+WT = _log_options(-3, 2, zero=True)
+LR = _log_options(-4, -1)
+
+
+class CoupledEMScreen(pn.viewable.Viewer):
+    """Coupled EM of the two clouds, animated by a session-scoped periodic callback."""
+
+    data = param.ClassSelector(class_=DataSource)
+    playing = param.Boolean(default=False, doc="Whether frames are being produced.")
+    frame_count = param.Integer(default=0, doc="Frames produced since the last reset.")
+    message = param.String(default="", doc="Last error or warning shown to the user.")
+
+    def __init__(self, **params):
+        params.setdefault("data", DataSource())
+        super().__init__(**params)
+        self._clouds = self.data.clouds()
+        self._weights: list[np.ndarray | None] = [None, None]
+        self.runner = CoupledEMRunner(*self._clouds)
+        self._callback = None
+        self._build_widgets()
+        self._build_plots()
+        self.data.param.watch(self._on_data, ["preset", "n", "seed"])
+        self._draw(self.runner.view, full=True)
+
+    # -- widgets --------------------------------------------------------------------
+    def _build_widgets(self) -> None:
+        k = self.runner.knobs
+        self.w_eps = pn.widgets.DiscreteSlider(
+            name="epsilon (entropic)", options=EPS, value=_nearest(EPS, k.epsilon)
+        )
+        self.w_rho = pn.widgets.DiscreteSlider(
+            name="rho (mass penalty)", options=RHO, value=_nearest(RHO, k.rho)
+        )
+        self.w_bal = pn.widgets.Switch(value=k.balanced)
+        self.w_wt = pn.widgets.DiscreteSlider(
+            name="transport weight", options=WT, value=_nearest(WT, k.weight_transport)
+        )
+        self.w_lr = pn.widgets.DiscreteSlider(
+            name="learning rate", options=LR, value=_nearest(LR, k.learning_rate)
+        )
+        s = self.runner.structure
+        self.w_k = pn.widgets.IntSlider(name="components K", start=1, end=10, value=s.k)
+        self.w_msteps = pn.widgets.IntSlider(
+            name="M-steps (Adam)", start=1, end=100, value=s.m_steps
+        )
+        self.w_per_frame = pn.widgets.IntSlider(
+            name="EM iterations per frame", start=1, end=20, value=s.em_per_frame
+        )
+        self.w_tau = pn.pane.Markdown("", margin=(0, 10))
+        self.b_play = pn.widgets.Button(name="▶ Play", button_type="primary")
+        self.b_step = pn.widgets.Button(name="Step")
+        self.b_reset = pn.widgets.Button(name="Reset")
+        self.counter = pn.pane.Markdown("", margin=(0, 10))
+        self.alert = pn.pane.Alert("", alert_type="warning", visible=False)
+        self.w_baseline = pn.widgets.Checkbox(name="show independent EM baseline", value=False)
+        self.upload0 = pn.widgets.FileInput(accept=".csv,.tsv,.txt,.npy", multiple=False)
+        self.upload1 = pn.widgets.FileInput(accept=".csv,.tsv,.txt,.npy", multiple=False)
+
+        for w in (self.w_eps, self.w_rho, self.w_bal, self.w_wt, self.w_lr):
+            w.param.watch(self._on_knob, "value")
+        self.w_msteps.param.watch(self._on_structure, "value")
+        self.w_per_frame.param.watch(self._on_structure, "value")
+        self.w_k.param.watch(self._on_k, "value")
+        self.b_play.on_click(self._toggle)
+        self.b_step.on_click(lambda _: self._tick())
+        self.b_reset.on_click(self._reset)
+        self.w_baseline.param.watch(self._draw_baseline, "value")
+        self.upload0.param.watch(lambda e: self._on_upload(0, e), "value")
+        self.upload1.param.watch(lambda e: self._on_upload(1, e), "value")
+        self._update_tau()
+
+    def _update_tau(self) -> None:
+        k = self.runner.knobs
+        rho = "∞ (balanced)" if k.balanced else f"{k.rho:.3g}"
+        self.w_tau.object = (
+            f"**tau** = rho / (rho + eps) = {k.tau:.4f} · **rho** = {rho} "
+            f"· **eps** = {k.epsilon:.3g}"
+        )
+
+    # -- plots ------------------------------------------------------------------------
+    def _build_plots(self) -> None:
+        self.clouds = [cloud_figure(f"cloud {i}") for i in (0, 1)]
+        self.pair = pair_figure()
+        self.heat_raw = heatmap_figure("coupling (raw mass)")
+        self.heat_norm = heatmap_figure("coupling (normalised)")
+        self.reweight = reweighting_figure()
+        self.mass = mass_curve_figure()
+        self.traces, self.trace_src = traces_figures()
+        self.numbers = pn.pane.Markdown("", sizing_mode="stretch_width")
+
+    def _draw(self, view: dict, full: bool = False) -> None:
+        rep = view["report"]
+        with pn.io.hold():
+            for i, ((_, src), pts) in enumerate(zip(self.clouds, self._clouds, strict=True)):
+                gmm = view[f"gmm{i}"]
+                labels = view.get(f"labels{i}")
+                if full or labels is not None:
+                    lab = np.zeros(len(pts), int) if labels is None else labels
+                    src["points"].data = points_data(pts, lab)
+                for name, cols in mixture_data(*gmm).items():
+                    src[name].data = cols
+            for name, cols in pair_data(view).items():
+                self.pair[1][name].data = cols
+            self.heat_raw[1].data = heatmap_data(np.asarray(rep.coupling))
+            self.heat_norm[1].data = heatmap_data(np.asarray(rep.normalized))
+            factors, cols = reweighting_data(view)
+            self.reweight[0].x_range.factors = factors
+            self.reweight[1].data = cols
+            self.mass[1].data = mass_curve_data(float(rep.total_mass))
+            self.trace_src.data = traces_data(view["traces"], int(view["iteration"]))
+        self.counter.object = (
+            f"**frame** {self.frame_count} · **EM iteration** {int(view['iteration'])}"
+        )
+        k = self.runner.knobs
+        rho = "∞" if k.balanced else f"{float(rep.rho):.4g}"
+        self.numbers.object = (
+            f"| rho | tau | raw coupling mass F | MW2² (normalised) | UW2 | reg_ot_cost "
+            f"| Sinkhorn iters |\n|---|---|---|---|---|---|---|\n"
+            f"| {rho} | {float(rep.tau):.4f} | {float(rep.total_mass):.4f} | "
+            f"{float(rep.mw2):.4f} | {float(rep.uw2):.4f} | {float(rep.reg_ot_cost):.4f} | "
+            f"{int(rep.n_iters)} |"
+        )
+        msgs = [m for m in view["messages"] if "iteration cap" not in m]
+        if msgs:
+            self._warn("; ".join(msgs))
+
+    def _draw_baseline(self, _event=None) -> None:
+        """Independent EM fits (dotted) beside the coupled ones, for comparison."""
+        for i, ((_, src), pts) in enumerate(zip(self.clouds, self._clouds, strict=True)):
+            if not self.w_baseline.value:
+                src["baseline"].data = {"xs": [], "ys": []}
+                continue
+            fit = independent_fit(
+                pts, self.runner.structure.k, 30, seed=i, point_weights=self._weights[i]
+            )
+            xs, ys = ellipse_paths(fit.gmm.means, fit.gmm.covs, 1.0)
+            src["baseline"].data = {"xs": xs, "ys": ys}
+
+    def _warn(self, text: str) -> None:
+        self.message = text
+        self.alert.object = text
+        self.alert.visible = True
+
+    # -- reactions ------------------------------------------------------------------
+    def _on_knob(self, _event=None) -> None:
+        self.runner.set_knobs(
+            epsilon=self.w_eps.value,
+            rho=self.w_rho.value,
+            balanced=self.w_bal.value,
+            weight_transport=self.w_wt.value,
+            learning_rate=self.w_lr.value,
+        )
+        self._update_tau()
+
+    def _on_structure(self, _event=None) -> None:
+        self.runner.set_structure(m_steps=self.w_msteps.value, em_per_frame=self.w_per_frame.value)
+
+    def _on_k(self, _event=None) -> None:
+        self._draw(self.runner.set_structure(k=self.w_k.value), full=True)
+        self._draw_baseline()
+        self.frame_count = 0
+
+    def _reset(self, _event=None) -> None:
+        self.frame_count = 0
+        self.alert.visible = False
+        self._draw(self.runner.reset(), full=True)
+
+    def _replace_data(self, clouds, weights) -> None:
+        old = (self._clouds, self._weights, self.runner)
+        try:
+            runner = CoupledEMRunner(
+                *clouds,
+                weights[0],
+                weights[1],
+                knobs=self.runner.knobs,
+                structure=self.runner.structure,
+            )
+        except Exception as exc:  # keep the last good data
+            self._clouds, self._weights, self.runner = old
+            self._warn(f"Could not use the new data: {exc}. The previous data are kept.")
+            return
+        self._clouds, self._weights, self.runner = list(clouds), list(weights), runner
+        self.frame_count = 0
+        self.alert.visible = False
+        self._draw(runner.view, full=True)
+        self._draw_baseline()
+
+    def _on_data(self, _event=None) -> None:
+        self._replace_data(self.data.clouds(), [None, None])
+
+    def _on_upload(self, which: int, event) -> None:
+        if not event.new:
+            return
+        widget = self.upload0 if which == 0 else self.upload1
+        try:
+            pts, w, note = parse_points(event.new, widget.filename or "")
+        except ValueError as exc:
+            self._warn(f"Upload for cloud {which} rejected: {exc}. The previous data are kept.")
+            return
+        clouds, weights = list(self._clouds), list(self._weights)
+        clouds[which], weights[which] = pts, w
+        self._replace_data(clouds, weights)
+        if self.runner.points0 is clouds[0] or self.runner.points1 is clouds[1]:
+            self.alert.object = f"cloud {which}: {note}"
+            self.alert.alert_type = "success"
+            self.alert.visible = True
+
+    # -- animation --------------------------------------------------------------------
+    def _tick(self) -> None:
+        view = self.runner.step()
+        self.frame_count += 1
+        self._draw(view)
+        if view["rolled_back"]:
+            self._pause()
+            self._warn(
+                f"Stopped at EM iteration {int(view['first_bad'])}: " + "; ".join(view["messages"])
+            )
+
+    def _toggle(self, _event=None) -> None:
+        if self.playing:
+            self._pause()
+        else:
+            self._play()
+
+    def _play(self) -> None:
+        if self._callback is None:
+            self._callback = pn.state.add_periodic_callback(self._tick, period=50, start=False)
+            pn.state.on_session_destroyed(lambda _ctx: self._pause())
+        self._callback.start()
+        self.playing = True
+        self.b_play.name = "❚❚ Pause"
+
+    def _pause(self) -> None:
+        if self._callback is not None and self._callback.running:
+            self._callback.stop()
+        self.playing = False
+        self.b_play.name = "▶ Play"
+
+    # -- layout -----------------------------------------------------------------------
+    def sidebar(self) -> list:
+        return [
+            pn.pane.Markdown("### Run"),
+            pn.Row(self.b_play, self.b_step, self.b_reset),
+            self.counter,
+            self.w_baseline,
+            pn.pane.Markdown("### Transport"),
+            self.w_eps,
+            pn.Row(pn.pane.Markdown("balanced", margin=(5, 10)), self.w_bal),
+            self.w_rho,
+            self.w_tau,
+            self.w_wt,
+            pn.pane.Markdown("### Fit"),
+            self.w_k,
+            self.w_msteps,
+            self.w_lr,
+            self.w_per_frame,
+            pn.pane.Markdown("### Data"),
+            pn.widgets.Select.from_param(self.data.param.preset, name="Preset"),
+            pn.widgets.IntInput.from_param(self.data.param.n, name="Points per cloud"),
+            pn.widgets.IntInput.from_param(self.data.param.seed, name="Seed"),
+            pn.pane.Markdown("Upload cloud 0 / cloud 1 (CSV, TSV or NPY: x, y[, weight])"),
+            self.upload0,
+            self.upload1,
+        ]
+
+    def __panel__(self):
+        clouds = pn.Row(
+            *(pn.pane.Bokeh(f, sizing_mode="stretch_width", height=380) for f, _ in self.clouds),
+            sizing_mode="stretch_width",
+        )
+        return pn.Column(
+            self.alert,
+            clouds,
+            pn.Row(
+                pn.pane.Bokeh(self.pair[0], sizing_mode="stretch_width"),
+                pn.Column(
+                    pn.pane.Bokeh(self.heat_raw[0], sizing_mode="stretch_width"),
+                    pn.pane.Bokeh(self.heat_norm[0], sizing_mode="stretch_width"),
+                    sizing_mode="stretch_width",
+                ),
+                sizing_mode="stretch_width",
+            ),
+            self.numbers,
+            pn.Row(
+                pn.pane.Bokeh(self.reweight[0], sizing_mode="stretch_width"),
+                pn.pane.Bokeh(self.mass[0], sizing_mode="stretch_width"),
+                sizing_mode="stretch_width",
+            ),
+            pn.Row(
+                *(pn.pane.Bokeh(f, sizing_mode="stretch_width") for f in self.traces),
+                sizing_mode="stretch_width",
+            ),
+            sizing_mode="stretch_width",
+        )
+
+
+def _nearest(options: dict, value: float) -> float:
+    vals = np.array(list(options.values()))
+    return float(
+        vals[np.argmin(np.abs(np.log10(np.maximum(vals, 1e-30)) - np.log10(max(value, 1e-30))))]
+    )
+
+
+__all__ = ["CoupledEMScreen"]

@@ -1,0 +1,108 @@
+"""Parsing user files into point clouds, safely (in memory, capped, never unpickled).
+
+``parse_points(data, filename)`` accepts CSV / TSV / whitespace text with two numeric
+columns (x, y) and an optional third (weight), an optional header line, or a ``.npy``
+array ``[N, 2]`` / ``[N, 3]`` (``allow_pickle=False``). Every problem raises
+``ValueError`` with a message meant for the user.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+
+__all__ = ["MAX_BYTES", "MAX_ROWS", "MIN_POINTS", "parse_points"]
+
+MAX_BYTES = 50 * 2**20  # 50 MiB per uploaded file
+MAX_ROWS = 2_000_000
+MIN_POINTS = 2
+
+
+def _from_npy(data: bytes) -> np.ndarray:
+    try:
+        arr = np.load(io.BytesIO(data), allow_pickle=False)
+    except ValueError as exc:
+        raise ValueError(f"not a plain numeric .npy array ({exc})") from None
+    except Exception as exc:
+        raise ValueError(f"cannot read the .npy file: {exc}") from None
+    if not np.issubdtype(arr.dtype, np.number):
+        raise ValueError(f".npy array has dtype {arr.dtype}; numbers are needed")
+    return arr
+
+
+def _from_text(data: bytes) -> np.ndarray:
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ValueError("the file is not UTF-8 text (binary data?)") from None
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
+    if not lines:
+        raise ValueError("the file is empty")
+    if len(lines) > MAX_ROWS + 1:
+        raise ValueError(f"too many rows: {len(lines)} > {MAX_ROWS}")
+    delim = (
+        "\t"
+        if "\t" in lines[0]
+        else ("," if "," in lines[0] else (";" if ";" in lines[0] else None))
+    )
+
+    def split(line: str) -> list[str]:
+        return [c.strip() for c in (line.split(delim) if delim else line.split())]
+
+    first = split(lines[0])
+    try:
+        [float(c) for c in first]
+        body = lines
+    except ValueError:
+        body = lines[1:]  # a header line
+    rows = [split(ln) for ln in body]
+    if not rows:
+        raise ValueError("the file has a header but no data rows")
+    width = len(rows[0])
+    for i, r in enumerate(rows):
+        if len(r) != width:
+            raise ValueError(
+                f"row {i + 1 + (len(lines) - len(body))} has {len(r)} columns, expected {width}"
+            )
+    try:
+        return np.array([[float(c) for c in r] for r in rows], dtype=np.float64)
+    except ValueError as exc:
+        bad = str(exc).split(":")[-1].strip()
+        raise ValueError(f"non-numeric value {bad} in the data") from None
+
+
+def parse_points(data: bytes, filename: str = "") -> tuple[np.ndarray, np.ndarray | None, str]:
+    """Bytes of an uploaded file -> ``(points [N, 2] float32, weights [N] | None, note)``.
+
+    Rows with NaN/inf are dropped (the note says how many); negative weights, fewer than
+    ``MIN_POINTS`` usable rows, more than ``MAX_ROWS`` rows or ``MAX_BYTES`` bytes, and
+    any other column count than 2 or 3 are errors.
+    """
+    if len(data) == 0:
+        raise ValueError("the file is empty")
+    if len(data) > MAX_BYTES:
+        raise ValueError(f"file too large: {len(data) / 2**20:.1f} MiB > {MAX_BYTES // 2**20} MiB")
+    arr = _from_npy(data) if filename.lower().endswith(".npy") else _from_text(data)
+    if arr.ndim != 2 or arr.shape[1] not in (2, 3):
+        raise ValueError(f"expected 2 columns (x, y) or 3 (x, y, weight), got shape {arr.shape}")
+    if arr.shape[0] > MAX_ROWS:
+        raise ValueError(f"too many rows: {arr.shape[0]} > {MAX_ROWS}")
+    arr = arr.astype(np.float64)
+    ok = np.all(np.isfinite(arr), axis=1)
+    if np.any(np.abs(arr[ok, :2]) > 1e15):
+        raise ValueError("coordinates above 1e15 in magnitude; rescale the data")
+    arr = arr[ok]
+    dropped = int((~ok).sum())
+    if arr.shape[0] < MIN_POINTS:
+        raise ValueError(f"only {arr.shape[0]} usable rows; at least {MIN_POINTS} are needed")
+    weights = None
+    if arr.shape[1] == 3:
+        weights = arr[:, 2]
+        if np.any(weights < 0):
+            raise ValueError("negative weights in column 3")
+        if weights.sum() <= 0:
+            raise ValueError("all weights are 0")
+        weights = weights.astype(np.float32)
+    note = f"{arr.shape[0]} points" + (f", {dropped} rows with NaN/inf dropped" if dropped else "")
+    return arr[:, :2].astype(np.float32), weights, note
