@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from bokeh.models import ColumnDataSource, HoverTool
+from bokeh.models import ColumnDataSource, HoverTool, SingleIntervalTicker
 from bokeh.palettes import Category10_10
 from bokeh.plotting import figure
 
@@ -245,6 +245,7 @@ def heatmap_figure(title: str) -> tuple[figure, ColumnDataSource]:
     )
     fig.y_range.flipped = True
     fig.xgrid.visible = fig.ygrid.visible = False
+    fig.xaxis.ticker = fig.yaxis.ticker = SingleIntervalTicker(interval=1)
     return fig, src
 
 

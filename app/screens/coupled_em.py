@@ -55,6 +55,7 @@ class CoupledEMScreen(pn.viewable.Viewer):
         self._weights: list[np.ndarray | None] = [None, None]
         self.runner = CoupledEMRunner(*self._clouds)
         self._callback = None
+        self._last_labels: list[np.ndarray | None] = [None, None]
         self._build_widgets()
         self._build_plots()
         self.data.param.watch(self._on_data, ["preset", "n", "seed"])
@@ -64,33 +65,33 @@ class CoupledEMScreen(pn.viewable.Viewer):
     def _build_widgets(self) -> None:
         k = self.runner.knobs
         self.w_eps = pn.widgets.DiscreteSlider(
-            name="epsilon (entropic)", options=EPS, value=_nearest(EPS, k.epsilon)
+            label="epsilon (entropic)", options=EPS, value=_nearest(EPS, k.epsilon)
         )
         self.w_rho = pn.widgets.DiscreteSlider(
-            name="rho (mass penalty)", options=RHO, value=_nearest(RHO, k.rho)
+            label="rho (mass penalty)", options=RHO, value=_nearest(RHO, k.rho)
         )
         self.w_bal = pn.widgets.Switch(value=k.balanced)
         self.w_wt = pn.widgets.DiscreteSlider(
-            name="transport weight", options=WT, value=_nearest(WT, k.weight_transport)
+            label="transport weight", options=WT, value=_nearest(WT, k.weight_transport)
         )
         self.w_lr = pn.widgets.DiscreteSlider(
-            name="learning rate", options=LR, value=_nearest(LR, k.learning_rate)
+            label="learning rate", options=LR, value=_nearest(LR, k.learning_rate)
         )
         s = self.runner.structure
-        self.w_k = pn.widgets.IntSlider(name="components K", start=1, end=10, value=s.k)
+        self.w_k = pn.widgets.IntSlider(label="components K", start=1, end=10, value=s.k)
         self.w_msteps = pn.widgets.IntSlider(
-            name="M-steps (Adam)", start=1, end=100, value=s.m_steps
+            label="M-steps (Adam)", start=1, end=100, value=s.m_steps
         )
         self.w_per_frame = pn.widgets.IntSlider(
-            name="EM iterations per frame", start=1, end=20, value=s.em_per_frame
+            label="EM iterations per frame", start=1, end=20, value=s.em_per_frame
         )
         self.w_tau = pn.pane.Markdown("", margin=(0, 10))
-        self.b_play = pn.widgets.Button(name="▶ Play", button_type="primary")
-        self.b_step = pn.widgets.Button(name="Step")
-        self.b_reset = pn.widgets.Button(name="Reset")
+        self.b_play = pn.widgets.Button(label="▶ Play", color="primary")
+        self.b_step = pn.widgets.Button(label="Step")
+        self.b_reset = pn.widgets.Button(label="Reset")
         self.counter = pn.pane.Markdown("", margin=(0, 10))
         self.alert = pn.pane.Alert("", alert_type="warning", visible=False)
-        self.w_baseline = pn.widgets.Checkbox(name="show independent EM baseline", value=False)
+        self.w_baseline = pn.widgets.Checkbox(label="show independent EM baseline", value=False)
         self.upload0 = pn.widgets.FileInput(accept=".csv,.tsv,.txt,.npy", multiple=False)
         self.upload1 = pn.widgets.FileInput(accept=".csv,.tsv,.txt,.npy", multiple=False)
 
@@ -132,9 +133,12 @@ class CoupledEMScreen(pn.viewable.Viewer):
             for i, ((_, src), pts) in enumerate(zip(self.clouds, self._clouds, strict=True)):
                 gmm = view[f"gmm{i}"]
                 labels = view.get(f"labels{i}")
-                if full or labels is not None:
+                last = self._last_labels[i]
+                changed = labels is not None and (last is None or not np.array_equal(labels, last))
+                if full or changed:
                     lab = np.zeros(len(pts), int) if labels is None else labels
                     src["points"].data = points_data(pts, lab)
+                    self._last_labels[i] = labels
                 for name, cols in mixture_data(*gmm).items():
                     src[name].data = cols
             for name, cols in pair_data(view).items():
@@ -245,6 +249,9 @@ class CoupledEMScreen(pn.viewable.Viewer):
 
     # -- animation --------------------------------------------------------------------
     def _tick(self) -> None:
+        if not _session_connected():
+            self._pause()  # the tab is gone: stop producing frames before the session is reaped
+            return
         view = self.runner.step()
         self.frame_count += 1
         self._draw(view)
@@ -262,17 +269,17 @@ class CoupledEMScreen(pn.viewable.Viewer):
 
     def _play(self) -> None:
         if self._callback is None:
-            self._callback = pn.state.add_periodic_callback(self._tick, period=50, start=False)
+            self._callback = pn.state.add_periodic_callback(self._tick, period=100, start=False)
             pn.state.on_session_destroyed(lambda _ctx: self._pause())
         self._callback.start()
         self.playing = True
-        self.b_play.name = "❚❚ Pause"
+        self.b_play.label = "❚❚ Pause"
 
     def _pause(self) -> None:
         if self._callback is not None and self._callback.running:
             self._callback.stop()
         self.playing = False
-        self.b_play.name = "▶ Play"
+        self.b_play.label = "▶ Play"
 
     # -- layout -----------------------------------------------------------------------
     def sidebar(self) -> list:
@@ -293,9 +300,9 @@ class CoupledEMScreen(pn.viewable.Viewer):
             self.w_lr,
             self.w_per_frame,
             pn.pane.Markdown("### Data"),
-            pn.widgets.Select.from_param(self.data.param.preset, name="Preset"),
-            pn.widgets.IntInput.from_param(self.data.param.n, name="Points per cloud"),
-            pn.widgets.IntInput.from_param(self.data.param.seed, name="Seed"),
+            pn.widgets.Select.from_param(self.data.param.preset, label="Preset"),
+            pn.widgets.IntInput.from_param(self.data.param.n, label="Points per cloud"),
+            pn.widgets.IntInput.from_param(self.data.param.seed, label="Seed"),
             pn.pane.Markdown("Upload cloud 0 / cloud 1 (CSV, TSV or NPY: x, y[, weight])"),
             self.upload0,
             self.upload1,
@@ -330,6 +337,14 @@ class CoupledEMScreen(pn.viewable.Viewer):
             ),
             sizing_mode="stretch_width",
         )
+
+
+def _session_connected() -> bool:
+    """False once the browser tab of this session has disconnected (True outside a server)."""
+    doc = pn.state.curdoc
+    ctx = getattr(doc, "session_context", None) if doc is not None else None
+    session = getattr(ctx, "session", None) if ctx is not None else None
+    return session is None or session.connection_count > 0
 
 
 def _nearest(options: dict, value: float) -> float:
