@@ -55,7 +55,7 @@ def test_pause_and_step(page, server_url, shot, server_log):
     start = _frame(page)
     _wait(lambda: _frame(page) > start + 2, page=page)
     pause.click()
-    expect(page.get_by_role("button", name=re.compile("Play"))).to_be_visible(timeout=10_000)
+    expect(page.get_by_role("button", name=re.compile("Play"))).to_be_visible(timeout=30_000)
     page.wait_for_timeout(500)
     before = _frame(page)
     page.wait_for_timeout(800)
