@@ -140,12 +140,14 @@ def sinkhorn(
     max_iterations: int = 2000,
     inner_iterations: int = 10,
     min_iterations: int = 0,
+    unroll: int = UNROLL,
 ) -> SinkhornOutput:
     """Solve entropic OT between ``a [K0]`` and ``b [K1]`` for ``cost [K0, K1]``.
 
     ``epsilon``, ``tau_a``, ``tau_b`` (default ``tau_a``), ``threshold`` and ``init``
     (warm-start potentials ``(f [K0], g [K1])``) may be traced; the three iteration
-    counts are static. Non-finite errors stop the loop (``converged`` is False).
+    counts and ``unroll`` (updates per loop trip: speed vs compile time) are static.
+    Non-finite errors stop the loop (``converged`` is False).
     """
     dtype = cost.dtype
     eps = jnp.asarray(epsilon, dtype)
@@ -173,7 +175,7 @@ def sinkhorn(
 
     def block(carry):
         f, g, _, it = carry
-        f, g = jax.lax.fori_loop(0, inner_iterations, one, (f, g), unroll=UNROLL)
+        f, g = jax.lax.fori_loop(0, inner_iterations, one, (f, g), unroll=unroll)
         err = _error(f, g, c_, a_, b_, eps_, ta_, tb_)
         return f, g, err, it + inner_iterations
 
