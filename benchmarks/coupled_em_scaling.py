@@ -17,8 +17,8 @@ import time
 import jax
 import numpy as np
 
-from gmmot_core import fit_em, kmeans_pp, synthetic
 from gmmot_core import coupled_em as ce
+from gmmot_core import fit_em, kmeans_pp, synthetic
 
 
 def frames(device, x0, x1, n_frames=5):
