@@ -26,10 +26,3 @@ class DataSource(param.Parameterized):
         if self.preset == "demo pair":
             return synthetic.demo_pair(self.n, self.seed)
         return synthetic.moons(self.n, self.seed), synthetic.rings(self.n, self.seed + 1)
-
-
-class FitSettings(param.Parameterized):
-    """Independent EM fit of one mixture per cloud."""
-
-    k = param.Integer(default=3, bounds=(1, 12), doc="Components per mixture (K).")
-    em_steps = param.Integer(default=30, bounds=(1, 500), doc="EM iterations from kmeans++.")
