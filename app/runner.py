@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import jax
 import numpy as np
 
 from app.compiled import frame, initial_mixtures
@@ -106,17 +105,6 @@ class CoupledEMRunner:
         """
         self._state, self.view = frame(self._state, self._data, self._config, advance=True)
         return self.view
-
-    @property
-    def state(self) -> ce.CoupledEMState:
-        return self._state
-
-    @property
-    def config(self) -> ce.CoupledEMConfig:
-        return self._config
-
-    def mixtures(self):
-        return tuple(jax.device_get(g) for g in ce.mixtures(self._state))
 
 
 __all__ = ["CoupledEMRunner", "Knobs", "Structure"]

@@ -24,7 +24,6 @@ __all__ = [
     "expected_log_likelihood",
     "fit_em",
     "from_suff_stats",
-    "is_finite",
     "kmeans_pp",
     "log_prob",
     "log_responsibilities",
@@ -61,11 +60,6 @@ class SuffStats(NamedTuple):
     centers: jax.Array
     scatters: jax.Array
     total: jax.Array
-
-
-def is_finite(gmm: GMM) -> jax.Array:
-    """True when every parameter of ``gmm`` is finite (a scalar bool array)."""
-    return jnp.all(jnp.array([jnp.all(jnp.isfinite(x)) for x in gmm]))
 
 
 def component_log_prob(gmm: GMM, points: jax.Array) -> jax.Array:
