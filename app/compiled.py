@@ -15,7 +15,7 @@ import numpy as np
 
 from gmmot_core import GMM, fit_em, kmeans_pp, log_prob, log_responsibilities
 from gmmot_core import coupled_em as ce
-from gmmot_core.mixture import _log_joint_features
+from gmmot_core.mixture import log_joint_features
 
 __all__ = ["IndependentFit", "frame", "independent_fit", "initial_mixtures", "warm_up"]
 
@@ -85,7 +85,7 @@ def initial_mixtures(
 
 
 def _labels(gmm, feats):
-    return jnp.argmax(_log_joint_features(gmm, feats), axis=-1).astype(jnp.int8)
+    return jnp.argmax(log_joint_features(gmm, feats), axis=-1).astype(jnp.int8)
 
 
 @partial(jax.jit, static_argnames=("config", "advance", "with_labels"))

@@ -25,6 +25,7 @@ __all__ = [
     "fit_em",
     "from_suff_stats",
     "kmeans_pp",
+    "log_joint_features",
     "log_prob",
     "log_responsibilities",
     "point_features",
@@ -238,7 +239,7 @@ def point_features(points: jax.Array, point_weights: jax.Array | None = None) ->
     return PointFeatures(phi, w, center, jnp.sum(~ok))
 
 
-def _log_joint_features(gmm: GMM, feats: PointFeatures) -> jax.Array:
+def log_joint_features(gmm: GMM, feats: PointFeatures) -> jax.Array:
     """log pi_k + log N(x_n | m_k, S_k) as ``phi @ coefficients`` -> ``[N, K]``."""
     prec = inv2(gmm.covs)
     mu = gmm.means - feats.center
@@ -268,7 +269,7 @@ def suff_stats_from_features(gmm: GMM, feats: PointFeatures) -> tuple[SuffStats,
     the relative error grows like eps * (offset / spread)^2 for components far from the
     cloud's centre compared with their width.
     """
-    joint = _log_joint_features(gmm, feats)
+    joint = log_joint_features(gmm, feats)
     log_norm = jax.nn.logsumexp(joint, axis=-1, keepdims=True)
     wr = feats.weights[:, None] * jnp.exp(joint - log_norm)
     mom = wr.T @ feats.phi  # [K, 6]
