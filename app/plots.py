@@ -60,6 +60,46 @@ def points_data(points: np.ndarray, labels: np.ndarray) -> dict[str, np.ndarray 
     return {"x": points[:, 0], "y": points[:, 1], "color": colors(labels)}
 
 
+RASTER_THRESHOLD = 20_000  # clouds larger than this are drawn as a datashader raster
+RASTER_SHAPE = (360, 480)  # (height, width) pixels of that raster
+
+
+def cloud_extent(points: np.ndarray) -> tuple[float, float, float, float]:
+    """``(x0, y0, width, height)`` of the finite points, padded by 5%."""
+    pts = points[np.all(np.isfinite(points), axis=1)]
+    if len(pts) == 0:
+        return -1.0, -1.0, 2.0, 2.0
+    lo, hi = pts.min(0), pts.max(0)
+    pad = 0.05 * np.maximum(hi - lo, 1e-6)
+    lo, hi = lo - pad, hi + pad
+    return float(lo[0]), float(lo[1]), float(hi[0] - lo[0]), float(hi[1] - lo[1])
+
+
+def raster_data(points: np.ndarray, labels: np.ndarray, n_labels: int) -> dict[str, list]:
+    """Column data for the raster layer: ``points [N, 2]`` aggregated per pixel by label
+    (datashader ``count_cat``), shaded with the component colours (RGBA ``uint32``)."""
+    import datashader as ds
+    import datashader.transfer_functions as tf
+    import pandas as pd
+
+    x0, y0, dw, dh = cloud_extent(points)
+    ok = np.all(np.isfinite(points), axis=1)
+    lab = np.clip(np.asarray(labels, np.int64)[ok], 0, n_labels - 1)
+    frame = pd.DataFrame(
+        {
+            "x": points[ok, 0],
+            "y": points[ok, 1],
+            "c": pd.Categorical(lab, categories=range(n_labels)),
+        }
+    )
+    h, w = RASTER_SHAPE
+    cvs = ds.Canvas(plot_width=w, plot_height=h, x_range=(x0, x0 + dw), y_range=(y0, y0 + dh))
+    agg = cvs.points(frame, "x", "y", ds.count_cat("c"))
+    key = {i: PALETTE[i % len(PALETTE)] for i in range(n_labels)}
+    img = tf.shade(agg, color_key=key, how="eq_hist", min_alpha=90)
+    return {"image": [np.asarray(img.data)], "x": [x0], "y": [y0], "dw": [dw], "dh": [dh]}
+
+
 def cloud_figure(title: str) -> tuple[figure, dict[str, ColumnDataSource]]:
     """An empty cloud-with-ellipses figure and its data sources (filled in place later)."""
     fig = figure(
@@ -81,7 +121,9 @@ def cloud_figure(title: str) -> tuple[figure, dict[str, ColumnDataSource]]:
         ),
         "means": ColumnDataSource({k: [] for k in ("x", "y", "color", "weight", "component")}),
         "baseline": ColumnDataSource({"xs": [], "ys": []}),
+        "raster": ColumnDataSource({k: [] for k in ("image", "x", "y", "dw", "dh")}),
     }
+    fig.image_rgba("image", x="x", y="y", dw="dw", dh="dh", source=sources["raster"])
     fig.scatter("x", "y", source=sources["points"], color="color", size=3, alpha=0.35)
     fig.multi_line(
         "xs",

@@ -12,7 +12,14 @@ import numpy as np
 
 from gmmot_core.mixture import GMM, sample
 
-__all__ = ["demo_generators", "demo_pair", "moons", "random_mixtures", "rings"]
+__all__ = [
+    "demo_generators",
+    "demo_pair",
+    "moons",
+    "random_mixtures",
+    "random_pair",
+    "rings",
+]
 
 
 def _rot(theta: float) -> np.ndarray:
@@ -48,6 +55,38 @@ def demo_generators() -> tuple[GMM, GMM]:
 def demo_pair(n: int = 2000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """``n`` samples from each demo generator -> ``(points0 [n, 2], points1 [n, 2])``."""
     g0, g1 = demo_generators()
+    k0, k1 = jax.random.split(jax.random.key(seed))
+    return np.asarray(sample(g0, k0, n)), np.asarray(sample(g1, k1, n))
+
+
+def random_pair(
+    n: int = 2000,
+    seed: int = 0,
+    shift: float = 3.0,
+    rotation: float = 30.0,
+    reweight: float = 0.5,
+    n_components: int = 3,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Samples of a random mixture and of a moved copy -> ``([n, 2], [n, 2])``.
+
+    Mixture 0: ``n_components`` Gaussians with means uniform in [-4, 4]^2, random
+    orientations, axis variances in [0.2, 1.5] and Dirichlet(2) weights. Mixture 1 is
+    mixture 0 rotated by ``rotation`` degrees about the origin, shifted by ``shift``
+    along x, with weights ``(1 - reweight) w + reweight w[::-1]`` (0 = same masses,
+    1 = masses reversed: the coupling must then create and destroy mass).
+    """
+    rng = np.random.default_rng(seed)
+    k = n_components
+    means = rng.uniform(-4.0, 4.0, size=(k, 2))
+    rots = np.stack([_rot(t) for t in rng.uniform(0.0, np.pi, k)])
+    covs = np.einsum("kij,kj,klj->kil", rots, rng.uniform(0.2, 1.5, size=(k, 2)), rots)
+    w = rng.dirichlet(np.full(k, 2.0))
+    r = _rot(np.deg2rad(rotation))
+    means1 = means @ r.T + np.array([shift, 0.0])
+    covs1 = r @ covs @ r.T
+    w1 = (1.0 - reweight) * w + reweight * w[::-1]
+    g0 = GMM(*(jnp.asarray(x, jnp.float32) for x in (w, means, covs)))
+    g1 = GMM(*(jnp.asarray(x, jnp.float32) for x in (w1 / w1.sum(), means1, covs1)))
     k0, k1 = jax.random.split(jax.random.key(seed))
     return np.asarray(sample(g0, k0, n)), np.asarray(sample(g1, k1, n))
 

@@ -4,8 +4,8 @@ knobs act without recompiling, bad uploads keep the last good data."""
 import numpy as np
 import pytest
 
-from app.compiled import _frame
 from app.screens.coupled_em import CoupledEMScreen
+from gmmot_core.runs import _frame
 
 
 @pytest.fixture(scope="module")

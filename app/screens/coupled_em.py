@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import io
+import json
+
 import numpy as np
 import panel as pn
 import param
@@ -9,6 +12,7 @@ import param
 from app.compiled import independent_fit
 from app.models import DataSource
 from app.plots import (
+    RASTER_THRESHOLD,
     cloud_figure,
     ellipse_paths,
     heatmap_data,
@@ -19,13 +23,15 @@ from app.plots import (
     pair_data,
     pair_figure,
     points_data,
+    raster_data,
     reweighting_data,
     reweighting_figure,
     traces_data,
     traces_figures,
 )
-from app.runner import CoupledEMRunner
+from gmmot_core.figure import coupled_em_figure
 from gmmot_core.io import parse_points
+from gmmot_core.runs import CoupledEMRun, results
 
 
 def _log_options(lo: int, hi: int, per_decade: int = 4, zero: bool = False) -> dict:
@@ -53,12 +59,14 @@ class CoupledEMScreen(pn.viewable.Viewer):
         super().__init__(**params)
         self._clouds = self.data.clouds()
         self._weights: list[np.ndarray | None] = [None, None]
-        self.runner = CoupledEMRunner(*self._clouds)
+        self.runner = CoupledEMRun(*self._clouds, data=self.data.spec())
         self._callback = None
         self._last_labels: list[np.ndarray | None] = [None, None]
         self._build_widgets()
         self._build_plots()
-        self.data.param.watch(self._on_data, ["preset", "n", "seed"])
+        self.data.param.watch(
+            self._on_data, ["preset", "n", "seed", "shift", "rotation", "reweight"]
+        )
         self._draw(self.runner.view, full=True)
 
     # -- widgets --------------------------------------------------------------------
@@ -94,6 +102,18 @@ class CoupledEMScreen(pn.viewable.Viewer):
         self.w_baseline = pn.widgets.Checkbox(label="show independent EM baseline", value=False)
         self.upload0 = pn.widgets.FileInput(accept=".csv,.tsv,.txt,.npy", multiple=False)
         self.upload1 = pn.widgets.FileInput(accept=".csv,.tsv,.txt,.npy", multiple=False)
+        self.downloads = [
+            pn.widgets.FileDownload(
+                callback=cb, filename=name, label=label, embed=False, sizing_mode="stretch_width"
+            )
+            for cb, name, label in (
+                (self._params_file, "gmmot-params.json", "parameters (JSON)"),
+                (self._results_file, "gmmot-results.json", "results (JSON)"),
+                (self._data_file, "gmmot-data.csv", "data (CSV)"),
+                (lambda: self._figure_file("png"), "gmmot-figure.png", "figure (PNG)"),
+                (lambda: self._figure_file("svg"), "gmmot-figure.svg", "figure (SVG)"),
+            )
+        ]
 
         for w in (self.w_eps, self.w_rho, self.w_bal, self.w_wt, self.w_lr):
             w.param.watch(self._on_knob, "value")
@@ -136,8 +156,13 @@ class CoupledEMScreen(pn.viewable.Viewer):
                 last = self._last_labels[i]
                 changed = labels is not None and (last is None or not np.array_equal(labels, last))
                 if full or changed:
-                    lab = np.zeros(len(pts), int) if labels is None else labels
-                    src["points"].data = points_data(pts, lab)
+                    lab = np.zeros(len(pts), np.int8) if labels is None else labels
+                    if len(pts) > RASTER_THRESHOLD:
+                        src["points"].data = points_data(pts[:0], lab[:0])
+                        src["raster"].data = raster_data(pts, lab, len(gmm[0]))
+                    else:
+                        src["raster"].data = {k: [] for k in src["raster"].data}
+                        src["points"].data = points_data(pts, lab)
                     self._last_labels[i] = labels
                 for name, cols in mixture_data(*gmm).items():
                     src[name].data = cols
@@ -207,15 +232,16 @@ class CoupledEMScreen(pn.viewable.Viewer):
         self.alert.visible = False
         self._draw(self.runner.reset(), full=True)
 
-    def _replace_data(self, clouds, weights) -> None:
+    def _replace_data(self, clouds, weights, data: dict) -> None:
         old = (self._clouds, self._weights, self.runner)
         try:
-            runner = CoupledEMRunner(
+            runner = CoupledEMRun(
                 *clouds,
                 weights[0],
                 weights[1],
                 knobs=self.runner.knobs,
                 structure=self.runner.structure,
+                data=data,
             )
         except Exception as exc:  # keep the last good data
             self._clouds, self._weights, self.runner = old
@@ -228,7 +254,12 @@ class CoupledEMScreen(pn.viewable.Viewer):
         self._draw_baseline()
 
     def _on_data(self, _event=None) -> None:
-        self._replace_data(self.data.clouds(), [None, None])
+        try:
+            clouds = self.data.clouds()
+        except Exception as exc:  # keep the last good data
+            self._warn(f"Could not generate the preset: {exc}. The previous data are kept.")
+            return
+        self._replace_data(clouds, [None, None], self.data.spec())
 
     def _on_upload(self, which: int, event) -> None:
         if not event.new:
@@ -241,11 +272,37 @@ class CoupledEMScreen(pn.viewable.Viewer):
             return
         clouds, weights = list(self._clouds), list(self._weights)
         clouds[which], weights[which] = pts, w
-        self._replace_data(clouds, weights)
+        self._replace_data(clouds, weights, {"inline": True})
         if self.runner.points0 is clouds[0] or self.runner.points1 is clouds[1]:
             self.alert.object = f"cloud {which}: {note}"
             self.alert.alert_type = "success"
             self.alert.visible = True
+
+    # -- exports ----------------------------------------------------------------------
+    def _params_file(self) -> io.BytesIO:
+        """Everything needed to replay this run (``gmmot replay`` reads it)."""
+        return io.BytesIO(self.runner.spec().to_json().encode())
+
+    def _results_file(self) -> io.BytesIO:
+        return io.BytesIO(json.dumps(results(self.runner.view)).encode())
+
+    def _data_file(self) -> io.StringIO:
+        out = io.StringIO()
+        out.write("cloud,x,y,weight\n")
+        for i, (pts, w) in enumerate(zip(self._clouds, self._weights, strict=True)):
+            ws = np.ones(len(pts), np.float32) if w is None else w
+            np.savetxt(
+                out,
+                np.column_stack([np.full(len(pts), i), pts, ws]),
+                fmt=["%d", "%.9g", "%.9g", "%.9g"],
+                delimiter=",",
+            )
+        out.seek(0)
+        return out
+
+    def _figure_file(self, fmt: str) -> io.BytesIO:
+        res = results(self.runner.view)
+        return io.BytesIO(coupled_em_figure(res, *self._clouds, fmt=fmt))
 
     # -- animation --------------------------------------------------------------------
     def _tick(self) -> None:
@@ -303,9 +360,25 @@ class CoupledEMScreen(pn.viewable.Viewer):
             pn.widgets.Select.from_param(self.data.param.preset, label="Preset"),
             pn.widgets.IntInput.from_param(self.data.param.n, label="Points per cloud"),
             pn.widgets.IntInput.from_param(self.data.param.seed, label="Seed"),
+            pn.Column(
+                pn.widgets.FloatSlider.from_param(self.data.param.shift, label="shift", step=0.5),
+                pn.widgets.FloatSlider.from_param(
+                    self.data.param.rotation, label="rotation (deg)", step=5
+                ),
+                pn.widgets.FloatSlider.from_param(
+                    self.data.param.reweight, label="reweighting", step=0.05
+                ),
+                visible=self.data.param.preset.rx() == "random pair",
+            ),
             pn.pane.Markdown("Upload cloud 0 / cloud 1 (CSV, TSV or NPY: x, y[, weight])"),
             self.upload0,
             self.upload1,
+            pn.pane.Markdown("### Export"),
+            *self.downloads,
+            pn.pane.Markdown(
+                "Replay a downloaded parameter file headless: "
+                "`gmmot replay gmmot-params.json --out results.json --figure fig.png`"
+            ),
         ]
 
     def __panel__(self):

@@ -1,0 +1,147 @@
+"""Static figure of a coupled-EM result (matplotlib, offline): PNG or SVG bytes.
+
+Used by the app's figure download and by ``gmmot replay --figure``; matplotlib is
+imported lazily so ``import gmmot_core`` stays light.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+
+__all__ = ["coupled_em_figure"]
+
+PALETTE = (
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
+)
+MAX_POINTS = 20_000  # points drawn per cloud (a random subset above this, for file size)
+
+
+def _ellipse(mean: np.ndarray, cov: np.ndarray, n_sigma: float) -> np.ndarray:
+    t = np.linspace(0.0, 2.0 * np.pi, 72)
+    vals, vecs = np.linalg.eigh(0.5 * (cov + cov.T))
+    return (
+        mean[:, None]
+        + n_sigma * (vecs * np.sqrt(np.maximum(vals, 0.0))) @ np.stack([np.cos(t), np.sin(t)])
+    ).T
+
+
+def _mixture(ax, gmm: dict, style: str = "-", sigmas: tuple[int, ...] = (1, 2)) -> None:
+    w = np.asarray(gmm["weights"])
+    for j, (m, c) in enumerate(zip(np.asarray(gmm["means"]), np.asarray(gmm["covs"]), strict=True)):
+        col = PALETTE[j % len(PALETTE)]
+        alpha = 0.35 + 0.65 * w[j] / max(w.max(), 1e-12)
+        for n_sigma, ls in ((1, style), (2, "--")):
+            if n_sigma not in sigmas:
+                continue
+            e = _ellipse(m, c, n_sigma)
+            ax.plot(e[:, 0], e[:, 1], ls, color=col, alpha=alpha, lw=1.5)
+        ax.plot(*m, "o", color=col, ms=5, mec="k", mew=0.5)
+
+
+def _cloud(ax, points: np.ndarray, gmm: dict, title: str) -> None:
+    pts = np.asarray(points, np.float64)
+    pts = pts[np.all(np.isfinite(pts), axis=1)]
+    if len(pts) > MAX_POINTS:
+        pts = pts[np.random.default_rng(0).choice(len(pts), MAX_POINTS, replace=False)]
+    ax.scatter(pts[:, 0], pts[:, 1], s=2, c="0.6", alpha=0.4, lw=0, rasterized=True)
+    _mixture(ax, gmm)
+    ax.set_title(title)
+    ax.set_aspect("equal", adjustable="datalim")
+
+
+def coupled_em_figure(results: dict, points0, points1, fmt: str = "png") -> bytes:
+    """A 2 x 3 panel figure of ``results`` (as :func:`gmmot_core.runs.results` returns).
+
+    Panels: each cloud with its mixture (1- and 2-sigma ellipses), both mixtures with the
+    coupling as links (width by mass), the annotated raw coupling, component masses vs
+    coupling marginals, and the traces. ``fmt``: ``"png"`` or ``"svg"``.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure
+
+    if fmt not in ("png", "svg"):
+        raise ValueError(f"figure format must be png or svg, not {fmt!r}")
+    fig = Figure(figsize=(15, 9), layout="constrained")
+    axs = fig.subplots(2, 3)
+    cp = results["coupling"]
+    _cloud(axs[0, 0], points0, results["gmm0"], "cloud 0")
+    _cloud(axs[0, 1], points1, results["gmm1"], "cloud 1")
+
+    ax = axs[0, 2]
+    raw = np.asarray(cp["raw"])
+    m0, m1 = np.asarray(results["gmm0"]["means"]), np.asarray(results["gmm1"]["means"])
+    top = max(raw.max(), 1e-12)
+    for i in range(raw.shape[0]):
+        for j in range(raw.shape[1]):
+            if raw[i, j] > 1e-3 * top:
+                ax.plot(
+                    *zip(m0[i], m1[j], strict=True),
+                    "-",
+                    color="0.3",
+                    lw=8 * raw[i, j] / top,
+                    alpha=0.6,
+                    solid_capstyle="round",
+                )
+    _mixture(ax, results["gmm0"], sigmas=(1,))
+    _mixture(ax, results["gmm1"], style=":", sigmas=(1,))
+    ax.set_title("coupling between components (mixture 1 dotted)")
+    ax.set_aspect("equal", adjustable="datalim")
+
+    ax = axs[1, 0]
+    ax.imshow(raw, cmap="Blues")
+    for (i, j), v in np.ndenumerate(raw):
+        ax.text(
+            j,
+            i,
+            f"{v:.3f}",
+            ha="center",
+            va="center",
+            color="w" if v > 0.6 * top else "k",
+            fontsize=9,
+        )
+    ax.set_xticks(range(raw.shape[1]))
+    ax.set_yticks(range(raw.shape[0]))
+    ax.set_xlabel("mixture 1 component")
+    ax.set_ylabel("mixture 0 component")
+    ax.set_title(f"raw coupling (mass F = {cp['total_mass']:.4f}, tau = {cp['tau']:.4f})")
+
+    ax = axs[1, 1]
+    w0, w1 = np.asarray(results["gmm0"]["weights"]), np.asarray(results["gmm1"]["weights"])
+    row, col = raw.sum(1), raw.sum(0)
+    x0, x1 = np.arange(len(w0)), len(w0) + 1 + np.arange(len(w1))
+    ax.bar(x0 - 0.2, w0, 0.4, label="component weight", color="0.7")
+    ax.bar(x0 + 0.2, row, 0.4, label="coupling marginal", color=PALETTE[0])
+    ax.bar(x1 - 0.2, w1, 0.4, color="0.7")
+    ax.bar(x1 + 0.2, col, 0.4, color=PALETTE[1])
+    ax.set_xticks(np.r_[x0, x1], [f"a{i}" for i in x0] + [f"b{j}" for j in range(len(w1))])
+    ax.legend(fontsize=8)
+    ax.set_title("reweighting: masses vs marginals")
+
+    ax = axs[1, 2]
+    tr = results["traces"]
+    it = np.arange(len(tr["q0"]))
+    for name in ("q0", "q1", "objective"):
+        ax.plot(it, tr[name], label=name)
+    ax2 = ax.twinx()
+    ax2.plot(it, tr["transport"], color="k", ls="--", label="transport")
+    ax2.set_ylabel("transport")
+    ax.set_xlabel("EM iteration")
+    ax.legend(loc="lower right", fontsize=8)
+    ax.set_title(f"traces (iteration {results['iteration']})")
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format=fmt, dpi=110)
+    return buf.getvalue()
