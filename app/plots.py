@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from bokeh.models import ColumnDataSource, HoverTool, SingleIntervalTicker
+from bokeh.models import ColumnDataSource, HoverTool, LinearColorMapper, SingleIntervalTicker
 from bokeh.palettes import Category10_10
 from bokeh.plotting import figure
 
@@ -55,12 +55,18 @@ def mixture_data(weights: np.ndarray, means: np.ndarray, covs: np.ndarray) -> di
     return out
 
 
-def points_data(points: np.ndarray, labels: np.ndarray) -> dict[str, np.ndarray | list]:
-    """Column data for a scatter of ``points [N, 2]`` coloured by component ``labels [N]``."""
-    return {"x": points[:, 0], "y": points[:, 1], "color": colors(labels)}
+def points_data(points: np.ndarray, labels: np.ndarray) -> dict[str, np.ndarray]:
+    """Column data for a scatter of ``points [N, 2]`` coloured by component ``labels [N]``
+    (colours are mapped in the browser, so a label change sends one int8 column)."""
+    return {"x": points[:, 0], "y": points[:, 1], "label": label_column(labels)}
 
 
-RASTER_THRESHOLD = 20_000  # clouds larger than this are drawn as a datashader raster
+def label_column(labels: np.ndarray) -> np.ndarray:
+    """Component labels as the int8 column the points' colour mapper reads."""
+    return (np.asarray(labels) % len(PALETTE)).astype(np.int8)
+
+
+RASTER_THRESHOLD = 5_000  # clouds larger than this are drawn as a datashader raster
 RASTER_SHAPE = (360, 480)  # (height, width) pixels of that raster
 
 
@@ -112,7 +118,7 @@ def cloud_figure(title: str) -> tuple[figure, dict[str, ColumnDataSource]]:
     )
     fig.toolbar.logo = None
     sources = {
-        "points": ColumnDataSource({"x": [], "y": [], "color": []}),
+        "points": ColumnDataSource({"x": [], "y": [], "label": []}),
         "sigma1": ColumnDataSource(
             {k: [] for k in ("xs", "ys", "color", "alpha", "weight", "component")}
         ),
@@ -123,8 +129,20 @@ def cloud_figure(title: str) -> tuple[figure, dict[str, ColumnDataSource]]:
         "baseline": ColumnDataSource({"xs": [], "ys": []}),
         "raster": ColumnDataSource({k: [] for k in ("image", "x", "y", "dw", "dh")}),
     }
-    fig.image_rgba("image", x="x", y="y", dw="dw", dh="dh", source=sources["raster"])
-    fig.scatter("x", "y", source=sources["points"], color="color", size=3, alpha=0.35)
+    # Points (static while EM runs) are glyphs on the primary canvas and alone set the
+    # ranges; everything that moves each frame is drawn on the overlay canvas, so a frame
+    # repaints only that layer: no re-ranging, no axis re-measuring, no points redrawn.
+    img = fig.image_rgba("image", x="x", y="y", dw="dw", dh="dh", source=sources["raster"])
+    by_label = LinearColorMapper(palette=PALETTE, low=-0.5, high=len(PALETTE) - 0.5)
+    pts = fig.scatter(
+        "x",
+        "y",
+        source=sources["points"],
+        color={"field": "label", "transform": by_label},
+        size=3,
+        alpha=0.35,
+    )
+    fig.x_range.renderers = fig.y_range.renderers = [img, pts]
     fig.multi_line(
         "xs",
         "ys",
@@ -133,6 +151,7 @@ def cloud_figure(title: str) -> tuple[figure, dict[str, ColumnDataSource]]:
         line_width=1.5,
         line_dash="dotted",
         line_alpha=0.8,
+        level="overlay",
     )
     fig.multi_line(
         "xs",
@@ -142,12 +161,26 @@ def cloud_figure(title: str) -> tuple[figure, dict[str, ColumnDataSource]]:
         line_alpha="alpha",
         line_width=1.5,
         line_dash="dashed",
+        level="overlay",
     )
     fig.multi_line(
-        "xs", "ys", source=sources["sigma1"], color="color", line_alpha="alpha", line_width=2.5
+        "xs",
+        "ys",
+        source=sources["sigma1"],
+        color="color",
+        line_alpha="alpha",
+        line_width=2.5,
+        level="overlay",
     )
     r = fig.scatter(
-        "x", "y", source=sources["means"], color="color", size=11, marker="x", line_width=3
+        "x",
+        "y",
+        source=sources["means"],
+        color="color",
+        size=11,
+        marker="x",
+        line_width=3,
+        level="overlay",
     )
     fig.add_tools(
         HoverTool(
@@ -179,12 +212,30 @@ def pair_figure() -> tuple[figure, dict[str, ColumnDataSource]]:
             }
         ),
         "means": ColumnDataSource({k: [] for k in ("x", "y", "color", "marker", "label")}),
+        "extent": ColumnDataSource({"x": [], "y": []}),
     }
+    # as in cloud_figure: an invisible static extent sets the ranges, the rest is overlay
+    box = fig.scatter("x", "y", source=src["extent"], alpha=0.0, size=1)
+    fig.x_range.renderers = fig.y_range.renderers = [box]
     links = fig.segment(
-        "x0", "y0", "x1", "y1", source=src["links"], line_width="width", color="#444444", alpha=0.55
+        "x0",
+        "y0",
+        "x1",
+        "y1",
+        source=src["links"],
+        line_width="width",
+        color="#444444",
+        alpha=0.55,
+        level="overlay",
     )
     fig.multi_line(
-        "xs", "ys", source=src["ell0"], color="color", line_alpha="alpha", line_width=2.5
+        "xs",
+        "ys",
+        source=src["ell0"],
+        color="color",
+        line_alpha="alpha",
+        line_width=2.5,
+        level="overlay",
     )
     fig.multi_line(
         "xs",
@@ -194,8 +245,11 @@ def pair_figure() -> tuple[figure, dict[str, ColumnDataSource]]:
         line_alpha="alpha",
         line_width=2.5,
         line_dash="dashed",
+        level="overlay",
     )
-    fig.scatter("x", "y", source=src["means"], color="color", marker="marker", size=10)
+    fig.scatter(
+        "x", "y", source=src["means"], color="color", marker="marker", size=10, level="overlay"
+    )
     fig.add_tools(
         HoverTool(
             renderers=[links],
@@ -208,6 +262,16 @@ def pair_figure() -> tuple[figure, dict[str, ColumnDataSource]]:
         )
     )
     return fig, src
+
+
+def extent_data(*clouds: np.ndarray) -> dict[str, list[float]]:
+    """Two corner points spanning all ``clouds`` (the pair figure's range source)."""
+    boxes = [cloud_extent(c) for c in clouds]
+    x0 = min(b[0] for b in boxes)
+    y0 = min(b[1] for b in boxes)
+    x1 = max(b[0] + b[2] for b in boxes)
+    y1 = max(b[1] + b[3] for b in boxes)
+    return {"x": [x0, x1], "y": [y0, y1]}
 
 
 def pair_data(view: dict) -> dict[str, dict]:

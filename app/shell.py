@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import panel as pn
 
+from app.models import DataSource
 from app.screens.coupled_em import CoupledEMScreen
 
 ABOUT = """
@@ -18,7 +19,7 @@ points. Points are coloured by their most likely component; solid 1-sigma and da
 
 def build(autoplay: bool = True) -> pn.template.FastListTemplate:
     """A new page (template + screens) for one session."""
-    screen = CoupledEMScreen()
+    screen = CoupledEMScreen(data=_data_from_url())
     page = pn.template.FastListTemplate(
         title="gmmot — GMM optimal transport explorer",
         sidebar=screen.sidebar(),
@@ -30,3 +31,23 @@ def build(autoplay: bool = True) -> pn.template.FastListTemplate:
     if autoplay and pn.state.curdoc is not None:
         pn.state.onload(screen._play)
     return page
+
+
+def _data_from_url() -> DataSource:
+    """A data source set from the page URL (``?preset=random+pair&n=10000&seed=3``);
+    values that do not fit the parameter's type or bounds are ignored (defaults kept)."""
+    src = DataSource()
+    args = pn.state.session_args if pn.state.curdoc is not None else {}
+    for name in ("preset", "n", "seed", "shift", "rotation", "reweight"):
+        raw = args.get(name)
+        if not raw:
+            continue
+        text = raw[0].decode(errors="replace")
+        try:
+            kind = type(src.param[name].default)
+            src.param.update({name: kind(float(text)) if kind is not str else text})
+        except (ValueError, TypeError):
+            pn.state.notifications and pn.state.notifications.warning(
+                f"URL parameter {name}={text!r} ignored: not a valid value"
+            )
+    return src

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 
 import numpy as np
 import panel as pn
@@ -15,8 +16,10 @@ from app.plots import (
     RASTER_THRESHOLD,
     cloud_figure,
     ellipse_paths,
+    extent_data,
     heatmap_data,
     heatmap_figure,
+    label_column,
     mass_curve_data,
     mass_curve_figure,
     mixture_data,
@@ -40,6 +43,8 @@ def _log_options(lo: int, hi: int, per_decade: int = 4, zero: bool = False) -> d
     return ({"0": 0.0} | opts) if zero else opts
 
 
+SUMMARY_PERIOD_S = 0.25  # while playing, the summary views refresh at most 4 times a second
+ACK_TIMEOUT_S = 2.0  # without an echo from the browser for this long, send the next frame anyway
 EPS = _log_options(-4, 1)
 RHO = _log_options(-3, 4)
 WT = _log_options(-3, 2, zero=True)
@@ -99,6 +104,23 @@ class CoupledEMScreen(pn.viewable.Viewer):
         self.b_reset = pn.widgets.Button(label="Reset")
         self.counter = pn.pane.Markdown("", margin=(0, 10))
         self.alert = pn.pane.Alert("", alert_type="warning", visible=False)
+        # flow control: the browser echoes each drawn frame's number back (after it painted),
+        # and the periodic callback only sends a new frame once the last one came back.
+        # Without it a slow browser queues frames and clicks wait behind the queue.
+        self._sent = pn.widgets.IntInput(value=0, visible=False)
+        self._drawn = _Echo(value=0, visible=False)
+        self._sent.jscallback(
+            args={"drawn": self._drawn},
+            value="const n = cb_obj.value; "
+            "requestAnimationFrame(() => setTimeout(() => { drawn.value = n; }, 0));",
+        )
+        self._sent_at = 0.0
+        self._summary_at = 0.0
+        self._drawn.param.watch(self._on_drawn, "value")
+        self.w_fps = pn.widgets.IntSlider(
+            label="target frames per second", start=1, end=30, value=20
+        )
+        self.w_fps.param.watch(self._on_fps, "value")
         self.w_baseline = pn.widgets.Checkbox(label="show independent EM baseline", value=False)
         self.upload0 = pn.widgets.FileInput(accept=".csv,.tsv,.txt,.npy", multiple=False)
         self.upload1 = pn.widgets.FileInput(accept=".csv,.tsv,.txt,.npy", multiple=False)
@@ -148,36 +170,57 @@ class CoupledEMScreen(pn.viewable.Viewer):
         self.numbers = pn.pane.Markdown("", sizing_mode="stretch_width")
 
     def _draw(self, view: dict, full: bool = False) -> None:
-        rep = view["report"]
+        """Per frame: mixtures, labels and the pair view; the rest at most 4 times a second.
+
+        Rasters (clouds above ``RASTER_THRESHOLD`` points) are recoloured with the summary."""
+        now = time.monotonic()
+        summary = full or not self.playing or now - self._summary_at >= SUMMARY_PERIOD_S
         with pn.io.hold():
             for i, ((_, src), pts) in enumerate(zip(self.clouds, self._clouds, strict=True)):
                 gmm = view[f"gmm{i}"]
                 labels = view.get(f"labels{i}")
                 last = self._last_labels[i]
                 changed = labels is not None and (last is None or not np.array_equal(labels, last))
-                if full or changed:
+                big = len(pts) > RASTER_THRESHOLD
+                if full or (changed and (summary or not big)):
                     lab = np.zeros(len(pts), np.int8) if labels is None else labels
-                    if len(pts) > RASTER_THRESHOLD:
+                    if big:
                         src["points"].data = points_data(pts[:0], lab[:0])
                         src["raster"].data = raster_data(pts, lab, len(gmm[0]))
-                    else:
+                    elif full or len(src["points"].data["x"]) != len(pts):
                         src["raster"].data = {k: [] for k in src["raster"].data}
                         src["points"].data = points_data(pts, lab)
+                    else:  # only the labels moved: send one int8 column
+                        src["points"].data["label"] = label_column(lab)
                     self._last_labels[i] = labels
                 for name, cols in mixture_data(*gmm).items():
                     src[name].data = cols
+            if full:
+                self.pair[1]["extent"].data = extent_data(*self._clouds)
             for name, cols in pair_data(view).items():
                 self.pair[1][name].data = cols
-            self.heat_raw[1].data = heatmap_data(np.asarray(rep.coupling))
-            self.heat_norm[1].data = heatmap_data(np.asarray(rep.normalized))
-            factors, cols = reweighting_data(view)
-            self.reweight[0].x_range.factors = factors
-            self.reweight[1].data = cols
-            self.mass[1].data = mass_curve_data(float(rep.total_mass))
-            self.trace_src.data = traces_data(view["traces"], int(view["iteration"]))
+            if summary:
+                self._summary_at = now
+                self._draw_summary(view)
+        msgs = [m for m in view["messages"] if "iteration cap" not in m]
+        if msgs:
+            self._warn("; ".join(msgs))
+
+    def _draw_summary(self, view: dict) -> None:
+        """The slower-moving views: heatmaps, reweighting, mass curve, traces, numbers."""
+        rep = view["report"]
         self.counter.object = (
             f"**frame** {self.frame_count} · **EM iteration** {int(view['iteration'])}"
         )
+        with pn.io.hold():
+            self.heat_raw[1].data = heatmap_data(np.asarray(rep.coupling))
+            self.heat_norm[1].data = heatmap_data(np.asarray(rep.normalized))
+            factors, cols = reweighting_data(view)
+            if list(self.reweight[0].x_range.factors) != list(factors):
+                self.reweight[0].x_range.factors = factors
+            self.reweight[1].data = cols
+            self.mass[1].data = mass_curve_data(float(rep.total_mass))
+            self.trace_src.data = traces_data(view["traces"], int(view["iteration"]))
         k = self.runner.knobs
         rho = "∞" if k.balanced else f"{float(rep.rho):.4g}"
         self.numbers.object = (
@@ -187,9 +230,6 @@ class CoupledEMScreen(pn.viewable.Viewer):
             f"{float(rep.mw2):.4f} | {float(rep.uw2):.4f} | {float(rep.reg_ot_cost):.4f} | "
             f"{int(rep.n_iters)} |"
         )
-        msgs = [m for m in view["messages"] if "iteration cap" not in m]
-        if msgs:
-            self._warn("; ".join(msgs))
 
     def _draw_baseline(self, _event=None) -> None:
         """Independent EM fits (dotted) beside the coupled ones, for comparison."""
@@ -205,6 +245,7 @@ class CoupledEMScreen(pn.viewable.Viewer):
 
     def _warn(self, text: str) -> None:
         self.message = text
+        self.alert.alert_type = "warning"
         self.alert.object = text
         self.alert.visible = True
 
@@ -305,6 +346,22 @@ class CoupledEMScreen(pn.viewable.Viewer):
         return io.BytesIO(coupled_em_figure(res, *self._clouds, fmt=fmt))
 
     # -- animation --------------------------------------------------------------------
+    def _browser_ready(self) -> bool:
+        """The browser painted the last frame (or has not answered for 2 s: go on slowly)."""
+        return (
+            self._drawn.value >= self._sent.value
+            or time.monotonic() - self._sent_at > ACK_TIMEOUT_S
+        )
+
+    def _on_drawn(self, _event=None) -> None:
+        """The browser painted a frame: send the next one now if its time has come."""
+        if self.playing and time.monotonic() - self._sent_at >= self._period() / 1000:
+            self._tick()
+
+    def _on_period(self) -> None:
+        if self._browser_ready():
+            self._tick()
+
     def _tick(self) -> None:
         if not _session_connected():
             self._pause()  # the tab is gone: stop producing frames before the session is reaped
@@ -312,6 +369,8 @@ class CoupledEMScreen(pn.viewable.Viewer):
         view = self.runner.step()
         self.frame_count += 1
         self._draw(view)
+        self._sent_at = time.monotonic()
+        self._sent.value += 1  # never reset, unlike frame_count
         if view["rolled_back"]:
             self._pause()
             self._warn(
@@ -326,16 +385,26 @@ class CoupledEMScreen(pn.viewable.Viewer):
 
     def _play(self) -> None:
         if self._callback is None:
-            self._callback = pn.state.add_periodic_callback(self._tick, period=100, start=False)
+            self._callback = pn.state.add_periodic_callback(
+                self._on_period, period=self._period(), start=False
+            )
             pn.state.on_session_destroyed(lambda _ctx: self._pause())
         self._callback.start()
         self.playing = True
         self.b_play.label = "❚❚ Pause"
 
+    def _period(self) -> int:
+        return round(1000 / self.w_fps.value)
+
+    def _on_fps(self, _event=None) -> None:
+        if self._callback is not None:
+            self._callback.period = self._period()
+
     def _pause(self) -> None:
         if self._callback is not None and self._callback.running:
             self._callback.stop()
         self.playing = False
+        self._draw_summary(self.runner.view)  # the summary shows the frame we stopped on
         self.b_play.label = "▶ Play"
 
     # -- layout -----------------------------------------------------------------------
@@ -344,6 +413,7 @@ class CoupledEMScreen(pn.viewable.Viewer):
             pn.pane.Markdown("### Run"),
             pn.Row(self.b_play, self.b_step, self.b_reset),
             self.counter,
+            self.w_fps,
             self.w_baseline,
             pn.pane.Markdown("### Transport"),
             self.w_eps,
@@ -373,6 +443,8 @@ class CoupledEMScreen(pn.viewable.Viewer):
             pn.pane.Markdown("Upload cloud 0 / cloud 1 (CSV, TSV or NPY: x, y[, weight])"),
             self.upload0,
             self.upload1,
+            self._sent,
+            self._drawn,
             pn.pane.Markdown("### Export"),
             *self.downloads,
             pn.pane.Markdown(
@@ -410,6 +482,13 @@ class CoupledEMScreen(pn.viewable.Viewer):
             ),
             sizing_mode="stretch_width",
         )
+
+
+class _Echo(pn.widgets.IntInput):
+    """A hidden counter the browser writes back. Panel delays browser events by 50 ms
+    (``Syncable._debounce``) to merge bursts; an echo is one event, so it goes at once."""
+
+    _debounce = 0
 
 
 def _session_connected() -> bool:

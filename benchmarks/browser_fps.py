@@ -1,0 +1,110 @@
+"""Frames per second of the coupled-EM screen in a real browser (Debian chromium).
+
+Starts ``panel serve`` like the quick start, opens ``/main?n=N`` in headless chromium,
+and counts the frames the page shows over a fixed window while playing at the
+"target frames per second" slider's default (20). Also times a Pause click while playing
+(how quickly the page answers). The counts come from the frame counter the user sees,
+so they include the server step, the document patches and the browser's rendering.
+There is no peer for this one (OTT and POT have no viewer): the goal is 15 fps at 1e4.
+
+Usage: python benchmarks/browser_fps.py [N ...]   (default 1e4 1e5)
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from playwright.sync_api import sync_playwright
+
+ROOT = Path(__file__).resolve().parents[1]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+WINDOW_S = 10.0
+
+
+def _serve() -> tuple[subprocess.Popen, str]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = [
+        sys.executable, "-m", "panel", "serve", "app/main.py", "--setup", "app/warmup.py",
+        "--port", str(port), "--address", "127.0.0.1",
+        "--allow-websocket-origin", f"127.0.0.1:{port}", "--liveness",
+    ]  # fmt: skip
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/liveness", timeout=2)
+            return proc, f"http://127.0.0.1:{port}/main"
+        except OSError:
+            time.sleep(0.5)
+    proc.kill()
+    raise RuntimeError("panel serve did not start")
+
+
+def _frame(page) -> int:
+    text = page.get_by_text(re.compile(r"frame \d+")).first.inner_text()
+    return int(re.search(r"frame\s+(\d+)", text).group(1))
+
+
+def measure(page, url: str, n: int) -> dict:
+    page.goto(f"{url}?n={n}")
+    page.get_by_text(re.compile(r"frame \d+")).first.wait_for(timeout=120_000)
+    start = _frame(page)
+    while _frame(page) < start + 5:  # warm: the session is live and plotting
+        page.wait_for_timeout(200)
+    f0, t0 = _frame(page), time.perf_counter()
+    page.wait_for_timeout(WINDOW_S * 1000)
+    f1, t1 = _frame(page), time.perf_counter()
+    t = time.perf_counter()
+    page.get_by_role("button", name=re.compile("Pause")).click()
+    page.get_by_role("button", name=re.compile("Play")).wait_for(timeout=30_000)
+    latency = time.perf_counter() - t
+    fps = (f1 - f0) / (t1 - t0)
+    return {
+        "bench": "browser_fps",
+        "case": f"N={n:.0e} per cloud".replace("+0", ""),
+        "fps": round(fps, 1),
+        "goal_fps": 15 if n <= 10_000 else None,
+        "pause_click_s": round(latency, 2),
+        "peer": None,
+        "peer_s": None,
+        "ratio": None,
+    }
+
+
+def main() -> None:
+    sizes = [int(float(a)) for a in sys.argv[1:]] or [10_000, 100_000]
+    proc, url = _serve()
+    rows = []
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
+            for n in sizes:
+                page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                rows.append(measure(page, url, n))
+                page.close()
+            browser.close()
+    finally:
+        proc.terminate()
+    for row in rows:
+        print(json.dumps(row))
+
+
+if __name__ == "__main__":
+    main()

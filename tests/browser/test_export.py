@@ -1,0 +1,126 @@
+"""A user's round trip in the browser: move a slider, upload clouds (good and malformed),
+download parameters, results, data and figures, and replay the parameters headless."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+import numpy as np
+from playwright.sync_api import expect
+
+from tests.browser.conftest import ARTIFACTS
+from tests.browser.test_page import _frame, _wait
+
+
+def _ready(page, server_url) -> None:
+    page.goto(server_url)
+    expect(page.get_by_text(re.compile(r"frame \d+")).first).to_be_visible(timeout=60_000)
+    start = _frame(page)
+    _wait(lambda: _frame(page) > start + 2, page=page)  # the session is live
+
+
+def _pause(page) -> None:
+    page.get_by_role("button", name=re.compile("Pause")).click()
+    expect(page.get_by_role("button", name=re.compile("Play"))).to_be_visible(timeout=30_000)
+    page.wait_for_timeout(400)
+
+
+def _iteration(page) -> int:
+    text = page.get_by_text(re.compile(r"EM iteration \d+")).first.inner_text()
+    return int(re.search(r"EM iteration\s+(\d+)", text).group(1))
+
+
+def _tau(page) -> str:
+    return page.get_by_text(re.compile(r"tau\s*= rho")).first.inner_text()
+
+
+def test_slider_moves_tau_while_playing(page, server_url, shot, server_log):
+    _ready(page, server_url)
+    before, it0 = _tau(page), _iteration(page)
+    handle = page.locator(".noUi-handle").nth(1)  # sidebar order: frames/s, then epsilon
+    handle.focus()
+    for _ in range(3):
+        handle.press("ArrowLeft")
+    _wait(lambda: _tau(page) != before, page=page)
+    assert "eps** = 0.01" not in _tau(page) and "eps = 0.01 " not in _tau(page)
+    _wait(lambda: _iteration(page) > it0 + 3, page=page)  # still playing, no stall
+    shot(page, "coupled_em_after_slider")
+    assert "Traceback" not in server_log()
+
+
+def test_upload_good_then_malformed_keeps_good(page, server_url, tmp_path, shot, server_log):
+    _ready(page, server_url)
+    _pause(page)
+    rng = np.random.default_rng(7)
+    good = tmp_path / "ring.csv"
+    t = rng.uniform(0, 2 * np.pi, 800)
+    pts = np.c_[3 * np.cos(t), 3 * np.sin(t)] + rng.normal(scale=0.2, size=(800, 2))
+    good.write_text("x,y\n" + "\n".join(f"{x:.5f},{y:.5f}" for x, y in pts))
+    page.locator("input[type=file]").nth(1).set_input_files(str(good))
+    expect(page.get_by_text(re.compile(r"cloud 1: .*800"))).to_be_visible(timeout=30_000)
+    expect(page.get_by_text(re.compile(r"EM iteration 0\b")).first).to_be_visible()
+
+    bad = tmp_path / "broken.csv"
+    bad.write_text("x,y\n1.0,2.0\nabc,3\n")
+    page.locator("input[type=file]").nth(1).set_input_files(str(bad))
+    expect(
+        page.get_by_text(re.compile("rejected.*non-numeric.*previous data are kept"))
+    ).to_be_visible(timeout=30_000)
+    # the 800-point cloud is still the one in use: a step runs on it and the data export has it
+    page.get_by_role("button", name="Step").click()
+    _wait(lambda: _iteration(page) == 1, page=page)
+    with page.expect_download() as dl:
+        page.get_by_role("button", name=re.compile(r"data \(CSV\)")).click()
+    rows = dl.value.path().read_text().strip().splitlines()
+    assert rows[0] == "cloud,x,y,weight"
+    assert sum(r.startswith("1,") for r in rows[1:]) == 800
+    shot(page, "coupled_em_after_bad_upload")
+    assert "Traceback" not in server_log()
+
+
+def test_download_params_replay_and_figures(page, server_url, tmp_path, shot, server_log):
+    _ready(page, server_url)
+    _pause(page)
+    it = _iteration(page)
+    page.get_by_role("button", name="Step").click()
+    _wait(lambda: _iteration(page) == it + 1, page=page)
+    files = []
+    for label in (r"parameters \(JSON", r"results \(JSON", r"figure \(PNG", r"figure \(SVG"):
+        with page.expect_download() as dl:
+            page.get_by_role("button", name=re.compile(label)).click()
+        path = tmp_path / dl.value.suggested_filename
+        dl.value.save_as(path)
+        files.append(path)
+    params, app_results, png, svg = files
+
+    spec = json.loads(params.read_text())
+    app = json.loads(app_results.read_text())
+    assert spec["iterations"] == app["iteration"] > 0
+    out, fig = tmp_path / "replayed.json", tmp_path / "replayed.png"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gmmot_core",
+            "replay",
+            str(params),
+            "--out",
+            str(out),
+            "--figure",
+            str(fig),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(out.read_text()) == app  # identical numbers, not merely close
+
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
+    assert "<svg" in svg.read_text()[:2000] and "raw coupling" in svg.read_text()
+    (ARTIFACTS / "downloaded_figure.png").write_bytes(png.read_bytes())
+    shot(page, "coupled_em_exports")
+    assert "Traceback" not in server_log()
