@@ -1,0 +1,132 @@
+"""Laguerre cells and their exact integrals for a pixel-constant density (float64).
+
+Oracles: closed-form polygon formulas (uniform density) and brute-force clipping of each
+cell against every pixel square (any density); the Newton Hessian against central
+finite differences of the cell masses.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from gmmot_core.laguerre import cell_integrals, image_density, power_cells
+from gmmot_core.semidiscrete import _laplacian, integrals
+
+
+def _polygon(cells, i):
+    c = int(cells.count[i])
+    return np.asarray(cells.vertices[i, :c])
+
+
+def _clip_box(poly, x0, x1, y0, y1):
+    """Sutherland-Hodgman clip of a convex polygon [V, 2] by an axis-aligned box."""
+    for axis, bound, keep_low in ((0, x0, False), (0, x1, True), (1, y0, False), (1, y1, True)):
+        out = []
+        for a, b in zip(poly, np.roll(poly, -1, 0), strict=True):
+            ina = a[axis] <= bound if keep_low else a[axis] >= bound
+            inb = b[axis] <= bound if keep_low else b[axis] >= bound
+            if ina:
+                out.append(a)
+            if ina != inb:
+                t = (bound - a[axis]) / (b[axis] - a[axis])
+                out.append(a + t * (b - a))
+        poly = np.array(out)
+        if len(poly) == 0:
+            return poly
+    return poly
+
+
+def _moments(poly, c):
+    """Area, int (x - c), int |x - c|^2 over a polygon (triangle fan, exact)."""
+    area, first, second = 0.0, np.zeros(2), 0.0
+    for k in range(1, len(poly) - 1):
+        p, q, r = poly[0] - c, poly[k] - c, poly[k + 1] - c
+        a = 0.5 * ((q - p)[0] * (r - p)[1] - (q - p)[1] * (r - p)[0])
+        area += a
+        first += a * (p + q + r) / 3
+        second += a / 6 * (p @ p + q @ q + r @ r + p @ q + q @ r + r @ p)
+    return area, first, second
+
+
+@pytest.fixture
+def problem(x64, rng):
+    values = rng.uniform(0.2, 3.0, (8, 6))  # non-square pixels on a non-unit box
+    dens = image_density(values, lo=(-1.0, 0.5), hi=(2.0, 2.0))
+    y = jnp.asarray(rng.uniform((-1.0, 0.5), (2.0, 2.0), (12, 2)))
+    w = jnp.asarray(rng.normal(size=12) * 0.05)
+    return dens, y, w
+
+
+def test_uniform_density_gives_polygon_moments(x64, rng):
+    dens = image_density(np.ones((5, 7)))
+    y = jnp.asarray(rng.uniform(0, 1, (30, 2)))
+    w = jnp.asarray(rng.normal(size=30) * 0.01)
+    cells = power_cells(y, w, dens.lo, dens.hi, k=29)
+    ints = cell_integrals(cells, y, dens, budget=8192)
+    assert int(ints.status) == 0
+    for i in range(30):
+        area, first, second = _moments(_polygon(cells, i), np.asarray(y[i]))
+        # exact up to float64 round-off of sums of O(1) terms
+        assert float(ints.mass[i]) == pytest.approx(area, abs=1e-14)
+        assert np.allclose(ints.first[i], first, atol=1e-14)
+        assert float(ints.second[i]) == pytest.approx(second, abs=1e-14)
+    assert float(jnp.sum(ints.mass)) == pytest.approx(1.0, abs=1e-13)
+
+
+def test_pixel_density_matches_per_pixel_clipping(problem):
+    dens, y, w = problem
+    cells = power_cells(y, w, dens.lo, dens.hi, k=11)
+    ints = cell_integrals(cells, y, dens, budget=8192)
+    assert int(ints.status) == 0
+    rho = np.asarray(dens.rho)
+    lo, hi = np.asarray(dens.lo), np.asarray(dens.hi)
+    hx, hy = (hi - lo) / rho.shape
+    for i in range(len(y)):
+        poly, c = _polygon(cells, i), np.asarray(y[i])
+        m, f, s = 0.0, np.zeros(2), 0.0
+        for a in range(rho.shape[0]):
+            for b in range(rho.shape[1]):
+                x0, y0 = lo[0] + a * hx, lo[1] + b * hy
+                piece = _clip_box(poly, x0, x0 + hx, y0, y0 + hy)
+                if len(piece) >= 3:
+                    pa, pf, ps = _moments(piece, c)
+                    m, f, s = m + rho[a, b] * pa, f + rho[a, b] * pf, s + rho[a, b] * ps
+        # the boundary walk and the per-pixel clipping are both exact: they agree to
+        # float64 round-off (relative 1e-12 leaves room for the prefix-sum cancellation)
+        assert float(ints.mass[i]) == pytest.approx(m, rel=1e-12, abs=1e-15)
+        assert np.allclose(ints.first[i], f, rtol=1e-11, atol=1e-15)
+        assert float(ints.second[i]) == pytest.approx(s, rel=1e-11, abs=1e-15)
+
+
+def test_newton_hessian_is_the_mass_jacobian(problem):
+    dens, y, w = problem
+    n = len(y)
+    ints = integrals(y, w, dens, 11, 8192)
+    cells = power_cells(y, w, dens.lo, dens.hi, 11)
+    matvec, diag = _laplacian(y, ints, cells.labels)
+    lap = np.stack([np.asarray(matvec(jnp.eye(n)[i])) for i in range(n)], 1)
+    h = 1e-6
+    fd = np.stack(
+        [
+            (
+                np.asarray(integrals(y, w + h * jnp.eye(n)[i], dens, 11, 8192).mass)
+                - np.asarray(integrals(y, w - h * jnp.eye(n)[i], dens, 11, 8192).mass)
+            )
+            / (2 * h)
+            for i in range(n)
+        ],
+        1,
+    )
+    # central differences: truncation O(h^2) plus round-off 1e-16/h ~ 1e-10
+    assert np.abs(lap - fd).max() < 1e-8
+    assert np.allclose(lap, lap.T, atol=1e-15)
+    assert np.allclose(np.diag(lap), diag)
+
+
+def test_cells_flag_stacked_diracs(x64):
+    dens = image_density(np.ones((4, 4)))
+    y = jnp.asarray([[0.2, 0.2], [0.2, 0.2], [0.7, 0.6]])
+    cells = power_cells(y, jnp.zeros(3), dens.lo, dens.hi, k=2)
+    assert int(cells.status) & 8
