@@ -7,6 +7,8 @@ from bokeh.models import ColumnDataSource, HoverTool, LinearColorMapper, SingleI
 from bokeh.palettes import Category10_10
 from bokeh.plotting import figure
 
+from gmmot_core.figure import ellipse_outlines
+
 PALETTE = Category10_10
 
 
@@ -19,15 +21,8 @@ def ellipse_paths(
     means: np.ndarray, covs: np.ndarray, n_sigma: float, n_vertices: int = 72
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Outlines ``{x : (x - m)^T S^-1 (x - m) = n_sigma^2}`` as per-component x and y arrays."""
-    t = np.linspace(0.0, 2.0 * np.pi, n_vertices)
-    circle = np.stack([np.cos(t), np.sin(t)])  # [2, V]
-    xs, ys = [], []
-    for m, c in zip(means, covs, strict=True):
-        vals, vecs = np.linalg.eigh(0.5 * (c + c.T))
-        pts = m[:, None] + n_sigma * (vecs * np.sqrt(np.maximum(vals, 0.0))) @ circle
-        xs.append(pts[0])
-        ys.append(pts[1])
-    return xs, ys
+    out = ellipse_outlines(means, covs, n_sigma, n_vertices)
+    return list(out[..., 0]), list(out[..., 1])
 
 
 def mixture_data(weights: np.ndarray, means: np.ndarray, covs: np.ndarray) -> dict[str, dict]:

@@ -10,7 +10,7 @@ import io
 
 import numpy as np
 
-__all__ = ["coupled_em_figure"]
+__all__ = ["coupled_em_figure", "ellipse_outlines"]
 
 PALETTE = (
     "#1f77b4",
@@ -27,24 +27,31 @@ PALETTE = (
 MAX_POINTS = 20_000  # points drawn per cloud (a random subset above this, for file size)
 
 
-def _ellipse(mean: np.ndarray, cov: np.ndarray, n_sigma: float) -> np.ndarray:
-    t = np.linspace(0.0, 2.0 * np.pi, 72)
-    vals, vecs = np.linalg.eigh(0.5 * (cov + cov.T))
-    return (
-        mean[:, None]
-        + n_sigma * (vecs * np.sqrt(np.maximum(vals, 0.0))) @ np.stack([np.cos(t), np.sin(t)])
-    ).T
+def ellipse_outlines(
+    means: np.ndarray, covs: np.ndarray, n_sigma: float, n_vertices: int = 72
+) -> np.ndarray:
+    """Outlines ``{x : (x - m)^T S^-1 (x - m) = n_sigma^2}`` -> ``[K, n_vertices, 2]``."""
+    t = np.linspace(0.0, 2.0 * np.pi, n_vertices)
+    circle = np.stack([np.cos(t), np.sin(t)])  # [2, V]
+    covs = np.asarray(covs, np.float64)
+    vals, vecs = np.linalg.eigh(0.5 * (covs + np.swapaxes(covs, -1, -2)))
+    axes = vecs * np.sqrt(np.maximum(vals, 0.0))[:, None, :]  # [K, 2, 2]
+    return np.asarray(means, np.float64)[:, None, :] + n_sigma * np.einsum(
+        "kij,jv->kvi", axes, circle
+    )
 
 
 def _mixture(ax, gmm: dict, style: str = "-", sigmas: tuple[int, ...] = (1, 2)) -> None:
     w = np.asarray(gmm["weights"])
-    for j, (m, c) in enumerate(zip(np.asarray(gmm["means"]), np.asarray(gmm["covs"]), strict=True)):
+    means = np.asarray(gmm["means"])
+    outlines = {n: ellipse_outlines(means, np.asarray(gmm["covs"]), n) for n in sigmas}
+    for j, m in enumerate(means):
         col = PALETTE[j % len(PALETTE)]
         alpha = 0.35 + 0.65 * w[j] / max(w.max(), 1e-12)
         for n_sigma, ls in ((1, style), (2, "--")):
             if n_sigma not in sigmas:
                 continue
-            e = _ellipse(m, c, n_sigma)
+            e = outlines[n_sigma][j]
             ax.plot(e[:, 0], e[:, 1], ls, color=col, alpha=alpha, lw=1.5)
         ax.plot(*m, "o", color=col, ms=5, mec="k", mew=0.5)
 
