@@ -182,13 +182,15 @@ def power_cells(y, w, lo, hi, k: int = 24, max_vertices: int = 32) -> Cells:
 
 class CellIntegrals(NamedTuple):
     """Exact integrals per cell: ``mass [N]``, ``first [N, 2]`` = int (x - y_i) rho,
-    ``second [N]`` = int |x - y_i|^2 rho; ``edge_mass [N, V]`` = int_edge rho ds;
+    ``second [N]`` = int |x - y_i|^2 rho; ``edge_mass [N, V]`` = int_edge rho ds and
+    ``labels [N, V]`` the neighbour across each edge (as in :class:`Cells`);
     ``status`` (cells' status | OVERFLOW_PIECES)."""
 
     mass: jax.Array
     first: jax.Array
     second: jax.Array
     edge_mass: jax.Array
+    labels: jax.Array
     status: jax.Array
 
 
@@ -291,5 +293,6 @@ def cell_integrals(cells: Cells, y, density: ImageDensity, budget: int) -> CellI
         first=sums[:, 1:3],
         second=sums[:, 3],
         edge_mass=edge_mass.reshape(n, v),
+        labels=cells.labels,
         status=status,
     )

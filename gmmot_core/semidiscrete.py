@@ -48,8 +48,9 @@ def integrals(y, w, density: ImageDensity, k: int, budget: int) -> CellIntegrals
     return cell_integrals(cells, y, density, budget)
 
 
-def _laplacian(y, ints: CellIntegrals, labels):
+def _laplacian(y, ints: CellIntegrals):
     """Matvec of the weighted cell-adjacency Laplacian dm/dw (c_ij = int_ij rho / 2|y_i-y_j|)."""
+    labels = ints.labels
     n = labels.shape[0]
     nb = jnp.clip(labels, 0, n - 1)
     dist = jnp.sqrt(jnp.sum((y[:, None, :] - y[nb]) ** 2, -1))
@@ -141,8 +142,7 @@ def solve_weights(
 
     def body(s):
         w, ints, it, status = s
-        cells = power_cells(y, w, density.lo, density.hi, k)
-        matvec, diag = _laplacian(y, ints, cells.labels)
+        matvec, diag = _laplacian(y, ints)
         d = _cg(matvec, diag, nu - ints.mass, cg_iterations, jnp.asarray(1e-12, dt))
         e0 = jnp.linalg.norm(ints.mass - nu)
 

@@ -104,8 +104,7 @@ def test_newton_hessian_is_the_mass_jacobian(problem):
     dens, y, w = problem
     n = len(y)
     ints = integrals(y, w, dens, 11, 8192)
-    cells = power_cells(y, w, dens.lo, dens.hi, 11)
-    matvec, diag = _laplacian(y, ints, cells.labels)
+    matvec, diag = _laplacian(y, ints)
     lap = np.stack([np.asarray(matvec(jnp.eye(n)[i])) for i in range(n)], 1)
     h = 1e-6
     fd = np.stack(
