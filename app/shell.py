@@ -47,7 +47,8 @@ def _data_from_url() -> DataSource:
             kind = type(src.param[name].default)
             src.param.update({name: kind(float(text)) if kind is not str else text})
         except (ValueError, TypeError):
-            pn.state.notifications and pn.state.notifications.warning(
-                f"URL parameter {name}={text!r} ignored: not a valid value"
-            )
+            if pn.state.notifications is not None:
+                pn.state.notifications.warning(
+                    f"URL parameter {name}={text!r} ignored: not a valid value"
+                )
     return src

@@ -255,6 +255,18 @@ class CoupledEMRun:
         self._state, self.view = frame(self._state, self._data, self._config, advance=True)
         return self.view
 
+    def play(self, seg: Segment) -> dict:
+        """Run a recorded segment: ``seg.frames`` frames with its settings and the exact
+        core knob values it recorded (tau as stored, not recomputed from rho)."""
+        self.structure.em_per_frame, self.structure.m_steps = seg.em_per_frame, seg.m_steps
+        self._config = self.structure.config()
+        core = ce.Knobs.make(seg.epsilon, seg.tau, seg.weight_transport, seg.learning_rate)
+        self._state = self._state._replace(knobs=core)
+        for _ in range(seg.frames):
+            self._state, self.view = frame(self._state, self._data, self._config, advance=True)
+        self.segments.append(Segment(**asdict(seg)))
+        return self.view
+
     def _record(self) -> None:
         s, k = self.structure, self.knobs
         seg = Segment(
@@ -527,13 +539,7 @@ def replay(spec: RunSpec) -> CoupledEMRun:
     knobs = HostKnobs(**spec.knobs)
     run = CoupledEMRun(p0, p1, w0, w1, knobs, structure, spec.seed, dict(d), spec.initial)
     for seg in spec.segments:
-        run.structure.em_per_frame, run.structure.m_steps = seg.em_per_frame, seg.m_steps
-        run._config = run.structure.config()
-        core = ce.Knobs.make(seg.epsilon, seg.tau, seg.weight_transport, seg.learning_rate)
-        run._state = run._state._replace(knobs=core)
-        for _ in range(seg.frames):
-            run._state, run.view = frame(run._state, run._data, run._config, advance=True)
-    run.segments = [Segment(**asdict(s)) for s in spec.segments]
+        run.play(seg)
     return run
 
 
