@@ -30,9 +30,11 @@ import numpy as np
 __all__ = [
     "CellIntegrals",
     "Cells",
+    "Grid",
     "ImageDensity",
     "cell_integrals",
     "default_budget",
+    "default_grid",
     "image_density",
     "power_cells",
 ]
@@ -42,6 +44,7 @@ OVERFLOW_VERTICES = 1  # a cell needed more than max_vertices vertices
 UNCERTIFIED = 2  # k candidates may not have been enough for some cell
 OVERFLOW_PIECES = 4  # the boundary walk needed more than `budget` pieces
 STACKED = 8  # two Diracs share a position (their cells are ill-defined)
+OVERFLOW_BINS = 64  # a bin of the candidate grid held more than its capacity
 
 
 class ImageDensity(NamedTuple):
@@ -90,7 +93,11 @@ class Cells(NamedTuple):
 
 
 def _clip(poly, half_plane):
-    """Clip one convex polygon (vertices [V,2], labels [V], count) by a.x <= b (label j)."""
+    """Clip one convex polygon (vertices [V,2], labels [V], count) by a.x <= b (label j).
+
+    Gather form: output slot ``o`` reads the source vertex ``t`` whose emitted run covers
+    it (a kept vertex, then possibly a crossing), found by comparing against the running
+    ends; no scatter, which is slow on CPU."""
     verts, labels, n = poly
     a, b, j = half_plane
     v = verts.shape[0]
@@ -105,77 +112,180 @@ def _clip(poly, half_plane):
     emit_v = valid & inside
     emit_x = valid & (inside != inside_n)
     cnt = emit_v.astype(jnp.int32) + emit_x.astype(jnp.int32)
-    start = (jnp.cumsum(cnt) - cnt).astype(jnp.int32)
-    drop = 2 * v
-    pos_v = jnp.where(emit_v, start, drop)
-    pos_x = jnp.where(emit_x, start + emit_v.astype(jnp.int32), drop)
-    out = jnp.zeros((2 * v + 1, 2), verts.dtype).at[pos_v].set(verts).at[pos_x].set(cross)
+    ends = jnp.cumsum(cnt)
+    total = ends[-1]
+    src = jnp.minimum(jnp.sum(ends[None, :] <= idx[:, None], 1), v - 1)  # [V]
+    is_vertex = emit_v[src] & (idx == ends[src] - cnt[src])
     lab_x = jnp.where(inside, j, labels)  # leaving: the new edge lies on the cut line
-    out_l = jnp.full((2 * v + 1,), -1, labels.dtype).at[pos_v].set(labels).at[pos_x].set(lab_x)
-    total = jnp.sum(cnt).astype(jnp.int32)
-    return (out[:v], out_l[:v], jnp.minimum(total, v)), total > v
+    keep = idx < total
+    out = jnp.where(keep[:, None], jnp.where(is_vertex[:, None], verts[src], cross[src]), 0.0)
+    out_l = jnp.where(keep, jnp.where(is_vertex, labels[src], lab_x[src]), -1)
+    return (out, out_l, jnp.minimum(total, v).astype(jnp.int32)), total > v
 
 
 def default_budget(n: int, shape: tuple[int, int], max_vertices: int = 32) -> int:
-    """A piece budget for ``n`` cells on a ``shape`` image: the vertex slots plus about
-    eight times the grid crossings of a uniform diagram (flagged when exceeded)."""
-    crossings = 4.0 * np.sqrt(n) * 2.0 * max(shape)
-    return int(2 ** np.ceil(np.log2(n * max_vertices + 8 * crossings)))
+    """A piece budget for ``n`` cells on a ``shape`` image: twice the pieces of a uniform
+    diagram (about 6 edges per cell plus the grid crossings of a total perimeter of
+    ``3.7 sqrt(n)``), as a power of two; exceeding it is flagged."""
+    del max_vertices
+    pieces = 6.0 * n + 3.7 * np.sqrt(n) * 1.3 * max(shape) + 64
+    return int(2 ** np.ceil(np.log2(2.0 * pieces)))
 
 
-def _candidates(y, w, k):
-    """The k + 1 smallest bisector distances from each y_i and their indices [N, k + 1]."""
+def _bisector_distances(y, w, i, j):
+    """Signed distance from ``y_i`` to the bisector with ``y_j`` (``i [N]``, ``j [N, C]``,
+    ``-1`` = none): ``(|y_j - y_i|^2 + w_i - w_j) / (2 |y_j - y_i|)``; self and padding
+    ``+inf``, a stacked pair ``-inf`` (always cut); and whether a stacked pair exists."""
     n = y.shape[0]
-    diff = y[None, :, :] - y[:, None, :]  # [N, N, 2]: y_j - y_i
-    d2 = jnp.sum(diff**2, -1)
+    jj = jnp.clip(j, 0, n - 1)
+    d2 = jnp.sum((y[jj] - y[i][:, None, :]) ** 2, -1)
+    none = (j < 0) | (j == i[:, None])
     dist = jnp.sqrt(jnp.where(d2 > 0, d2, 1.0))
-    d = (d2 + w[:, None] - w[None, :]) / (2.0 * dist)
-    d = jnp.where(jnp.eye(n, dtype=bool), jnp.inf, d)
-    d = jnp.where((d2 == 0) & ~jnp.eye(n, dtype=bool), -jnp.inf, d)  # stacked: always cut
-    kk = min(k + 1, n)
-    neg, idx = jax.lax.top_k(-d, kk)
-    if kk < k + 1:
-        pad = k + 1 - kk
-        neg = jnp.concatenate([neg, jnp.full((n, pad), -jnp.inf, neg.dtype)], 1)
-        idx = jnp.concatenate([idx, jnp.full((n, pad), -1, idx.dtype)], 1)
-    stacked = jnp.any((d2 == 0) & ~jnp.eye(n, dtype=bool))
-    return -neg, idx, stacked
+    d = (d2 + w[i][:, None] - w[jj]) / (2.0 * dist)
+    stacked = (d2 == 0) & ~none
+    d = jnp.where(none, jnp.inf, jnp.where(stacked, -jnp.inf, d))
+    return d, jnp.any(stacked)
 
 
-def power_cells(y, w, lo, hi, k: int = 24, max_vertices: int = 32) -> Cells:
-    """Laguerre cells of ``y [N, 2]``, ``w [N]`` clipped to the box ``lo``-``hi``."""
+def _smallest(d, j, k):
+    """The ``k`` smallest of each row of ``d [N, C]`` with their ``j``; padded with inf."""
+    kk = min(k, d.shape[1])
+    neg, pos = jax.lax.top_k(-d, kk)
+    sel = jnp.take_along_axis(j, pos, 1)
+    if kk < k:
+        neg = jnp.concatenate([neg, jnp.full((d.shape[0], k - kk), -jnp.inf, d.dtype)], 1)
+        sel = jnp.concatenate([sel, jnp.full((d.shape[0], k - kk), -1, sel.dtype)], 1)
+    return -neg, sel
+
+
+class Grid(NamedTuple):
+    """Static sizes of the candidate search: ``bins`` per axis over the Diracs' bounding
+    box, at most ``cap`` Diracs per bin, a block of ``(2 radius + 1)^2`` bins around each
+    Dirac; ``bins = 0`` means every Dirac is a candidate."""
+
+    bins: int
+    cap: int
+    radius: int
+
+
+def default_grid(n: int) -> Grid:
+    """About two Diracs per bin; all pairs when that is as cheap (small ``n``)."""
+    g = int(np.sqrt(n / 2.0))
+    return Grid(0, 0, 0) if n <= 256 or g < 5 else Grid(g, 12, 1)
+
+
+def _candidates(y, w, k, grid: Grid):
+    """The k + 1 candidates of each y_i whose bisectors pass closest: signed distances and
+    indices [N, k + 1]; whether two Diracs are stacked; whether a bin overflowed.
+
+    With a grid, candidates are the Diracs of the block of bins around y_i; every Dirac
+    outside lies at least ``R_i`` away (distance to the block's inner sides, infinite on
+    a side that reaches the grid edge), so its bisector lies at least
+    ``(R_i^2 - (max w - w_i)) / (2 R_i)`` away; every distance reported is capped by that
+    bound, which keeps the cell certificate exact."""
     n = y.shape[0]
-    d, idx, stacked = _candidates(y, w, k)
+    rows = jnp.arange(n)
+    if grid.bins == 0:
+        allj = jnp.broadcast_to(rows[None, :], (n, n))
+        d, stacked = _bisector_distances(y, w, rows, allj)
+        d, sel = _smallest(d, allj, k + 1)
+        return d, sel, stacked, jnp.asarray(False)
+    g, cap, r = grid
+    lo = jnp.min(y, 0)
+    h = jnp.maximum((jnp.max(y, 0) - lo) / g, 1e-12)
+    cell = jnp.clip(jnp.floor((y - lo) / h).astype(jnp.int32), 0, g - 1)  # [N, 2]
+    key = cell[:, 0] * g + cell[:, 1]
+    order = jnp.argsort(key)
+    sorted_key = key[order]
+    start = jnp.searchsorted(sorted_key, jnp.arange(g * g), side="left")
+    count = jnp.searchsorted(sorted_key, jnp.arange(g * g), side="right") - start
+    slot = jnp.arange(cap)
+    table = jnp.where(
+        slot[None, :] < count[:, None],
+        order[jnp.clip(start[:, None] + slot[None, :], 0, n - 1)],
+        -1,
+    )  # [G*G, cap]
+    off = jnp.arange(-r, r + 1)
+    bx = cell[:, 0:1] + off[None, :]  # [N, 2r+1]
+    by = cell[:, 1:2] + off[None, :]
+    inside = ((bx >= 0) & (bx < g))[:, :, None] & ((by >= 0) & (by < g))[:, None, :]
+    bins = jnp.clip(bx, 0, g - 1)[:, :, None] * g + jnp.clip(by, 0, g - 1)[:, None, :]
+    cand = jnp.where(inside[..., None], table[bins], -1).reshape(n, -1)  # [N, C]
+    d, stacked = _bisector_distances(y, w, rows, cand)
+    d, sel = _smallest(d, cand, k + 1)
+    # the nearest any Dirac outside the block can be
+    blo = lo + (cell - r).astype(y.dtype) * h
+    bhi = lo + (cell + r + 1).astype(y.dtype) * h
+    gap_lo = jnp.where(cell - r <= 0, jnp.inf, y - blo)
+    gap_hi = jnp.where(cell + r >= g - 1, jnp.inf, bhi - y)
+    reach = jnp.min(jnp.minimum(gap_lo, gap_hi), 1)  # [N]
+    lift = jnp.max(w) - w
+    safe = jnp.where(jnp.isfinite(reach) & (reach > 0), reach, 1.0)
+    bound = jnp.where(reach > 0, (safe**2 - lift) / (2.0 * safe), -jnp.inf)
+    d_out = jnp.where(jnp.isfinite(reach), bound, jnp.inf)
+    # every column bounds all later candidates and everyone outside the block
+    d = jnp.minimum(d, d_out[:, None])
+    return d, sel, stacked, jnp.any(count > cap)
+
+
+def power_cells(
+    y, w, lo, hi, k: int = 24, max_vertices: int = 32, grid: Grid | None = None
+) -> Cells:
+    """Laguerre cells of ``y [N, 2]``, ``w [N]`` clipped to the box ``lo``-``hi``.
+
+    Certificate: if ``r_i`` is the largest distance from ``y_i`` to a vertex of its clipped
+    cell and every unused Dirac's bisector lies farther than ``r_i`` from ``y_i``, every
+    unused half-plane holds the ball ``B(y_i, r_i)``, hence the cell: it is exact.
+    """
+    n = y.shape[0]
+    grid = default_grid(n) if grid is None else grid
+    d, idx, stacked, bin_over = _candidates(y, w, k, grid)
     box = jnp.array([[lo[0], lo[1]], [hi[0], lo[1]], [hi[0], hi[1]], [lo[0], hi[1]]], y.dtype)
     verts0 = jnp.zeros((max_vertices, 2), y.dtype).at[:4].set(box)
     labels0 = jnp.full((max_vertices,), -1, jnp.int32)
 
-    def one(yi, wi, cand):
-        cj = jnp.clip(cand[:k], 0, n - 1)
-        real = cand[:k] >= 0
-        a = y[cj] - yi  # [k, 2]
-        b = (jnp.sum(a**2, -1) + wi - w[cj]) / 2.0 + a @ yi
-        a = jnp.where(real[:, None], a, 0.0)
-        b = jnp.where(real, b, jnp.inf)
+    cj = jnp.clip(idx, 0, n - 1)
+    real = idx >= 0
+    vmask = jnp.arange(max_vertices)[None, :]
+    clip_all = jax.vmap(_clip)
 
-        def body(carry, hp):
-            poly, over = carry
-            poly, o = _clip(poly, hp)
-            return (poly, over | o), None
+    def radius(verts, count):
+        valid = vmask < count[:, None]
+        d2 = jnp.where(valid, jnp.sum((verts - y[:, None]) ** 2, -1), 0.0)
+        return jnp.sqrt(jnp.max(d2, 1))
 
-        init = ((verts0, labels0, jnp.asarray(4, jnp.int32)), jnp.asarray(False))
-        (poly, over), _ = jax.lax.scan(body, init, (a, b, cand[:k].astype(jnp.int32)))
-        return poly, over
+    # clip by candidates in order of their bisector's distance; stop once every cell is
+    # certified (the next bisector lies beyond the cell's ball), at most k cuts
+    def cond(s):
+        t, (verts, _, count), _ = s
+        done = (d[:, t] > radius(verts, count)) | (count == 0)
+        return (t < k) & ~jnp.all(done)
 
-    (verts, labels, count), over = jax.vmap(one)(y, w, idx)
-    # certificate: the (k+1)-th bisector lies beyond every vertex of the cell
-    valid = jnp.arange(max_vertices)[None, :] < count[:, None]
-    r = jnp.sqrt(jnp.max(jnp.where(valid, jnp.sum((verts - y[:, None]) ** 2, -1), 0.0), 1))
-    certified = (d[:, k] > r) | (count == 0)
+    def body(s):
+        t, poly, over = s
+        j = cj[:, t]
+        a = y[j] - y
+        b = (jnp.sum(a**2, -1) + w - w[j]) / 2.0 + jnp.sum(a * y, -1)
+        a = jnp.where(real[:, t, None], a, 0.0)
+        b = jnp.where(real[:, t], b, jnp.inf)
+        poly, o = clip_all(poly, (a, b, idx[:, t].astype(jnp.int32)))
+        return t + 1, poly, over | jnp.any(o)
+
+    poly0 = (
+        jnp.broadcast_to(verts0, (n, max_vertices, 2)),
+        jnp.broadcast_to(labels0, (n, max_vertices)),
+        jnp.full((n,), 4, jnp.int32),
+    )
+    t, (verts, labels, count), over = jax.lax.while_loop(
+        cond, body, (jnp.asarray(0), poly0, jnp.asarray(False))
+    )
+    r = radius(verts, count)
+    certified = (d[:, t] > r) | (count == 0)
     status = (
         jnp.where(jnp.any(over), OVERFLOW_VERTICES, 0)
         | jnp.where(jnp.all(certified), 0, UNCERTIFIED)
         | jnp.where(stacked, STACKED, 0)
+        | jnp.where(bin_over, OVERFLOW_BINS, 0)
     ).astype(jnp.int32)
     return Cells(verts, labels, count, status)
 

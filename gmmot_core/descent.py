@@ -1,0 +1,98 @@
+"""Dirac gradient descent and Lloyd iterations on the exact semi-discrete W2^2.
+
+One step moves the Diracs ``y [N, 2]`` along the gradient ``2 m_i (y_i - b_i)`` (learning
+rate ``lr``, traced) or to their cell barycentres ``b_i`` (Lloyd, a traced switch), then
+re-solves the weights by damped Newton warm-started from the previous ones. A run of
+steps is one jitted ``lax.scan``; its static sizes come from the host (:func:`descend`
+enlarges them and repeats the run when a diagram flags that one ran out).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from gmmot_core.laguerre import ImageDensity
+from gmmot_core.semidiscrete import SIZE_BITS, Sizes, _newton, grow_sizes, solve_weights
+
+__all__ = ["DescentState", "descend", "descent_init"]
+
+STOP_BITS = SIZE_BITS | 8 | 16 | 32  # sizes, stacked, not converged, empty cell
+
+
+class DescentState(NamedTuple):
+    """``positions [N, 2]``, ``weights [N]``, ``masses [N]``, ``barycenters [N, 2]``,
+    ``w2`` (W2^2 at ``positions``), ``grad [N, 2]`` = 2 m (y - b), ``status`` (bits of
+    :mod:`gmmot_core.semidiscrete`), ``step`` (steps done)."""
+
+    positions: jax.Array
+    weights: jax.Array
+    masses: jax.Array
+    barycenters: jax.Array
+    w2: jax.Array
+    grad: jax.Array
+    status: jax.Array
+    step: jax.Array
+
+
+def _state(y, res, step) -> DescentState:
+    ints = res.integrals
+    m = ints.mass
+    safe = jnp.where(m > 0, m, 1.0)[:, None]
+    b = jnp.where(m[:, None] > 0, y + ints.first / safe, y)
+    return DescentState(
+        y, res.weights, m, b, jnp.sum(ints.second), -2.0 * ints.first, res.status, step
+    )
+
+
+def descent_init(positions, density: ImageDensity, nu, tol=None, sizes: Sizes | None = None):
+    """Cold solve at ``positions``: the first state and the sizes it needed."""
+    y = jnp.asarray(positions)
+    res = solve_weights(y, nu, density, tol=tol, sizes=sizes)
+    return _state(y, res, jnp.asarray(0)), res.sizes
+
+
+@partial(jax.jit, static_argnames=("sizes", "steps", "max_iterations"))
+def _run(state, density, nu, lr, lloyd, tol, sizes: Sizes, steps: int, max_iterations: int):
+    def one(s: DescentState, _):
+        y = jnp.where(lloyd, s.barycenters, s.positions - lr * s.grad)
+        res = _newton(y, nu, density, s.weights, tol, sizes, max_iterations, 4000)
+        new = _state(y, res, s.step + 1)
+        # a flagged step is not taken: the run freezes and the host sees the flag
+        keep = (s.status & STOP_BITS) != 0
+        out = jax.tree.map(lambda a, b: jnp.where(keep, a, b), s, new)
+        out = out._replace(status=s.status | new.status)
+        return out, out.w2
+
+    return jax.lax.scan(one, state, None, length=steps)
+
+
+def descend(
+    state: DescentState,
+    density: ImageDensity,
+    nu,
+    lr,
+    lloyd,
+    steps: int,
+    sizes: Sizes,
+    tol=None,
+    max_iterations: int = 50,
+):
+    """``steps`` gradient (``lr``) or Lloyd (``lloyd`` True) steps from ``state``.
+
+    Returns ``(state, trace [steps] of W2^2, sizes)``; when a diagram ran out of a static
+    size the whole run is repeated from ``state`` with larger sizes (a recompile)."""
+    dt = state.positions.dtype
+    tol = jnp.asarray((1e-8 if dt == jnp.float64 else 1e-5) if tol is None else tol, dt)
+    lr, lloyd = jnp.asarray(lr, dt), jnp.asarray(lloyd, bool)
+    n = state.positions.shape[0]
+    while True:
+        new, trace = _run(state, density, nu, lr, lloyd, tol, sizes, steps, max_iterations)
+        bits = int(new.status) & ~int(state.status)
+        bigger = grow_sizes(sizes, bits, n) if bits & SIZE_BITS else None
+        if bigger is None:
+            return new, trace, sizes
+        sizes = bigger

@@ -1,0 +1,129 @@
+"""Exact semi-discrete OT against sdot's reference outputs (../shared/reference/semidiscrete).
+
+The reference (sdot 2026.10.22.1; its JAX path, numpy path and pysdot agree to 7e-14 on
+GD and 1e-11 on Lloyd) fixes the semantics: pixel-constant density on [0,1]^2, axis 0 = x,
+W2^2 with no 1/2 factor, gradient 2 m_i (y_i - b_i), Lloyd y <- b. We solve the weights
+to max |m - nu| <= 1e-11 (Newton converges quadratically, so this costs one more step
+than sdot's 1e-8) so that our error sits well below the tolerances asked for.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from gmmot_core.descent import descend, descent_init
+from gmmot_core.laguerre import STACKED, image_density
+from gmmot_core.semidiscrete import EMPTY_CELL, NOT_CONVERGED, solve_weights, w2
+
+W2_REFERENCE = 5.039501324528e-02
+TOL = 1e-11
+
+
+@pytest.fixture
+def tutorial(x64, reference):
+    base = reference / "semidiscrete"
+    dens = image_density(np.load(base / "target.npy"))
+    y0 = jnp.asarray(np.load(base / "positions0.npy"))
+    return base, dens, y0, jnp.full(len(y0), 1.0 / len(y0))
+
+
+def test_w2_at_positions0_matches_sdot(tutorial):
+    _, dens, y0, nu = tutorial
+    res = solve_weights(y0, nu, dens, tol=TOL)
+    assert int(res.status) == 0
+    assert float(res.error) <= TOL
+    assert float(jnp.sum(res.integrals.mass)) == pytest.approx(1.0, abs=1e-13)
+    # asked: 1e-10 relative
+    assert float(jnp.sum(res.integrals.second)) == pytest.approx(W2_REFERENCE, rel=1e-10)
+
+
+def test_value_and_grad_as_in_the_tutorial(tutorial):
+    """``jax.value_and_grad(w2)`` gives W2^2 and 2 m_i (y_i - b_i), checked against a
+    central finite difference of W2^2 along a random direction (envelope theorem)."""
+    _, dens, y0, _ = tutorial
+    value, grad = jax.value_and_grad(w2)(y0, dens)
+    assert float(value) == pytest.approx(W2_REFERENCE, rel=1e-9)  # default tol 1e-8
+    v = jnp.asarray(np.random.default_rng(0).normal(size=y0.shape))
+    h = 1e-5
+    fd = (float(w2(y0 + h * v, dens)) - float(w2(y0 - h * v, dens))) / (2 * h)
+    # O(h^2) truncation and the 1e-8 mass tolerance of each solve: 1e-6 relative
+    assert float(jnp.sum(grad * v)) == pytest.approx(fd, rel=1e-6)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("name", "lr", "lloyd", "rel"),
+    [
+        ("gd_lr0.005", 0.005, False, 1e-8),  # asked: 1e-8 at every step
+        ("gd_lr50", 50.0, False, 1e-6),  # the reference itself is only that good here
+        ("lloyd", 0.0, True, 1e-6),
+    ],
+)
+def test_descent_traces_match_sdot(tutorial, load_json, name, lr, lloyd, rel):
+    base, dens, y0, nu = tutorial
+    ref = load_json("semidiscrete/traces.json")[name]["trace"]
+    state, sizes = descent_init(y0, dens, nu, tol=TOL)
+    state, trace, _ = descend(state, dens, nu, lr, lloyd, 200, sizes, tol=TOL)
+    assert int(state.status) == 0 and int(state.step) == 200
+    ours = np.concatenate([[float(descent_init(y0, dens, nu, tol=TOL)[0].w2)], trace])
+    np.testing.assert_allclose(ours, ref, rtol=rel, atol=0)
+    final = {"gd_lr0.005": "final_positions_gd_lr0.005.npy", "lloyd": "final_positions_lloyd.npy"}
+    if name in final:
+        expected = np.load(base / final[name])
+        # asked: 1e-7 for the GD run; Lloyd's reference is good to ~1e-6 (see above)
+        atol = 1e-7 if name == "gd_lr0.005" else 1e-5
+        np.testing.assert_allclose(np.asarray(state.positions), expected, rtol=0, atol=atol)
+
+
+def test_float32_solve_reaches_its_tolerance(reference, rng):
+    """Float32 (the default) on a moderate image (contrast 10): max |m - nu| <= 1e-5 and
+    W2^2 within 1e-4 relative of the float64 solve (itself checked against sdot above).
+    On the tutorial target (density down to 1e-12 of its peak) float32 prefix sums give
+    Voronoi cells no mass: the solve says so (EMPTY_CELL) at once instead of looping."""
+    base = reference / "semidiscrete"
+    y0 = np.load(base / "positions0.npy")
+    values = rng.uniform(0.3, 3.0, (64, 64))
+    nu = np.full(200, 1 / 200)
+    with jax.enable_x64(True):
+        exact = solve_weights(jnp.asarray(y0), jnp.asarray(nu), image_density(values), tol=1e-12)
+        w2_64 = float(jnp.sum(exact.integrals.second))
+    dens = image_density(values, dtype=jnp.float32)
+    res = solve_weights(jnp.asarray(y0, jnp.float32), jnp.asarray(nu, jnp.float32), dens)
+    assert int(res.status) == 0 and float(res.error) <= 1e-5
+    assert float(jnp.sum(res.integrals.second)) == pytest.approx(w2_64, rel=1e-4)
+    hard = image_density(np.load(base / "target.npy"), dtype=jnp.float32)
+    res = solve_weights(jnp.asarray(y0, jnp.float32), jnp.asarray(nu, jnp.float32), hard)
+    assert int(res.status) & (EMPTY_CELL | NOT_CONVERGED)
+
+
+def test_diracs_outside_the_support_are_transported(x64, rng):
+    """Diracs placed outside the density's rectangle still get cells of the right mass."""
+    dens = image_density(rng.uniform(0.5, 2.0, (16, 16)))
+    y = jnp.asarray(np.concatenate([rng.uniform(0, 1, (40, 2)), [[-0.5, 0.5], [1.8, 1.9]]]))
+    nu = jnp.full(42, 1 / 42)
+    res = solve_weights(y, nu, dens)
+    assert int(res.status) == 0
+    np.testing.assert_allclose(res.integrals.mass, nu, rtol=0, atol=1e-8)
+
+
+def test_stacked_diracs_are_flagged_without_iterating(x64, rng):
+    dens = image_density(np.ones((8, 8)))
+    y = jnp.asarray(np.concatenate([rng.uniform(0, 1, (10, 2)), [[0.3, 0.3], [0.3, 0.3]]]))
+    res = solve_weights(y, jnp.full(12, 1 / 12), dens)
+    assert int(res.status) & STACKED
+    assert int(res.status) & NOT_CONVERGED
+    assert int(res.iterations) == 0
+
+
+def test_a_cell_over_zero_density_is_flagged_not_looped(x64):
+    """A Dirac whose Voronoi cell sees no mass (black image region) cannot start KMT."""
+    values = np.zeros((8, 8))
+    values[:4] = 1.0  # mass only on the left half
+    dens = image_density(values)
+    y = jnp.asarray([[0.2, 0.3], [0.3, 0.7], [0.9, 0.5]])
+    res = solve_weights(y, jnp.full(3, 1 / 3), dens)
+    assert int(res.status) & EMPTY_CELL
+    assert int(res.iterations) == 0
