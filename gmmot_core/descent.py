@@ -15,12 +15,20 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from gmmot_core.laguerre import ImageDensity
-from gmmot_core.semidiscrete import SIZE_BITS, Sizes, _newton, grow_sizes, solve_weights
+from gmmot_core.laguerre import STACKED, ImageDensity
+from gmmot_core.semidiscrete import (
+    EMPTY_CELL,
+    NOT_CONVERGED,
+    SIZE_BITS,
+    Sizes,
+    _newton,
+    grow_sizes,
+    solve_weights,
+)
 
 __all__ = ["DescentState", "descend", "descent_init"]
 
-STOP_BITS = SIZE_BITS | 8 | 16 | 32  # sizes, stacked, not converged, empty cell
+STOP_BITS = SIZE_BITS | STACKED | NOT_CONVERGED | EMPTY_CELL
 
 
 class DescentState(NamedTuple):

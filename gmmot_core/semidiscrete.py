@@ -173,7 +173,6 @@ def cold_weights(y, density: ImageDensity):
 @partial(jax.jit, static_argnames=("sizes", "max_iterations", "cg_iterations"))
 def _newton(y, nu, density, w0, tol, sizes: Sizes, max_iterations: int, cg_iterations: int):
     dt = y.dtype
-    n = y.shape[0]
 
     def evaluate(w):
         return integrals(y, w, density, sizes)
@@ -239,7 +238,6 @@ def _newton(y, nu, density, w0, tol, sizes: Sizes, max_iterations: int, cg_itera
         | jnp.where(e > tol, NOT_CONVERGED, 0)
         | jnp.where((eps0 <= 0) & (jnp.min(nu) > 0), EMPTY_CELL, 0)
     ).astype(jnp.int32)
-    del n
     return SolveResult(w, ints, it, evals, e, status)
 
 
