@@ -153,8 +153,7 @@ def main():
     ours, compile_s = bench_lloyd()
     peer_s = None
     if py:
-        np.save("/tmp/gmmot_bench_y0.npy", np.load(REFERENCE / "positions0.npy"))
-        peer_s, err = _peer(py, "lloyd", 200, 64, ("/tmp/gmmot_bench_y0.npy",))
+        peer_s, err = _peer(py, "lloyd", 200, 64, (str(REFERENCE / "positions0.npy"),))
         if err:
             print("sdot lloyd failed:", err)
     print(f"Lloyd step warm N=200 64^2: ours {ours * 1e3:.1f} ms (compile {compile_s:.1f} s)")

@@ -123,11 +123,10 @@ def _clip(poly, half_plane):
     return (out, out_l, jnp.minimum(total, v).astype(jnp.int32)), total > v
 
 
-def default_budget(n: int, shape: tuple[int, int], max_vertices: int = 32) -> int:
+def default_budget(n: int, shape: tuple[int, int]) -> int:
     """A piece budget for ``n`` cells on a ``shape`` image: twice the pieces of a uniform
     diagram (about 6 edges per cell plus the grid crossings of a total perimeter of
     ``3.7 sqrt(n)``), as a power of two; exceeding it is flagged."""
-    del max_vertices
     pieces = 6.0 * n + 3.7 * np.sqrt(n) * 1.3 * max(shape) + 64
     return int(2 ** np.ceil(np.log2(2.0 * pieces)))
 

@@ -288,8 +288,7 @@ def _uniform(positions, nu):
 def w2(positions, density: ImageDensity, nu=None):
     """W2^2 between the Diracs ``positions [N, 2]`` (masses ``nu``, default uniform) and
     ``density`` (cold Newton solve; differentiable: gradient ``2 m_i (y_i - b_i)``)."""
-    res = solve_weights(positions, _uniform(positions, nu), density)
-    return jnp.sum(res.integrals.second)
+    return _w2_fwd(positions, density, nu)[0]
 
 
 def _w2_fwd(positions, density, nu):

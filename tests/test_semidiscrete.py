@@ -66,9 +66,10 @@ def test_descent_traces_match_sdot(tutorial, load_json, name, lr, lloyd, rel):
     base, dens, y0, nu = tutorial
     ref = load_json("semidiscrete/traces.json")[name]["trace"]
     state, sizes = descent_init(y0, dens, nu, tol=TOL)
+    first = float(state.w2)
     state, trace, _ = descend(state, dens, nu, lr, lloyd, 200, sizes, tol=TOL)
     assert int(state.status) == 0 and int(state.step) == 200
-    ours = np.concatenate([[float(descent_init(y0, dens, nu, tol=TOL)[0].w2)], trace])
+    ours = np.concatenate([[first], trace])
     np.testing.assert_allclose(ours, ref, rtol=rel, atol=0)
     final = {"gd_lr0.005": "final_positions_gd_lr0.005.npy", "lloyd": "final_positions_lloyd.npy"}
     if name in final:
