@@ -34,7 +34,8 @@ STOP_BITS = SIZE_BITS | STACKED | NOT_CONVERGED | EMPTY_CELL
 class DescentState(NamedTuple):
     """``positions [N, 2]``, ``weights [N]``, ``masses [N]``, ``barycenters [N, 2]``,
     ``w2`` (W2^2 at ``positions``), ``grad [N, 2]`` = 2 m (y - b), ``status`` (bits of
-    :mod:`gmmot_core.semidiscrete`), ``step`` (steps done)."""
+    :mod:`gmmot_core.semidiscrete`), ``step`` (steps done), ``labels [N, V]`` (the
+    neighbour across each cell edge, -1 = box; the next diagram clips by them first)."""
 
     positions: jax.Array
     weights: jax.Array
@@ -44,6 +45,7 @@ class DescentState(NamedTuple):
     grad: jax.Array
     status: jax.Array
     step: jax.Array
+    labels: jax.Array
 
 
 def _state(y, res, step) -> DescentState:
@@ -52,7 +54,15 @@ def _state(y, res, step) -> DescentState:
     safe = jnp.where(m > 0, m, 1.0)[:, None]
     b = jnp.where(m[:, None] > 0, y + ints.first / safe, y)
     return DescentState(
-        y, res.weights, m, b, jnp.sum(ints.second), -2.0 * ints.first, res.status, step
+        y,
+        res.weights,
+        m,
+        b,
+        jnp.sum(ints.second),
+        -2.0 * ints.first,
+        res.status,
+        step,
+        ints.labels,
     )
 
 
@@ -67,7 +77,7 @@ def descent_init(positions, density: ImageDensity, nu, tol=None, sizes: Sizes | 
 def _run(state, density, nu, lr, lloyd, tol, sizes: Sizes, steps: int, max_iterations: int):
     def one(s: DescentState, _):
         y = jnp.where(lloyd, s.barycenters, s.positions - lr * s.grad)
-        res = _newton(y, nu, density, s.weights, tol, sizes, max_iterations, 4000)
+        res = _newton(y, nu, density, s.weights, tol, sizes, max_iterations, 4000, s.labels)
         new = _state(y, res, s.step + 1)
         # a flagged step is not taken: the run freezes and the host sees the flag
         keep = (s.status & STOP_BITS) != 0
@@ -104,3 +114,12 @@ def descend(
         if bigger is None:
             return new, trace, sizes
         sizes = bigger
+        state = state._replace(labels=_fit(state.labels, sizes.max_vertices))
+
+
+def _fit(labels, v: int):
+    """``labels [N, V']`` padded with -1 (or cut) to ``V`` columns."""
+    pad = v - labels.shape[1]
+    if pad >= 0:
+        return jnp.pad(labels, ((0, 0), (0, pad)), constant_values=-1)
+    return labels[:, :v]

@@ -3,10 +3,12 @@
 Cell ``i`` of Diracs ``y [N, 2]`` with weights ``w [N]`` is
 ``L_i = {x in box : |x - y_i|^2 - w_i <= |x - y_j|^2 - w_j for all j}``.
 
-Cells are built independently (static shapes): the box is clipped by the half-planes of
-the ``k`` candidates whose bisectors pass closest to ``y_i``; a certificate (the next
-candidate's bisector lies beyond every vertex) says whether ``k`` was enough, else the
-cell is flagged. Polygons are padded to ``max_vertices``; each edge carries the index of
+Cells are built independently (static shapes): the box is clipped, deepest cut first,
+by every candidate half-plane that cuts it (each round tests all unused candidates
+against all vertices). Candidates are every Dirac for small N, else the
+Diracs in nearby bins, with a bound on all others that certifies the cell; the few cells
+it does not certify are clipped against every Dirac. Running out of a size is flagged.
+Polygons are padded to ``max_vertices``; each edge carries the index of
 the neighbour across it (-1 on the box boundary).
 
 Integrals (mass, first moments about ``y_i``, second moment ``int |x - y_i|^2 rho``, and
@@ -41,7 +43,7 @@ __all__ = [
 
 # status bits
 OVERFLOW_VERTICES = 1  # a cell needed more than max_vertices vertices
-UNCERTIFIED = 2  # k candidates may not have been enough for some cell
+UNCERTIFIED = 2  # more cells than grid.rescue were not certified by their block of bins
 OVERFLOW_PIECES = 4  # the boundary walk needed more than `budget` pieces
 STACKED = 8  # two Diracs share a position (their cells are ill-defined)
 OVERFLOW_BINS = 64  # a bin of the candidate grid held more than its capacity
@@ -97,7 +99,10 @@ def _clip(poly, half_plane):
 
     Gather form: output slot ``o`` reads the source vertex ``t`` whose emitted run covers
     it (a kept vertex, then possibly a crossing), found by comparing against the running
-    ends; no scatter, which is slow on CPU."""
+    ends; no scatter, which is slow on CPU. Any pattern of inside runs is handled (a
+    polygon made slightly non-convex by round-off loses no area), and a vertex within
+    round-off of the line counts as inside, so cutting along an existing edge adds no
+    near-duplicate vertex."""
     verts, labels, n = poly
     a, b, j = half_plane
     v = verts.shape[0]
@@ -105,8 +110,10 @@ def _clip(poly, half_plane):
     valid = idx < n
     nxt = jnp.where(idx + 1 < n, idx + 1, 0)
     s = verts @ a - b
+    slack = 8.0 * jnp.finfo(verts.dtype).eps * (jnp.abs(verts) @ jnp.abs(a) + jnp.abs(b))
+    inside = s <= jnp.where(jnp.isfinite(slack), slack, 0.0)
     sn = s[nxt]
-    inside, inside_n = s <= 0, sn <= 0
+    inside_n = inside[nxt]
     denom = jnp.where(s - sn == 0, 1.0, s - sn)
     cross = verts + (s / denom)[:, None] * (verts[nxt] - verts)
     emit_v = valid & inside
@@ -131,65 +138,134 @@ def default_budget(n: int, shape: tuple[int, int]) -> int:
     return int(2 ** np.ceil(np.log2(2.0 * pieces)))
 
 
-def _bisector_distances(y, w, i, j):
-    """Signed distance from ``y_i`` to the bisector with ``y_j`` (``i [N]``, ``j [N, C]``,
-    ``-1`` = none): ``(|y_j - y_i|^2 + w_i - w_j) / (2 |y_j - y_i|)``; self and padding
-    ``+inf``, a stacked pair ``-inf`` (always cut); and whether a stacked pair exists."""
+def _half_planes(y, w, rows, cand):
+    """Half-planes ``a . x <= b`` of cells ``rows [M]`` against candidates ``cand [M, C]``
+    (``-1`` = none): ``a = y_j - y_i``, ``b = (|a|^2 + w_i - w_j) / 2 + a . y_i``. Self and
+    padding never cut (``a = 0, b = inf``); a stacked pair has ``a = 0`` and cuts
+    everything when ``w_i < w_j``. Also whether a stacked pair exists."""
     n = y.shape[0]
-    jj = jnp.clip(j, 0, n - 1)
-    d2 = jnp.sum((y[jj] - y[i][:, None, :]) ** 2, -1)
-    none = (j < 0) | (j == i[:, None])
-    dist = jnp.sqrt(jnp.where(d2 > 0, d2, 1.0))
-    d = (d2 + w[i][:, None] - w[jj]) / (2.0 * dist)
-    stacked = (d2 == 0) & ~none
-    d = jnp.where(none, jnp.inf, jnp.where(stacked, -jnp.inf, d))
-    return d, jnp.any(stacked)
+    jj = jnp.clip(cand, 0, n - 1)
+    yi = y[rows][:, None, :]
+    a = y[jj] - yi
+    none = (cand < 0) | (cand == rows[:, None])
+    stacked = (jnp.sum(a**2, -1) == 0) & ~none
+    b = (jnp.sum(a**2, -1) + w[rows][:, None] - w[jj]) / 2.0 + jnp.sum(a * yi, -1)
+    a = jnp.where(none[..., None], 0.0, a)
+    return a, jnp.where(none, jnp.inf, b), jnp.any(stacked)
 
 
-def _smallest(d, j, k):
-    """The ``k`` smallest of each row of ``d [N, C]`` with their ``j``; padded with inf."""
-    kk = min(k, d.shape[1])
-    neg, pos = jax.lax.top_k(-d, kk)
-    sel = jnp.take_along_axis(j, pos, 1)
-    if kk < k:
-        neg = jnp.concatenate([neg, jnp.full((d.shape[0], k - kk), -jnp.inf, d.dtype)], 1)
-        sel = jnp.concatenate([sel, jnp.full((d.shape[0], k - kk), -1, sel.dtype)], 1)
-    return -neg, sel
+def _columns(cand, labels):
+    """Column of each of ``labels [M, H]`` (Dirac indices, -1 = none) in ``cand [M, C]``
+    and whether it is there."""
+    eq = (cand[:, None, :] == labels[:, :, None]) & (labels >= 0)[:, :, None]  # [M, H, C]
+    return jnp.argmax(eq, -1), jnp.any(eq, -1)
+
+
+def _clip_by(poly, a, b, cand, cols, ok):
+    """Clip ``poly`` by the candidates in columns ``cols [M]`` where ``ok [M]``; flags
+    a vertex overflow."""
+    ap = jnp.take_along_axis(a, cols[:, None, None], 1)[:, 0]
+    bp = jnp.where(ok, jnp.take_along_axis(b, cols[:, None], 1)[:, 0], jnp.inf)
+    jp = jnp.take_along_axis(cand, cols[:, None], 1)[:, 0].astype(jnp.int32)
+    poly, o = jax.vmap(_clip)(poly, (jnp.where(ok[:, None], ap, 0.0), bp, jp))
+    return poly, jnp.any(o)
+
+
+def _clip_rounds(poly, a, b, cand, batch: int, hint=None):
+    """Clip the polygons ``poly`` (``[M, V, 2]``, labels, counts) by every candidate
+    half-plane (``a [M, C, 2]``, ``b [M, C]``, labels ``cand``) that cuts them, exactly.
+
+    ``hint [M, H]`` (Dirac indices, -1 = none), e.g. the neighbours of a nearby diagram,
+    are clipped by first, in one pass. Then each round measures how deep every unused
+    candidate cuts (the polygon's support function in its direction, minus ``b``, over
+    ``|a|``) and clips by the ``batch`` deepest: like quickhull, deepest cuts reach the
+    final cell in few rounds. A candidate that misses a polygon misses every later,
+    smaller one, so the loop ends when none cuts, after at most ``C`` rounds. Returns
+    the polygons and whether one ran out of vertices."""
+    m, c = b.shape
+    v = poly[0].shape[1]
+    col = jnp.arange(c)[None, :]
+    norm = jnp.sqrt(jnp.sum(a**2, -1))
+    norm = jnp.where(norm > 0, norm, 1.0)
+    over = jnp.asarray(False)
+    used = jnp.zeros((m, c), bool)
+    if hint is not None:
+        cols, ok = _columns(cand, hint)
+        used = jnp.any((col[:, None, :] == cols[..., None]) & ok[..., None], 1)
+        slots = jnp.max(jnp.where(ok, jnp.arange(hint.shape[1]) + 1, 0), initial=0)
+
+        def pre(t, s):
+            poly, over = s
+            poly, o = _clip_by(poly, a, b, cand, cols[:, t], ok[:, t])
+            return poly, over | o
+
+        poly, over = jax.lax.fori_loop(0, slots, pre, (poly, over))
+
+    def depth(poly, used):
+        # a running max over the vertices in use (padding repeats vertex 0)
+        verts, _, count = poly
+        vidx = jnp.arange(v)[None, :]
+        vv = jnp.take_along_axis(verts, jnp.where(vidx < count[:, None], vidx, 0)[..., None], 1)
+
+        def step(t, h):
+            return jnp.maximum(h, a[..., 0] * vv[:, t, 0:1] + a[..., 1] * vv[:, t, 1:2])
+
+        h = jax.lax.fori_loop(0, jnp.max(count), step, jnp.full(b.shape, -jnp.inf, b.dtype))
+        cut = (h > b) & ~used & (count > 0)[:, None]
+        return jnp.where(cut, (h - b) / norm, -jnp.inf)
+
+    def cond(s):
+        return jnp.any(s[2] > -jnp.inf) & (s[4] <= c)
+
+    def body(s):
+        poly, used, deep, over, r = s
+        for _ in range(batch):
+            p = jnp.argmax(deep, 1)  # [M]
+            hit = col == p[:, None]
+            has = jnp.any(hit & (deep > -jnp.inf), 1)
+            deep = jnp.where(hit, -jnp.inf, deep)
+            used = used | (hit & has[:, None])
+            poly, o = _clip_by(poly, a, b, cand, p, has)
+            over = over | o
+        return poly, used, depth(poly, used), over, r + 1
+
+    poly, _, _, over, _ = jax.lax.while_loop(
+        cond, body, (poly, used, depth(poly, used), over, jnp.asarray(0))
+    )
+    return poly, over
 
 
 class Grid(NamedTuple):
     """Static sizes of the candidate search: ``bins`` per axis over the Diracs' bounding
     box, at most ``cap`` Diracs per bin, a block of ``(2 radius + 1)^2`` bins around each
-    Dirac; ``bins = 0`` means every Dirac is a candidate."""
+    Dirac; ``bins = 0`` means every Dirac is a candidate. ``rescue``: how many cells
+    whose block of bins does not certify them are rebuilt against every Dirac."""
 
     bins: int
     cap: int
     radius: int
+    rescue: int = 0
 
 
 def default_grid(n: int) -> Grid:
-    """About two Diracs per bin; all pairs when that is as cheap (small ``n``)."""
+    """About two Diracs per bin and a rescue of ``n / 16`` cells; all pairs when that is
+    as cheap (small ``n``)."""
     g = int(np.sqrt(n / 2.0))
-    return Grid(0, 0, 0) if n <= 256 or g < 5 else Grid(g, 12, 1)
+    return Grid(0, 0, 0) if n <= 256 or g < 5 else Grid(g, 12, 1, max(32, n // 16))
 
 
-def _candidates(y, w, k, grid: Grid):
-    """The k + 1 candidates of each y_i whose bisectors pass closest: signed distances and
-    indices [N, k + 1]; whether two Diracs are stacked; whether a bin overflowed.
+def _block_candidates(y, w, grid: Grid):
+    """The Diracs in the block of bins around each ``y_i`` (``[N, C]``, -1 = none), a
+    lower bound ``d_out [N]`` on the bisector distance of every Dirac outside the block
+    and whether a bin overflowed.
 
-    With a grid, candidates are the Diracs of the block of bins around y_i; every Dirac
-    outside lies at least ``R_i`` away (distance to the block's inner sides, infinite on
-    a side that reaches the grid edge), so its bisector lies at least
-    ``(R_i^2 - (max w - w_i)) / (2 R_i)`` away; every distance reported is capped by that
-    bound, which keeps the cell certificate exact."""
+    The bound is taken per coarse bin ``B`` (at most 16 x 16 over the same box): a Dirac
+    ``j`` in ``B`` outside the block lies at least ``D = max(dist(y_i, B), R_i)`` away
+    (``R_i`` the distance to the block's inner sides) with ``w_i - w_j >= c = w_i -
+    max_B w``, so its bisector lies at least ``(D^2 + c) / (2 D)`` from ``y_i`` (or
+    ``sqrt(c)`` when ``c > D^2``)."""
     n = y.shape[0]
-    rows = jnp.arange(n)
-    if grid.bins == 0:
-        allj = jnp.broadcast_to(rows[None, :], (n, n))
-        d, stacked = _bisector_distances(y, w, rows, allj)
-        d, sel = _smallest(d, allj, k + 1)
-        return d, sel, stacked, jnp.asarray(False)
-    g, cap, r = grid
+    g, cap, r, _ = grid
     lo = jnp.min(y, 0)
     h = jnp.maximum((jnp.max(y, 0) - lo) / g, 1e-12)
     cell = jnp.clip(jnp.floor((y - lo) / h).astype(jnp.int32), 0, g - 1)  # [N, 2]
@@ -210,79 +286,97 @@ def _candidates(y, w, k, grid: Grid):
     inside = ((bx >= 0) & (bx < g))[:, :, None] & ((by >= 0) & (by < g))[:, None, :]
     bins = jnp.clip(bx, 0, g - 1)[:, :, None] * g + jnp.clip(by, 0, g - 1)[:, None, :]
     cand = jnp.where(inside[..., None], table[bins], -1).reshape(n, -1)  # [N, C]
-    d, stacked = _bisector_distances(y, w, rows, cand)
-    d, sel = _smallest(d, cand, k + 1)
-    # the nearest any Dirac outside the block can be
     blo = lo + (cell - r).astype(y.dtype) * h
     bhi = lo + (cell + r + 1).astype(y.dtype) * h
     gap_lo = jnp.where(cell - r <= 0, jnp.inf, y - blo)
     gap_hi = jnp.where(cell + r >= g - 1, jnp.inf, bhi - y)
     reach = jnp.min(jnp.minimum(gap_lo, gap_hi), 1)  # [N]
-    lift = jnp.max(w) - w
-    safe = jnp.where(jnp.isfinite(reach) & (reach > 0), reach, 1.0)
-    bound = jnp.where(reach > 0, (safe**2 - lift) / (2.0 * safe), -jnp.inf)
-    d_out = jnp.where(jnp.isfinite(reach), bound, jnp.inf)
-    # every column bounds all later candidates and everyone outside the block
-    d = jnp.minimum(d, d_out[:, None])
-    return d, sel, stacked, jnp.any(count > cap)
+    # coarse bins: their boxes and the largest weight in each
+    gc = min(g, 16)
+    hc = h * (g / gc)
+    cc = jnp.clip(jnp.floor((y - lo) / hc).astype(jnp.int32), 0, gc - 1)
+    wmax = jax.ops.segment_max(w, cc[:, 0] * gc + cc[:, 1], num_segments=gc * gc)  # [Gc^2]
+    ix = jnp.arange(gc)
+    cx = jnp.repeat(ix, gc)
+    cy = jnp.tile(ix, gc)
+    box_lo = lo + jnp.stack([cx, cy], 1).astype(y.dtype) * hc  # [Gc^2, 2]
+    gap = jnp.maximum(jnp.maximum(box_lo[None] - y[:, None], y[:, None] - box_lo[None] - hc), 0)
+    dist = jnp.maximum(jnp.sqrt(jnp.sum(gap**2, -1)), reach[:, None])  # [N, Gc^2]
+    c = w[:, None] - wmax[None, :]
+    safe = jnp.where(jnp.isfinite(dist) & (dist > 0), dist, 1.0)
+    bound = jnp.where(c > safe**2, jnp.sqrt(jnp.maximum(c, 0.0)), (safe**2 + c) / (2.0 * safe))
+    bound = jnp.where(dist > 0, bound, -jnp.inf)
+    bound = jnp.where(jnp.isfinite(dist) & jnp.isfinite(wmax)[None], bound, jnp.inf)
+    d_out = jnp.min(bound, 1)
+    return cand, d_out, jnp.any(count > cap)
 
 
 def power_cells(
-    y, w, lo, hi, k: int = 24, max_vertices: int = 32, grid: Grid | None = None
+    y, w, lo, hi, max_vertices: int = 32, grid: Grid | None = None, hint=None, batch: int = 1
 ) -> Cells:
     """Laguerre cells of ``y [N, 2]``, ``w [N]`` clipped to the box ``lo``-``hi``.
 
-    Certificate: if ``r_i`` is the largest distance from ``y_i`` to a vertex of its clipped
-    cell and every unused Dirac's bisector lies farther than ``r_i`` from ``y_i``, every
-    unused half-plane holds the ball ``B(y_i, r_i)``, hence the cell: it is exact.
+    All pairs (``grid.bins = 0``): each cell is clipped by every half-plane that cuts it
+    (:func:`_clip_rounds`), which is exact by construction. With a grid, candidates are
+    the Diracs of the block of bins around ``y_i``; a cell is certified when the bound
+    ``d_out`` on every Dirac outside the block exceeds ``r_i``, the largest distance
+    from ``y_i`` to a vertex (those half-planes then hold the ball ``B(y_i, r_i)``, hence
+    the cell). Up to ``grid.rescue`` uncertified cells are clipped further against every
+    Dirac; more than that is flagged UNCERTIFIED. ``hint [N, H]``: likely neighbours
+    (e.g. the labels of the diagram at nearby weights) to clip by first; any hint gives
+    the same cells, a good one in fewer rounds.
     """
     n = y.shape[0]
     grid = default_grid(n) if grid is None else grid
-    d, idx, stacked, bin_over = _candidates(y, w, k, grid)
+    rows = jnp.arange(n)
     box = jnp.array([[lo[0], lo[1]], [hi[0], lo[1]], [hi[0], hi[1]], [lo[0], hi[1]]], y.dtype)
     verts0 = jnp.zeros((max_vertices, 2), y.dtype).at[:4].set(box)
-    labels0 = jnp.full((max_vertices,), -1, jnp.int32)
-
-    cj = jnp.clip(idx, 0, n - 1)
-    real = idx >= 0
-    vmask = jnp.arange(max_vertices)[None, :]
-    clip_all = jax.vmap(_clip)
-
-    def radius(verts, count):
-        valid = vmask < count[:, None]
-        d2 = jnp.where(valid, jnp.sum((verts - y[:, None]) ** 2, -1), 0.0)
-        return jnp.sqrt(jnp.max(d2, 1))
-
-    # clip by candidates in order of their bisector's distance; stop once every cell is
-    # certified (the next bisector lies beyond the cell's ball), at most k cuts
-    def cond(s):
-        t, (verts, _, count), _ = s
-        done = (d[:, t] > radius(verts, count)) | (count == 0)
-        return (t < k) & ~jnp.all(done)
-
-    def body(s):
-        t, poly, over = s
-        j = cj[:, t]
-        a = y[j] - y
-        b = (jnp.sum(a**2, -1) + w - w[j]) / 2.0 + jnp.sum(a * y, -1)
-        a = jnp.where(real[:, t, None], a, 0.0)
-        b = jnp.where(real[:, t], b, jnp.inf)
-        poly, o = clip_all(poly, (a, b, idx[:, t].astype(jnp.int32)))
-        return t + 1, poly, over | jnp.any(o)
-
     poly0 = (
         jnp.broadcast_to(verts0, (n, max_vertices, 2)),
-        jnp.broadcast_to(labels0, (n, max_vertices)),
+        jnp.full((n, max_vertices), -1, jnp.int32),
         jnp.full((n,), 4, jnp.int32),
     )
-    t, (verts, labels, count), over = jax.lax.while_loop(
-        cond, body, (jnp.asarray(0), poly0, jnp.asarray(False))
-    )
-    r = radius(verts, count)
-    certified = (d[:, t] > r) | (count == 0)
+    everyone = lambda m: jnp.broadcast_to(rows[None, :], (m, n))  # noqa: E731
+    if grid.bins == 0:
+        cand = everyone(n)
+        a, b, stacked = _half_planes(y, w, rows, cand)
+        (verts, labels, count), over = _clip_rounds(poly0, a, b, cand, batch, hint)
+        uncertified = jnp.asarray(False)
+        bin_over = jnp.asarray(False)
+    else:
+        cand, d_out, bin_over = _block_candidates(y, w, grid)
+        a, b, stacked = _half_planes(y, w, rows, cand)
+        (verts, labels, count), over = _clip_rounds(poly0, a, b, cand, batch, hint)
+        vmask = jnp.arange(max_vertices)[None, :] < count[:, None]
+        r2 = jnp.max(jnp.where(vmask, jnp.sum((verts - y[:, None]) ** 2, -1), 0.0), 1)
+        bad = ~((d_out > 0) & (d_out**2 > r2)) & (count > 0)
+        m = min(grid.rescue, n)
+        sel = jnp.nonzero(bad, size=m, fill_value=n)[0]
+        uncertified = jnp.sum(bad) > m
+
+        def rescue(state):
+            verts, labels, count, over = state
+            live = sel < n
+            rr = jnp.where(live, sel, 0)
+            cand_r = jnp.where(live[:, None], everyone(m), -1)
+            a, b, _ = _half_planes(y, w, rr, cand_r)
+            poly, o = _clip_rounds(
+                (verts[rr], labels[rr], count[rr]), a, b, cand_r, batch, labels[rr]
+            )
+            return (
+                verts.at[sel].set(poly[0], mode="drop"),
+                labels.at[sel].set(poly[1], mode="drop"),
+                count.at[sel].set(poly[2], mode="drop"),
+                over | o,
+            )
+
+        if m > 0:
+            verts, labels, count, over = jax.lax.cond(
+                jnp.any(bad), rescue, lambda s: s, (verts, labels, count, over)
+            )
     status = (
-        jnp.where(jnp.any(over), OVERFLOW_VERTICES, 0)
-        | jnp.where(jnp.all(certified), 0, UNCERTIFIED)
+        jnp.where(over, OVERFLOW_VERTICES, 0)
+        | jnp.where(uncertified, UNCERTIFIED, 0)
         | jnp.where(stacked, STACKED, 0)
         | jnp.where(bin_over, OVERFLOW_BINS, 0)
     ).astype(jnp.int32)

@@ -55,41 +55,34 @@ SIZE_BITS = UNCERTIFIED | OVERFLOW_VERTICES | OVERFLOW_PIECES | OVERFLOW_BINS
 
 
 class Sizes(NamedTuple):
-    """Static sizes: ``k`` candidate neighbours clipped per cell, ``max_vertices`` per
-    cell, ``pieces`` in the boundary walk, the candidate ``grid``."""
+    """Static sizes: ``max_vertices`` per cell, ``pieces`` in the boundary walk, the
+    candidate ``grid`` (see :class:`~gmmot_core.laguerre.Grid`)."""
 
-    k: int
     max_vertices: int
     pieces: int
     grid: Grid
 
 
 def default_sizes(n: int, shape: tuple[int, int]) -> Sizes:
-    """Sizes that fit near-uniform weights; :func:`grow_sizes` enlarges what runs out.
-    Small ``n`` takes every other Dirac as a candidate (cells stop clipping once
-    certified, so unused candidates cost little) and never needs to grow ``k``."""
-    grid = default_grid(n)
-    k = max(n - 1, 1) if grid.bins == 0 else 48
-    return Sizes(k, 32, default_budget(n, shape), grid)
+    """Sizes that fit near-uniform weights; :func:`grow_sizes` enlarges what runs out."""
+    return Sizes(32, default_budget(n, shape), default_grid(n))
 
 
 def grow_sizes(sizes: Sizes, status: int, n: int) -> Sizes | None:
-    """Enlarge every size whose status bit is set (None when nothing can grow): twice the
-    candidates and a wider block of bins (all pairs once it spans the grid) for an
-    uncertified cell, twice the vertices, pieces or bin capacity on overflow."""
-    k, v, p, (bins, cap, radius) = sizes
-    if status & UNCERTIFIED:
-        k = min(2 * k, n - 1)
-        radius += 1 if bins else 0
-        if bins and 2 * radius + 1 >= bins:
-            bins, cap, radius = 0, 0, 0
-    if status & OVERFLOW_BINS and bins:
-        cap *= 2
+    """Enlarge every size whose status bit is set (None when nothing can grow): four times
+    the rescued cells (all pairs once that covers every cell) when cells were not certified,
+    twice the vertices, pieces or bin capacity on overflow."""
+    v, p, grid = sizes
+    if status & UNCERTIFIED and grid.bins:
+        rescue = 4 * grid.rescue
+        grid = Grid(0, 0, 0) if rescue >= n else grid._replace(rescue=rescue)
+    if status & OVERFLOW_BINS and grid.bins:
+        grid = grid._replace(cap=2 * grid.cap)
     if status & OVERFLOW_VERTICES:
         v = 2 * v
     if status & OVERFLOW_PIECES or v != sizes.max_vertices:
         p = 2 * p
-    new = Sizes(k, v, p, Grid(bins, cap, radius))
+    new = Sizes(v, p, grid)
     return None if new == sizes else new
 
 
@@ -107,9 +100,10 @@ class SolveResult(NamedTuple):
     sizes: Sizes | None = None
 
 
-def integrals(y, w, density: ImageDensity, sizes: Sizes) -> CellIntegrals:
-    """Cells of ``(y, w)`` and their exact integrals."""
-    cells = power_cells(y, w, density.lo, density.hi, sizes.k, sizes.max_vertices, sizes.grid)
+def integrals(y, w, density: ImageDensity, sizes: Sizes, hint=None) -> CellIntegrals:
+    """Cells of ``(y, w)`` and their exact integrals; ``hint [N, H]``: likely neighbours
+    (see :func:`~gmmot_core.laguerre.power_cells`)."""
+    cells = power_cells(y, w, density.lo, density.hi, sizes.max_vertices, sizes.grid, hint)
     return cell_integrals(cells, y, density, sizes.pieces)
 
 
@@ -171,16 +165,18 @@ def cold_weights(y, density: ImageDensity):
 
 
 @partial(jax.jit, static_argnames=("sizes", "max_iterations", "cg_iterations"))
-def _newton(y, nu, density, w0, tol, sizes: Sizes, max_iterations: int, cg_iterations: int):
+def _newton(
+    y, nu, density, w0, tol, sizes: Sizes, max_iterations: int, cg_iterations: int, hint=None
+):
     dt = y.dtype
 
-    def evaluate(w):
-        return integrals(y, w, density, sizes)
+    def evaluate(w, hint=None):
+        return integrals(y, w, density, sizes, hint)
 
     def err(ints):
         return jnp.max(jnp.abs(ints.mass - nu))
 
-    ints = evaluate(w0)
+    ints = evaluate(w0, hint)
     # a warm start that empties a cell (the Diracs moved) restarts cold
     cold = jnp.min(ints.mass) <= 0
     w0 = jnp.where(cold, cold_weights(y, density), w0)
@@ -215,14 +211,14 @@ def _newton(y, nu, density, w0, tol, sizes: Sizes, max_iterations: int, cg_itera
         def ls_body(ls):
             t, _, tries = ls
             t = t / 2.0
-            return t, evaluate(w + t * d), tries + 1
+            return t, evaluate(w + t * d, ints.labels), tries + 1
 
         # KMT backtracking, started from 4x the last accepted step (not from 1 each time).
         # A trial whose diagram is not exact (too few candidates, vertices or pieces)
         # ends the solve with its flag: the host repeats it with larger sizes.
         t0 = jnp.minimum(1.0, 4.0 * t_prev)
         t, ints_t, tries = jax.lax.while_loop(
-            ls_cond, ls_body, (t0, evaluate(w + t0 * d), jnp.asarray(0))
+            ls_cond, ls_body, (t0, evaluate(w + t0 * d, ints.labels), jnp.asarray(0))
         )
         ok = ~inexact(ints_t) & ~rejected(t, ints_t)
         w_new = jnp.where(ok, w + t * d, w)

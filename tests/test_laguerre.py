@@ -63,7 +63,7 @@ def test_uniform_density_gives_polygon_moments(x64, rng):
     dens = image_density(np.ones((5, 7)))
     y = jnp.asarray(rng.uniform(0, 1, (30, 2)))
     w = jnp.asarray(rng.normal(size=30) * 0.01)
-    cells = power_cells(y, w, dens.lo, dens.hi, k=29)
+    cells = power_cells(y, w, dens.lo, dens.hi)
     ints = cell_integrals(cells, y, dens, budget=8192)
     assert int(ints.status) == 0
     for i in range(30):
@@ -77,7 +77,7 @@ def test_uniform_density_gives_polygon_moments(x64, rng):
 
 def test_pixel_density_matches_per_pixel_clipping(problem):
     dens, y, w = problem
-    cells = power_cells(y, w, dens.lo, dens.hi, k=11)
+    cells = power_cells(y, w, dens.lo, dens.hi)
     ints = cell_integrals(cells, y, dens, budget=8192)
     assert int(ints.status) == 0
     rho = np.asarray(dens.rho)
@@ -103,7 +103,7 @@ def test_pixel_density_matches_per_pixel_clipping(problem):
 def test_newton_hessian_is_the_mass_jacobian(problem):
     dens, y, w = problem
     n = len(y)
-    sizes = Sizes(11, 32, 8192, Grid(0, 0, 0))
+    sizes = Sizes(32, 8192, Grid(0, 0, 0))
     ints = integrals(y, w, dens, sizes)
     matvec, diag = _laplacian(y, ints)
     lap = np.stack([np.asarray(matvec(jnp.eye(n)[i])) for i in range(n)], 1)
@@ -128,29 +128,66 @@ def test_newton_hessian_is_the_mass_jacobian(problem):
 def test_cells_flag_stacked_diracs(x64):
     dens = image_density(np.ones((4, 4)))
     y = jnp.asarray([[0.2, 0.2], [0.2, 0.2], [0.7, 0.6]])
-    cells = power_cells(y, jnp.zeros(3), dens.lo, dens.hi, k=2)
+    cells = power_cells(y, jnp.zeros(3), dens.lo, dens.hi)
     assert int(cells.status) & 8
 
 
+def _brute_force_masses(y, w, values, sub=64):
+    """Cell masses by assigning sub-pixel centres to the lowest power (an independent
+    check of the topology; good to the sampling error ~ perimeter / sub)."""
+    wd, ht = values.shape
+    xs = (np.arange(wd * sub) + 0.5) / (wd * sub)
+    ys = (np.arange(ht * sub) + 0.5) / (ht * sub)
+    px, py = np.meshgrid(xs, ys, indexing="ij")
+    pts = np.stack([px.ravel(), py.ravel()], 1)
+    rho = np.kron(values, np.ones((sub, sub))).ravel()
+    power = ((pts[:, None, :] - y[None]) ** 2).sum(-1) - w[None]
+    owner = power.argmin(1)
+    return np.bincount(owner, rho, len(y)) / rho.sum()
+
+
 def test_grid_candidates_give_the_all_pairs_diagram(x64, rng):
-    """The binned candidate search (with its outside-the-block bound) builds the same
-    cells as clipping against every Dirac, including with uneven weights."""
-    dens = image_density(rng.uniform(0.5, 2.0, (16, 16)))
-    y = jnp.asarray(rng.uniform(0, 1, (400, 2)))
-    w = jnp.asarray(rng.normal(size=400) * 1e-3)
-    full = power_cells(y, w, dens.lo, dens.hi, k=399, grid=Grid(0, 0, 0))
-    binned = power_cells(y, w, dens.lo, dens.hi, k=48, grid=Grid(8, 24, 2))
+    """The binned candidate search (its outside-the-block bound, and the rescue of the
+    cells it does not certify) builds the same cells as clipping against every Dirac,
+    with weights uneven enough that some cells reach far past their block."""
+    values = rng.uniform(0.5, 2.0, (16, 16))
+    dens = image_density(values)
+    y = rng.uniform(0, 1, (400, 2))
+    w = rng.normal(size=400) * 2e-3
+    w[:3] += 0.01  # three large cells
+    full = power_cells(jnp.asarray(y), jnp.asarray(w), dens.lo, dens.hi, grid=Grid(0, 0, 0))
+    binned = power_cells(jnp.asarray(y), jnp.asarray(w), dens.lo, dens.hi, grid=Grid(8, 24, 1, 200))
     assert int(full.status) == 0 and int(binned.status) == 0
-    a = cell_integrals(full, y, dens, 16384)
-    b = cell_integrals(binned, y, dens, 16384)
+    a = cell_integrals(full, jnp.asarray(y), dens, 16384)
+    b = cell_integrals(binned, jnp.asarray(y), dens, 16384)
     # same polygons, clipped in a different order: equal to round-off
     assert np.allclose(a.mass, b.mass, rtol=0, atol=1e-15)
     assert np.allclose(a.second, b.second, rtol=0, atol=1e-15)
+    # and the right polygons: sub-pixel sampling agrees to its own error (~1e-4 here)
+    brute = _brute_force_masses(y, w, values, sub=16)
+    assert np.abs(np.asarray(a.mass) - brute).max() < 2e-4
 
 
-def test_too_few_candidates_are_flagged_not_silent(x64, rng):
+def test_hints_change_the_work_not_the_cells(x64, rng):
+    """Clipping first by the neighbours of another diagram (as Newton does with the
+    previous weights) gives the same cells, even from a poor or random hint."""
+    dens = image_density(rng.uniform(0.5, 2.0, (16, 16)))
+    y = jnp.asarray(rng.uniform(0, 1, (150, 2)))
+    w = jnp.asarray(rng.normal(size=150) * 1e-2)
+    plain = power_cells(y, w, dens.lo, dens.hi)
+    near = power_cells(y, 0.9 * w, dens.lo, dens.hi)
+    random = jnp.asarray(rng.integers(-1, 150, (150, 32)), jnp.int32)
+    for hint in (near.labels, random):
+        hinted = power_cells(y, w, dens.lo, dens.hi, hint=hint)
+        assert int(hinted.status) == 0
+        a, b = cell_integrals(plain, y, dens, 8192), cell_integrals(hinted, y, dens, 8192)
+        assert np.allclose(a.mass, b.mass, rtol=0, atol=1e-15)
+        assert np.allclose(a.first, b.first, rtol=0, atol=1e-15)
+
+
+def test_too_few_rescued_cells_are_flagged_not_silent(x64, rng):
     dens = image_density(np.ones((8, 8)))
     y = jnp.asarray(rng.uniform(0, 1, (300, 2)))
-    w = jnp.asarray(rng.normal(size=300) * 0.05)  # uneven: far Diracs cut each cell
-    cells = power_cells(y, w, dens.lo, dens.hi, k=4, grid=Grid(0, 0, 0))
+    w = jnp.asarray(rng.normal(size=300) * 0.05)  # uneven: far Diracs cut many cells
+    cells = power_cells(y, w, dens.lo, dens.hi, grid=Grid(6, 24, 1, 2))
     assert int(cells.status) & 2
