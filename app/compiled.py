@@ -67,3 +67,6 @@ def warm_up() -> None:
         independent_fit(pts, 3)
     CoupledEMRun(*clouds).step()
     raster_data(clouds[0], np.zeros(len(clouds[0]), np.int8), 3)  # numba compiles datashader
+    from gmmot_core.descent_run import DescentRun
+
+    DescentRun({"preset": "tutorial two peaks", "res": 64}, n=200).step()

@@ -6,6 +6,7 @@ import panel as pn
 
 from app.models import DataSource
 from app.screens.coupled_em import CoupledEMScreen
+from app.screens.descent import DescentScreen
 
 ABOUT = """
 **Coupled EM** fits one Gaussian mixture per cloud while penalising the entropic
@@ -17,13 +18,37 @@ points. Points are coloured by their most likely component; solid 1-sigma and da
 """
 
 
+DESCENT_ABOUT = """
+**Dirac descent** moves N point masses to minimise the exact semi-discrete W2² (no 1/2
+factor, as sdot) to a target image: every cell of the Laguerre diagram is clipped exactly
+and its mass, centroid and second moment are integrated exactly for the pixel-constant
+density; the weights are solved by damped Newton to max |m_i - 1/N| <= 1e-8 (float64).
+Lloyd moves each Dirac to its cell's centroid (red segments). The default is the
+two-peak target of sdot's tutorial.
+"""
+
+
 def build(autoplay: bool = True) -> pn.template.FastListTemplate:
     """A new page (template + screens) for one session."""
     screen = CoupledEMScreen(data=_data_from_url())
+    descent = DescentScreen()
+    tabs = pn.Tabs(
+        ("Coupled EM", pn.Column(pn.pane.Markdown(ABOUT, sizing_mode="stretch_width"), screen)),
+        (
+            "Dirac descent",
+            pn.Column(pn.pane.Markdown(DESCENT_ABOUT, sizing_mode="stretch_width"), descent),
+        ),
+        dynamic=False,
+        sizing_mode="stretch_width",
+    )
+    active = tabs.param.active.rx()
     page = pn.template.FastListTemplate(
         title="gmmot — GMM optimal transport explorer",
-        sidebar=screen.sidebar(),
-        main=[pn.pane.Markdown(ABOUT, sizing_mode="stretch_width"), screen],
+        sidebar=[
+            pn.Column(*screen.sidebar(), visible=active == 0),
+            pn.Column(*descent.sidebar(), visible=active == 1),
+        ],
+        main=[tabs],
         accent="#1f77b4",
         theme_toggle=False,
         sidebar_width=340,

@@ -22,7 +22,10 @@ def _replay(args: argparse.Namespace) -> int:
         size = path.stat().st_size
         if size > MAX_SPEC_BYTES:
             raise SpecError(f"file is {size / 2**20:.0f} MiB, more than the 200 MiB limit")
-        spec = RunSpec.from_json(path.read_bytes())
+        raw = path.read_bytes()
+        if _kind(raw) == "descent":
+            return _replay_descent(raw, path, args)
+        spec = RunSpec.from_json(raw)
     except OSError as exc:
         sys.stderr.write(f"gmmot: error: cannot read {path}: {exc.strerror}\n")
         return 2
@@ -42,6 +45,38 @@ def _replay(args: argparse.Namespace) -> int:
         Path(args.figure).write_bytes(coupled_em_figure(out, run.points0, run.points1, fmt))
     msgs = f" ({'; '.join(out['status'])})" if out["status"] else ""
     sys.stdout.write(f"replayed {out['iteration']} EM iterations -> {args.out}{msgs}\n")
+    return 0
+
+
+def _kind(raw: bytes) -> str | None:
+    try:
+        obj = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return None  # RunSpec.from_json reports the parse error
+    return obj.get("kind") if isinstance(obj, dict) else None
+
+
+def _replay_descent(raw: bytes, path: Path, args: argparse.Namespace) -> int:
+    from gmmot_core.descent_run import DescentSpec, descent_results, replay_descent
+
+    try:
+        spec = DescentSpec.from_dict(json.loads(raw))
+        run = replay_descent(spec)
+    except (ValueError, KeyError, TypeError) as exc:
+        sys.stderr.write(f"gmmot: error: {path}: {exc}\n")
+        return 2
+    out = descent_results(run)
+    Path(args.out).write_text(json.dumps(out))
+    if args.figure:
+        from gmmot_core.figure import descent_figure
+
+        fmt = Path(args.figure).suffix.lower().lstrip(".")
+        if fmt not in ("png", "svg"):
+            sys.stderr.write("gmmot: error: --figure must end in .png or .svg\n")
+            return 2
+        Path(args.figure).write_bytes(descent_figure(run.values, run.view, fmt))
+    msgs = f" ({'; '.join(out['status'])})" if out["status"] else ""
+    sys.stdout.write(f"replayed {out['step']} descent steps -> {args.out}{msgs}\n")
     return 0
 
 

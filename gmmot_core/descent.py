@@ -15,7 +15,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from gmmot_core.laguerre import STACKED, ImageDensity
+from gmmot_core.laguerre import STACKED, Cells, ImageDensity, power_cells
 from gmmot_core.semidiscrete import (
     EMPTY_CELL,
     NOT_CONVERGED,
@@ -26,7 +26,7 @@ from gmmot_core.semidiscrete import (
     solve_weights,
 )
 
-__all__ = ["DescentState", "descend", "descent_init"]
+__all__ = ["STOP_BITS", "DescentState", "cells_of", "descend", "descent_init"]
 
 STOP_BITS = SIZE_BITS | STACKED | NOT_CONVERGED | EMPTY_CELL
 
@@ -73,8 +73,19 @@ def descent_init(positions, density: ImageDensity, nu, tol=None, sizes: Sizes | 
     return _state(y, res, jnp.asarray(0)), res.sizes
 
 
-@partial(jax.jit, static_argnames=("sizes", "steps", "max_iterations"))
-def _run(state, density, nu, lr, lloyd, tol, sizes: Sizes, steps: int, max_iterations: int):
+@partial(jax.jit, static_argnames=("sizes", "steps", "max_iterations", "with_cells"))
+def _run(
+    state,
+    density,
+    nu,
+    lr,
+    lloyd,
+    tol,
+    sizes: Sizes,
+    steps: int,
+    max_iterations: int,
+    with_cells: bool = False,
+):
     def one(s: DescentState, _):
         y = jnp.where(lloyd, s.barycenters, s.positions - lr * s.grad)
         res = _newton(y, nu, density, s.weights, tol, sizes, max_iterations, 4000, s.labels)
@@ -85,7 +96,29 @@ def _run(state, density, nu, lr, lloyd, tol, sizes: Sizes, steps: int, max_itera
         out = out._replace(status=s.status | new.status)
         return out, out.w2
 
-    return jax.lax.scan(one, state, None, length=steps)
+    state, trace = jax.lax.scan(one, state, None, length=steps)
+    if not with_cells:
+        return state, trace, None
+    cells = power_cells(
+        state.positions,
+        state.weights,
+        density.lo,
+        density.hi,
+        sizes.max_vertices,
+        sizes.grid,
+        state.labels,
+    )
+    return state, trace, cells
+
+
+def cells_of(state: DescentState, density: ImageDensity, sizes: Sizes) -> Cells:
+    """The Laguerre cells of ``state`` (for drawing a past step)."""
+    return _cells(state.positions, state.weights, state.labels, density, sizes)
+
+
+@partial(jax.jit, static_argnames=("sizes",))
+def _cells(y, w, labels, density, sizes: Sizes):
+    return power_cells(y, w, density.lo, density.hi, sizes.max_vertices, sizes.grid, labels)
 
 
 def descend(
@@ -98,21 +131,26 @@ def descend(
     sizes: Sizes,
     tol=None,
     max_iterations: int = 50,
+    with_cells: bool = False,
 ):
     """``steps`` gradient (``lr``) or Lloyd (``lloyd`` True) steps from ``state``.
 
-    Returns ``(state, trace [steps] of W2^2, sizes)``; when a diagram ran out of a static
-    size the whole run is repeated from ``state`` with larger sizes (a recompile)."""
+    Returns ``(state, trace [steps] of W2^2, sizes, cells)`` (``cells`` of the final
+    state, in the same jitted call, when ``with_cells``; else None); when a diagram ran
+    out of a static size the whole run is repeated from ``state`` with larger sizes
+    (a recompile)."""
     dt = state.positions.dtype
     tol = jnp.asarray((1e-8 if dt == jnp.float64 else 1e-5) if tol is None else tol, dt)
     lr, lloyd = jnp.asarray(lr, dt), jnp.asarray(lloyd, bool)
     n = state.positions.shape[0]
     while True:
-        new, trace = _run(state, density, nu, lr, lloyd, tol, sizes, steps, max_iterations)
+        new, trace, cells = _run(
+            state, density, nu, lr, lloyd, tol, sizes, steps, max_iterations, with_cells
+        )
         bits = int(new.status) & ~int(state.status)
         bigger = grow_sizes(sizes, bits, n) if bits & SIZE_BITS else None
         if bigger is None:
-            return new, trace, sizes
+            return new, trace, sizes, cells
         sizes = bigger
         state = state._replace(labels=_fit(state.labels, sizes.max_vertices))
 

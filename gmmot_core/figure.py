@@ -10,7 +10,7 @@ import io
 
 import numpy as np
 
-__all__ = ["coupled_em_figure", "ellipse_outlines"]
+__all__ = ["cell_outlines", "coupled_em_figure", "descent_figure", "ellipse_outlines"]
 
 PALETTE = (
     "#1f77b4",
@@ -149,6 +149,48 @@ def coupled_em_figure(results: dict, points0, points1, fmt: str = "png") -> byte
     ax.legend(loc="lower right", fontsize=8)
     ax.set_title(f"traces (iteration {results['iteration']})")
 
+    buf = io.BytesIO()
+    fig.savefig(buf, format=fmt, dpi=110)
+    return buf.getvalue()
+
+
+def cell_outlines(cells) -> list[np.ndarray]:
+    """The polygon ``[count_i, 2]`` of each cell of a :class:`~gmmot_core.laguerre.Cells`."""
+    verts, count = np.asarray(cells.vertices), np.asarray(cells.count)
+    return [verts[i, : count[i]] for i in range(len(count))]
+
+
+def descent_figure(values: np.ndarray, view: dict, fmt: str = "png") -> bytes:
+    """Target image, Laguerre cells, Diracs with arrows to their centroids, and W2^2 along
+    the steps (log scale), from a :class:`~gmmot_core.descent_run.DescentRun` view."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.collections import PolyCollection
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(12, 5.5), layout="constrained")
+    ax, tr = fig.subplots(1, 2, width_ratios=(1.1, 1))
+    ax.imshow(values.T, origin="lower", extent=(0, 1, 0, 1), cmap="Greys", alpha=0.8)
+    polys = [p for p in cell_outlines(view["cells"]) if len(p) >= 3]
+    ax.add_collection(PolyCollection(polys, facecolors="none", edgecolors="#1f77b4", lw=0.6))
+    y, b = view["positions"], view["barycenters"]
+    ax.quiver(
+        y[:, 0],
+        y[:, 1],
+        b[:, 0] - y[:, 0],
+        b[:, 1] - y[:, 1],
+        angles="xy",
+        scale_units="xy",
+        scale=1,
+        color="#d62728",
+        width=0.002,
+    )
+    ax.scatter(y[:, 0], y[:, 1], s=6, c="#d62728", zorder=3)
+    ax.set(xlim=(0, 1), ylim=(0, 1), aspect="equal", title=f"step {view['step']}")
+    tr.semilogy(np.arange(len(view["w2"])), view["w2"], color="#1f77b4")
+    tr.set(xlabel="step", ylabel="W2² (no 1/2)", title="W2² along the steps")
+    tr.grid(True, which="both", alpha=0.3)
     buf = io.BytesIO()
     fig.savefig(buf, format=fmt, dpi=110)
     return buf.getvalue()

@@ -67,7 +67,7 @@ def test_descent_traces_match_sdot(tutorial, load_json, name, lr, lloyd, rel):
     ref = load_json("semidiscrete/traces.json")[name]["trace"]
     state, sizes = descent_init(y0, dens, nu, tol=TOL)
     first = float(state.w2)
-    state, trace, _ = descend(state, dens, nu, lr, lloyd, 200, sizes, tol=TOL)
+    state, trace, _, _ = descend(state, dens, nu, lr, lloyd, 200, sizes, tol=TOL)
     assert int(state.status) == 0 and int(state.step) == 200
     ours = np.concatenate([[first], trace])
     np.testing.assert_allclose(ours, ref, rtol=rel, atol=0)

@@ -1,0 +1,111 @@
+"""Pure plot functions of the Dirac descent screen: numpy in, Bokeh figures / column data out."""
+
+from __future__ import annotations
+
+import numpy as np
+from bokeh.models import ColumnDataSource
+from bokeh.palettes import Category20_20
+from bokeh.plotting import figure
+
+__all__ = [
+    "cells_data",
+    "diracs_data",
+    "image_data",
+    "target_figure",
+    "trace_data",
+    "trace_figure",
+]
+
+
+def target_figure() -> tuple[figure, dict[str, ColumnDataSource]]:
+    """Target image, Laguerre cells (patches coloured like their Diracs), Diracs and
+    arrows to their cell centroids, on [0, 1]^2 with equal axes."""
+    fig = figure(
+        title="target, Laguerre cells, Diracs -> centroids",
+        x_range=(0, 1),
+        y_range=(0, 1),
+        match_aspect=True,
+        height=520,
+        tools="pan,wheel_zoom,box_zoom,reset,hover,save",
+        tooltips=[("Dirac", "@i"), ("mass error", "@err{0.00e0}")],
+    )
+    src = {
+        "image": ColumnDataSource({"image": [np.zeros((2, 2))]}),
+        "cells": ColumnDataSource({"xs": [], "ys": [], "color": []}),
+        "diracs": ColumnDataSource(
+            {"x": [], "y": [], "bx": [], "by": [], "i": [], "err": [], "color": []}
+        ),
+    }
+    fig.image(
+        image="image", x=0, y=0, dw=1, dh=1, source=src["image"], palette="Greys256", alpha=0.9
+    )
+    cells = fig.patches(
+        "xs",
+        "ys",
+        source=src["cells"],
+        fill_color="color",
+        fill_alpha=0.18,
+        line_color="#1f3b57",
+        line_width=0.7,
+    )
+    fig.segment("x", "y", "bx", "by", source=src["diracs"], color="#d62728", line_width=1)
+    dots = fig.scatter("x", "y", source=src["diracs"], size=4, color="color", line_color="#222")
+    fig.hover.renderers = [dots]
+    del cells
+    return fig, src
+
+
+def image_data(values: np.ndarray) -> dict:
+    """``values [W, H]`` (axis 0 = x) as a Bokeh image (rows = y), dark = dense."""
+    v = np.asarray(values, np.float64)
+    return {"image": [(v.max() - v).T]}
+
+
+def _colors(n: int) -> list[str]:
+    return [Category20_20[i % 20] for i in range(n)]
+
+
+def cells_data(cells) -> dict:
+    """Patches of the non-empty cells of a :class:`~gmmot_core.laguerre.Cells`."""
+    verts, count = np.asarray(cells.vertices), np.asarray(cells.count)
+    keep = np.nonzero(count >= 3)[0]
+    colors = _colors(len(count))
+    return {
+        "xs": [verts[i, : count[i], 0] for i in keep],
+        "ys": [verts[i, : count[i], 1] for i in keep],
+        "color": [colors[i] for i in keep],
+    }
+
+
+def diracs_data(positions: np.ndarray, barycenters: np.ndarray, masses: np.ndarray) -> dict:
+    """Diracs, their centroids (arrow ends) and relative cell-mass error ``N m_i - 1``."""
+    n = len(positions)
+    return {
+        "x": positions[:, 0],
+        "y": positions[:, 1],
+        "bx": barycenters[:, 0],
+        "by": barycenters[:, 1],
+        "i": np.arange(n),
+        "err": n * np.asarray(masses) - 1.0,
+        "color": _colors(n),
+    }
+
+
+def trace_figure(title: str, y_label: str) -> tuple[figure, ColumnDataSource]:
+    """A log-scale trace along the steps, with a marker at the step being looked at."""
+    fig = figure(
+        title=title,
+        height=250,
+        y_axis_type="log",
+        x_axis_label="step",
+        y_axis_label=y_label,
+        tools="pan,wheel_zoom,reset,save",
+    )
+    src = ColumnDataSource({"step": [], "value": []})
+    fig.line("step", "value", source=src, line_width=2)
+    return fig, src
+
+
+def trace_data(values: np.ndarray, floor: float = 1e-16) -> dict:
+    v = np.maximum(np.asarray(values, np.float64), floor)
+    return {"step": np.arange(len(v)), "value": v}

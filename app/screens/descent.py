@@ -1,0 +1,259 @@
+"""Screen: Dirac gradient descent / Lloyd towards a target image through exact Laguerre cells."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import panel as pn
+import param
+
+from app.descent_plots import (
+    cells_data,
+    diracs_data,
+    image_data,
+    target_figure,
+    trace_data,
+    trace_figure,
+)
+from gmmot_core.descent_run import DescentRun, descent_results
+from gmmot_core.figure import descent_figure
+from gmmot_core.targets import image_from_bytes, random_gmm
+
+__all__ = ["DescentScreen"]
+
+LR = {f"{v:.3g}": float(v) for v in np.logspace(-3, 3, 25)}
+FRAME_MS = 100  # frames are produced at most 10 times a second
+
+
+class DescentScreen(pn.viewable.Viewer):
+    """One Dirac descent, animated by a session-scoped periodic callback."""
+
+    playing = param.Boolean(default=False, doc="Whether frames are being produced.")
+    message = param.String(default="", doc="Last error or warning shown to the user.")
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self._upload_values: np.ndarray | None = None
+        self._callback = None
+        self.run = DescentRun({"preset": "tutorial two peaks", "res": 64}, n=200)
+        self._build()
+        self._draw_all()
+
+    # -- widgets ----------------------------------------------------------------------
+    def _build(self) -> None:
+        self.w_target = pn.widgets.Select(
+            label="target",
+            options=["tutorial two peaks", "gaussian mixture", "uploaded image"],
+            value="tutorial two peaks",
+        )
+        self.w_upload = pn.widgets.FileInput(accept=".png,.jpg,.jpeg", multiple=False)
+        self.w_invert = pn.widgets.Checkbox(label="invert (bright = dense)", value=False)
+        self.w_n = pn.widgets.IntInput(label="Diracs N", value=200, start=2, end=5000)
+        self.w_init = pn.widgets.Select(label="initialisation", options=["random", "sample"])
+        self.w_seed = pn.widgets.IntInput(label="seed", value=0, start=0, end=2**31 - 1)
+        self.w_lr = pn.widgets.DiscreteSlider(label="learning rate", options=LR, value=LR["100"])
+        self.w_lloyd = pn.widgets.Switch(value=True)
+        self.w_steps = pn.widgets.IntSlider(label="steps per frame", start=1, end=10, value=1)
+        self.b_play = pn.widgets.Button(label="▶ Play", color="primary")
+        self.b_step = pn.widgets.Button(label="Step")
+        self.b_reset = pn.widgets.Button(label="Reset")
+        self.w_look = pn.widgets.IntSlider(label="look back (frame)", start=0, end=1, value=0)
+        self.counter = pn.pane.Markdown("")
+        self.alert = pn.pane.Alert("", alert_type="warning", visible=False)
+        self.downloads = [
+            pn.widgets.FileDownload(
+                callback=cb, filename=name, label=label, embed=False, sizing_mode="stretch_width"
+            )
+            for cb, name, label in (
+                (self._positions_file, "gmmot-diracs.csv", "positions (CSV)"),
+                (self._params_file, "gmmot-descent-params.json", "parameters (JSON)"),
+                (self._results_file, "gmmot-descent-results.json", "results (JSON)"),
+                (lambda: self._figure_file("png"), "gmmot-descent.png", "figure (PNG)"),
+                (lambda: self._figure_file("svg"), "gmmot-descent.svg", "figure (SVG)"),
+            )
+        ]
+        self.fig, self.src = target_figure()
+        self.w2_fig, self.w2_src = trace_figure("W2² along the steps", "W2²")
+        self.err_fig, self.err_src = trace_figure(
+            "cell-mass error max |N m_i - 1|", "relative error"
+        )
+        self.b_play.on_click(self._toggle)
+        self.b_step.on_click(lambda _e: self._tick())
+        self.b_reset.on_click(self._reset)
+        for w in (self.w_target, self.w_n, self.w_init, self.w_seed, self.w_invert):
+            w.param.watch(self._rebuild, "value")
+        self.w_upload.param.watch(self._on_upload, "value")
+        self.w_look.param.watch(self._on_look, "value")
+
+    # -- drawing ----------------------------------------------------------------------
+    def _draw_all(self) -> None:
+        self.src["image"].data = image_data(self.run.values)
+        self._draw(self.run.view)
+
+    def _draw(self, view: dict) -> None:
+        with pn.io.hold():
+            self.src["cells"].data = cells_data(view["cells"])
+            self.src["diracs"].data = diracs_data(
+                view["positions"], view["barycenters"], view["masses"]
+            )
+            self.w2_src.data = trace_data(view["w2"])
+            self.err_src.data = trace_data(view["error"])
+            last = len(self.run.history) - 1
+            self.w_look.param.update(end=max(last, 1), value=last)
+        n = len(view["positions"])
+        self.counter.object = (
+            f"**step** {view['step']} · **N** {n} · **W2²** {view['w2'][-1]:.6g} · "
+            f"**max |N m - 1|** {view['error'][-1]:.2e}"
+        )
+        if view["messages"]:
+            self._warn(f"Stopped at step {view['step']}: " + "; ".join(view["messages"]))
+
+    def _on_look(self, event) -> None:
+        if self.playing or event.new >= len(self.run.history) - 1:
+            return
+        step, y, cells = self.run.cells_at(event.new)
+        with pn.io.hold():
+            self.src["cells"].data = cells_data(cells)
+            zero = np.zeros(len(y))
+            self.src["diracs"].data = diracs_data(y, y, zero + 1.0 / len(y))
+        self.counter.object = f"**looking back at step** {step} (drag right to return)"
+
+    def _warn(self, text: str) -> None:
+        self.message = text
+        self.alert.object = text
+        self.alert.visible = True
+
+    # -- reactions --------------------------------------------------------------------
+    def _target(self) -> tuple[dict, np.ndarray | None]:
+        kind = self.w_target.value
+        if kind == "tutorial two peaks":
+            return {"preset": kind, "res": 64}, None
+        if kind == "gaussian mixture":
+            return {"preset": kind, "res": 128} | random_gmm(self.w_seed.value), None
+        if self._upload_values is None:
+            raise ValueError("upload a PNG or JPEG first")
+        values = self._upload_values
+        return {"values": None}, (values.max() - values if self.w_invert.value else values)
+
+    def _rebuild(self, _event=None) -> None:
+        """A new run for the current target and Diracs; the old one stays on failure."""
+        self._pause()
+        try:
+            target, values = self._target()
+            run = DescentRun(target, self.w_n.value, self.w_init.value, self.w_seed.value, values)
+        except Exception as exc:  # keep the last good run
+            self._warn(f"Could not start that run: {exc}. The previous run is kept.")
+            return
+        self.run = run
+        self.alert.visible = False
+        self._draw_all()
+
+    def _on_upload(self, event) -> None:
+        if not event.new:
+            return
+        try:
+            self._upload_values = image_from_bytes(event.new)
+        except ValueError as exc:
+            self._warn(f"Image rejected: {exc}. The previous target is kept.")
+            return
+        if self.w_target.value == "uploaded image":
+            self._rebuild()
+        else:
+            self.w_target.value = "uploaded image"  # triggers the rebuild
+
+    def _reset(self, _event=None) -> None:
+        self._pause()
+        self.alert.visible = False
+        self._draw(self.run.reset())
+
+    def _tick(self) -> None:
+        if self.run.stopped:
+            self._pause()
+            return
+        self.run.lr, self.run.lloyd = self.w_lr.value, self.w_lloyd.value
+        self.run.steps_per_frame = self.w_steps.value
+        self._draw(self.run.step())
+        if self.run.stopped:
+            self._pause()
+
+    def _toggle(self, _event=None) -> None:
+        if self.playing:
+            self._pause()
+        else:
+            self._play()
+
+    def _play(self) -> None:
+        if self._callback is None:
+            self._callback = pn.state.add_periodic_callback(
+                self._tick, period=FRAME_MS, start=False
+            )
+            pn.state.on_session_destroyed(lambda _ctx: self._pause())
+        self._callback.start()
+        self.playing = True
+        self.b_play.label = "❚❚ Pause"
+
+    def _pause(self) -> None:
+        if self._callback is not None and self._callback.running:
+            self._callback.stop()
+        self.playing = False
+        self.b_play.label = "▶ Play"
+
+    # -- exports ----------------------------------------------------------------------
+    def _positions_file(self) -> io.StringIO:
+        out = io.StringIO()
+        out.write("x,y\n")
+        np.savetxt(out, self.run.view["positions"], fmt="%.17g", delimiter=",")
+        out.seek(0)
+        return out
+
+    def _params_file(self) -> io.BytesIO:
+        return io.BytesIO(self.run.spec().to_json().encode())
+
+    def _results_file(self) -> io.BytesIO:
+        import json
+
+        return io.BytesIO(json.dumps(descent_results(self.run)).encode())
+
+    def _figure_file(self, fmt: str) -> io.BytesIO:
+        return io.BytesIO(descent_figure(self.run.values, self.run.view, fmt))
+
+    # -- layout -----------------------------------------------------------------------
+    def sidebar(self) -> list:
+        return [
+            pn.pane.Markdown("### Run"),
+            pn.Row(self.b_play, self.b_step, self.b_reset),
+            self.w_lr,
+            pn.Row(pn.pane.Markdown("Lloyd (move to centroids)", margin=(5, 10)), self.w_lloyd),
+            self.w_steps,
+            pn.pane.Markdown("### Target and Diracs"),
+            self.w_target,
+            pn.pane.Markdown("Upload a picture (PNG / JPEG, darker = more mass)"),
+            self.w_upload,
+            self.w_invert,
+            self.w_n,
+            self.w_init,
+            self.w_seed,
+            pn.pane.Markdown("### Export"),
+            *self.downloads,
+            pn.pane.Markdown(
+                "Replay headless: `gmmot replay gmmot-descent-params.json --out r.json`"
+            ),
+        ]
+
+    def __panel__(self):
+        return pn.Column(
+            self.alert,
+            self.counter,
+            pn.Row(
+                pn.pane.Bokeh(self.fig, sizing_mode="stretch_width"),
+                pn.Column(
+                    pn.pane.Bokeh(self.w2_fig, sizing_mode="stretch_width"),
+                    pn.pane.Bokeh(self.err_fig, sizing_mode="stretch_width"),
+                    sizing_mode="stretch_width",
+                ),
+                sizing_mode="stretch_width",
+            ),
+            self.w_look,
+            sizing_mode="stretch_width",
+        )

@@ -1,0 +1,274 @@
+"""A recorded Dirac descent: one serialisable spec gives the same numbers in the app or headless.
+
+:class:`DescentRun` owns one run (a browser session holds one): the target, the Diracs and
+the solver state. Each frame is one jitted :func:`~gmmot_core.descent.descend` call (its
+steps and the cells of the last one) and one device-to-host copy. The run records the
+frames as segments ``(steps, lr, lloyd)``; :meth:`DescentRun.spec` and :func:`replay_descent`
+play them back in the same chunks, so the numbers are identical on the same machine.
+Semi-discrete OT runs in float64 (``jax.enable_x64`` around every core call): float32
+cannot resolve the tutorial target's density, which falls to 1e-12 of its peak.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gmmot_core.descent import STOP_BITS, DescentState, cells_of, descend, descent_init
+from gmmot_core.laguerre import STACKED, image_density
+from gmmot_core.semidiscrete import EMPTY_CELL, NOT_CONVERGED, SIZE_BITS
+from gmmot_core.targets import gmm_image, tutorial_image
+
+__all__ = [
+    "DESCENT_SPEC_VERSION",
+    "TARGETS",
+    "DescentRun",
+    "DescentSpec",
+    "descent_results",
+    "initial_positions",
+    "replay_descent",
+    "target_values",
+]
+
+DESCENT_SPEC_VERSION = 1
+HISTORY = 500  # frames kept for looking back (positions and weights of each)
+MAX_INLINE_PIXELS = 512 * 512
+
+TARGETS = ("tutorial two peaks", "gaussian mixture", "uploaded image")
+
+
+def target_values(target: dict) -> np.ndarray:
+    """Pixel values ``[W, H]`` of a target description (the ``target`` field of a spec):
+    ``{"preset": "tutorial two peaks", "res": 64}``, ``{"preset": "gaussian mixture",
+    "res": 128, "means": ..., "covs": ..., "weights": ...}`` or ``{"values": [[...]]}``."""
+    if "values" in target:
+        v = np.asarray(target["values"], np.float64)
+        if v.ndim != 2 or v.size > MAX_INLINE_PIXELS:
+            raise ValueError("field 'target.values': expected a 2D array of at most 512 x 512")
+        return v
+    preset = target.get("preset")
+    res = int(target.get("res", 64))
+    if not 4 <= res <= 1024:
+        raise ValueError(f"field 'target.res': {res} is outside [4, 1024]")
+    if preset == "tutorial two peaks":
+        return tutorial_image(res)
+    if preset == "gaussian mixture":
+        values, _ = gmm_image(target["means"], target["covs"], target["weights"], (res, res))
+        return values
+    raise ValueError(f"field 'target.preset': unknown target {preset!r}")
+
+
+def initial_positions(values: np.ndarray, n: int, init: str, seed: int) -> np.ndarray:
+    """``n`` starting Diracs ``[n, 2]`` float64 in [0, 1]^2: uniform (``"random"``) or
+    drawn from the target (``"sample"``: a pixel by its mass, then uniform in it)."""
+    rng = np.random.default_rng(seed)
+    if init == "random":
+        return rng.random((n, 2))
+    if init == "sample":
+        w, h = values.shape
+        p = values.ravel() / values.sum()
+        k = rng.choice(values.size, size=n, p=p)
+        cell = np.stack([k // h, k % h], 1).astype(np.float64)
+        return (cell + rng.random((n, 2))) / np.array([w, h])
+    raise ValueError(f"unknown initialisation {init!r} (expected 'random' or 'sample')")
+
+
+def _messages(status: int) -> list[str]:
+    out = []
+    if status & STACKED:
+        out.append("two Diracs share a position: their cells are not defined")
+    if status & EMPTY_CELL:
+        out.append("a cell lies where the target has no mass: move the Diracs or use 'sample'")
+    if status & NOT_CONVERGED:
+        out.append("the Newton solve for the weights did not converge")
+    if status & SIZE_BITS:
+        out.append("a static size ran out")
+    return out
+
+
+@dataclass
+class DescentSpec:
+    """Everything needed to replay a descent: target, Diracs, and the frames played."""
+
+    target: dict
+    n: int
+    init: str = "random"
+    seed: int = 0
+    segments: list = field(default_factory=list)  # [steps, lr, lloyd] per frame
+    version: int = DESCENT_SPEC_VERSION
+
+    def to_json(self) -> str:
+        from gmmot_core import __version__
+
+        return json.dumps(
+            {
+                "kind": "descent",
+                "version": self.version,
+                "gmmot": __version__,
+                "target": self.target,
+                "n": self.n,
+                "init": self.init,
+                "seed": self.seed,
+                "segments": self.segments,
+            }
+        )
+
+    @classmethod
+    def from_dict(cls, obj: Any) -> DescentSpec:
+        """Validate a parsed parameter file; ValueError names the first bad field."""
+        if not isinstance(obj, dict):
+            raise ValueError("the parameter file must hold a JSON object")
+        known = {"kind", "version", "gmmot", "target", "n", "init", "seed", "segments"}
+        unknown = sorted(set(obj) - known)
+        if unknown:
+            raise ValueError(f"unknown field {unknown[0]!r}")
+        version = obj.get("version")
+        if version != DESCENT_SPEC_VERSION:
+            raise ValueError(f"field 'version': {version!r} is not {DESCENT_SPEC_VERSION}")
+        target = obj.get("target")
+        if not isinstance(target, dict):
+            raise ValueError("field 'target': expected an object")
+        n = obj.get("n")
+        if not isinstance(n, int) or isinstance(n, bool) or not 2 <= n <= 20000:
+            raise ValueError(f"field 'n': expected an integer in [2, 20000], got {n!r}")
+        init = obj.get("init", "random")
+        if init not in ("random", "sample"):
+            raise ValueError(f"field 'init': {init!r} is not 'random' or 'sample'")
+        seed = obj.get("seed", 0)
+        if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+            raise ValueError(f"field 'seed': expected a non-negative integer, got {seed!r}")
+        segs = obj.get("segments", [])
+        if not isinstance(segs, list):
+            raise ValueError("field 'segments': expected a list")
+        for i, s in enumerate(segs):
+            ok = (
+                isinstance(s, list)
+                and len(s) == 3
+                and isinstance(s[0], int)
+                and 1 <= s[0] <= 1000
+                and isinstance(s[1], int | float)
+                and np.isfinite(s[1])
+                and isinstance(s[2], bool)
+            )
+            if not ok:
+                raise ValueError(f"field 'segments[{i}]': expected [steps, lr, lloyd]")
+        return cls(target, n, init, seed, [list(s) for s in segs])
+
+
+class DescentRun:
+    """Dirac gradient descent / Lloyd towards a target image, frame by frame."""
+
+    def __init__(
+        self,
+        target: dict,
+        n: int = 200,
+        init: str = "random",
+        seed: int = 0,
+        values: np.ndarray | None = None,
+    ):
+        self.target = target
+        self.values = target_values(target) if values is None else np.asarray(values)
+        self.n, self.init, self.seed = int(n), init, int(seed)
+        with jax.enable_x64(True):
+            self.density = image_density(self.values, dtype=jnp.float64)
+        self.positions0 = initial_positions(self.values, self.n, init, self.seed)
+        self.lr, self.lloyd, self.steps_per_frame = 100.0, True, 1
+        self.reset()
+
+    def reset(self) -> dict:
+        """Back to the first Diracs (a cold Newton solve)."""
+        with jax.enable_x64(True):
+            self.nu = jnp.full((self.n,), 1.0 / self.n, jnp.float64)
+            state, self.sizes = descent_init(jnp.asarray(self.positions0), self.density, self.nu)
+            self.state: DescentState = jax.device_get(state)
+            self.cells = jax.device_get(cells_of(state, self.density, self.sizes))
+        self.segments: list = []
+        self.w2 = [float(self.state.w2)]
+        self.error = [self._error(self.state)]
+        self.history = [(self.state.step, self.state.positions, self.state.weights)]
+        return self.view
+
+    def _error(self, state) -> float:
+        return float(np.max(np.abs(np.asarray(state.masses) - 1.0 / self.n)) * self.n)
+
+    @property
+    def stopped(self) -> bool:
+        return bool(int(self.state.status) & STOP_BITS)
+
+    def step(self) -> dict:
+        """One frame: ``steps_per_frame`` steps with the current ``lr`` / ``lloyd``."""
+        self.play(self.steps_per_frame, self.lr, self.lloyd)
+        return self.view
+
+    def play(self, steps: int, lr: float, lloyd: bool) -> None:
+        if self.stopped:
+            return
+        with jax.enable_x64(True):
+            state, trace, self.sizes, cells = descend(
+                self.state, self.density, self.nu, lr, lloyd, steps, self.sizes, with_cells=True
+            )
+            state, trace, cells = jax.device_get((state, trace, cells))
+        self.segments.append([int(steps), float(lr), bool(lloyd)])
+        done = int(state.step) - int(self.state.step)
+        self.w2.extend(float(x) for x in np.asarray(trace)[:done])
+        self.state, self.cells = state, cells
+        self.error.extend([self._error(state)] * done)
+        if done:
+            self.history.append((state.step, state.positions, state.weights))
+            del self.history[: max(0, len(self.history) - HISTORY)]
+
+    def cells_at(self, index: int):
+        """Step, positions and cells of history entry ``index`` (for looking back)."""
+        step, y, w = self.history[index]
+        no_hint = np.full_like(np.asarray(self.state.labels), -1)
+        st = self.state._replace(positions=y, weights=w, labels=no_hint)
+        with jax.enable_x64(True):
+            cells = jax.device_get(cells_of(jax.device_put(st), self.density, self.sizes))
+        return int(step), np.asarray(y), cells
+
+    @property
+    def view(self) -> dict:
+        s = self.state
+        return {
+            "step": int(s.step),
+            "positions": np.asarray(s.positions),
+            "barycenters": np.asarray(s.barycenters),
+            "masses": np.asarray(s.masses),
+            "weights": np.asarray(s.weights),
+            "cells": self.cells,
+            "w2": np.asarray(self.w2),
+            "error": np.asarray(self.error),
+            "status": int(s.status),
+            "messages": _messages(int(s.status)),
+        }
+
+    def spec(self) -> DescentSpec:
+        target = self.target if "preset" in self.target else {"values": self.values.tolist()}
+        return DescentSpec(target, self.n, self.init, self.seed, [list(s) for s in self.segments])
+
+
+def replay_descent(spec: DescentSpec) -> DescentRun:
+    """A run rebuilt from ``spec``: the same frames with the same settings."""
+    run = DescentRun(spec.target, spec.n, spec.init, spec.seed)
+    for steps, lr, lloyd in spec.segments:
+        run.play(steps, lr, lloyd)
+    return run
+
+
+def descent_results(run: DescentRun) -> dict:
+    """The results file: final positions, weights, masses and the W2^2 trace."""
+    v = run.view
+    return {
+        "kind": "descent",
+        "step": v["step"],
+        "positions": v["positions"].tolist(),
+        "weights": v["weights"].tolist(),
+        "masses": v["masses"].tolist(),
+        "w2": v["w2"].tolist(),
+        "status": v["messages"],
+    }

@@ -1,0 +1,135 @@
+"""Targets, the recorded descent run (spec, replay) and the descent screen's objects."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gmmot_core.descent_run import DescentRun, DescentSpec, descent_results, replay_descent
+from gmmot_core.targets import gmm_image, image_from_bytes, tutorial_image
+
+REF = Path(__file__).resolve().parents[2] / "shared" / "reference" / "semidiscrete"
+
+
+def test_tutorial_image_is_the_reference_target():
+    ref = np.load(REF / "target.npy")
+    ours = tutorial_image(64)
+    # same formula, normalised the same way: equal to float64 round-off
+    assert np.abs(ours / ours.sum() - ref / ref.sum()).max() < 1e-17
+
+
+def test_gmm_image_matches_the_closed_form_pixel_masses():
+    """Axis-aligned components have exact pixel masses (products of erf differences)."""
+    means = np.array([[0.4, 0.5], [0.7, 0.3]])
+    sd = np.array([[0.08, 0.12], [0.05, 0.07]])
+    covs = np.stack([np.diag(s**2) for s in sd])
+    weights = np.array([0.6, 0.4])
+    values, outside = gmm_image(means, covs, weights, (32, 40))
+    edges_x, edges_y = np.linspace(0, 1, 33), np.linspace(0, 1, 41)
+    cdf = np.vectorize(lambda t: 0.5 * (1 + math.erf(t / math.sqrt(2))))
+    exact = sum(
+        p * np.outer(np.diff(cdf((edges_x - m[0]) / s[0])), np.diff(cdf((edges_y - m[1]) / s[1])))
+        for m, s, p in zip(means, sd, weights, strict=True)
+    )
+    # 6-point Gauss-Legendre per pixel, h / sigma <= 0.63: relative error far below 1e-8
+    assert np.abs(values / (32 * 40) - exact).max() < 1e-10
+    assert outside == pytest.approx(1 - exact.sum(), abs=1e-10)
+
+
+def _png(array: np.ndarray) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(array.astype(np.uint8), "L").save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_uploaded_image_orientation_and_darkness():
+    img = np.full((20, 30), 255)  # 20 rows, 30 columns, white
+    img[0, 0] = 0  # black pixel at the top left
+    values = image_from_bytes(_png(img))
+    assert values.shape == (30, 20)  # axis 0 = x (columns)
+    assert np.unravel_index(values.argmax(), values.shape) == (0, 19)  # x = 0, y = top
+    assert image_from_bytes(_png(img), invert=True).min() == 0.0
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"", "empty"),
+        (b"\x89PNG\r\n\x1a\n garbage", "not a readable image"),
+        (b"x,y\n1,2\n", "not a readable image"),
+        (_png(np.full((4, 4), 255)), "no mass"),
+    ],
+)
+def test_bad_images_are_refused_with_a_message(data, message):
+    with pytest.raises(ValueError, match=message):
+        image_from_bytes(data)
+
+
+@pytest.fixture(scope="module")
+def run():
+    r = DescentRun({"preset": "tutorial two peaks", "res": 64}, n=60, seed=3)
+    for lr, lloyd in ((100.0, True), (10.0, False), (100.0, True)):
+        r.play(2, lr, lloyd)
+    return r
+
+
+def test_lloyd_lowers_w2_and_keeps_masses_exact(run):
+    w2 = run.view["w2"]
+    assert len(w2) == 7 and run.view["step"] == 6
+    assert w2[-1] < 0.2 * w2[0]  # Lloyd on the two peaks: W2^2 falls fast from uniform
+    assert run.view["error"][-1] < 1e-6  # solved to max |m - nu| <= 1e-8 = 6e-7 relative
+    assert not run.view["messages"]
+
+
+def test_spec_replays_the_same_numbers(run, tmp_path):
+    text = run.spec().to_json()
+    again = replay_descent(DescentSpec.from_dict(json.loads(text)))
+    assert np.array_equal(again.view["positions"], run.view["positions"])
+    assert descent_results(again)["w2"] == descent_results(run)["w2"]
+    # and through the command line
+    from gmmot_core.cli import main
+
+    (tmp_path / "p.json").write_text(text)
+    assert main(["replay", str(tmp_path / "p.json"), "--out", str(tmp_path / "r.json")]) == 0
+    out = json.loads((tmp_path / "r.json").read_text())
+    assert out["positions"] == descent_results(run)["positions"]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("n", "many", "field 'n'"),
+        ("n", 1, "field 'n'"),
+        ("init", "grid", "field 'init'"),
+        ("version", 99, "field 'version'"),
+        ("segments", [[1, "fast", True]], "segments\\[0\\]"),
+        ("colour", "red", "unknown field 'colour'"),
+    ],
+)
+def test_bad_spec_fields_are_named(run, field, value, message):
+    obj = json.loads(run.spec().to_json()) | {field: value}
+    with pytest.raises(ValueError, match=message):
+        DescentSpec.from_dict(obj)
+
+
+def test_screen_steps_and_keeps_its_run_on_a_bad_upload():
+    from app.screens.descent import DescentScreen
+
+    screen = DescentScreen()
+    screen.w_n.value = 40
+    screen._tick()
+    screen._tick()
+    assert screen.run.view["step"] == 2
+    assert len(screen.src["cells"].data["xs"]) == 40
+    good = screen.run
+    screen._on_upload(type("E", (), {"new": b"not an image"})())
+    assert screen.run is good and "Image rejected" in screen.message
+    screen.w_look.value = 0  # look back at the start
+    assert "looking back" in screen.counter.object
