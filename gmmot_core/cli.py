@@ -34,17 +34,26 @@ def _replay(args: argparse.Namespace) -> int:
         return 2
     run = replay(spec)
     out = results(run.view)
-    Path(args.out).write_text(json.dumps(out))
-    if args.figure:
+
+    def figure(fmt: str) -> bytes:
         from gmmot_core.figure import coupled_em_figure
 
+        return coupled_em_figure(out, run.points0, run.points1, fmt)
+
+    return _write(args, out, figure, f"{out['iteration']} EM iterations")
+
+
+def _write(args: argparse.Namespace, out: dict, figure, what: str) -> int:
+    """Write the results (and the figure ``figure(fmt)`` if asked); report on stdout."""
+    Path(args.out).write_text(json.dumps(out))
+    if args.figure:
         fmt = Path(args.figure).suffix.lower().lstrip(".")
         if fmt not in ("png", "svg"):
             sys.stderr.write("gmmot: error: --figure must end in .png or .svg\n")
             return 2
-        Path(args.figure).write_bytes(coupled_em_figure(out, run.points0, run.points1, fmt))
+        Path(args.figure).write_bytes(figure(fmt))
     msgs = f" ({'; '.join(out['status'])})" if out["status"] else ""
-    sys.stdout.write(f"replayed {out['iteration']} EM iterations -> {args.out}{msgs}\n")
+    sys.stdout.write(f"replayed {what} -> {args.out}{msgs}\n")
     return 0
 
 
@@ -66,18 +75,13 @@ def _replay_descent(raw: bytes, path: Path, args: argparse.Namespace) -> int:
         sys.stderr.write(f"gmmot: error: {path}: {exc}\n")
         return 2
     out = descent_results(run)
-    Path(args.out).write_text(json.dumps(out))
-    if args.figure:
+
+    def figure(fmt: str) -> bytes:
         from gmmot_core.figure import descent_figure
 
-        fmt = Path(args.figure).suffix.lower().lstrip(".")
-        if fmt not in ("png", "svg"):
-            sys.stderr.write("gmmot: error: --figure must end in .png or .svg\n")
-            return 2
-        Path(args.figure).write_bytes(descent_figure(run.values, run.view, fmt))
-    msgs = f" ({'; '.join(out['status'])})" if out["status"] else ""
-    sys.stdout.write(f"replayed {out['step']} descent steps -> {args.out}{msgs}\n")
-    return 0
+        return descent_figure(run.values, run.view, fmt)
+
+    return _write(args, out, figure, f"{out['step']} descent steps")
 
 
 def main(argv: list[str] | None = None) -> int:
