@@ -39,7 +39,7 @@ def target_figure() -> tuple[figure, dict[str, ColumnDataSource]]:
     fig.image(
         image="image", x=0, y=0, dw=1, dh=1, source=src["image"], palette="Greys256", alpha=0.9
     )
-    cells = fig.patches(
+    fig.patches(
         "xs",
         "ys",
         source=src["cells"],
@@ -51,7 +51,6 @@ def target_figure() -> tuple[figure, dict[str, ColumnDataSource]]:
     fig.segment("x", "y", "bx", "by", source=src["diracs"], color="#d62728", line_width=1)
     dots = fig.scatter("x", "y", source=src["diracs"], size=4, color="color", line_color="#222")
     fig.hover.renderers = [dots]
-    del cells
     return fig, src
 
 

@@ -99,7 +99,11 @@ def _run(
     state, trace = jax.lax.scan(one, state, None, length=steps)
     if not with_cells:
         return state, trace, None
-    cells = power_cells(
+    return state, trace, _cells(state, density, sizes)
+
+
+def _cells(state: DescentState, density: ImageDensity, sizes: Sizes) -> Cells:
+    return power_cells(
         state.positions,
         state.weights,
         density.lo,
@@ -108,17 +112,10 @@ def _run(
         sizes.grid,
         state.labels,
     )
-    return state, trace, cells
 
 
-def cells_of(state: DescentState, density: ImageDensity, sizes: Sizes) -> Cells:
-    """The Laguerre cells of ``state`` (for drawing a past step)."""
-    return _cells(state.positions, state.weights, state.labels, density, sizes)
-
-
-@partial(jax.jit, static_argnames=("sizes",))
-def _cells(y, w, labels, density, sizes: Sizes):
-    return power_cells(y, w, density.lo, density.hi, sizes.max_vertices, sizes.grid, labels)
+cells_of = jax.jit(_cells, static_argnames=("sizes",))
+cells_of.__doc__ = "The Laguerre cells of ``state`` (for drawing a past step), jitted."
 
 
 def descend(

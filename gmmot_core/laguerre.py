@@ -148,8 +148,9 @@ def _half_planes(y, w, rows, cand):
     yi = y[rows][:, None, :]
     a = y[jj] - yi
     none = (cand < 0) | (cand == rows[:, None])
-    stacked = (jnp.sum(a**2, -1) == 0) & ~none
-    b = (jnp.sum(a**2, -1) + w[rows][:, None] - w[jj]) / 2.0 + jnp.sum(a * yi, -1)
+    d2 = jnp.sum(a**2, -1)
+    stacked = (d2 == 0) & ~none
+    b = (d2 + w[rows][:, None] - w[jj]) / 2.0 + jnp.sum(a * yi, -1)
     a = jnp.where(none[..., None], 0.0, a)
     return a, jnp.where(none, jnp.inf, b), jnp.any(stacked)
 
