@@ -388,10 +388,15 @@ class CoupledEMScreen(pn.viewable.Viewer):
             self._callback = pn.state.add_periodic_callback(
                 self._on_period, period=self._period(), start=False
             )
-            pn.state.on_session_destroyed(lambda _ctx: self._pause())
+            pn.state.on_session_destroyed(lambda _ctx: self._stop())
         self._callback.start()
         self.playing = True
         self.b_play.label = "❚❚ Pause"
+
+    def _stop(self) -> None:
+        """Stop the periodic callback only: used when the session's document is torn down."""
+        if self._callback is not None and self._callback.running:
+            self._callback.stop()
 
     def _period(self) -> int:
         return round(1000 / self.w_fps.value)
@@ -401,8 +406,7 @@ class CoupledEMScreen(pn.viewable.Viewer):
             self._callback.period = self._period()
 
     def _pause(self) -> None:
-        if self._callback is not None and self._callback.running:
-            self._callback.stop()
+        self._stop()
         self.playing = False
         self._draw_summary(self.runner.view)  # the summary shows the frame we stopped on
         self.b_play.label = "▶ Play"

@@ -188,14 +188,18 @@ class DescentScreen(pn.viewable.Viewer):
             self._callback = pn.state.add_periodic_callback(
                 self._tick, period=FRAME_MS, start=False
             )
-            pn.state.on_session_destroyed(lambda _ctx: self._pause())
+            pn.state.on_session_destroyed(lambda _ctx: self._stop())
         self._callback.start()
         self.playing = True
         self.b_play.label = "❚❚ Pause"
 
-    def _pause(self) -> None:
+    def _stop(self) -> None:
+        """Stop the periodic callback only: used when the session's document is torn down."""
         if self._callback is not None and self._callback.running:
             self._callback.stop()
+
+    def _pause(self) -> None:
+        self._stop()
         self.playing = False
         self.b_play.label = "▶ Play"
 
