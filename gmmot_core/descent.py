@@ -15,7 +15,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from gmmot_core.laguerre import STACKED, Cells, ImageDensity, power_cells
+from gmmot_core.laguerre import STACKED, Cells, ImageDensity
 from gmmot_core.semidiscrete import (
     EMPTY_CELL,
     NOT_CONVERGED,
@@ -23,6 +23,7 @@ from gmmot_core.semidiscrete import (
     Sizes,
     _newton,
     grow_sizes,
+    near_cells,
     solve_weights,
 )
 
@@ -103,15 +104,7 @@ def _run(
 
 
 def _cells(state: DescentState, density: ImageDensity, sizes: Sizes) -> Cells:
-    return power_cells(
-        state.positions,
-        state.weights,
-        density.lo,
-        density.hi,
-        sizes.max_vertices,
-        sizes.grid,
-        state.labels,
-    )
+    return near_cells(state.positions, state.weights, density.lo, density.hi, sizes, state.labels)
 
 
 cells_of = jax.jit(_cells, static_argnames=("sizes",))

@@ -39,6 +39,7 @@ __all__ = [
     "default_grid",
     "image_density",
     "power_cells",
+    "ring_candidates",
 ]
 
 # status bits
@@ -47,6 +48,12 @@ UNCERTIFIED = 2  # more cells than grid.rescue were not certified by their block
 OVERFLOW_PIECES = 4  # the boundary walk needed more than `budget` pieces
 STACKED = 8  # two Diracs share a position (their cells are ill-defined)
 OVERFLOW_BINS = 64  # a bin of the candidate grid held more than its capacity
+RING_MISS = 128  # cells built from ring candidates do not tile the box (a cut is missing)
+REUSE_WIDTH = 16  # cells of at most this many edges - 1 are reused from a nearby diagram
+OVERFLOW_RING = 256  # they missed one and a cell had more ring candidates than kept
+
+
+BOX_SIDES = jnp.array([-2, -3, -4, -5], jnp.int32)  # labels of the bottom, right, top, left
 
 
 class ImageDensity(NamedTuple):
@@ -85,8 +92,9 @@ def image_density(values, lo=(0.0, 0.0), hi=(1.0, 1.0), dtype=None) -> ImageDens
 
 
 class Cells(NamedTuple):
-    """Padded cell polygons: ``vertices [N, V, 2]``, ``labels [N, V]`` (neighbour across
-    edge t -> t+1, -1 = box), ``count [N]``, ``status`` (bitmask, see module)."""
+    """Padded cell polygons (counter-clockwise): ``vertices [N, V, 2]``, ``labels [N, V]``
+    (what lies across edge t -> t+1: a Dirac index, or a side of the box, -2 bottom,
+    -3 right, -4 top, -5 left; -1 past ``count``), ``count [N]``, ``status`` (bitmask)."""
 
     vertices: jax.Array
     labels: jax.Array
@@ -203,15 +211,18 @@ def _clip_rounds(poly, a, b, cand, batch: int, hint=None):
         poly, over = jax.lax.fori_loop(0, slots, pre, (poly, over))
 
     def depth(poly, used):
-        # a running max over the vertices in use (padding repeats vertex 0)
+        # the support function: a max over the vertices in use (padding repeats vertex 0)
         verts, _, count = poly
         vidx = jnp.arange(v)[None, :]
         vv = jnp.take_along_axis(verts, jnp.where(vidx < count[:, None], vidx, 0)[..., None], 1)
+        if c * v <= 4096:  # few candidates: all at once
+            h = jnp.max(a[..., 0:1] * vv[:, None, :, 0] + a[..., 1:2] * vv[:, None, :, 1], -1)
+        else:  # a running max, never an [M, C, V] array
 
-        def step(t, h):
-            return jnp.maximum(h, a[..., 0] * vv[:, t, 0:1] + a[..., 1] * vv[:, t, 1:2])
+            def step(t, h):
+                return jnp.maximum(h, a[..., 0] * vv[:, t, 0:1] + a[..., 1] * vv[:, t, 1:2])
 
-        h = jax.lax.fori_loop(0, jnp.max(count), step, jnp.full(b.shape, -jnp.inf, b.dtype))
+            h = jax.lax.fori_loop(0, jnp.max(count), step, jnp.full(b.shape, -jnp.inf, b.dtype))
         cut = (h > b) & ~used & (count > 0)[:, None]
         return jnp.where(cut, (h - b) / norm, -jnp.inf)
 
@@ -249,10 +260,10 @@ class Grid(NamedTuple):
 
 
 def default_grid(n: int) -> Grid:
-    """About two Diracs per bin and a rescue of ``n / 16`` cells; all pairs when that is
-    as cheap (small ``n``)."""
+    """About two Diracs per bin, blocks of 5 x 5 bins (which certify ~97% of uniform
+    Voronoi cells) and a rescue of ``n / 16`` cells; all pairs when that is as cheap."""
     g = int(np.sqrt(n / 2.0))
-    return Grid(0, 0, 0) if n <= 256 or g < 5 else Grid(g, 12, 1, max(32, n // 16))
+    return Grid(0, 0, 0) if n <= 256 or g < 7 else Grid(g, 8, 2, max(32, n // 16))
 
 
 def _block_candidates(y, w, grid: Grid):
@@ -312,8 +323,195 @@ def _block_candidates(y, w, grid: Grid):
     return cand, d_out, jnp.any(count > cap)
 
 
+def _reuse(y, w, lo, hi, labels, a, b, max_vertices: int):
+    """Cells with the edge sequence of a nearby diagram (``labels [N, H]``), each vertex
+    the meet of two consecutive edges' lines, and whether each is the exact cell for
+    the candidate half-planes ``a [N, C, 2]``, ``b [N, C]``.
+
+    A cell fits when every turn is a left turn of positive edges winding once (so the
+    polygon is the intersection of its edges' half-planes) and every vertex satisfies
+    every candidate and the box (so that intersection is inside all of them). Cells
+    whose neighbours changed do not fit and must be clipped.
+    """
+    labels = labels[:, :REUSE_WIDTH]  # a cell with more edges is clipped instead
+    n, h = labels.shape
+    dt = y.dtype
+    idx = jnp.arange(h)[None, :]
+    count = jnp.sum(labels != -1, 1)
+    live = idx < count[:, None]
+    whole = jnp.all(labels != -1, 1)  # every slot in use: the cell may have been cut off
+    j = jnp.clip(labels, 0, n - 1)
+    ad = y[j] - y[:, None, :]
+    bd = (jnp.sum(ad**2, -1) + w[:, None] - w[j]) / 2.0 + jnp.sum(ad * y[:, None, :], -1)
+    side = jnp.clip(-2 - labels, 0, 3)
+    sides_a = jnp.array([[0.0, -1.0], [1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]], dt)
+    sides_b = jnp.stack([-lo[1], hi[0], hi[1], -lo[0]]).astype(dt)
+    dirac = labels >= 0
+    la = jnp.where(dirac[..., None], ad, sides_a[side])  # [N, H, 2]
+    lb = jnp.where(dirac, bd, sides_b[side])
+    prev = jnp.where(idx == 0, count[:, None] - 1, idx - 1)
+    nxt = jnp.where(idx + 1 < count[:, None], idx + 1, 0)
+    pa = jnp.take_along_axis(la, prev[..., None], 1)
+    pb = jnp.take_along_axis(lb, prev, 1)
+    det = pa[..., 0] * la[..., 1] - pa[..., 1] * la[..., 0]
+    dot = jnp.sum(pa * la, -1)
+    ok_det = det > 64.0 * jnp.finfo(dt).eps * jnp.sqrt(jnp.sum(pa**2, -1) * jnp.sum(la**2, -1))
+    safe = jnp.where(ok_det, det, 1.0)
+    vx = (pb * la[..., 1] - pa[..., 1] * lb) / safe
+    vy = (pa[..., 0] * lb - pb * la[..., 0]) / safe
+    verts = jnp.stack([vx, vy], -1)  # vertex t: edges t-1 and t meet
+    vn = jnp.take_along_axis(verts, nxt[..., None], 1)
+    forward = jnp.sum((vn - verts) * jnp.stack([-la[..., 1], la[..., 0]], -1), -1) > 0
+    turn = jnp.sum(jnp.where(live, jnp.arctan2(det, dot), 0.0), 1)
+    shape_ok = jnp.all(~live | (ok_det & forward & (labels != jnp.arange(n)[:, None])), 1)
+    shape_ok &= (count >= 3) & ~whole & (jnp.abs(turn - 2 * jnp.pi) < 1.0)
+    vv = jnp.where(live[..., None], verts, verts[:, 0:1])  # padding repeats vertex 0
+    reach = jnp.max(jnp.abs(vv), (1, 2))[:, None]
+    tol = 64.0 * jnp.finfo(dt).eps
+    hmax = jnp.max(a[..., 0:1] * vv[:, None, :, 0] + a[..., 1:2] * vv[:, None, :, 1], -1)
+    inside = jnp.all(hmax - b <= tol * (jnp.sqrt(jnp.sum(a**2, -1)) * reach + jnp.abs(b)), 1)
+    span = tol * jnp.maximum(jnp.max(jnp.abs(lo)), jnp.max(jnp.abs(hi)))
+    inside &= jnp.all((vv >= lo - span) & (vv <= hi + span), (1, 2))
+    pad = max_vertices - h
+    if pad > 0:
+        verts = jnp.pad(verts, ((0, 0), (0, pad), (0, 0)))
+        labels = jnp.pad(labels, ((0, 0), (0, pad)), constant_values=-1)
+        live = jnp.pad(live, ((0, 0), (0, pad)))
+    else:
+        verts, labels, live = (
+            verts[:, :max_vertices],
+            labels[:, :max_vertices],
+            live[:, :max_vertices],
+        )
+    verts = jnp.where(live[..., None], verts, 0.0)
+    poly = (
+        verts,
+        jnp.where(live, labels, -1).astype(jnp.int32),
+        jnp.minimum(count, max_vertices).astype(jnp.int32),
+    )
+    return poly, shape_ok & inside
+
+
+def ring_candidates(labels, width: int = 16, around: bool = False):
+    """Candidates from a nearby diagram: each cell's neighbours and the cells that an
+    edge flip would make its neighbours.
+
+    ``labels [N, V]`` (what lies across each edge; its first ``width`` slots are used)
+    -> ``[N, C]`` Dirac indices (-1 = none; repeats are harmless), and whether a
+    cell used every slot (then it may have had more). ``around`` adds, for each
+    neighbour ``p``, the labels next to ``i`` in ``p``'s cycle. A vertex of cell ``i``
+    where the edges facing ``p`` and ``q`` meet ends the edge ``p | q``; its other end meets a
+    third cell ``l``, the label next to ``q`` in ``p``'s cycle (the one that is not
+    ``i``). For weights or positions close enough to that diagram's, every new
+    neighbour is such an ``l``; :func:`power_cells` checks that the cells tile the box.
+    """
+    lab = labels[:, :width].astype(jnp.int32)
+    n, h = lab.shape
+    idx = jnp.arange(h)[None, :]
+    count = jnp.sum(lab != -1, 1)
+    prev = jnp.take_along_axis(lab, jnp.where(idx == 0, count[:, None] - 1, idx - 1), 1)
+    # look the vertex up in a Dirac cell p next to it (p = the previous edge's label,
+    # else this edge's), for the label q on its other side
+    use_prev = prev >= 0
+    p = jnp.where(use_prev, prev, lab)
+    q = jnp.where(use_prev, lab, prev)
+    ok = (p >= 0) & (idx < count[:, None])
+    pc = jnp.clip(p, 0, n - 1)
+    row, cnt = lab[pc], count[pc]  # [N, H, H], [N, H]
+    at = jnp.argmax(row == q[..., None], -1)
+    found = ok & jnp.any(row == q[..., None], -1)
+    before = jnp.take_along_axis(row, jnp.where(at == 0, cnt - 1, at - 1)[..., None], -1)[..., 0]
+    after = jnp.take_along_axis(row, jnp.where(at + 1 < cnt, at + 1, 0)[..., None], -1)[..., 0]
+    flips = jnp.where(found[..., None], jnp.stack([before, after], -1), -1).reshape(n, 2 * h)
+    parts = [lab, flips, _one_sided(lab)]
+    if around:
+        # the cells next to i in each neighbour's cycle: in a diagram built from too few
+        # candidates, where a neighbour met a cell that i missed
+        me = jnp.arange(n)[:, None, None]
+        row, cnt = lab[jnp.clip(lab, 0, n - 1)], count[jnp.clip(lab, 0, n - 1)]
+        at = jnp.argmax(row == me, -1)
+        has = (lab >= 0) & jnp.any(row == me, -1)
+        b2 = jnp.take_along_axis(row, jnp.where(at == 0, cnt - 1, at - 1)[..., None], -1)[..., 0]
+        a2 = jnp.take_along_axis(row, jnp.where(at + 1 < cnt, at + 1, 0)[..., None], -1)[..., 0]
+        parts.append(jnp.where(has[..., None], jnp.stack([b2, a2], -1), -1).reshape(n, 2 * h))
+    ring = jnp.concatenate(parts, 1)
+    self_ = jnp.arange(n)[:, None]
+    return jnp.where((ring >= 0) & (ring != self_), ring, -1), jnp.any(count >= h)
+
+
+def _listed_back(lab):
+    """``[N, H]``: whether the Dirac across each edge lists this cell back."""
+    n = lab.shape[0]
+    j = jnp.clip(lab, 0, n - 1)
+    return jnp.any(lab[j] == jnp.arange(n)[:, None, None], -1) | (lab < 0)
+
+
+def _one_sided(lab, slots: int = 4):
+    """``[N, slots]``: Diracs that list a cell as a neighbour while it does not list them
+    (what a cell built from too few candidates misses), -1 padded; a few may be lost to
+    collisions, which only costs another widening."""
+    n, h = lab.shape
+    src = jnp.broadcast_to(jnp.arange(n, dtype=jnp.int32)[:, None], lab.shape)
+    lone = ~_listed_back(lab)
+    dst = jnp.where(lone, lab, n)  # out of range: dropped
+    col = jnp.broadcast_to(jnp.arange(h)[None, :] % slots, lab.shape)
+    return jnp.full((n, slots), -1, jnp.int32).at[dst, col].set(src, mode="drop")
+
+
+def _tiles(verts, count, lo, hi):
+    """Whether the polygons' areas add up to the box's (to round-off). Cells built from a
+    subset of the half-planes contain the true cells, which tile the box, so this holds
+    exactly when no cell misses a cut of positive area; what the round-off slack lets
+    through is a sliver of area below ``256 sqrt(N) eps`` of the box."""
+    n, v = count.shape[0], verts.shape[1]
+    idx = jnp.arange(v)[None, :]
+    nxt = jnp.where(idx + 1 < count[:, None], idx + 1, 0)
+    p1 = jnp.take_along_axis(verts, nxt[..., None], 1)
+    cross = verts[..., 0] * p1[..., 1] - p1[..., 0] * verts[..., 1]
+    area = 0.5 * jnp.sum(jnp.where(idx < count[:, None], cross, 0.0))
+    box = (hi[0] - lo[0]) * (hi[1] - lo[1])
+    slack = 256.0 * np.sqrt(n) * jnp.finfo(verts.dtype).eps * box
+    return jnp.abs(area - box) <= slack
+
+
+def _reuse_or_clip(y, w, lo, hi, hint, a, b, ring, poly0, batch: int):
+    """Cells reused from the diagram of ``hint`` where they fit (:func:`_reuse`); the
+    others (up to a quarter of them, else all) clipped by the ring candidates."""
+    n, v = poly0[1].shape
+    lo, hi = jnp.asarray(lo, y.dtype), jnp.asarray(hi, y.dtype)
+    poly, fit = _reuse(y, w, lo, hi, hint, a, b, v)
+    m = min(n, max(64, n // 4))
+    sel = jnp.nonzero(~fit, size=m, fill_value=n)[0]
+    rr = jnp.where(sel < n, sel, 0)
+
+    def some(poly):
+        live = (sel < n)[:, None]
+        sub, over = _clip_rounds(
+            jax.tree.map(lambda x: x[:m], poly0),
+            a[rr],
+            b[rr],
+            jnp.where(live, ring[rr], -1),
+            batch,
+            jnp.where(live, hint[rr], -1),
+        )
+        return tuple(x.at[sel].set(s, mode="drop") for x, s in zip(poly, sub, strict=True)), over
+
+    def every(_poly):
+        return _clip_rounds(poly0, a, b, ring, batch, hint)
+
+    return jax.lax.cond(jnp.sum(~fit) > m, every, some, poly)
+
+
 def power_cells(
-    y, w, lo, hi, max_vertices: int = 32, grid: Grid | None = None, hint=None, batch: int = 1
+    y,
+    w,
+    lo,
+    hi,
+    max_vertices: int = 32,
+    grid: Grid | None = None,
+    hint=None,
+    batch: int = 1,
+    ring=None,
 ) -> Cells:
     """Laguerre cells of ``y [N, 2]``, ``w [N]`` clipped to the box ``lo``-``hi``.
 
@@ -326,6 +524,10 @@ def power_cells(
     Dirac; more than that is flagged UNCERTIFIED. ``hint [N, H]``: likely neighbours
     (e.g. the labels of the diagram at nearby weights) to clip by first; any hint gives
     the same cells, a good one in fewer rounds.
+
+    ``ring [N, C]`` (from :func:`ring_candidates`) replaces the grid: cells are clipped by
+    those candidates only and RING_MISS is flagged unless the cells tile the box (then
+    they are exact: each contains its true cell).
     """
     n = y.shape[0]
     grid = default_grid(n) if grid is None else grid
@@ -334,11 +536,22 @@ def power_cells(
     verts0 = jnp.zeros((max_vertices, 2), y.dtype).at[:4].set(box)
     poly0 = (
         jnp.broadcast_to(verts0, (n, max_vertices, 2)),
-        jnp.full((n, max_vertices), -1, jnp.int32),
+        jnp.full((n, max_vertices), -1, jnp.int32).at[:, :4].set(BOX_SIDES),
         jnp.full((n,), 4, jnp.int32),
     )
     everyone = lambda m: jnp.broadcast_to(rows[None, :], (m, n))  # noqa: E731
-    if grid.bins == 0:
+    miss = jnp.asarray(False)
+    if ring is not None:
+        a, b, stacked = _half_planes(y, w, rows, ring)
+        if hint is None:
+            (verts, labels, count), over = _clip_rounds(poly0, a, b, ring, batch, hint)
+        else:
+            (verts, labels, count), over = _reuse_or_clip(
+                y, w, lo, hi, hint, a, b, ring, poly0, batch
+            )
+        miss = ~_tiles(verts, count, jnp.asarray(lo, y.dtype), jnp.asarray(hi, y.dtype))
+        uncertified = bin_over = jnp.asarray(False)
+    elif grid.bins == 0:
         cand = everyone(n)
         a, b, stacked = _half_planes(y, w, rows, cand)
         (verts, labels, count), over = _clip_rounds(poly0, a, b, cand, batch, hint)
@@ -380,6 +593,7 @@ def power_cells(
         | jnp.where(uncertified, UNCERTIFIED, 0)
         | jnp.where(stacked, STACKED, 0)
         | jnp.where(bin_over, OVERFLOW_BINS, 0)
+        | jnp.where(miss, RING_MISS, 0)
     ).astype(jnp.int32)
     return Cells(verts, labels, count, status)
 

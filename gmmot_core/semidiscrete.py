@@ -22,7 +22,9 @@ import jax.numpy as jnp
 from gmmot_core.laguerre import (
     OVERFLOW_BINS,
     OVERFLOW_PIECES,
+    OVERFLOW_RING,
     OVERFLOW_VERTICES,
+    RING_MISS,
     STACKED,
     UNCERTIFIED,
     CellIntegrals,
@@ -32,6 +34,7 @@ from gmmot_core.laguerre import (
     default_budget,
     default_grid,
     power_cells,
+    ring_candidates,
 )
 
 __all__ = [
@@ -44,6 +47,7 @@ __all__ = [
     "default_sizes",
     "grow_sizes",
     "integrals",
+    "near_cells",
     "solve_weights",
     "w2",
 ]
@@ -51,28 +55,33 @@ __all__ = [
 NOT_CONVERGED = 16  # Newton stopped at its iteration cap or its line search failed
 EMPTY_CELL = 32  # a cell holds no mass at the start (zero density under it): Newton cannot start
 # fixed by larger sizes
-SIZE_BITS = UNCERTIFIED | OVERFLOW_VERTICES | OVERFLOW_PIECES | OVERFLOW_BINS
+SIZE_BITS = UNCERTIFIED | OVERFLOW_VERTICES | OVERFLOW_PIECES | OVERFLOW_BINS | OVERFLOW_RING
 
 
 class Sizes(NamedTuple):
     """Static sizes: ``max_vertices`` per cell, ``pieces`` in the boundary walk, the
-    candidate ``grid`` (see :class:`~gmmot_core.laguerre.Grid`)."""
+    candidate ``grid`` (see :class:`~gmmot_core.laguerre.Grid`), ``ring``: neighbours per
+    cell used to find candidates in a nearby diagram (see
+    :func:`~gmmot_core.laguerre.ring_candidates`)."""
 
     max_vertices: int
     pieces: int
     grid: Grid
+    ring: int = 16
 
 
 def default_sizes(n: int, shape: tuple[int, int]) -> Sizes:
     """Sizes that fit near-uniform weights; :func:`grow_sizes` enlarges what runs out."""
-    return Sizes(32, default_budget(n, shape), default_grid(n))
+    return Sizes(32, default_budget(n, shape), default_grid(n), 16)
 
 
 def grow_sizes(sizes: Sizes, status: int, n: int) -> Sizes | None:
     """Enlarge every size whose status bit is set (None when nothing can grow): four times
     the rescued cells (all pairs once that covers every cell) when cells were not certified,
-    twice the vertices, pieces or bin capacity on overflow."""
-    v, p, grid = sizes
+    twice the vertices, pieces, ring candidates or bin capacity on overflow."""
+    v, p, grid, ring = sizes
+    if status & OVERFLOW_RING:
+        ring = 2 * ring
     if status & UNCERTIFIED and grid.bins:
         rescue = 4 * grid.rescue
         grid = Grid(0, 0, 0) if rescue >= n else grid._replace(rescue=rescue)
@@ -82,7 +91,7 @@ def grow_sizes(sizes: Sizes, status: int, n: int) -> Sizes | None:
         v = 2 * v
     if status & OVERFLOW_PIECES or v != sizes.max_vertices:
         p = 2 * p
-    new = Sizes(v, p, grid)
+    new = Sizes(v, p, grid, ring)
     return None if new == sizes else new
 
 
@@ -100,48 +109,99 @@ class SolveResult(NamedTuple):
     sizes: Sizes | None = None
 
 
-def integrals(y, w, density: ImageDensity, sizes: Sizes, hint=None) -> CellIntegrals:
-    """Cells of ``(y, w)`` and their exact integrals; ``hint [N, H]``: likely neighbours
-    (see :func:`~gmmot_core.laguerre.power_cells`)."""
-    cells = power_cells(y, w, density.lo, density.hi, sizes.max_vertices, sizes.grid, hint)
+def integrals(y, w, density: ImageDensity, sizes: Sizes, hint=None, ring=None) -> CellIntegrals:
+    """Cells of ``(y, w)`` and their exact integrals; ``hint [N, H]``: likely neighbours,
+    ``ring [N, C]``: the only candidates (see :func:`~gmmot_core.laguerre.power_cells`)."""
+    cells = power_cells(
+        y, w, density.lo, density.hi, sizes.max_vertices, sizes.grid, hint, ring=ring
+    )
     return cell_integrals(cells, y, density, sizes.pieces)
 
 
-def _laplacian(y, ints: CellIntegrals):
+def near_cells(
+    y, w, lo, hi, sizes: Sizes, labels, fallback: bool = True, repeats: int = 3, ring=None
+):
+    """Cells of ``(y, w)`` from the neighbours of a nearby diagram (``labels [N, V]``;
+    ``ring``: ``ring_candidates(labels, sizes.ring)`` when already at hand).
+
+    Where those do not tile the box, the cells found (which contain the true ones, so
+    their neighbours are real near-neighbours) seed a wider ring, up to ``repeats``
+    times; then, with ``fallback``, the candidate grid. A miss that remains is flagged
+    RING_MISS, and OVERFLOW_RING when a ring was truncated."""
+
+    def build(labels, ring=None, around=False):
+        if ring is None:
+            ring = ring_candidates(labels, sizes.ring, around)
+        ring, more = ring
+        cells = power_cells(y, w, lo, hi, sizes.max_vertices, sizes.grid, labels, ring=ring)
+        return cells, more
+
+    def missed(c):
+        return (c.status & RING_MISS) != 0
+
+    def again(s):
+        cells, _, k = s
+        return missed(cells) & (k < repeats)
+
+    def widen(s):
+        cells, _, k = s
+        cells, more = build(cells.labels, around=True)
+        return cells, more, k + 1
+
+    cells, more = build(labels, ring)
+    cells, more, _ = jax.lax.while_loop(again, widen, (cells, more, jnp.asarray(0)))
+    cells = cells._replace(status=cells.status | jnp.where(missed(cells) & more, OVERFLOW_RING, 0))
+    if not fallback:
+        return cells
+    return jax.lax.cond(
+        missed(cells),
+        lambda: power_cells(y, w, lo, hi, sizes.max_vertices, sizes.grid, labels),
+        lambda: cells,
+    )
+
+
+def _laplacian(y, ints: CellIntegrals, width: int = 16):
     """Matvec and diagonal of the weighted cell-adjacency Laplacian dm/dw
-    (off-diagonal ``-c_ij``, ``c_ij = int_ij rho ds / (2 |y_i - y_j|)``)."""
-    labels = ints.labels
-    n = labels.shape[0]
-    nb = jnp.clip(labels, 0, n - 1)
+    (off-diagonal ``-c_ij``, ``c_ij = int_ij rho ds / (2 |y_i - y_j|)``).
+
+    The edges are compacted to ``width`` per cell and each coefficient is the mean of
+    the two cells' integrals of their shared edge (kept only where both cells have it),
+    so the operator is exactly symmetric and its matvec is a gather, no scatter."""
+    n = ints.labels.shape[0]
+    order = jnp.argsort(-ints.labels, 1)[:, :width]  # neighbours first
+    nbr = jnp.take_along_axis(ints.labels, order, 1)
+    mass = jnp.take_along_axis(ints.edge_mass, order, 1)
+    nb = jnp.clip(nbr, 0, n - 1)
+    back = (nbr[nb] == jnp.arange(n)[:, None, None]) & (nbr >= 0)[..., None]  # [N, W, W]
+    both = jnp.any(back, -1) & (nbr >= 0)
+    mass = jnp.where(both, 0.5 * (mass + jnp.sum(jnp.where(back, mass[nb], 0.0), -1)), 0.0)
     dist = jnp.sqrt(jnp.sum((y[:, None, :] - y[nb]) ** 2, -1))
-    c = jnp.where(labels >= 0, ints.edge_mass / (2.0 * jnp.where(dist > 0, dist, 1.0)), 0.0)
+    c = mass / (2.0 * jnp.where(dist > 0, dist, 1.0))
+    diag = jnp.sum(c, 1)
 
     def matvec(x):
-        # each edge i -> j adds c/2 (x_i - x_j) to row i and c/2 (x_j - x_i) to row j,
-        # so the operator is exactly symmetric even where the two cells' integrals of a
-        # shared edge differ by round-off
-        flow = 0.5 * c * (x[:, None] - x[nb])
-        return jnp.sum(flow, 1) - jax.ops.segment_sum(flow.ravel(), nb.ravel(), num_segments=n)
+        return diag * x - jnp.sum(c * x[nb], 1)
 
-    diag = 0.5 * jnp.sum(c, 1) + 0.5 * jax.ops.segment_sum(c.ravel(), nb.ravel(), n)
     return matvec, diag
 
 
 def _cg(matvec, diag, rhs, iters: int, tol):
-    """Jacobi-preconditioned CG for ``L x = rhs - mean(rhs)``. ``L`` is a connected
-    graph's Laplacian, singular only along constants: with the right-hand side projected
-    off them, the Krylov space stays in the range and no regularisation is needed (one
-    would bias the cells whose boundary carries almost no density)."""
+    """Jacobi-preconditioned CG for ``L x = rhs``, ``L`` a connected graph's Laplacian
+    (singular only along constants). The right-hand side is first made to sum to zero
+    by removing a multiple of ``diag`` (not of the constants, which would push cells
+    with almost no boundary density by huge amounts); the Krylov space then stays in the
+    range and no regularisation is needed. Stops when ``|r| <= tol |rhs|``, which keeps
+    the result a descent direction for ``|m - nu|``."""
     inv = jnp.where(diag > 0, 1.0 / jnp.where(diag > 0, diag, 1.0), 0.0)
     a = matvec
-
-    rhs = rhs - jnp.mean(rhs)
-    bnorm = jnp.linalg.norm(rhs)
+    total = jnp.sum(diag)
+    rhs = rhs - diag * (jnp.sum(rhs) / jnp.where(total > 0, total, 1.0))
     z = inv * rhs
+    bound = tol * jnp.linalg.norm(rhs)
     init = (jnp.zeros_like(rhs), rhs, z, jnp.dot(rhs, z), jnp.asarray(0))
 
     def cond(s):
-        return (s[4] < iters) & (jnp.linalg.norm(s[1]) > tol * bnorm)
+        return (s[4] < iters) & (jnp.linalg.norm(s[1]) > bound)
 
     def body(s):
         x, r, p, rz, i = s
@@ -164,75 +224,149 @@ def cold_weights(y, density: ImageDensity):
     return jnp.sum((y - p) ** 2, -1)
 
 
+SIZE_PATIENCE = 6  # halvings of a trial step that runs out of a size before giving up
+# uniform fraction of the density in the stages of a cold solve (continuation)
+BLEND = (1.0, 0.1, 0.01, 0.0)
+
+
+def _blend(density: ImageDensity, s) -> ImageDensity:
+    """``(1 - s) rho + s / area``: the density mixed with the uniform one (mass 1)."""
+    wdt = density.rho.shape[0]
+    dt = density.rho.dtype
+    lo, hi = density.lo, density.hi
+    c = 1.0 / ((hi[0] - lo[0]) * (hi[1] - lo[1]))
+    xs = lo[0] + (hi[0] - lo[0]) / wdt * jnp.arange(wdt + 1, dtype=dt)
+    pref = [c * (xs ** (k + 1) - lo[0] ** (k + 1)) / (k + 1) for k in range(3)]  # [W + 1]
+    mix = lambda a, b: (1.0 - s) * a + s * b  # noqa: E731
+    return density._replace(
+        rho=mix(density.rho, c),
+        s0=mix(density.s0, pref[0][None, :]),
+        s1=mix(density.s1, pref[1][None, :]),
+        s2=mix(density.s2, pref[2][None, :]),
+    )
+
+
 @partial(jax.jit, static_argnames=("sizes", "max_iterations", "cg_iterations"))
 def _newton(
     y, nu, density, w0, tol, sizes: Sizes, max_iterations: int, cg_iterations: int, hint=None
 ):
+    """Damped Newton from ``w0`` (see :func:`solve_weights`). A cold start runs through
+    the stages of :data:`BLEND`: the density mixed with a decreasing share of the
+    uniform one, each solved loosely from the last, so that cells over almost no mass
+    grow while the Hessian still sees them; a warm start solves the density at once."""
     dt = y.dtype
 
-    def evaluate(w, hint=None):
-        return integrals(y, w, density, sizes, hint)
+    def evaluate(w):
+        return integrals(y, w, density, sizes)
+
+    def evaluate_near(w, labels, dens, ring=None):
+        cells = near_cells(y, w, dens.lo, dens.hi, sizes, labels, fallback=False, ring=ring)
+        return cell_integrals(cells, y, dens, sizes.pieces)
 
     def err(ints):
         return jnp.max(jnp.abs(ints.mass - nu))
 
-    ints = evaluate(w0, hint)
-    # a warm start that empties a cell (the Diracs moved) restarts cold
-    cold = jnp.min(ints.mass) <= 0
+    if hint is None:
+        ints = evaluate(w0)
+    else:
+        cells = near_cells(y, w0, density.lo, density.hi, sizes, hint)
+        ints = cell_integrals(cells, y, density, sizes.pieces)
+    # a warm start that empties a cell (the Diracs moved) or whose cells the grid cannot
+    # certify restarts cold (Voronoi cells, which it can)
+    cold = (jnp.min(ints.mass) <= 0) | ((ints.status & UNCERTIFIED) != 0)
     w0 = jnp.where(cold, cold_weights(y, density), w0)
     ints = jax.lax.cond(cold, lambda: evaluate(w0), lambda: ints)
-    eps0 = 0.5 * jnp.minimum(jnp.min(nu), jnp.min(ints.mass))
+    cold = cold | (hint is None)
     # nothing to do when stacked, not exact or a cell is empty: flag it, never loop
-    start_bad = ((ints.status & (SIZE_BITS | STACKED)) != 0) | (eps0 <= 0)
+    eps_start = 0.5 * jnp.minimum(jnp.min(nu), jnp.min(ints.mass))
+    start_bad = ((ints.status & (SIZE_BITS | STACKED)) != 0) | (eps_start <= 0)
     cg_tol = jnp.asarray(1e-10 if dt == jnp.float64 else 1e-5, dt)
+    blend = jnp.asarray(BLEND, dt)
+    k0 = jnp.where(cold, 0, len(BLEND) - 1)
 
-    def cond(s):
-        _, ints, it, _, _, _, stalled = s
-        return (err(ints) > tol) & (it < max_iterations) & ~stalled
-
-    def body(s):
+    def newton_step(s, dens, eps0):
         w, ints, it, evals, t_prev, status, _ = s
         matvec, diag = _laplacian(y, ints)
-        d = _cg(matvec, diag, nu - ints.mass, cg_iterations, cg_tol)
         e0 = jnp.linalg.norm(ints.mass - nu)
+        # inexact Newton: the linear solve only as accurate as the step can use (relative
+        # residual <= min(0.1, relative error^2)): cheap far away, quadratic near the end
+        forcing = jnp.clip((e0 / jnp.linalg.norm(nu)) ** 2, cg_tol, 0.1)
+        d = _cg(matvec, diag, nu - ints.mass, cg_iterations, forcing)
 
         def rejected(t, ints_t):
-            return (jnp.min(ints_t.mass) < eps0) | ~(
-                jnp.linalg.norm(ints_t.mass - nu) <= (1.0 - t / 2.0) * e0
+            # a trial whose ring candidates missed a cut is too far: a smaller step's
+            # new neighbours are all in the ring
+            return (
+                (jnp.min(ints_t.mass) < eps0)
+                | ((ints_t.status & RING_MISS) != 0)
+                | ~(jnp.linalg.norm(ints_t.mass - nu) <= (1.0 - t / 2.0) * e0)
             )
 
         def inexact(ints_t):
             return (ints_t.status & SIZE_BITS) != 0
 
         def ls_cond(ls):
+            # a trial that ran out of a size is halved too (near the accepted diagram it
+            # fits again); only a run of them ends the solve for the host to grow it
             t, ints_t, tries = ls
-            return ~inexact(ints_t) & rejected(t, ints_t) & (tries < 60)
+            give_up = inexact(ints_t) & (tries >= SIZE_PATIENCE)
+            return (inexact(ints_t) | rejected(t, ints_t)) & ~give_up & (tries < 60)
 
         def ls_body(ls):
             t, _, tries = ls
             t = t / 2.0
-            return t, evaluate(w + t * d, ints.labels), tries + 1
+            return t, evaluate_near(w + t * d, ints.labels, dens, ring), tries + 1
 
         # KMT backtracking, started from 4x the last accepted step (not from 1 each time).
-        # A trial whose diagram is not exact (too few candidates, vertices or pieces)
-        # ends the solve with its flag: the host repeats it with larger sizes.
         t0 = jnp.minimum(1.0, 4.0 * t_prev)
-        t, ints_t, tries = jax.lax.while_loop(
-            ls_cond, ls_body, (t0, evaluate(w + t0 * d, ints.labels), jnp.asarray(0))
-        )
+        ring = ring_candidates(ints.labels, sizes.ring)  # every trial starts from these
+        first = evaluate_near(w + t0 * d, ints.labels, dens, ring)
+        t, ints_t, tries = jax.lax.while_loop(ls_cond, ls_body, (t0, first, jnp.asarray(0)))
         ok = ~inexact(ints_t) & ~rejected(t, ints_t)
         w_new = jnp.where(ok, w + t * d, w)
         ints_new = jax.tree.map(lambda a, b: jnp.where(ok, a, b), ints_t, ints)
         status = status | ints_new.status | jnp.where(ok, 0, ints_t.status & SIZE_BITS)
         return w_new, ints_new, it + 1, evals + tries + 1, t, status, ~ok
 
-    init = (w0, ints, jnp.asarray(0), jnp.asarray(1), jnp.asarray(1.0, dt), ints.status, start_bad)
-    w, ints, it, evals, _, status, _ = jax.lax.while_loop(cond, body, init)
+    def stage_cond(c):
+        _, _, it, _, _, _, stalled, k = c
+        return (k < len(BLEND)) & ~stalled & (it < max_iterations)
+
+    def stage(c):
+        w, ints, it, evals, t_prev, status, stalled, k = c
+        s = blend[k]
+        dens = _blend(density, s)
+        # the same weights: the cells are reused, only their integrals change
+        ints = jax.lax.cond(
+            (k > k0) | (s > 0), lambda: evaluate_near(w, ints.labels, dens), lambda: ints
+        )
+        eps0 = 0.5 * jnp.minimum(jnp.min(nu), jnp.min(ints.mass))
+        tol_k = jnp.where(s > 0, jnp.maximum(tol, 0.3 * jnp.min(nu)), tol)
+
+        def cond(s):
+            _, ints, it, _, _, _, stalled = s
+            return (err(ints) > tol_k) & (it < max_iterations) & ~stalled
+
+        inner = (w, ints, it, evals + 1, t_prev, status | ints.status, stalled)
+        inner = jax.lax.while_loop(cond, lambda s: newton_step(s, dens, eps0), inner)
+        return (*inner, k + 1)
+
+    init = (
+        w0,
+        ints,
+        jnp.asarray(0),
+        jnp.asarray(1),
+        jnp.asarray(1.0, dt),
+        ints.status,
+        start_bad,
+        k0,
+    )
+    w, ints, it, evals, _, status, _, k = jax.lax.while_loop(stage_cond, stage, init)
     e = err(ints)
     status = (
         status
-        | jnp.where(e > tol, NOT_CONVERGED, 0)
-        | jnp.where((eps0 <= 0) & (jnp.min(nu) > 0), EMPTY_CELL, 0)
+        | jnp.where((e > tol) | (k < len(BLEND)), NOT_CONVERGED, 0)
+        | jnp.where((eps_start <= 0) & (jnp.min(nu) > 0), EMPTY_CELL, 0)
     ).astype(jnp.int32)
     return SolveResult(w, ints, it, evals, e, status)
 
