@@ -25,6 +25,7 @@ def target_figure() -> tuple[figure, dict[str, ColumnDataSource]]:
         x_range=(0, 1),
         y_range=(0, 1),
         match_aspect=True,
+        width=540,
         height=520,
         tools="pan,wheel_zoom,box_zoom,reset,hover,save",
         tooltips=[("Dirac", "@i"), ("mass error", "@err{0.00e0}")],

@@ -28,16 +28,20 @@ two-peak target of sdot's tutorial.
 """
 
 
+def _page(about: str, screen) -> pn.Column:
+    """A tab: its explanation above its screen, both as wide as the window allows."""
+    return pn.Column(
+        pn.pane.Markdown(about, sizing_mode="stretch_width"), screen, sizing_mode="stretch_width"
+    )
+
+
 def build(autoplay: bool = True) -> pn.template.FastListTemplate:
     """A new page (template + screens) for one session."""
     screen = CoupledEMScreen(data=_data_from_url())
     descent = DescentScreen()
     tabs = pn.Tabs(
-        ("Coupled EM", pn.Column(pn.pane.Markdown(ABOUT, sizing_mode="stretch_width"), screen)),
-        (
-            "Dirac descent",
-            pn.Column(pn.pane.Markdown(DESCENT_ABOUT, sizing_mode="stretch_width"), descent),
-        ),
+        ("Coupled EM", _page(ABOUT, screen)),
+        ("Dirac descent", _page(DESCENT_ABOUT, descent)),
         dynamic=False,
         sizing_mode="stretch_width",
     )

@@ -27,9 +27,17 @@ from gmmot_core.semidiscrete import (
     solve_weights,
 )
 
-__all__ = ["STOP_BITS", "DescentState", "cells_of", "descend", "descent_init"]
+__all__ = ["STOP_BITS", "DescentState", "Trace", "cells_of", "descend", "descent_init"]
 
 STOP_BITS = SIZE_BITS | STACKED | NOT_CONVERGED | EMPTY_CELL
+
+
+class Trace(NamedTuple):
+    """Per step: ``w2 [steps]`` (W2^2 after the step) and ``mass_error [steps]``
+    (max |m_i - nu_i| / mean(nu), what the Newton solve left)."""
+
+    w2: jax.Array
+    mass_error: jax.Array
 
 
 class DescentState(NamedTuple):
@@ -95,7 +103,7 @@ def _run(
         keep = (s.status & STOP_BITS) != 0
         out = jax.tree.map(lambda a, b: jnp.where(keep, a, b), s, new)
         out = out._replace(status=s.status | new.status)
-        return out, out.w2
+        return out, Trace(out.w2, jnp.max(jnp.abs(out.masses - nu)) / jnp.mean(nu))
 
     state, trace = jax.lax.scan(one, state, None, length=steps)
     if not with_cells:
@@ -125,7 +133,7 @@ def descend(
 ):
     """``steps`` gradient (``lr``) or Lloyd (``lloyd`` True) steps from ``state``.
 
-    Returns ``(state, trace [steps] of W2^2, sizes, cells)`` (``cells`` of the final
+    Returns ``(state, trace, sizes, cells)`` (:class:`Trace` of the steps) (``cells`` of the final
     state, in the same jitted call, when ``with_cells``; else None); when a diagram ran
     out of a static size the whole run is repeated from ``state`` with larger sizes
     (a recompile)."""

@@ -215,9 +215,9 @@ class DescentRun:
             state, trace, cells = jax.device_get((state, trace, cells))
         self.segments.append([int(steps), float(lr), bool(lloyd)])
         done = int(state.step) - int(self.state.step)
-        self.w2.extend(float(x) for x in np.asarray(trace)[:done])
+        self.w2.extend(float(x) for x in np.asarray(trace.w2)[:done])
         self.state, self.cells = state, cells
-        self.error.extend([self._error(state)] * done)
+        self.error.extend(float(x) for x in np.asarray(trace.mass_error)[:done])
         if done:
             self.history.append((state.step, state.positions, state.weights))
             del self.history[: max(0, len(self.history) - HISTORY)]

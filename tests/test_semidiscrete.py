@@ -69,7 +69,7 @@ def test_descent_traces_match_sdot(tutorial, load_json, name, lr, lloyd, rel):
     first = float(state.w2)
     state, trace, _, _ = descend(state, dens, nu, lr, lloyd, 200, sizes, tol=TOL)
     assert int(state.status) == 0 and int(state.step) == 200
-    ours = np.concatenate([[first], trace])
+    ours = np.concatenate([[first], trace.w2])
     np.testing.assert_allclose(ours, ref, rtol=rel, atol=0)
     final = {"gd_lr0.005": "final_positions_gd_lr0.005.npy", "lloyd": "final_positions_lloyd.npy"}
     if name in final:

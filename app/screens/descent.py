@@ -250,11 +250,12 @@ class DescentScreen(pn.viewable.Viewer):
             self.alert,
             self.counter,
             pn.Row(
-                pn.pane.Bokeh(self.fig, sizing_mode="stretch_width"),
+                pn.pane.Bokeh(self.fig),  # square, fixed: the cells keep their shape
                 pn.Column(
-                    pn.pane.Bokeh(self.w2_fig, sizing_mode="stretch_width"),
-                    pn.pane.Bokeh(self.err_fig, sizing_mode="stretch_width"),
+                    pn.pane.Bokeh(self.w2_fig, sizing_mode="stretch_width", min_width=280),
+                    pn.pane.Bokeh(self.err_fig, sizing_mode="stretch_width", min_width=280),
                     sizing_mode="stretch_width",
+                    min_width=280,
                 ),
                 sizing_mode="stretch_width",
             ),
