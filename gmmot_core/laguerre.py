@@ -404,6 +404,8 @@ def ring_candidates(labels, width: int = 16, around: bool = False):
     third cell ``l``, the label next to ``q`` in ``p``'s cycle (the one that is not
     ``i``). For weights or positions close enough to that diagram's, every new
     neighbour is such an ``l``; :func:`power_cells` checks that the cells tile the box.
+    A cell empty in that diagram has no candidates (it stays the box, and is flagged):
+    callers fall back to the grid there.
     """
     lab = labels[:, :width].astype(jnp.int32)
     n, h = lab.shape

@@ -11,8 +11,15 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gmmot_core.laguerre import Grid, cell_integrals, image_density, power_cells
-from gmmot_core.semidiscrete import Sizes, _laplacian, integrals
+from gmmot_core.laguerre import (
+    RING_MISS,
+    Grid,
+    cell_integrals,
+    image_density,
+    power_cells,
+    ring_candidates,
+)
+from gmmot_core.semidiscrete import Sizes, _laplacian, integrals, near_cells
 
 
 def _polygon(cells, i):
@@ -191,3 +198,34 @@ def test_too_few_rescued_cells_are_flagged_not_silent(x64, rng):
     w = jnp.asarray(rng.normal(size=300) * 0.05)  # uneven: far Diracs cut many cells
     cells = power_cells(y, w, dens.lo, dens.hi, grid=Grid(6, 24, 1, 2))
     assert int(cells.status) & 2
+
+
+def test_ring_cells_are_exact_or_flagged(x64, rng):
+    """Cells clipped only by candidates from a nearby diagram (its neighbours and edge
+    flips), partly replayed from its edge sequences, equal the all-pairs cells when they
+    tile the box; a ring that misses a neighbour is flagged, never silently used."""
+    dens = image_density(rng.uniform(0.5, 2.0, (16, 16)))
+    y = jnp.asarray(rng.uniform(0, 1, (150, 2)))
+    w = jnp.asarray(rng.normal(size=150) * 4e-4)  # uneven, but no cell is empty
+    full = power_cells(y, w, dens.lo, dens.hi, grid=Grid(0, 0, 0))
+    assert int(jnp.min(full.count)) > 0
+    near = power_cells(y, 0.999 * w, dens.lo, dens.hi, grid=Grid(0, 0, 0))
+    ring, _ = ring_candidates(near.labels)
+    cells = power_cells(y, w, dens.lo, dens.hi, hint=near.labels, ring=ring)
+    # from the Voronoi cells one ring misses flips; near_cells widens it from what it got
+    far = power_cells(y, 0.0 * w, dens.lo, dens.hi, grid=Grid(0, 0, 0))
+    one, _ = ring_candidates(far.labels)
+    assert int(power_cells(y, w, dens.lo, dens.hi, ring=one).status) & RING_MISS
+    sizes = Sizes(32, 8192, Grid(0, 0, 0))
+    widened = near_cells(y, w, dens.lo, dens.hi, sizes, far.labels, fallback=False)
+    a = cell_integrals(full, y, dens, 8192)
+    for c in (cells, widened):
+        assert int(c.status) == 0
+        b = cell_integrals(c, y, dens, 8192)
+        # the same polygons, built differently: equal to round-off
+        assert np.allclose(a.mass, b.mass, rtol=0, atol=1e-15)
+        assert np.allclose(a.second, b.second, rtol=0, atol=1e-15)
+    # one neighbour per cell is not enough: the cells overlap and that is flagged
+    poor = jnp.where(jnp.arange(ring.shape[1])[None, :] < 1, ring, -1)
+    bad = power_cells(y, w, dens.lo, dens.hi, ring=poor)
+    assert int(bad.status) & RING_MISS
