@@ -46,7 +46,7 @@ def _serve() -> tuple[subprocess.Popen, str]:
         "--allow-websocket-origin", f"127.0.0.1:{port}", "--liveness",
     ]  # fmt: skip
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 180
+    deadline = time.time() + 600  # the warm-up compiles the core first (~2 min)
     while time.time() < deadline:
         try:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/liveness", timeout=2)

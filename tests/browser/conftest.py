@@ -83,7 +83,7 @@ def server_url():
     with log.open("w") as fh:
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT)
     try:
-        deadline = time.time() + 120
+        deadline = time.time() + 600  # the warm-up compiles the core first (~2 min)
         while True:
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/liveness", timeout=2):
