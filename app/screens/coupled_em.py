@@ -12,6 +12,7 @@ import param
 
 from app.compiled import independent_fit
 from app.models import DataSource
+from app.playback import Playback
 from app.plots import (
     RASTER_THRESHOLD,
     cloud_figure,
@@ -65,9 +66,9 @@ class CoupledEMScreen(pn.viewable.Viewer):
         self._clouds = self.data.clouds()
         self._weights: list[np.ndarray | None] = [None, None]
         self.runner = CoupledEMRun(*self._clouds, data=self.data.spec())
-        self._callback = None
         self._last_labels: list[np.ndarray | None] = [None, None]
         self._build_widgets()
+        self.playback = Playback(self._on_period, self._period())
         self._build_plots()
         self.data.param.watch(
             self._on_data, ["preset", "n", "seed", "shift", "rotation", "reweight"]
@@ -384,29 +385,18 @@ class CoupledEMScreen(pn.viewable.Viewer):
             self._play()
 
     def _play(self) -> None:
-        if self._callback is None:
-            self._callback = pn.state.add_periodic_callback(
-                self._on_period, period=self._period(), start=False
-            )
-            pn.state.on_session_destroyed(lambda _ctx: self._stop())
-        self._callback.start()
+        self.playback.start()
         self.playing = True
         self.b_play.label = "❚❚ Pause"
-
-    def _stop(self) -> None:
-        """Stop the periodic callback only: used when the session's document is torn down."""
-        if self._callback is not None and self._callback.running:
-            self._callback.stop()
 
     def _period(self) -> int:
         return round(1000 / self.w_fps.value)
 
     def _on_fps(self, _event=None) -> None:
-        if self._callback is not None:
-            self._callback.period = self._period()
+        self.playback.period = self._period()
 
     def _pause(self) -> None:
-        self._stop()
+        self.playback.stop()
         self.playing = False
         self._draw_summary(self.runner.view)  # the summary shows the frame we stopped on
         self.b_play.label = "▶ Play"

@@ -16,6 +16,7 @@ from app.descent_plots import (
     trace_data,
     trace_figure,
 )
+from app.playback import Playback
 from gmmot_core.descent_run import DescentRun, descent_results
 from gmmot_core.figure import descent_figure
 from gmmot_core.targets import image_from_bytes, random_gmm
@@ -35,7 +36,7 @@ class DescentScreen(pn.viewable.Viewer):
     def __init__(self, **params):
         super().__init__(**params)
         self._upload_values: np.ndarray | None = None
-        self._callback = None
+        self.playback = Playback(self._tick, FRAME_MS)
         self.run = DescentRun({"preset": "tutorial two peaks", "res": 64}, n=200)
         self._build()
         self._draw_all()
@@ -184,22 +185,12 @@ class DescentScreen(pn.viewable.Viewer):
             self._play()
 
     def _play(self) -> None:
-        if self._callback is None:
-            self._callback = pn.state.add_periodic_callback(
-                self._tick, period=FRAME_MS, start=False
-            )
-            pn.state.on_session_destroyed(lambda _ctx: self._stop())
-        self._callback.start()
+        self.playback.start()
         self.playing = True
         self.b_play.label = "❚❚ Pause"
 
-    def _stop(self) -> None:
-        """Stop the periodic callback only: used when the session's document is torn down."""
-        if self._callback is not None and self._callback.running:
-            self._callback.stop()
-
     def _pause(self) -> None:
-        self._stop()
+        self.playback.stop()
         self.playing = False
         self.b_play.label = "▶ Play"
 
