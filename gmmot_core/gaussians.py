@@ -16,6 +16,7 @@ import jax.numpy as jnp
 
 __all__ = [
     "bures_barycenter",
+    "bures_barycenter_fixed",
     "bures_cost_matrix",
     "bures_squared",
     "det2",
@@ -54,6 +55,19 @@ def adj2(a: jax.Array) -> jax.Array:
             jnp.stack([a[..., 1, 1], -a[..., 0, 1]], -1),
             jnp.stack([-a[..., 1, 0], a[..., 0, 0]], -1),
         ],
+        -2,
+    )
+
+
+def mul2(a: jax.Array, b: jax.Array) -> jax.Array:
+    """Product of ``[..., 2, 2]`` matrices by its four entries (elementwise ops: no
+    batched dot, which XLA on CPU is slow to compile and to run at this size)."""
+
+    def entry(i, j):
+        return a[..., i, 0] * b[..., 0, j] + a[..., i, 1] * b[..., 1, j]
+
+    return jnp.stack(
+        [jnp.stack([entry(0, 0), entry(0, 1)], -1), jnp.stack([entry(1, 0), entry(1, 1)], -1)],
         -2,
     )
 
@@ -142,6 +156,22 @@ def geodesic(
     return mean_t, symmetrize(cov_t)
 
 
+def _fixed_point(cov: jax.Array, covs: jax.Array, weights: jax.Array) -> jax.Array:
+    """One fixed-point update ``S^-1/2 (sum_m w_m (S^1/2 S_m S^1/2)^1/2)^2 S^-1/2``."""
+    root = sqrtm2(cov)
+    inv_root = inv2(root)
+    inner = sqrtm2(mul2(mul2(root[None], covs), root[None]))
+    mean_root = jnp.sum(weights[:, None, None] * inner, axis=0)
+    return symmetrize(mul2(mul2(inv_root, mul2(mean_root, mean_root)), inv_root))
+
+
+def bures_barycenter_fixed(covs: jax.Array, weights: jax.Array, iterations: int) -> jax.Array:
+    """:func:`bures_barycenter` with exactly ``iterations`` updates from the identity and
+    no stopping test (as OTT's barycenter loop): one rolled loop, small to compile."""
+    eye = jnp.eye(2, dtype=covs.dtype)
+    return jax.lax.fori_loop(0, iterations, lambda _, c: _fixed_point(c, covs, weights), eye)
+
+
 def bures_barycenter(
     covs: jax.Array,
     weights: jax.Array,
@@ -164,11 +194,7 @@ def bures_barycenter(
     tolerance = jnp.asarray(tolerance, dtype)
 
     def one(cov):
-        root = sqrtm2(cov)
-        inv_root = inv2(root)
-        inner = sqrtm2(root[None] @ covs @ root[None])
-        mean_root = jnp.sum(weights[:, None, None] * inner, axis=0)
-        nxt = symmetrize(inv_root @ (mean_root @ mean_root) @ inv_root)
+        nxt = _fixed_point(cov, covs, weights)
         return nxt, jnp.sum((nxt - cov) ** 2) / 4.0
 
     def block(carry):
