@@ -36,8 +36,10 @@ __all__ = [
     "init",
     "neg_log_density",
     "pad_inputs",
+    "random_support",
     "run",
     "step",
+    "support_from_input",
 ]
 
 
@@ -106,6 +108,42 @@ def pad_inputs(mixtures: list[GMM]) -> Inputs:
         ms.append(jnp.concatenate([g.means, jnp.zeros((pad, 2), dtype)]))
         cs.append(jnp.concatenate([g.covs, jnp.tile(jnp.eye(2, dtype=dtype), (pad, 1, 1))]))
     return Inputs(jnp.stack(ws), jnp.stack(ms), jnp.stack(cs))
+
+
+def random_support(
+    key: jax.Array,
+    bar_size: int,
+    center: jax.Array | tuple[float, float] = (0.0, 0.0),
+    stdev: float | jax.Array = 0.1,
+    dtype=jnp.float32,
+) -> GMM:
+    """``bar_size`` random Gaussians (the recipe of OTT's ``GaussianMixture.from_random``):
+    means ``center + stdev N(0, I)``, covariances ``R diag(stdev exp(N(0, 1))) R^T`` with
+    uniform random rotations ``R``; uniform weights."""
+    k_mean, k_rot, k_eig = jax.random.split(key, 3)
+    means = jnp.asarray(center, dtype) + stdev * jax.random.normal(k_mean, (bar_size, 2), dtype)
+    theta = jax.random.uniform(k_rot, (bar_size,), dtype, 0.0, jnp.pi)
+    c, s = jnp.cos(theta), jnp.sin(theta)
+    rot = jnp.stack([jnp.stack([c, -s], -1), jnp.stack([s, c], -1)], -2)
+    eig = stdev * jnp.exp(jax.random.normal(k_eig, (bar_size, 2), dtype))
+    covs = jnp.einsum("bij,bj,bkj->bik", rot, eig, rot)
+    return GMM(jnp.full((bar_size,), 1.0 / bar_size, dtype), means, covs)
+
+
+def support_from_input(inputs: Inputs, m: int, bar_size: int, key: jax.Array) -> GMM:
+    """A support from input ``m``: its components by decreasing weight, cycled when
+    ``bar_size`` exceeds its number of components; repeats are moved by 1e-2 of the
+    component's standard deviation (identical support points would stay identical)."""
+    w = inputs.weights[m]
+    order = jnp.argsort(-w)
+    n_live = jnp.maximum(jnp.sum(w > 0), 1)
+    pick = order[jnp.arange(bar_size) % n_live]
+    means, covs = inputs.means[m][pick], inputs.covs[m][pick]
+    repeat = (jnp.arange(bar_size) >= n_live)[:, None]
+    scale = jnp.sqrt(jnp.trace(covs, axis1=-2, axis2=-1) / 2.0)[:, None]
+    jitter = 1e-2 * scale * jax.random.normal(key, means.shape, means.dtype)
+    means = jnp.where(repeat, means + jitter, means)
+    return GMM(jnp.full((bar_size,), 1.0 / bar_size, means.dtype), means, covs)
 
 
 def init(

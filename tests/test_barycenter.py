@@ -215,3 +215,19 @@ def test_density_grid_and_psd_covariances(load_json):
     xs, ys = jnp.linspace(-40, 90, 30), jnp.linspace(-40, 90, 20)
     nld = np.asarray(bc.neg_log_density(bc.barycenter_mixture(out), xs, ys))
     assert nld.shape == (20, 30) and np.all(np.isfinite(nld))
+
+
+def test_initial_supports():
+    mixtures, _ = synthetic.random_mixtures(2, (3, 5), ((0, 0), (30, 0)), (2.0, 2.0))
+    inputs = bc.pad_inputs(mixtures)
+    rnd = bc.random_support(jax.random.key(0), 7, center=(5.0, -2.0), stdev=0.5)
+    assert rnd.means.shape == (7, 2) and rnd.covs.shape == (7, 2, 2)
+    assert np.all(np.linalg.eigvalsh(np.asarray(rnd.covs)) > 0)
+    assert np.allclose(np.asarray(rnd.means).mean(0), (5.0, -2.0), atol=1.0)
+    exact = bc.support_from_input(inputs, 0, 3, jax.random.key(1))
+    order = np.argsort(-np.asarray(mixtures[0].weights))
+    np.testing.assert_array_equal(exact.means, np.asarray(mixtures[0].means)[order])
+    np.testing.assert_array_equal(exact.covs, np.asarray(mixtures[0].covs)[order])
+    cycled = bc.support_from_input(inputs, 0, 5, jax.random.key(1))  # pads 3 -> 5
+    assert len(np.unique(np.asarray(cycled.means).round(6), axis=0)) == 5
+    np.testing.assert_allclose(cycled.means[3:], exact.means[:2], atol=0.2)
