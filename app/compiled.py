@@ -70,3 +70,9 @@ def warm_up() -> None:
     from gmmot_core.descent_run import DescentRun
 
     DescentRun({"preset": "tutorial two peaks", "res": 64}, n=200).step()
+    from gmmot_core.barycenter_run import BarycenterRun, density_grids
+
+    bary = BarycenterRun()
+    density_grids(bary.step())
+    bary.set_knobs(bary.lambdas[::-1], bary.epsilon)
+    bary.step()  # the warm restart

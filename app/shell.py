@@ -5,6 +5,7 @@ from __future__ import annotations
 import panel as pn
 
 from app.models import DataSource
+from app.screens.barycenter import BarycenterScreen
 from app.screens.coupled_em import CoupledEMScreen
 from app.screens.descent import DescentScreen
 
@@ -28,6 +29,17 @@ two-peak target of sdot's tutorial.
 """
 
 
+BARYCENTER_ABOUT = """
+**GMM barycenter**: the free-support Wasserstein barycenter of several Gaussian mixtures
+under the Bures (W2 between Gaussians) cost, as OTT-JAX's ``FreeWassersteinBarycenter``
+and its *GMM barycenters* notebook: a support of ``bar_size`` Gaussians with uniform
+weights; each iteration solves entropic OT from the support to every input and moves
+every support Gaussian to the Bures barycenter of its transport rows. Contours are the
+``-log`` densities at log-spaced levels; red ellipses are the support (1 sigma). Moving a
+weight or epsilon restarts the iterations from the current support (no recompile).
+"""
+
+
 def _page(about: str, screen) -> pn.Column:
     """A tab: its explanation above its screen, both as wide as the window allows."""
     return pn.Column(
@@ -39,9 +51,11 @@ def build(autoplay: bool = True) -> pn.template.FastListTemplate:
     """A new page (template + screens) for one session."""
     screen = CoupledEMScreen(data=_data_from_url())
     descent = DescentScreen()
+    barycenter = BarycenterScreen()
     tabs = pn.Tabs(
         ("Coupled EM", _page(ABOUT, screen)),
         ("Dirac descent", _page(DESCENT_ABOUT, descent)),
+        ("GMM barycenter", _page(BARYCENTER_ABOUT, barycenter)),
         dynamic=False,
         sizing_mode="stretch_width",
     )
@@ -51,6 +65,7 @@ def build(autoplay: bool = True) -> pn.template.FastListTemplate:
         sidebar=[
             pn.Column(*screen.sidebar(), visible=active == 0),
             pn.Column(*descent.sidebar(), visible=active == 1),
+            pn.Column(*barycenter.sidebar(), visible=active == 2),
         ],
         main=[tabs],
         accent="#1f77b4",

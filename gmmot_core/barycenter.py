@@ -37,6 +37,7 @@ __all__ = [
     "neg_log_density",
     "pad_inputs",
     "random_support",
+    "restart",
     "run",
     "step",
     "support_from_input",
@@ -80,8 +81,9 @@ class BarycenterState(NamedTuple):
     """``means [B, 2]``, ``covs [B, 2, 2]`` of the support; ``f [M, B]``, ``g [M, K]``
     potentials; ``coupling [M, B, K]`` of the last step; ``costs [max_iterations]`` (-1 =
     not computed); ``iteration``; ``converged``; ``done`` (converged, diverged or at the
-    cap: further steps leave the state unchanged); ``lambdas [M]``, ``epsilon``,
-    ``threshold`` (traced knobs)."""
+    cap: further steps leave the state unchanged); ``warm`` (the potentials come from a
+    solve: Newton starts from them); ``lambdas [M]``, ``epsilon``, ``threshold`` (traced
+    knobs)."""
 
     means: jax.Array
     covs: jax.Array
@@ -92,6 +94,7 @@ class BarycenterState(NamedTuple):
     iteration: jax.Array
     converged: jax.Array
     done: jax.Array
+    warm: jax.Array
     lambdas: jax.Array
     epsilon: jax.Array
     threshold: jax.Array
@@ -169,9 +172,23 @@ def init(
         iteration=jnp.asarray(0, jnp.int32),
         converged=jnp.asarray(False),
         done=jnp.asarray(False),
+        warm=jnp.asarray(False),
         lambdas=jnp.asarray(lambdas, dtype),
         epsilon=jnp.asarray(epsilon, dtype),
         threshold=jnp.asarray(threshold, dtype),
+    )
+
+
+def restart(state: BarycenterState, lambdas: jax.Array, epsilon: jax.Array) -> BarycenterState:
+    """New knobs, iterations from 0 (OTT's stopping rule anew), the support and potentials
+    kept as a warm start: what a slider move does while the barycenter animates."""
+    return state._replace(
+        costs=-jnp.ones_like(state.costs),
+        iteration=jnp.zeros_like(state.iteration),
+        converged=jnp.asarray(False),
+        done=jnp.asarray(False),
+        lambdas=jnp.asarray(lambdas, state.lambdas.dtype),
+        epsilon=jnp.asarray(epsilon, state.epsilon.dtype),
     )
 
 
@@ -184,7 +201,7 @@ def _update(state: BarycenterState, inputs: Inputs, config: BarycenterConfig):
         init = (f, g) if config.warm_start else None
         if config.solver == "newton":
             # the first step has no potentials yet: start cold (epsilon continuation)
-            warm = state.iteration > 0
+            warm = state.warm
             return newton_ot(
                 cost, a, w, state.epsilon, threshold=config.ot_threshold, init=init, warm=warm
             )
@@ -238,6 +255,7 @@ def step(state: BarycenterState, inputs: Inputs, config: BarycenterConfig) -> Ba
         iteration=n,
         converged=converged,
         done=done,
+        warm=state.warm | finite,
         lambdas=state.lambdas,
         epsilon=state.epsilon,
         threshold=state.threshold,

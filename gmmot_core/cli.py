@@ -25,6 +25,8 @@ def _replay(args: argparse.Namespace) -> int:
         raw = path.read_bytes()
         if _kind(raw) == "descent":
             return _replay_descent(raw, path, args)
+        if _kind(raw) == "barycenter":
+            return _replay_barycenter(raw, path, args)
         spec = RunSpec.from_json(raw)
     except OSError as exc:
         sys.stderr.write(f"gmmot: error: cannot read {path}: {exc.strerror}\n")
@@ -82,6 +84,24 @@ def _replay_descent(raw: bytes, path: Path, args: argparse.Namespace) -> int:
         return descent_figure(run.values, run.view, fmt)
 
     return _write(args, out, figure, f"{out['step']} descent steps")
+
+
+def _replay_barycenter(raw: bytes, path: Path, args: argparse.Namespace) -> int:
+    from gmmot_core.barycenter_run import BarycenterSpec, barycenter_results, replay_barycenter
+
+    try:
+        run = replay_barycenter(BarycenterSpec.from_dict(json.loads(raw)))
+    except (ValueError, KeyError, TypeError) as exc:
+        sys.stderr.write(f"gmmot: error: {path}: {exc}\n")
+        return 2
+    out = barycenter_results(run)
+
+    def figure(fmt: str) -> bytes:
+        from gmmot_core.figure import barycenter_figure
+
+        return barycenter_figure(run.view, fmt)
+
+    return _write(args, out, figure, f"{out['iteration']} barycenter iterations")
 
 
 def main(argv: list[str] | None = None) -> int:

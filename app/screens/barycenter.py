@@ -1,0 +1,248 @@
+"""Screen: free-support Wasserstein barycenter of Gaussian mixtures (Bures cost), live."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import panel as pn
+import param
+
+from app.barycenter_plots import (
+    contour_data,
+    contour_figure,
+    coupling_data,
+    coupling_figure,
+    support_data,
+)
+from app.descent_plots import trace_data, trace_figure
+from app.playback import Playback
+from gmmot_core.barycenter_run import (
+    MAX_BAR_SIZE,
+    BarycenterRun,
+    BarycenterSpec,
+    barycenter_results,
+    density_grids,
+)
+from gmmot_core.figure import barycenter_figure
+
+__all__ = ["BarycenterScreen"]
+
+EPS = {f"{v:.3g}": float(v) for v in np.logspace(-2, 2, 17)}
+FRAME_MS = 200
+
+
+class BarycenterScreen(pn.viewable.Viewer):
+    """One barycenter run; iterations animate, weight / epsilon moves restart it warm."""
+
+    playing = param.Boolean(default=False, doc="Whether frames are being produced.")
+    message = param.String(default="", doc="Last error or warning shown to the user.")
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self.playback = Playback(self._tick, FRAME_MS)
+        self.run = BarycenterRun()
+        self._build()
+        self._weight_sliders()
+        self._draw()
+
+    # -- widgets ----------------------------------------------------------------------
+    def _build(self) -> None:
+        self.w_inputs = pn.widgets.IntSlider(label="mixtures", start=2, end=6, value=3)
+        self.w_comp = pn.widgets.IntSlider(label="components each", start=1, end=10, value=3)
+        self.w_alpha = pn.widgets.FloatInput(label="Dirichlet alpha", value=50.0, start=0.01)
+        self.w_seed = pn.widgets.IntInput(label="seed", value=0, start=0, end=2**31 - 1)
+        self.w_bar = pn.widgets.IntSlider(label="bar_size", start=1, end=MAX_BAR_SIZE, value=6)
+        self.w_init = pn.widgets.Select(label="initial support", options=["random"])
+        self.w_eps = pn.widgets.DiscreteSlider(label="epsilon", options=EPS, value=EPS["0.1"])
+        self.w_steps = pn.widgets.IntSlider(label="iterations per frame", start=1, end=10, value=1)
+        self.weights_box = pn.Column()
+        self.b_play = pn.widgets.Button(label="▶ Play", color="primary")
+        self.b_step = pn.widgets.Button(label="Step")
+        self.b_reset = pn.widgets.Button(label="Reset")
+        self.counter = pn.pane.Markdown("")
+        self.alert = pn.pane.Alert("", alert_type="warning", visible=False)
+        self.downloads = [
+            pn.widgets.FileDownload(
+                callback=cb, filename=name, label=label, embed=False, sizing_mode="stretch_width"
+            )
+            for cb, name, label in (
+                (self._params_file, "gmmot-barycenter-params.json", "parameters (JSON)"),
+                (self._results_file, "gmmot-barycenter-results.json", "results (JSON)"),
+                (lambda: self._figure_file("png"), "gmmot-barycenter.png", "figure (PNG)"),
+                (lambda: self._figure_file("svg"), "gmmot-barycenter.svg", "figure (SVG)"),
+            )
+        ]
+        self.fig, self.src = contour_figure()
+        self.cost_fig, self.cost_src = trace_figure("cost along the iterations", "cost")
+        self.cost_fig.xaxis.axis_label = "iteration"
+        self.map_fig, self.map_src = coupling_figure()
+        self.b_play.on_click(lambda _e: self._pause() if self.playing else self._play())
+        self.b_step.on_click(lambda _e: self._tick(force=True))
+        self.b_reset.on_click(self._reset)
+        for w in (self.w_inputs, self.w_comp, self.w_alpha, self.w_seed, self.w_bar, self.w_init):
+            w.param.watch(self._rebuild, "value")
+        self.w_eps.param.watch(self._on_knob, "value")
+
+    def _weight_sliders(self) -> None:
+        """One slider per input (a single t for two inputs), set to the run's weights."""
+        lam = self.run.lambdas / self.run.lambdas.sum()
+        if len(lam) == 2:
+            t = round(float(lam[1]), 2)
+            sliders = [pn.widgets.FloatSlider(name="t (weight of input 2)", value=t, step=0.01)]
+        else:
+            sliders = [
+                pn.widgets.FloatSlider(
+                    name=f"weight of input {i + 1}", value=round(float(x), 2), step=0.01
+                )
+                for i, x in enumerate(lam)
+            ]
+        for s in sliders:
+            s.param.watch(self._on_knob, "value_throttled")
+        self.w_weights = sliders
+        self.weights_box.objects = sliders
+        self.w_init.options = ["random"] + [f"input {i}" for i in range(len(lam))]
+
+    def _lambdas(self) -> np.ndarray:
+        v = np.array([s.value for s in self.w_weights], np.float64)
+        return np.array([1.0 - v[0], v[0]]) if len(v) == 1 else v
+
+    # -- drawing ----------------------------------------------------------------------
+    def _draw(self) -> None:
+        view = self.run.view
+        xs, ys, grids, levels = density_grids(view)
+        names = [f"input {i + 1}" for i in range(len(view["inputs"]))] + ["barycenter"]
+        lines, labels = contour_data(xs, ys, grids, levels, names)
+        with pn.io.hold():
+            self.src["lines"].data = lines
+            self.src["labels"].data = labels
+            self.src["support"].data = support_data(view["means"], view["covs"])
+            self.cost_src.data = trace_data(view["costs"], floor=1e-12)
+            self.map_src.data = coupling_data(view["coupling"])
+        lam = ", ".join(f"{x:.2f}" for x in view["lambdas"] / view["lambdas"].sum())
+        state = "converged" if view["converged"] else ("stopped" if view["done"] else "running")
+        cost = f"{view['costs'][-1]:.6g}" if len(view["costs"]) else "-"
+        self.counter.object = (
+            f"**iteration** {view['iteration']} · **cost** {cost} · **{state}** · "
+            f"**λ** ({lam}) · **ε** {view['epsilon']:.3g}"
+        )
+
+    def _warn(self, text: str) -> None:
+        self.message = text
+        self.alert.object = text
+        self.alert.visible = True
+
+    # -- reactions --------------------------------------------------------------------
+    def _spec(self) -> BarycenterSpec:
+        return BarycenterSpec(
+            n_inputs=self.w_inputs.value, n_components=self.w_comp.value,
+            alpha=float(self.w_alpha.value), seed=self.w_seed.value,
+            bar_size=self.w_bar.value,
+            init=self.w_init.value if self.w_init.value in self.w_init.options else "random",
+        )  # fmt: skip
+
+    def _rebuild(self, _event=None) -> None:
+        """A new run for the current inputs and support; the old one stays on failure."""
+        self._pause()
+        try:
+            spec = BarycenterSpec.from_dict(json.loads(self._spec().to_json()))
+            run = BarycenterRun(spec)
+            run.epsilon = self.w_eps.value
+        except Exception as exc:  # keep the last good run
+            self._warn(f"Could not start that run: {exc}. The previous run is kept.")
+            return
+        self.run = run
+        self.alert.visible = False
+        if len(self.w_weights) != len(run.lambdas) - (len(run.lambdas) == 2):
+            self._weight_sliders()
+        else:
+            self.run.lambdas = self._lambdas()
+        self._draw()
+
+    def _on_knob(self, _event=None) -> None:
+        """Weights or epsilon moved: the run restarts warm on the next frame."""
+        try:
+            self.run.set_knobs(self._lambdas(), self.w_eps.value)
+        except ValueError as exc:
+            self._warn(f"{exc}; the previous weights are kept.")
+            return
+        self.alert.visible = False
+        if not self.playing:
+            self._play()
+
+    def _reset(self, _event=None) -> None:
+        self._pause()
+        self.run.lambdas = self._lambdas()
+        self.run.epsilon = self.w_eps.value
+        self.run.reset()
+        self.alert.visible = False
+        self._draw()
+
+    def _tick(self, force: bool = False) -> None:
+        self.run.steps_per_frame = self.w_steps.value
+        if self.run.done and not force:
+            self._pause()  # converged: idle until a knob moves
+            return
+        self.run.step()
+        self._draw()
+
+    def _play(self) -> None:
+        self.playback.start()
+        self.playing = True
+        self.b_play.label = "❚❚ Pause"
+
+    def _pause(self) -> None:
+        self.playback.stop()
+        self.playing = False
+        self.b_play.label = "▶ Play"
+
+    # -- exports ----------------------------------------------------------------------
+    def _params_file(self) -> io.BytesIO:
+        return io.BytesIO(self.run.spec().to_json().encode())
+
+    def _results_file(self) -> io.BytesIO:
+        return io.BytesIO(json.dumps(barycenter_results(self.run)).encode())
+
+    def _figure_file(self, fmt: str) -> io.BytesIO:
+        return io.BytesIO(barycenter_figure(self.run.view, fmt))
+
+    # -- layout -----------------------------------------------------------------------
+    def sidebar(self) -> list:
+        return [
+            pn.pane.Markdown("### Run"),
+            pn.Row(self.b_play, self.b_step, self.b_reset),
+            pn.pane.Markdown("Barycentric weights (normalised to sum 1)"),
+            self.weights_box,
+            self.w_eps,
+            self.w_steps,
+            pn.pane.Markdown("### Inputs (the notebook's generator) and support"),
+            self.w_inputs,
+            self.w_comp,
+            self.w_alpha,
+            self.w_seed,
+            self.w_bar,
+            self.w_init,
+            pn.pane.Markdown("### Export"),
+            *self.downloads,
+            pn.pane.Markdown(
+                "Replay headless: `gmmot replay gmmot-barycenter-params.json --out r.json`"
+            ),
+        ]
+
+    def __panel__(self):
+        return pn.Column(
+            self.alert,
+            self.counter,
+            pn.Row(
+                pn.pane.Bokeh(self.fig),
+                pn.Column(
+                    pn.pane.Bokeh(self.cost_fig, sizing_mode="stretch_width", min_width=280),
+                    pn.pane.Bokeh(self.map_fig, sizing_mode="stretch_width", min_width=280),
+                    sizing_mode="stretch_width",
+                    min_width=280,
+                ),
+                sizing_mode="stretch_width",
+            ),
+            sizing_mode="stretch_width",
+        )

@@ -1,0 +1,286 @@
+"""A recorded GMM-barycenter run: one serialisable spec gives the same numbers in the app
+or headless.
+
+:class:`BarycenterRun` owns one run (a browser session holds one): the input mixtures, the
+support and the solver state. A frame is one jitted :func:`~gmmot_core.barycenter.run`
+call (up to ``steps_per_frame`` iterations, fewer once converged) and one device-to-host
+copy. Moving the barycentric weights or epsilon restarts the iterations from the current
+support and potentials (:func:`~gmmot_core.barycenter.restart`: no recompile). The run
+records its frames as segments ``[steps, lambdas, epsilon, restart]``; :func:`replay_barycenter`
+plays them back in the same chunks.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gmmot_core import barycenter as bc
+from gmmot_core.mixture import GMM
+from gmmot_core.synthetic import random_mixtures
+
+__all__ = [
+    "BARYCENTER_SPEC_VERSION",
+    "BarycenterRun",
+    "BarycenterSpec",
+    "barycenter_results",
+    "density_grids",
+    "generator_inputs",
+    "replay_barycenter",
+]
+
+BARYCENTER_SPEC_VERSION = 1
+CONFIG = bc.BarycenterConfig()
+RIDGE = 40.0  # distance of the generator's mixtures from the origin
+MAX_INPUTS, MAX_COMPONENTS, MAX_BAR_SIZE = 8, 20, 64
+
+
+@partial(jax.jit, static_argnames="k")
+def _frame(state: bc.BarycenterState, inputs: bc.Inputs, k: int) -> bc.BarycenterState:
+    return bc.run(state, inputs, CONFIG, k)
+
+
+_restart = jax.jit(bc.restart)
+
+
+def generator_inputs(
+    n_inputs: int, n_components: int, alpha: float, seed: int
+) -> tuple[list[GMM], np.ndarray]:
+    """The notebook's kind of random inputs: ``n_inputs`` mixtures of ``n_components``
+    Gaussians around ridge offsets on a circle, Dirichlet(alpha) barycentric weights."""
+    angles = np.linspace(0.0, 2.0 * np.pi, n_inputs, endpoint=False) + np.pi / 6
+    centers = tuple((RIDGE * np.cos(t), RIDGE * np.sin(t)) for t in angles)
+    scales = tuple(3.0 + (i % 3) for i in range(n_inputs))
+    return random_mixtures(seed, (n_components,) * n_inputs, centers, scales, alpha)
+
+
+def _check_int(obj: dict, name: str, lo: int, hi: int, default: int | None = None) -> int:
+    v = obj.get(name, default)
+    if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
+        raise ValueError(f"field {name!r}: expected an integer in [{lo}, {hi}], got {v!r}")
+    return v
+
+
+def _check_float(obj: dict, name: str, lo: float, hi: float) -> float:
+    v = obj.get(name)
+    if not isinstance(v, int | float) or isinstance(v, bool) or not lo <= v <= hi:
+        raise ValueError(f"field {name!r}: expected a number in [{lo:g}, {hi:g}], got {v!r}")
+    return float(v)
+
+
+@dataclass
+class BarycenterSpec:
+    """Everything needed to replay a barycenter run: the inputs (the generator's settings),
+    the support's size and initialisation, and the frames played."""
+
+    n_inputs: int = 3
+    n_components: int = 3
+    alpha: float = 50.0
+    seed: int = 0
+    bar_size: int = 6
+    init: str = "random"  # or "input 0", "input 1", ...
+    segments: list = field(default_factory=list)  # [steps, lambdas, epsilon, restart]
+    version: int = BARYCENTER_SPEC_VERSION
+
+    def to_json(self) -> str:
+        from gmmot_core import __version__
+
+        body = {k: v for k, v in self.__dict__.items() if k != "version"}
+        return json.dumps(
+            {"kind": "barycenter", "version": self.version, "gmmot": __version__} | body
+        )
+
+    @classmethod
+    def from_dict(cls, obj: Any) -> BarycenterSpec:
+        """Validate a parsed parameter file; ValueError names the first bad field."""
+        if not isinstance(obj, dict):
+            raise ValueError("the parameter file must hold a JSON object")
+        known = {"kind", "version", "gmmot", "segments"} | set(cls.__dataclass_fields__)
+        unknown = sorted(set(obj) - known)
+        if unknown:
+            raise ValueError(f"unknown field {unknown[0]!r}")
+        if obj.get("version") != BARYCENTER_SPEC_VERSION:
+            raise ValueError(
+                f"field 'version': {obj.get('version')!r} is not {BARYCENTER_SPEC_VERSION}"
+            )
+        m = _check_int(obj, "n_inputs", 2, MAX_INPUTS)
+        k = _check_int(obj, "n_components", 1, MAX_COMPONENTS)
+        alpha = _check_float(obj, "alpha", 1e-3, 1e6)
+        seed = _check_int(obj, "seed", 0, 2**31 - 1)
+        b = _check_int(obj, "bar_size", 1, MAX_BAR_SIZE)
+        init = obj.get("init", "random")
+        if init != "random" and init not in {f"input {i}" for i in range(m)}:
+            raise ValueError(f"field 'init': {init!r} is not 'random' or 'input i' (i < {m})")
+        segs = obj.get("segments", [])
+        if not isinstance(segs, list):
+            raise ValueError("field 'segments': expected a list")
+        for i, s in enumerate(segs):
+            ok = (
+                isinstance(s, list)
+                and len(s) == 4
+                and isinstance(s[0], int)
+                and 1 <= s[0] <= 1000
+                and isinstance(s[1], list)
+                and len(s[1]) == m
+                and all(isinstance(x, int | float) and 0 <= x < np.inf for x in s[1])
+                and sum(s[1]) > 0
+                and isinstance(s[2], int | float)
+                and 1e-6 <= s[2] <= 1e6
+                and isinstance(s[3], bool)
+            )
+            if not ok:
+                raise ValueError(
+                    f"field 'segments[{i}]': expected [steps, {m} weights >= 0, epsilon, restart]"
+                )
+        return cls(m, k, alpha, seed, b, init, [list(s) for s in segs])
+
+
+class BarycenterRun:
+    """A free-support GMM barycenter, iterated frame by frame (float32, as OTT)."""
+
+    def __init__(self, spec: BarycenterSpec | None = None):
+        self.config = spec if spec is not None else BarycenterSpec()
+        c = self.config
+        self.mixtures, lam = generator_inputs(c.n_inputs, c.n_components, c.alpha, c.seed)
+        self.lambdas0 = np.asarray(lam, np.float64)
+        self.inputs = bc.pad_inputs(self.mixtures)
+        self.lambdas, self.epsilon, self.steps_per_frame = self.lambdas0.copy(), 0.1, 1
+        self.reset()
+
+    def _support(self) -> GMM:
+        key = jax.random.key(self.config.seed)
+        if self.config.init == "random":
+            # the notebook's x_init: small random Gaussians at the origin
+            return bc.random_support(key, self.config.bar_size)
+        m = int(self.config.init.split()[1])
+        return bc.support_from_input(self.inputs, m, self.config.bar_size, key)
+
+    def reset(self) -> dict:
+        """Back to the initial support (the next step solves cold)."""
+        lam = jnp.asarray(self.lambdas, jnp.float32)
+        self.state = jax.device_get(
+            bc.init(self._support(), self.inputs, lam, self.epsilon, config=CONFIG)
+        )
+        self.segments: list = []
+        self.costs: list[float] = []
+        self.iterations = 0
+        self._pending_restart = False
+        return self.view
+
+    def set_knobs(self, lambdas, epsilon: float) -> None:
+        """New barycentric weights / epsilon: applied (restart) on the next frame."""
+        lam = np.asarray(lambdas, np.float64)
+        if lam.shape != (len(self.mixtures),) or not np.all(np.isfinite(lam)) or lam.min() < 0:
+            raise ValueError(f"expected {len(self.mixtures)} non-negative weights")
+        if lam.sum() <= 0:
+            raise ValueError("the weights must not all be 0")
+        if not (np.isfinite(epsilon) and 1e-6 <= epsilon <= 1e6):
+            raise ValueError(f"epsilon {epsilon!r} is outside [1e-6, 1e6]")
+        if not (np.allclose(lam, self.lambdas) and epsilon == self.epsilon):
+            self.lambdas, self.epsilon = lam, float(epsilon)
+            self._pending_restart = self.iterations > 0
+
+    @property
+    def done(self) -> bool:
+        return bool(self.state.done) and not self._pending_restart
+
+    def step(self) -> dict:
+        """One frame: up to ``steps_per_frame`` iterations with the current knobs."""
+        self.play(self.steps_per_frame, list(self.lambdas), self.epsilon, self._pending_restart)
+        return self.view
+
+    def play(self, steps: int, lambdas: list, epsilon: float, restart: bool) -> None:
+        lam = jnp.asarray(lambdas, jnp.float32)
+        eps = jnp.asarray(epsilon, jnp.float32)
+        state = self.state
+        if restart:
+            state = _restart(state, lam, eps)
+        else:
+            state = state._replace(lambdas=lam, epsilon=eps)
+        before = 0 if restart else int(self.state.iteration)
+        if not restart and bool(self.state.done):
+            return
+        state = jax.device_get(_frame(state, self.inputs, int(steps)))
+        self.segments.append([int(steps), [float(x) for x in lambdas], float(epsilon), restart])
+        new = np.asarray(state.costs)[before : int(state.iteration)]
+        self.costs.extend(float(x) for x in new)
+        self.iterations += len(new)
+        self.state, self._pending_restart = state, False
+
+    @property
+    def view(self) -> dict:
+        s = self.state
+        return {
+            "iteration": self.iterations,
+            "means": np.asarray(s.means),
+            "covs": np.asarray(s.covs),
+            "coupling": np.asarray(s.coupling),
+            "costs": np.asarray(self.costs),
+            "converged": bool(s.converged),
+            "done": self.done,
+            "lambdas": np.asarray(self.lambdas),
+            "epsilon": self.epsilon,
+            "inputs": [GMM(*(np.asarray(x) for x in g)) for g in self.mixtures],
+        }
+
+    def spec(self) -> BarycenterSpec:
+        c = self.config
+        return BarycenterSpec(
+            c.n_inputs, c.n_components, c.alpha, c.seed, c.bar_size, c.init,
+            [list(s) for s in self.segments],
+        )  # fmt: skip
+
+
+def replay_barycenter(spec: BarycenterSpec) -> BarycenterRun:
+    """A run rebuilt from ``spec``: the same frames with the same knobs."""
+    run = BarycenterRun(
+        BarycenterSpec(**{k: v for k, v in spec.__dict__.items() if k != "segments"})
+    )
+    for steps, lam, eps, restart in spec.segments:
+        run.lambdas, run.epsilon = np.asarray(lam, np.float64), float(eps)
+        run.play(steps, lam, eps, restart)
+    return run
+
+
+def barycenter_results(run: BarycenterRun) -> dict:
+    """The results file: the barycenter mixture, transport matrices and the cost trace."""
+    v = run.view
+    b = len(v["means"])
+    return {
+        "kind": "barycenter",
+        "iteration": v["iteration"],
+        "converged": v["converged"],
+        "weights": [1.0 / b] * b,
+        "means": v["means"].tolist(),
+        "covs": v["covs"].tolist(),
+        "transport": v["coupling"].tolist(),
+        "costs": v["costs"].tolist(),
+        "lambdas": v["lambdas"].tolist(),
+        "epsilon": v["epsilon"],
+        "status": [] if v["converged"] or not v["done"] else ["stopped without converging"],
+    }
+
+
+def density_grids(view: dict, n: int = 120) -> tuple[np.ndarray, np.ndarray, list, np.ndarray]:
+    """``-log p`` of every input and of the barycenter on one grid covering them all:
+    ``xs [n]``, ``ys [n]``, ``[M]`` input grids ``[n, n]`` and the barycenter's; and the
+    notebook's contour levels (log-spaced from just above the minimum)."""
+    gmms = [*view["inputs"], GMM(np.full(len(view["means"]), 1.0 / len(view["means"])),
+                                 view["means"], view["covs"])]  # fmt: skip
+    pts = np.concatenate([g.means for g in gmms])
+    spread = np.sqrt(max(float(np.max([np.trace(c) for g in gmms for c in g.covs])), 1e-6))
+    lo, hi = pts.min(0) - 3 * spread, pts.max(0) + 3 * spread
+    xs, ys = np.linspace(lo[0], hi[0], n), np.linspace(lo[1], hi[1], n)
+    grids = [np.asarray(_nld(GMM(*(jnp.asarray(x, jnp.float32) for x in g)), xs, ys)) for g in gmms]
+    floor = min(float(g.min()) for g in grids)
+    levels = floor + np.logspace(0, 1.2, 6) - 1.0 + 0.5
+    return xs, ys, grids, levels
+
+
+_nld = jax.jit(bc.neg_log_density)
