@@ -16,6 +16,7 @@ from app.barycenter_plots import (
     coupling_figure,
     support_data,
 )
+from app.controls import PlayControls, download_buttons
 from app.descent_plots import trace_data, trace_figure
 from app.playback import Playback
 from gmmot_core.barycenter_run import (
@@ -33,7 +34,7 @@ EPS = {f"{v:.3g}": float(v) for v in np.logspace(-2, 2, 17)}
 FRAME_MS = 200
 
 
-class BarycenterScreen(pn.viewable.Viewer):
+class BarycenterScreen(PlayControls, pn.viewable.Viewer):
     """One barycenter run; iterations animate, weight / epsilon moves restart it warm."""
 
     playing = param.Boolean(default=False, doc="Whether frames are being produced.")
@@ -63,22 +64,19 @@ class BarycenterScreen(pn.viewable.Viewer):
         self.b_reset = pn.widgets.Button(label="Reset")
         self.counter = pn.pane.Markdown("")
         self.alert = pn.pane.Alert("", alert_type="warning", visible=False)
-        self.downloads = [
-            pn.widgets.FileDownload(
-                callback=cb, filename=name, label=label, embed=False, sizing_mode="stretch_width"
-            )
-            for cb, name, label in (
+        self.downloads = download_buttons(
+            [
                 (self._params_file, "gmmot-barycenter-params.json", "parameters (JSON)"),
                 (self._results_file, "gmmot-barycenter-results.json", "results (JSON)"),
                 (lambda: self._figure_file("png"), "gmmot-barycenter.png", "figure (PNG)"),
                 (lambda: self._figure_file("svg"), "gmmot-barycenter.svg", "figure (SVG)"),
-            )
-        ]
+            ]
+        )
         self.fig, self.src = contour_figure()
         self.cost_fig, self.cost_src = trace_figure("cost along the iterations", "cost")
         self.cost_fig.xaxis.axis_label = "iteration"
         self.map_fig, self.map_src = coupling_figure()
-        self.b_play.on_click(lambda _e: self._pause() if self.playing else self._play())
+        self.b_play.on_click(self._toggle)
         self.b_step.on_click(lambda _e: self._tick(force=True))
         self.b_reset.on_click(self._reset)
         for w in (self.w_inputs, self.w_comp, self.w_alpha, self.w_seed, self.w_bar, self.w_init):
@@ -127,11 +125,6 @@ class BarycenterScreen(pn.viewable.Viewer):
             f"**iteration** {view['iteration']} · **cost** {cost} · **{state}** · "
             f"**λ** ({lam}) · **ε** {view['epsilon']:.3g}"
         )
-
-    def _warn(self, text: str) -> None:
-        self.message = text
-        self.alert.object = text
-        self.alert.visible = True
 
     # -- reactions --------------------------------------------------------------------
     def _spec(self) -> BarycenterSpec:
@@ -186,16 +179,6 @@ class BarycenterScreen(pn.viewable.Viewer):
             return
         self.run.step()
         self._draw()
-
-    def _play(self) -> None:
-        self.playback.start()
-        self.playing = True
-        self.b_play.label = "❚❚ Pause"
-
-    def _pause(self) -> None:
-        self.playback.stop()
-        self.playing = False
-        self.b_play.label = "▶ Play"
 
     # -- exports ----------------------------------------------------------------------
     def _params_file(self) -> io.BytesIO:

@@ -11,6 +11,7 @@ import panel as pn
 import param
 
 from app.compiled import independent_fit
+from app.controls import PlayControls, download_buttons
 from app.models import DataSource
 from app.playback import Playback
 from app.plots import (
@@ -52,7 +53,7 @@ WT = _log_options(-3, 2, zero=True)
 LR = _log_options(-4, -1)
 
 
-class CoupledEMScreen(pn.viewable.Viewer):
+class CoupledEMScreen(PlayControls, pn.viewable.Viewer):
     """Coupled EM of the two clouds, animated by a session-scoped periodic callback."""
 
     data = param.ClassSelector(class_=DataSource)
@@ -125,18 +126,15 @@ class CoupledEMScreen(pn.viewable.Viewer):
         self.w_baseline = pn.widgets.Checkbox(label="show independent EM baseline", value=False)
         self.upload0 = pn.widgets.FileInput(accept=".csv,.tsv,.txt,.npy", multiple=False)
         self.upload1 = pn.widgets.FileInput(accept=".csv,.tsv,.txt,.npy", multiple=False)
-        self.downloads = [
-            pn.widgets.FileDownload(
-                callback=cb, filename=name, label=label, embed=False, sizing_mode="stretch_width"
-            )
-            for cb, name, label in (
+        self.downloads = download_buttons(
+            [
                 (self._params_file, "gmmot-params.json", "parameters (JSON)"),
                 (self._results_file, "gmmot-results.json", "results (JSON)"),
                 (self._data_file, "gmmot-data.csv", "data (CSV)"),
                 (lambda: self._figure_file("png"), "gmmot-figure.png", "figure (PNG)"),
                 (lambda: self._figure_file("svg"), "gmmot-figure.svg", "figure (SVG)"),
-            )
-        ]
+            ]
+        )
 
         for w in (self.w_eps, self.w_rho, self.w_bal, self.w_wt, self.w_lr):
             w.param.watch(self._on_knob, "value")
@@ -378,17 +376,6 @@ class CoupledEMScreen(pn.viewable.Viewer):
                 f"Stopped at EM iteration {int(view['first_bad'])}: " + "; ".join(view["messages"])
             )
 
-    def _toggle(self, _event=None) -> None:
-        if self.playing:
-            self._pause()
-        else:
-            self._play()
-
-    def _play(self) -> None:
-        self.playback.start()
-        self.playing = True
-        self.b_play.label = "❚❚ Pause"
-
     def _period(self) -> int:
         return round(1000 / self.w_fps.value)
 
@@ -396,10 +383,8 @@ class CoupledEMScreen(pn.viewable.Viewer):
         self.playback.period = self._period()
 
     def _pause(self) -> None:
-        self.playback.stop()
-        self.playing = False
+        super()._pause()
         self._draw_summary(self.runner.view)  # the summary shows the frame we stopped on
-        self.b_play.label = "▶ Play"
 
     # -- layout -----------------------------------------------------------------------
     def sidebar(self) -> list:

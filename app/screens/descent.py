@@ -8,6 +8,7 @@ import numpy as np
 import panel as pn
 import param
 
+from app.controls import PlayControls, download_buttons
 from app.descent_plots import (
     cells_data,
     diracs_data,
@@ -27,7 +28,7 @@ LR = {f"{v:.3g}": float(v) for v in np.logspace(-3, 3, 25)}
 FRAME_MS = 100  # frames are produced at most 10 times a second
 
 
-class DescentScreen(pn.viewable.Viewer):
+class DescentScreen(PlayControls, pn.viewable.Viewer):
     """One Dirac descent, animated by a session-scoped periodic callback."""
 
     playing = param.Boolean(default=False, doc="Whether frames are being produced.")
@@ -62,18 +63,15 @@ class DescentScreen(pn.viewable.Viewer):
         self.w_look = pn.widgets.IntSlider(label="look back (frame)", start=0, end=1, value=0)
         self.counter = pn.pane.Markdown("")
         self.alert = pn.pane.Alert("", alert_type="warning", visible=False)
-        self.downloads = [
-            pn.widgets.FileDownload(
-                callback=cb, filename=name, label=label, embed=False, sizing_mode="stretch_width"
-            )
-            for cb, name, label in (
+        self.downloads = download_buttons(
+            [
                 (self._positions_file, "gmmot-diracs.csv", "positions (CSV)"),
                 (self._params_file, "gmmot-descent-params.json", "parameters (JSON)"),
                 (self._results_file, "gmmot-descent-results.json", "results (JSON)"),
                 (lambda: self._figure_file("png"), "gmmot-descent.png", "figure (PNG)"),
                 (lambda: self._figure_file("svg"), "gmmot-descent.svg", "figure (SVG)"),
-            )
-        ]
+            ]
+        )
         self.fig, self.src = target_figure()
         self.w2_fig, self.w2_src = trace_figure("W2² along the steps", "W2²")
         self.err_fig, self.err_src = trace_figure(
@@ -119,11 +117,6 @@ class DescentScreen(pn.viewable.Viewer):
             zero = np.zeros(len(y))
             self.src["diracs"].data = diracs_data(y, y, zero + 1.0 / len(y))
         self.counter.object = f"**looking back at step** {step} (drag right to return)"
-
-    def _warn(self, text: str) -> None:
-        self.message = text
-        self.alert.object = text
-        self.alert.visible = True
 
     # -- reactions --------------------------------------------------------------------
     def _target(self) -> tuple[dict, np.ndarray | None]:
@@ -177,22 +170,6 @@ class DescentScreen(pn.viewable.Viewer):
         self._draw(self.run.step())
         if self.run.stopped:
             self._pause()
-
-    def _toggle(self, _event=None) -> None:
-        if self.playing:
-            self._pause()
-        else:
-            self._play()
-
-    def _play(self) -> None:
-        self.playback.start()
-        self.playing = True
-        self.b_play.label = "❚❚ Pause"
-
-    def _pause(self) -> None:
-        self.playback.stop()
-        self.playing = False
-        self.b_play.label = "▶ Play"
 
     # -- exports ----------------------------------------------------------------------
     def _positions_file(self) -> io.StringIO:
