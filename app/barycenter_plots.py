@@ -26,8 +26,8 @@ def contour_figure() -> tuple[figure, dict[str, ColumnDataSource]]:
     per mixture, and the barycenter support's 1-sigma ellipses (red)."""
     fig = figure(
         title="inputs and their barycenter: -log density contours",
-        width=560,
-        height=540,
+        width=520,
+        height=520,
         match_aspect=True,
         tools="pan,wheel_zoom,box_zoom,reset,save",
     )
@@ -93,6 +93,8 @@ def coupling_figure() -> tuple[figure, ColumnDataSource]:
     fig = figure(
         title="transport matrices (rows: support; columns: input components)",
         height=260,
+        sizing_mode="stretch_width",
+        min_width=260,
         tools="hover,save",
         tooltips=[("support", "@row"), ("input", "@input"), ("component", "@comp"),
                   ("mass", "@mass{0.000e0}"), ("row share", "@share{0.00}")],

@@ -14,8 +14,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from gmmot_core import GMM, fit_em, kmeans_pp, log_prob, log_responsibilities
+from gmmot_core.gmm_ot import interpolate, mean_map
 
-__all__ = ["IndependentFit", "independent_fit", "warm_up"]
+__all__ = ["IndependentFit", "independent_fit", "map_images", "transport_frame", "warm_up"]
 
 
 class IndependentFit:
@@ -55,6 +56,23 @@ def independent_fit(
     return IndependentFit(gmm, np.asarray(labels), float(ll))
 
 
+@jax.jit
+def map_images(points, gmm0: GMM, gmm1: GMM, coupling):
+    """``T_mean(points [n, 2])``: where the GMM-OT map sends each point."""
+    return mean_map(points, gmm0, gmm1, coupling)
+
+
+@jax.jit
+def transport_frame(gmm0: GMM, gmm1: GMM, coupling, points, images, t, xs, ys):
+    """One frame of the displacement interpolation at time ``t`` (traced): ``mu_t`` (a
+    ``K0*K1`` mixture), its ``-log`` density on ``xs [W] x ys [H]`` and the points carried
+    along the map, ``(1 - t) x + t T(x)``."""
+    mu = interpolate(gmm0, gmm1, coupling, t)
+    gx, gy = jnp.meshgrid(xs, ys)
+    nld = -log_prob(mu, jnp.stack([gx.ravel(), gy.ravel()], -1)).reshape(gx.shape)
+    return mu, nld, (1.0 - t) * points + t * images
+
+
 def warm_up() -> None:
     """Compile the jitted functions for the default dataset's shapes."""
     from app.models import DataSource
@@ -65,7 +83,11 @@ def warm_up() -> None:
     clouds = src.clouds()
     for pts in clouds:
         independent_fit(pts, 3)
-    CoupledEMRun(*clouds).step()
+    run = CoupledEMRun(*clouds)
+    run.step()
+    from app.screens.transport import TransportScreen
+
+    TransportScreen(source=lambda: (run.view, run.points0))._draw_t()
     raster_data(clouds[0], np.zeros(len(clouds[0]), np.int8), 3)  # numba compiles datashader
     from gmmot_core.descent_run import DescentRun
 

@@ -96,6 +96,8 @@ def trace_figure(title: str, y_label: str) -> tuple[figure, ColumnDataSource]:
     fig = figure(
         title=title,
         height=250,
+        sizing_mode="stretch_width",
+        min_width=260,
         y_axis_type="log",
         x_axis_label="step",
         y_axis_label=y_label,

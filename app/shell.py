@@ -8,6 +8,7 @@ from app.models import DataSource
 from app.screens.barycenter import BarycenterScreen
 from app.screens.coupled_em import CoupledEMScreen
 from app.screens.descent import DescentScreen
+from app.screens.transport import TransportScreen
 
 ABOUT = """
 **Coupled EM** fits one Gaussian mixture per cloud while penalising the entropic
@@ -40,6 +41,17 @@ weight or epsilon restarts the iterations from the current support (no recompile
 """
 
 
+TRANSPORT_ABOUT = """
+**Transport map** of the current coupled-EM pair (refreshed each time this tab opens):
+grey arrows send a subsample of cloud 0 to its image under Delon & Desolneux's GMM-OT
+map ``T_mean``; dashed ellipses are the two fitted mixtures (blue: cloud 0, green: cloud
+1). The displacement interpolation ``mu_t`` mixes the W2 geodesics of the coupled
+component pairs, weighted by the normalised coupling: its ``-log`` density contours and
+red ellipses move with t, and the orange points are carried along the map,
+``(1 - t) x + t T(x)``.
+"""
+
+
 def _page(about: str, screen) -> pn.Column:
     """A tab: its explanation above its screen, both as wide as the window allows."""
     return pn.Column(
@@ -52,20 +64,24 @@ def build(autoplay: bool = True) -> pn.template.FastListTemplate:
     screen = CoupledEMScreen(data=_data_from_url())
     descent = DescentScreen()
     barycenter = BarycenterScreen()
+    transport = TransportScreen(source=lambda: (screen.runner.view, screen.runner.points0))
     tabs = pn.Tabs(
         ("Coupled EM", _page(ABOUT, screen)),
         ("Dirac descent", _page(DESCENT_ABOUT, descent)),
         ("GMM barycenter", _page(BARYCENTER_ABOUT, barycenter)),
-        dynamic=False,
+        ("Transport map", _page(TRANSPORT_ABOUT, transport)),
+        dynamic=True,
         sizing_mode="stretch_width",
     )
     active = tabs.param.active.rx()
+    tabs.param.watch(lambda e: transport.refresh() if e.new == 3 else None, "active")
     page = pn.template.FastListTemplate(
         title="gmmot — GMM optimal transport explorer",
         sidebar=[
             pn.Column(*screen.sidebar(), visible=active == 0),
             pn.Column(*descent.sidebar(), visible=active == 1),
             pn.Column(*barycenter.sidebar(), visible=active == 2),
+            pn.Column(*transport.sidebar(), visible=active == 3),
         ],
         main=[tabs],
         accent="#1f77b4",

@@ -32,6 +32,7 @@ __all__ = [
     "barycenter_results",
     "density_grids",
     "generator_inputs",
+    "notebook_levels",
     "replay_barycenter",
 ]
 
@@ -278,9 +279,13 @@ def density_grids(view: dict, n: int = 120) -> tuple[np.ndarray, np.ndarray, lis
     lo, hi = pts.min(0) - 3 * spread, pts.max(0) + 3 * spread
     xs, ys = np.linspace(lo[0], hi[0], n), np.linspace(lo[1], hi[1], n)
     grids = [np.asarray(_nld(GMM(*(jnp.asarray(x, jnp.float32) for x in g)), xs, ys)) for g in gmms]
-    floor = min(float(g.min()) for g in grids)
-    levels = floor + np.logspace(0, 1.2, 6) - 1.0 + 0.5
-    return xs, ys, grids, levels
+    return xs, ys, grids, notebook_levels(min(float(g.min()) for g in grids))
+
+
+def notebook_levels(floor: float, n: int = 6) -> np.ndarray:
+    """Contour levels of ``-log p`` spaced logarithmically above its minimum ``floor``
+    (0.5 to ~15.4 nats above it), as the barycenter notebook's figure."""
+    return floor + np.logspace(0, 1.2, n) - 0.5
 
 
 _nld = jax.jit(bc.neg_log_density)

@@ -227,3 +227,31 @@ def barycenter_figure(view: dict, fmt: str = "png") -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format=fmt, dpi=110)
     return buf.getvalue()
+
+
+def transport_figure(frame: dict, fmt: str = "png") -> bytes:
+    """The transport screen at time t: arrows x -> T(x), mu_0 / mu_1 ellipses (dashed),
+    ``-log`` density contours and ellipses of mu_t, and the points carried by the map."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7, 6.5), layout="constrained")
+    ax = fig.subplots()
+    p, q, c = frame["points"], frame["images"], frame["carried"]
+    ax.quiver(p[:, 0], p[:, 1], q[:, 0] - p[:, 0], q[:, 1] - p[:, 1], angles="xy",
+              scale_units="xy", scale=1, color="#999999", alpha=0.5, width=0.002)  # fmt: skip
+    for gmm, color in ((frame["gmm0"], "#1f77b4"), (frame["gmm1"], "#2ca02c")):
+        for o in ellipse_outlines(gmm.means, gmm.covs, 1.0):
+            ax.plot(o[:, 0], o[:, 1], "--", color=color, lw=1)
+    ax.contour(frame["xs"], frame["ys"], frame["nld"], levels=frame["levels"], cmap="viridis")
+    mu = frame["mu"]
+    keep = np.asarray(mu.weights) > 1e-4
+    for o in ellipse_outlines(np.asarray(mu.means)[keep], np.asarray(mu.covs)[keep], 1.0):
+        ax.plot(o[:, 0], o[:, 1], color="#d62728", lw=1.5)
+    ax.scatter(c[:, 0], c[:, 1], s=5, color="#ff7f0e", zorder=3)
+    ax.set(aspect="equal", title=f"GMM-OT map and mu_t, t = {frame['t']:.2f}")
+    buf = io.BytesIO()
+    fig.savefig(buf, format=fmt, dpi=110)
+    return buf.getvalue()

@@ -1,0 +1,210 @@
+"""Screen: the GMM-OT map of the coupled-EM pair and its displacement interpolation mu_t."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import panel as pn
+import param
+from bokeh.models import ColumnDataSource
+from bokeh.plotting import figure
+
+from app.barycenter_plots import contour_data
+from app.compiled import map_images, transport_frame
+from app.controls import PlayControls, download_buttons
+from app.playback import Playback
+from gmmot_core.barycenter_run import notebook_levels
+from gmmot_core.figure import ellipse_outlines, transport_figure
+from gmmot_core.mixture import GMM
+
+__all__ = ["TransportScreen"]
+
+FRAME_MS = 50
+GRID = 100
+
+
+def _ellipses(gmm: GMM, min_weight: float = 1e-4) -> dict:
+    """1-sigma outlines of the components above ``min_weight``, opacity by weight."""
+    w = np.asarray(gmm.weights, np.float64)
+    keep = np.nonzero(w > min_weight)[0]
+    out = ellipse_outlines(np.asarray(gmm.means)[keep], np.asarray(gmm.covs)[keep], 1.0)
+    alpha = 0.25 + 0.75 * w[keep] / max(w.max(), 1e-12)
+    return {"xs": list(out[..., 0]), "ys": list(out[..., 1]), "alpha": alpha}
+
+
+class TransportScreen(PlayControls, pn.viewable.Viewer):
+    """Arrows x -> T_mean(x) for a subsample of cloud 0, and mu_t for t in [0, 1]."""
+
+    playing = param.Boolean(default=False, doc="Whether t is being animated.")
+    message = param.String(default="", doc="Last error or warning shown to the user.")
+
+    def __init__(self, source: Callable[[], tuple[dict, np.ndarray]], **params):
+        """``source()`` gives the coupled-EM view (``gmm0``, ``gmm1``, ``report``) and
+        the source cloud ``[N, 2]`` of this session."""
+        super().__init__(**params)
+        self._source = source
+        self._direction = 1.0
+        self.playback = Playback(self._tick, FRAME_MS)
+        self._build()
+        self.refresh()
+
+    # -- widgets ----------------------------------------------------------------------
+    def _build(self) -> None:
+        self.w_t = pn.widgets.FloatSlider(name="t", start=0.0, end=1.0, step=0.01, value=0.0)
+        self.w_n = pn.widgets.IntSlider(name="arrows", start=20, end=1000, step=20, value=300)
+        self.w_arrows = pn.widgets.Checkbox(name="show the arrows x -> T(x)", value=True)
+        self.b_play = pn.widgets.Button(label="▶ Play", color="primary")
+        self.b_refresh = pn.widgets.Button(label="Use the current coupled-EM fit")
+        self.counter = pn.pane.Markdown("")
+        self.alert = pn.pane.Alert("", alert_type="warning", visible=False)
+        self.downloads = download_buttons(
+            [
+                (self._map_file, "gmmot-map.csv", "map T(x) of the points (CSV)"),
+                (lambda: self._figure_file("png"), "gmmot-transport.png", "figure (PNG)"),
+                (lambda: self._figure_file("svg"), "gmmot-transport.svg", "figure (SVG)"),
+            ]
+        )
+        self.fig = figure(
+            title="GMM-OT map and displacement interpolation mu_t",
+            width=620,
+            height=560,
+            match_aspect=True,
+            tools="pan,wheel_zoom,box_zoom,reset,save",
+        )
+        self.src = {
+            k: ColumnDataSource(v)
+            for k, v in {
+                "arrows": {"x0": [], "y0": [], "x1": [], "y1": []},
+                "ends": {"xs": [], "ys": [], "dash": [], "color": []},
+                "lines": {"xs": [], "ys": [], "color": [], "width": []},
+                "labels": {"x": [], "y": [], "text": [], "color": []},
+                "mu": {"xs": [], "ys": [], "alpha": []},
+                "points": {"x": [], "y": []},
+            }.items()
+        }
+        self._arrows = self.fig.segment(
+            "x0", "y0", "x1", "y1", source=self.src["arrows"], color="#999999", alpha=0.5
+        )
+        self.fig.multi_line(
+            "xs", "ys", source=self.src["ends"], line_color="color", line_dash="dash", alpha=0.8
+        )
+        self.fig.multi_line(
+            "xs", "ys", source=self.src["lines"], line_color="color", line_width="width"
+        )
+        self.fig.multi_line(
+            "xs", "ys", source=self.src["mu"], line_color="#d62728", line_alpha="alpha",
+            line_width=2,
+        )  # fmt: skip
+        self.fig.scatter("x", "y", source=self.src["points"], size=4, color="#ff7f0e")
+        self.b_play.on_click(self._toggle)
+        self.b_refresh.on_click(lambda _e: self.refresh())
+        self.w_t.param.watch(lambda _e: self._draw_t(), "value")
+        self.w_n.param.watch(lambda _e: self.refresh(), "value")
+        self.w_arrows.param.watch(lambda e: setattr(self._arrows, "visible", e.new), "value")
+
+    # -- data -------------------------------------------------------------------------
+    def refresh(self) -> None:
+        """Take the session's current coupled-EM pair and recompute the map."""
+        view, cloud = self._source()
+        g0, g1 = (GMM(*(np.asarray(x, np.float32) for x in view[k])) for k in ("gmm0", "gmm1"))
+        coupling = np.asarray(view["report"].coupling, np.float32)
+        if not (np.all(np.isfinite(coupling)) and coupling.sum() > 0):
+            self._warn("The coupled-EM pair has no finite coupling yet; the last map is kept.")
+            return
+        cloud = np.asarray(cloud, np.float32)
+        cloud = cloud[np.all(np.isfinite(cloud), axis=1)]
+        pick = np.random.default_rng(0).choice(len(cloud), min(self.w_n.value, len(cloud)), False)
+        points = cloud[pick]
+        images = np.asarray(jax.device_get(map_images(points, g0, g1, coupling)))
+        means = np.concatenate([g0.means, g1.means])
+        var = np.trace(np.concatenate([g0.covs, g1.covs]), axis1=1, axis2=2)
+        pad = 3.0 * np.sqrt(max(float(var.max()), 1e-6))
+        lo, hi = means.min(0) - pad, means.max(0) + pad
+        self._xs = np.linspace(lo[0], hi[0], GRID, dtype=np.float32)
+        self._ys = np.linspace(lo[1], hi[1], GRID, dtype=np.float32)
+        self._pair = (g0, g1, coupling)
+        self._points, self._images = points, images
+        self._mw2 = float(np.asarray(view["report"].mw2))
+        self.alert.visible = False
+        with pn.io.hold():
+            self.src["arrows"].data = {
+                "x0": points[:, 0], "y0": points[:, 1], "x1": images[:, 0], "y1": images[:, 1]
+            }  # fmt: skip
+            ends: dict[str, list] = {"xs": [], "ys": [], "dash": [], "color": []}
+            for g, color in ((g0, "#1f77b4"), (g1, "#2ca02c")):
+                e = _ellipses(g)
+                ends["xs"] += e["xs"]
+                ends["ys"] += e["ys"]
+                ends["color"] += [color] * len(e["xs"])
+                ends["dash"] += ["dashed"] * len(e["xs"])
+            self.src["ends"].data = ends
+            self._draw_t()
+
+    def _frame(self) -> dict:
+        g0, g1, coupling = self._pair
+        t = jnp.float32(self.w_t.value)
+        mu, nld, carried = jax.device_get(
+            transport_frame(g0, g1, coupling, self._points, self._images, t, self._xs, self._ys)
+        )
+        return {
+            "t": float(self.w_t.value), "mu": mu, "nld": np.asarray(nld),
+            "carried": np.asarray(carried), "points": self._points, "images": self._images,
+            "gmm0": g0, "gmm1": g1, "xs": self._xs, "ys": self._ys,
+            "levels": notebook_levels(float(np.min(nld))),
+        }  # fmt: skip
+
+    def _draw_t(self) -> None:
+        f = self._frame()
+        lines, labels = contour_data(f["xs"], f["ys"], [f["nld"]], f["levels"], ["μ_t"])
+        live = int(np.sum(np.asarray(f["mu"].weights) > 1e-4))
+        with pn.io.hold():
+            self.src["lines"].data = lines
+            self.src["labels"].data = labels
+            self.src["mu"].data = _ellipses(f["mu"])
+            self.src["points"].data = {"x": f["carried"][:, 0], "y": f["carried"][:, 1]}
+        k0, k1 = self._pair[2].shape
+        self.counter.object = (
+            f"**t** {f['t']:.2f} · **paths** {live} of {k0}×{k1} carry mass · "
+            f"**MW2²** {self._mw2:.6g} · blue: mu_0 = cloud 0's fit, green: mu_1, "
+            f"red: mu_t, orange: points carried by T"
+        )
+
+    # -- animation --------------------------------------------------------------------
+    def _tick(self) -> None:
+        t = self.w_t.value + 0.02 * self._direction
+        if not 0.0 <= t <= 1.0:
+            self._direction = -self._direction
+            t = min(max(t, 0.0), 1.0)
+        self.w_t.value = round(t, 2)  # draws through the slider's watcher
+
+    # -- exports ----------------------------------------------------------------------
+    def _map_file(self) -> io.StringIO:
+        out = io.StringIO()
+        out.write("x,y,Tx,Ty\n")
+        np.savetxt(out, np.hstack([self._points, self._images]), fmt="%.9g", delimiter=",")
+        out.seek(0)
+        return out
+
+    def _figure_file(self, fmt: str) -> io.BytesIO:
+        return io.BytesIO(transport_figure(self._frame(), fmt))
+
+    # -- layout -----------------------------------------------------------------------
+    def sidebar(self) -> list:
+        return [
+            pn.pane.Markdown("### Interpolation"),
+            pn.Row(self.b_play),
+            self.w_t,
+            pn.pane.Markdown("### Map"),
+            self.b_refresh,
+            self.w_n,
+            self.w_arrows,
+            pn.pane.Markdown("### Export"),
+            *self.downloads,
+        ]
+
+    def __panel__(self):
+        return pn.Column(self.alert, self.counter, pn.pane.Bokeh(self.fig))
