@@ -63,7 +63,9 @@ def build(autoplay: bool = True) -> pn.template.FastListTemplate:
     """A new page (template + screens) for one session."""
     screen = CoupledEMScreen(data=_data_from_url())
     descent = DescentScreen()
-    barycenter = BarycenterScreen()
+    barycenter = BarycenterScreen(
+        pair_source=lambda: (screen.runner.view["gmm0"], screen.runner.view["gmm1"])
+    )
     transport = TransportScreen(source=lambda: (screen.runner.view, screen.runner.points0))
     tabs = pn.Tabs(
         ("Coupled EM", _page(ABOUT, screen)),
@@ -74,7 +76,8 @@ def build(autoplay: bool = True) -> pn.template.FastListTemplate:
         sizing_mode="stretch_width",
     )
     active = tabs.param.active.rx()
-    tabs.param.watch(lambda e: transport.refresh() if e.new == 3 else None, "active")
+    on_open = {2: barycenter.refresh_pair, 3: transport.refresh}
+    tabs.param.watch(lambda e: on_open[e.new]() if e.new in on_open else None, "active")
     page = pn.template.FastListTemplate(
         title="gmmot — GMM optimal transport explorer",
         sidebar=[

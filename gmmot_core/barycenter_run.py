@@ -12,6 +12,7 @@ plays them back in the same chunks.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from functools import partial
@@ -75,6 +76,35 @@ def _check_float(obj: dict, name: str, lo: float, hi: float) -> float:
     return float(v)
 
 
+def _check_mixtures(value: Any) -> list | None:
+    """``None`` or 2..MAX_INPUTS mixtures ``{weights [K], means [K, 2], covs [K, 2, 2]}``
+    with finite values, weights >= 0 (sum > 0) and symmetric positive definite covs."""
+    if value is None:
+        return None
+    if not isinstance(value, list) or not 2 <= len(value) <= MAX_INPUTS:
+        raise ValueError(f"field 'mixtures': expected a list of 2 to {MAX_INPUTS} mixtures")
+    out = []
+    for i, g in enumerate(value):
+        name = f"field 'mixtures[{i}]'"
+        if not isinstance(g, dict) or set(g) != {"weights", "means", "covs"}:
+            raise ValueError(f"{name}: expected an object with weights, means and covs")
+        try:
+            w, mu, cov = (np.asarray(g[k], np.float64) for k in ("weights", "means", "covs"))
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"{name}: not numeric ({exc})") from None
+        k = w.shape[0] if w.ndim == 1 else -1
+        if not (1 <= k <= MAX_COMPONENTS and mu.shape == (k, 2) and cov.shape == (k, 2, 2)):
+            raise ValueError(
+                f"{name}: expected K <= {MAX_COMPONENTS} weights, [K, 2] means, [K, 2, 2] covs"
+            )
+        if not all(np.all(np.isfinite(x)) for x in (w, mu, cov)) or w.min() < 0 or w.sum() <= 0:
+            raise ValueError(f"{name}: weights must be finite, >= 0 and not all 0; values finite")
+        if not np.allclose(cov, np.swapaxes(cov, 1, 2)) or np.linalg.eigvalsh(cov).min() <= 0:
+            raise ValueError(f"{name}: covariances must be symmetric positive definite")
+        out.append({"weights": w.tolist(), "means": mu.tolist(), "covs": cov.tolist()})
+    return out
+
+
 @dataclass
 class BarycenterSpec:
     """Everything needed to replay a barycenter run: the inputs (the generator's settings),
@@ -87,6 +117,7 @@ class BarycenterSpec:
     bar_size: int = 6
     init: str = "random"  # or "input 0", "input 1", ...
     segments: list = field(default_factory=list)  # [steps, lambdas, epsilon, restart]
+    mixtures: list | None = None  # given inputs ({weights, means, covs}) instead of the generator
     version: int = BARYCENTER_SPEC_VERSION
 
     def to_json(self) -> str:
@@ -110,7 +141,10 @@ class BarycenterSpec:
             raise ValueError(
                 f"field 'version': {obj.get('version')!r} is not {BARYCENTER_SPEC_VERSION}"
             )
+        mixtures = _check_mixtures(obj.get("mixtures"))
         m = _check_int(obj, "n_inputs", 2, MAX_INPUTS)
+        if mixtures is not None and len(mixtures) != m:
+            raise ValueError(f"field 'n_inputs': {m} but 'mixtures' holds {len(mixtures)}")
         k = _check_int(obj, "n_components", 1, MAX_COMPONENTS)
         alpha = _check_float(obj, "alpha", 1e-3, 1e6)
         seed = _check_int(obj, "seed", 0, 2**31 - 1)
@@ -139,7 +173,7 @@ class BarycenterSpec:
                 raise ValueError(
                     f"field 'segments[{i}]': expected [steps, {m} weights >= 0, epsilon, restart]"
                 )
-        return cls(m, k, alpha, seed, b, init, [list(s) for s in segs])
+        return cls(m, k, alpha, seed, b, init, [list(s) for s in segs], mixtures)
 
 
 class BarycenterRun:
@@ -148,7 +182,15 @@ class BarycenterRun:
     def __init__(self, spec: BarycenterSpec | None = None):
         self.config = spec if spec is not None else BarycenterSpec()
         c = self.config
-        self.mixtures, lam = generator_inputs(c.n_inputs, c.n_components, c.alpha, c.seed)
+        if c.mixtures is None:
+            self.mixtures, lam = generator_inputs(c.n_inputs, c.n_components, c.alpha, c.seed)
+        else:
+            self.mixtures = [
+                GMM(*(jnp.asarray(g[k], jnp.float32) for k in ("weights", "means", "covs")))
+                for g in c.mixtures
+            ]
+            self.mixtures = [g._replace(weights=g.weights / g.weights.sum()) for g in self.mixtures]
+            lam = np.full(len(self.mixtures), 1.0 / len(self.mixtures))
         self.lambdas0 = np.asarray(lam, np.float64)
         self.inputs = bc.pad_inputs(self.mixtures)
         self.lambdas, self.epsilon, self.steps_per_frame = self.lambdas0.copy(), 0.1, 1
@@ -234,15 +276,13 @@ class BarycenterRun:
         c = self.config
         return BarycenterSpec(
             c.n_inputs, c.n_components, c.alpha, c.seed, c.bar_size, c.init,
-            [list(s) for s in self.segments],
+            [list(s) for s in self.segments], c.mixtures,
         )  # fmt: skip
 
 
 def replay_barycenter(spec: BarycenterSpec) -> BarycenterRun:
     """A run rebuilt from ``spec``: the same frames with the same knobs."""
-    run = BarycenterRun(
-        BarycenterSpec(**{k: v for k, v in spec.__dict__.items() if k != "segments"})
-    )
+    run = BarycenterRun(dataclasses.replace(spec, segments=[]))
     for steps, lam, eps, restart in spec.segments:
         run.lambdas, run.epsilon = np.asarray(lam, np.float64), float(eps)
         run.play(steps, lam, eps, restart)

@@ -1,6 +1,8 @@
 """The app's Python objects driven directly (no browser): sessions are independent,
 knobs act without recompiling, bad uploads keep the last good data."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -63,3 +65,48 @@ def test_two_sessions_are_independent():
     a._tick()
     assert b.runner.knobs.epsilon != a.runner.knobs.epsilon
     assert int(b.runner.view["iteration"]) == 0
+
+
+def test_barycenter_of_the_coupled_em_pair_replays(screen):
+    """The barycenter screen takes this session's coupled-EM pair as its two inputs (a
+    single t slider), converges, and its parameter file replays to the same support."""
+    import json
+
+    from app.screens.barycenter import BarycenterScreen
+    from gmmot_core.barycenter_run import BarycenterSpec, replay_barycenter
+
+    view = screen.runner.view
+    bary = BarycenterScreen(pair_source=lambda: (view["gmm0"], view["gmm1"]))
+    bary.w_source.value = "coupled-EM pair"
+    assert bary.run.config.n_inputs == 2 and len(bary.w_weights) == 1 and not bary.message
+    np.testing.assert_allclose(bary.run.view["inputs"][1].means, view["gmm1"].means, rtol=1e-6)
+    for _ in range(10):
+        bary._tick()
+    assert bary.run.view["converged"]
+    spec = BarycenterSpec.from_dict(json.loads(bary.run.spec().to_json()))
+    again = replay_barycenter(spec)
+    np.testing.assert_array_equal(again.view["means"], bary.run.view["means"])
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"mixtures": [{"weights": [1.0], "means": [[0, 0]], "covs": [[[1, 0], [0, -1]]]}] * 2},
+         "positive definite"),
+        ({"mixtures": [{"weights": [1.0], "means": [[0, 0]]}] * 2}, "weights, means and covs"),
+        ({"bar_size": 0}, "'bar_size'"),
+        ({"init": "input 7"}, "'init'"),
+        ({"segments": [[1, [1.0], 0.1, False]]}, "segments[0]"),
+        ({"colour": "red"}, "unknown field 'colour'"),
+    ],
+)  # fmt: skip
+def test_barycenter_parameter_file_names_the_bad_field(change, message):
+    import json
+
+    from gmmot_core.barycenter_run import BarycenterSpec
+
+    obj = json.loads(BarycenterSpec().to_json()) | change
+    if "mixtures" in change:
+        obj["n_inputs"] = 2
+    with pytest.raises(ValueError, match=re.escape(message)):
+        BarycenterSpec.from_dict(obj)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Callable
 
 import numpy as np
 import panel as pn
@@ -40,8 +41,11 @@ class BarycenterScreen(PlayControls, pn.viewable.Viewer):
     playing = param.Boolean(default=False, doc="Whether frames are being produced.")
     message = param.String(default="", doc="Last error or warning shown to the user.")
 
-    def __init__(self, **params):
+    def __init__(self, pair_source: Callable[[], tuple] | None = None, **params):
+        """``pair_source()`` (optional) gives this session's coupled-EM pair of mixtures,
+        offered as inputs next to the notebook's generator."""
         super().__init__(**params)
+        self._pair_source = pair_source
         self.playback = Playback(self._tick, FRAME_MS)
         self.run = BarycenterRun()
         self._build()
@@ -50,6 +54,8 @@ class BarycenterScreen(PlayControls, pn.viewable.Viewer):
 
     # -- widgets ----------------------------------------------------------------------
     def _build(self) -> None:
+        sources = ["notebook generator"] + (["coupled-EM pair"] if self._pair_source else [])
+        self.w_source = pn.widgets.RadioButtonGroup(options=sources, value=sources[0])
         self.w_inputs = pn.widgets.IntSlider(label="mixtures", start=2, end=6, value=3)
         self.w_comp = pn.widgets.IntSlider(label="components each", start=1, end=10, value=3)
         self.w_alpha = pn.widgets.FloatInput(label="Dirichlet alpha", value=50.0, start=0.01)
@@ -81,6 +87,7 @@ class BarycenterScreen(PlayControls, pn.viewable.Viewer):
         self.b_reset.on_click(self._reset)
         for w in (self.w_inputs, self.w_comp, self.w_alpha, self.w_seed, self.w_bar, self.w_init):
             w.param.watch(self._rebuild, "value")
+        self.w_source.param.watch(self._rebuild, "value")
         self.w_eps.param.watch(self._on_knob, "value")
 
     def _weight_sliders(self) -> None:
@@ -88,11 +95,11 @@ class BarycenterScreen(PlayControls, pn.viewable.Viewer):
         lam = self.run.lambdas / self.run.lambdas.sum()
         if len(lam) == 2:
             t = round(float(lam[1]), 2)
-            sliders = [pn.widgets.FloatSlider(name="t (weight of input 2)", value=t, step=0.01)]
+            sliders = [pn.widgets.FloatSlider(label="t (weight of input 2)", value=t, step=0.01)]
         else:
             sliders = [
                 pn.widgets.FloatSlider(
-                    name=f"weight of input {i + 1}", value=round(float(x), 2), step=0.01
+                    label=f"weight of input {i + 1}", value=round(float(x), 2), step=0.01
                 )
                 for i, x in enumerate(lam)
             ]
@@ -128,12 +135,25 @@ class BarycenterScreen(PlayControls, pn.viewable.Viewer):
 
     # -- reactions --------------------------------------------------------------------
     def _spec(self) -> BarycenterSpec:
+        mixtures = None
+        if self.w_source.value == "coupled-EM pair":
+            names = ("weights", "means", "covs")
+            mixtures = [
+                {k: np.asarray(x, np.float64).tolist() for k, x in zip(names, g, strict=True)}
+                for g in self._pair_source()
+            ]
         return BarycenterSpec(
-            n_inputs=self.w_inputs.value, n_components=self.w_comp.value,
-            alpha=float(self.w_alpha.value), seed=self.w_seed.value,
-            bar_size=self.w_bar.value,
+            n_inputs=self.w_inputs.value if mixtures is None else len(mixtures),
+            n_components=self.w_comp.value, alpha=float(self.w_alpha.value),
+            seed=self.w_seed.value, bar_size=self.w_bar.value,
             init=self.w_init.value if self.w_init.value in self.w_init.options else "random",
+            mixtures=mixtures,
         )  # fmt: skip
+
+    def refresh_pair(self) -> None:
+        """Take the coupled-EM pair again (when this tab opens with that source)."""
+        if self.w_source.value == "coupled-EM pair":
+            self._rebuild()
 
     def _rebuild(self, _event=None) -> None:
         """A new run for the current inputs and support; the old one stays on failure."""
@@ -199,7 +219,8 @@ class BarycenterScreen(PlayControls, pn.viewable.Viewer):
             self.weights_box,
             self.w_eps,
             self.w_steps,
-            pn.pane.Markdown("### Inputs (the notebook's generator) and support"),
+            pn.pane.Markdown("### Inputs and support"),
+            self.w_source,
             self.w_inputs,
             self.w_comp,
             self.w_alpha,

@@ -54,9 +54,9 @@ class TransportScreen(PlayControls, pn.viewable.Viewer):
 
     # -- widgets ----------------------------------------------------------------------
     def _build(self) -> None:
-        self.w_t = pn.widgets.FloatSlider(name="t", start=0.0, end=1.0, step=0.01, value=0.0)
-        self.w_n = pn.widgets.IntSlider(name="arrows", start=20, end=1000, step=20, value=300)
-        self.w_arrows = pn.widgets.Checkbox(name="show the arrows x -> T(x)", value=True)
+        self.w_t = pn.widgets.FloatSlider(label="t", start=0.0, end=1.0, step=0.01, value=0.0)
+        self.w_n = pn.widgets.IntSlider(label="arrows", start=20, end=1000, step=20, value=300)
+        self.w_arrows = pn.widgets.Checkbox(label="show the arrows x -> T(x)", value=True)
         self.b_play = pn.widgets.Button(label="▶ Play", color="primary")
         self.b_refresh = pn.widgets.Button(label="Use the current coupled-EM fit")
         self.counter = pn.pane.Markdown("")
