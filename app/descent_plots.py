@@ -108,6 +108,7 @@ def trace_figure(title: str, y_label: str) -> tuple[figure, ColumnDataSource]:
     return fig, src
 
 
-def trace_data(values: np.ndarray, floor: float = 1e-16) -> dict:
+def trace_data(values: np.ndarray, floor: float = 1e-16, start: int = 0) -> dict:
+    """A trace from step (or iteration) ``start``, clipped below at ``floor`` (log axis)."""
     v = np.maximum(np.asarray(values, np.float64), floor)
-    return {"step": np.arange(len(v)), "value": v}
+    return {"step": start + np.arange(len(v)), "value": v}

@@ -123,7 +123,7 @@ class BarycenterScreen(PlayControls, pn.viewable.Viewer):
             self.src["lines"].data = lines
             self.src["labels"].data = labels
             self.src["support"].data = support_data(view["means"], view["covs"])
-            self.cost_src.data = trace_data(view["costs"], floor=1e-12)
+            self.cost_src.data = trace_data(view["costs"], floor=1e-12, start=1)
             self.map_src.data = coupling_data(view["coupling"])
         lam = ", ".join(f"{x:.2f}" for x in view["lambdas"] / view["lambdas"].sum())
         state = "converged" if view["converged"] else ("stopped" if view["done"] else "running")
