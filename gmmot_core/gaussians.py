@@ -59,19 +59,6 @@ def adj2(a: jax.Array) -> jax.Array:
     )
 
 
-def mul2(a: jax.Array, b: jax.Array) -> jax.Array:
-    """Product of ``[..., 2, 2]`` matrices by its four entries (elementwise ops: no
-    batched dot, which XLA on CPU is slow to compile and to run at this size)."""
-
-    def entry(i, j):
-        return a[..., i, 0] * b[..., 0, j] + a[..., i, 1] * b[..., 1, j]
-
-    return jnp.stack(
-        [jnp.stack([entry(0, 0), entry(0, 1)], -1), jnp.stack([entry(1, 0), entry(1, 1)], -1)],
-        -2,
-    )
-
-
 def inv2(a: jax.Array) -> jax.Array:
     """Inverse of ``[..., 2, 2]`` matrices."""
     return adj2(a) / det2(a)[..., None, None]
@@ -156,15 +143,6 @@ def geodesic(
     return mean_t, symmetrize(cov_t)
 
 
-def _fixed_point(cov: jax.Array, covs: jax.Array, weights: jax.Array) -> jax.Array:
-    """One fixed-point update ``S^-1/2 (sum_m w_m (S^1/2 S_m S^1/2)^1/2)^2 S^-1/2``."""
-    root = sqrtm2(cov)
-    inv_root = inv2(root)
-    inner = sqrtm2(mul2(mul2(root[None], covs), root[None]))
-    mean_root = jnp.sum(weights[:, None, None] * inner, axis=0)
-    return symmetrize(mul2(mul2(inv_root, mul2(mean_root, mean_root)), inv_root))
-
-
 def _sym_sqrt(m):
     """Square root of symmetric PSD ``(xx, xy, yy)`` (Cayley-Hamilton, as :func:`sqrtm2`)."""
     x, y, z = m
@@ -184,25 +162,41 @@ def _sym_sandwich(a, m):
     )
 
 
+def _entries(a: jax.Array):
+    """``[..., 2, 2]`` symmetric -> ``(xx, xy, yy)``."""
+    return a[..., 0, 0], 0.5 * (a[..., 0, 1] + a[..., 1, 0]), a[..., 1, 1]
+
+
+def _matrix(m) -> jax.Array:
+    x, y, z = m
+    return jnp.stack([jnp.stack([x, y]), jnp.stack([y, z])])
+
+
+def _eye(like: jax.Array):
+    one, zero = jnp.ones((), like.dtype), jnp.zeros((), like.dtype)
+    return one, zero, one
+
+
+def _fixed_point(cov, ms, weights):
+    """One update ``S^-1/2 (sum_m w_m (S^1/2 S_m S^1/2)^1/2)^2 S^-1/2`` on the entries
+    ``(xx, xy, yy)`` of ``S`` and of ``S_m [M]``: fused elementwise kernels only."""
+    root = _sym_sqrt(cov)
+    det = root[0] * root[2] - root[1] * root[1]
+    inv_root = (root[2] / det, -root[1] / det, root[0] / det)
+    inner = _sym_sqrt(_sym_sandwich(root, ms))
+    x, y, z = (jnp.sum(weights * e) for e in inner)
+    square = (x * x + y * y, y * (x + z), y * y + z * z)
+    return _sym_sandwich(inv_root, square)
+
+
 def bures_barycenter_fixed(covs: jax.Array, weights: jax.Array, iterations: int) -> jax.Array:
     """:func:`bures_barycenter` with exactly ``iterations`` updates from the identity and
     no stopping test (as OTT's barycenter loop). Symmetric matrices are carried as their
     three entries, so the loop is a handful of fused elementwise kernels (quick to
     compile on CPU). ``covs [M, 2, 2]``, ``weights [M]`` -> ``[2, 2]``."""
-    ms = (covs[..., 0, 0], 0.5 * (covs[..., 0, 1] + covs[..., 1, 0]), covs[..., 1, 1])
-
-    def update(_, cov):
-        root = _sym_sqrt(cov)
-        det = root[0] * root[2] - root[1] * root[1]
-        inv_root = (root[2] / det, -root[1] / det, root[0] / det)
-        inner = _sym_sqrt(_sym_sandwich(root, ms))
-        x, y, z = (jnp.sum(weights * e) for e in inner)
-        square = (x * x + y * y, y * (x + z), y * y + z * z)
-        return _sym_sandwich(inv_root, square)
-
-    one, zero = jnp.ones((), covs.dtype), jnp.zeros((), covs.dtype)
-    x, y, z = jax.lax.fori_loop(0, iterations, update, (one, zero, one))
-    return jnp.stack([jnp.stack([x, y]), jnp.stack([y, z])])
+    ms = _entries(covs)
+    cov = jax.lax.fori_loop(0, iterations, lambda _, c: _fixed_point(c, ms, weights), _eye(covs))
+    return _matrix(cov)
 
 
 def bures_barycenter(
@@ -225,10 +219,12 @@ def bures_barycenter(
     """
     dtype = covs.dtype
     tolerance = jnp.asarray(tolerance, dtype)
+    ms = _entries(covs)
 
     def one(cov):
-        nxt = _fixed_point(cov, covs, weights)
-        return nxt, jnp.sum((nxt - cov) ** 2) / 4.0
+        nxt = _fixed_point(cov, ms, weights)
+        dx, dy, dz = (a - b for a, b in zip(nxt, cov, strict=True))
+        return nxt, (dx * dx + 2.0 * dy * dy + dz * dz) / 4.0
 
     def block(carry):
         cov, _, it = carry
@@ -241,6 +237,6 @@ def bures_barycenter(
         _, diff, it = carry
         return (it < max_iterations) & ((it < min_iterations) | (diff > tolerance))
 
-    init = (jnp.eye(2, dtype=dtype), jnp.asarray(jnp.inf, dtype), jnp.asarray(0))
+    init = (_eye(covs), jnp.asarray(jnp.inf, dtype), jnp.asarray(0))
     cov, _, it = jax.lax.while_loop(cond, block, init)
-    return cov, it
+    return _matrix(cov), it
