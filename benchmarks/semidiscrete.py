@@ -75,8 +75,10 @@ def _sdot_python() -> tuple[str | None, str]:
     py = venv / "bin" / "python"
     if py.exists():
         return str(py), ""
-    base = shutil.which("python3.12") or str(Path.home() / ".pyenv/versions/3.12.1/bin/python")
-    if not Path(base).exists() and not shutil.which(base):
+    # pyenv's interpreter itself (its python3.12 shim fails unless 3.12 is selected)
+    found = sorted(Path.home().glob(".pyenv/versions/3.12*/bin/python"))
+    base = str(found[-1]) if found else shutil.which("python3.12")
+    if base is None:
         return None, "no Python 3.12 found for sdot"
     try:
         subprocess.run([base, "-m", "venv", str(venv)], check=True, capture_output=True)

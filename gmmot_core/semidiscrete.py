@@ -28,6 +28,7 @@ from gmmot_core.laguerre import (
     STACKED,
     UNCERTIFIED,
     CellIntegrals,
+    Cells,
     Grid,
     ImageDensity,
     cell_integrals,
@@ -227,6 +228,9 @@ def cold_weights(y, density: ImageDensity):
 SIZE_PATIENCE = 6  # halvings of a trial step that runs out of a size before giving up
 # uniform fraction of the density in the stages of a cold solve (continuation)
 BLEND = (1.0, 0.1, 0.01, 0.0)
+# a cold start whose smallest cell holds this share of min(nu) skips the continuation
+COLD_ENOUGH = 0.1
+INIT, STAGE, TRIAL = 0, 1, 2  # what the Newton loop evaluates next (see _newton)
 
 
 def _blend(density: ImageDensity, s) -> ImageDensity:
@@ -246,129 +250,217 @@ def _blend(density: ImageDensity, s) -> ImageDensity:
     )
 
 
+def _evaluate(y, w, density: ImageDensity, sizes: Sizes, labels, near, fallback):
+    """The one cell builder of a solve: cells of ``(y, w)`` and their integrals.
+
+    All pairs when ``sizes.grid`` says so (small N: no candidate search is cheaper).
+    Otherwise, with ``near`` (traced), the ring candidates of the nearby diagram
+    ``labels [N, V]``; where they miss a cut and ``fallback`` (traced) is set, or
+    without ``near``, the candidate grid. A miss left is flagged RING_MISS."""
+    lo, hi, v = density.lo, density.hi, sizes.max_vertices
+    if sizes.grid.bins == 0:
+        cells = power_cells(y, w, lo, hi, v, sizes.grid)
+    else:
+        n = y.shape[0]
+        missed = Cells(
+            jnp.zeros((n, v, 2), y.dtype),
+            jnp.full((n, v), -1, jnp.int32),
+            jnp.zeros((n,), jnp.int32),
+            jnp.asarray(RING_MISS, jnp.int32),
+        )
+        cells = jax.lax.cond(
+            near,
+            lambda: near_cells(y, w, lo, hi, sizes, labels, fallback=False),
+            lambda: missed,
+        )
+        grid = (cells.status & RING_MISS != 0) & (fallback | ~near)
+        cells = jax.lax.cond(
+            grid, lambda: power_cells(y, w, lo, hi, v, sizes.grid, labels), lambda: cells
+        )
+    return cell_integrals(cells, y, density, sizes.pieces)
+
+
+class _Loop(NamedTuple):
+    """The Newton loop's carry: accepted ``w``, ``ints``; direction ``d``, trial step
+    ``t``, last accepted step ``t_prev``, halvings ``tries``; counters; continuation
+    stage ``k``; ``phase`` (INIT / STAGE / TRIAL: what the next evaluation is);
+    ``warm``: still on the given weights; ``eps0``, ``e0``: KMT's floor and |m - nu|."""
+
+    w: jax.Array
+    ints: CellIntegrals
+    d: jax.Array
+    t: jax.Array
+    t_prev: jax.Array
+    tries: jax.Array
+    it: jax.Array
+    evals: jax.Array
+    status: jax.Array
+    k: jax.Array
+    phase: jax.Array
+    warm: jax.Array
+    near: jax.Array
+    eps0: jax.Array
+    e0: jax.Array
+    empty: jax.Array
+    stalled: jax.Array
+    done: jax.Array
+
+
 @partial(jax.jit, static_argnames=("sizes", "max_iterations", "cg_iterations"))
 def _newton(
     y, nu, density, w0, tol, sizes: Sizes, max_iterations: int, cg_iterations: int, hint=None
 ):
-    """Damped Newton from ``w0`` (see :func:`solve_weights`). A cold start runs through
-    the stages of :data:`BLEND`: the density mixed with a decreasing share of the
-    uniform one, each solved loosely from the last, so that cells over almost no mass
-    grow while the Hessian still sees them; a warm start solves the density at once."""
+    """Damped Newton from ``w0`` (see :func:`solve_weights`), one evaluation per turn of
+    a single loop (so the cell builder is compiled once).
+
+    The first evaluation is at ``w0`` (cells from the nearby diagram ``hint``, if any).
+    A warm start (``hint``) that empties a cell (the Diracs moved) or whose cells the grid
+    cannot certify restarts cold, from Voronoi weights. A cold start whose smallest cell
+    holds less than ``COLD_ENOUGH min(nu)`` runs through the stages of :data:`BLEND`: the
+    density mixed with a decreasing share of the uniform one, each solved loosely from
+    the last, so that cells over almost no mass grow while the Hessian still sees them;
+    otherwise the density is solved at once."""
     dt = y.dtype
-
-    def evaluate(w):
-        return integrals(y, w, density, sizes)
-
-    def evaluate_near(w, labels, dens, ring=None):
-        cells = near_cells(y, w, dens.lo, dens.hi, sizes, labels, fallback=False, ring=ring)
-        return cell_integrals(cells, y, dens, sizes.pieces)
+    n = y.shape[0]
+    last = len(BLEND) - 1
+    blend = jnp.asarray(BLEND, dt)
+    cg_tol = jnp.asarray(1e-10 if dt == jnp.float64 else 1e-5, dt)
+    labels0 = (
+        jnp.full((n, sizes.max_vertices), -1, jnp.int32) if hint is None else hint.astype(jnp.int32)
+    )
+    with_hint = jnp.asarray(hint is not None)
 
     def err(ints):
         return jnp.max(jnp.abs(ints.mass - nu))
 
-    if hint is None:
-        ints = evaluate(w0)
-    else:
-        cells = near_cells(y, w0, density.lo, density.hi, sizes, hint)
-        ints = cell_integrals(cells, y, density, sizes.pieces)
-    # a warm start that empties a cell (the Diracs moved) or whose cells the grid cannot
-    # certify restarts cold (Voronoi cells, which it can)
-    cold = (jnp.min(ints.mass) <= 0) | ((ints.status & UNCERTIFIED) != 0)
-    w0 = jnp.where(cold, cold_weights(y, density), w0)
-    ints = jax.lax.cond(cold, lambda: evaluate(w0), lambda: ints)
-    cold = cold | (hint is None)
-    # nothing to do when stacked, not exact or a cell is empty: flag it, never loop
-    eps_start = 0.5 * jnp.minimum(jnp.min(nu), jnp.min(ints.mass))
-    start_bad = ((ints.status & (SIZE_BITS | STACKED)) != 0) | (eps_start <= 0)
-    cg_tol = jnp.asarray(1e-10 if dt == jnp.float64 else 1e-5, dt)
-    blend = jnp.asarray(BLEND, dt)
-    k0 = jnp.where(cold, 0, len(BLEND) - 1)
+    def body(s: _Loop) -> _Loop:
+        share = jnp.where(s.phase == INIT, 0.0, blend[s.k])
+        dens = _blend(density, share)
+        x = jnp.where(s.phase == TRIAL, s.w + s.t * s.d, s.w)
+        ints_x = _evaluate(y, x, dens, sizes, s.ints.labels, s.near, s.phase != TRIAL)
+        min_m = jnp.min(ints_x.mass)
+        evals = s.evals + 1
 
-    def newton_step(s, dens, eps0):
-        w, ints, it, evals, t_prev, status, _ = s
-        matvec, diag = _laplacian(y, ints)
-        e0 = jnp.linalg.norm(ints.mass - nu)
-        # inexact Newton: the linear solve only as accurate as the step can use (relative
-        # residual <= min(0.1, relative error^2)): cheap far away, quadratic near the end
-        forcing = jnp.clip((e0 / jnp.linalg.norm(nu)) ** 2, cg_tol, 0.1)
-        d = _cg(matvec, diag, nu - ints.mass, cg_iterations, forcing)
+        # INIT: the start. A failed warm start is replaced by Voronoi weights
+        at_init = s.phase == INIT
+        redo = at_init & s.warm & ((min_m <= 0) | ((ints_x.status & UNCERTIFIED) != 0))
+        start = at_init & ~redo
+        eps_start = 0.5 * jnp.minimum(jnp.min(nu), min_m)
+        start_bad = ((ints_x.status & (SIZE_BITS | STACKED)) != 0) | (eps_start <= 0)
+        k_start = jnp.where(s.warm | (min_m >= COLD_ENOUGH * jnp.min(nu)), last, 0)
 
-        def rejected(t, ints_t):
-            # a trial whose ring candidates missed a cut is too far: a smaller step's
-            # new neighbours are all in the ring
-            return (
-                (jnp.min(ints_t.mass) < eps0)
-                | ((ints_t.status & RING_MISS) != 0)
-                | ~(jnp.linalg.norm(ints_t.mass - nu) <= (1.0 - t / 2.0) * e0)
-            )
-
-        def inexact(ints_t):
-            return (ints_t.status & SIZE_BITS) != 0
-
-        def ls_cond(ls):
-            # a trial that ran out of a size is halved too (near the accepted diagram it
-            # fits again); only a run of them ends the solve for the host to grow it
-            t, ints_t, tries = ls
-            give_up = inexact(ints_t) & (tries >= SIZE_PATIENCE)
-            return (inexact(ints_t) | rejected(t, ints_t)) & ~give_up & (tries < 60)
-
-        def ls_body(ls):
-            t, _, tries = ls
-            t = t / 2.0
-            return t, evaluate_near(w + t * d, ints.labels, dens, ring), tries + 1
-
-        # KMT backtracking, started from 4x the last accepted step (not from 1 each time).
-        t0 = jnp.minimum(1.0, 4.0 * t_prev)
-        ring = ring_candidates(ints.labels, sizes.ring)  # every trial starts from these
-        first = evaluate_near(w + t0 * d, ints.labels, dens, ring)
-        t, ints_t, tries = jax.lax.while_loop(ls_cond, ls_body, (t0, first, jnp.asarray(0)))
-        ok = ~inexact(ints_t) & ~rejected(t, ints_t)
-        w_new = jnp.where(ok, w + t * d, w)
-        ints_new = jax.tree.map(lambda a, b: jnp.where(ok, a, b), ints_t, ints)
-        status = status | ints_new.status | jnp.where(ok, 0, ints_t.status & SIZE_BITS)
-        return w_new, ints_new, it + 1, evals + tries + 1, t, status, ~ok
-
-    def stage_cond(c):
-        _, _, it, _, _, _, stalled, k = c
-        return (k < len(BLEND)) & ~stalled & (it < max_iterations)
-
-    def stage(c):
-        w, ints, it, evals, t_prev, status, stalled, k = c
-        s = blend[k]
-        dens = _blend(density, s)
-        # the same weights: the cells are reused, only their integrals change
-        ints = jax.lax.cond(
-            (k > k0) | (s > 0), lambda: evaluate_near(w, ints.labels, dens), lambda: ints
+        # TRIAL: KMT's acceptance; a trial whose ring candidates missed a cut is too far
+        # (a smaller step's new neighbours are all in the ring). A trial that ran out of a
+        # size is halved too; only a run of them ends the solve for the host to grow it
+        trial = s.phase == TRIAL
+        inexact = (ints_x.status & SIZE_BITS) != 0
+        rejected = (
+            (min_m < s.eps0)
+            | ((ints_x.status & RING_MISS) != 0)
+            | ~(jnp.linalg.norm(ints_x.mass - nu) <= (1.0 - s.t / 2.0) * s.e0)
         )
-        eps0 = 0.5 * jnp.minimum(jnp.min(nu), jnp.min(ints.mass))
-        tol_k = jnp.where(s > 0, jnp.maximum(tol, 0.3 * jnp.min(nu)), tol)
+        ok = trial & ~inexact & ~rejected
+        give_up = trial & ~ok & ((inexact & (s.tries >= SIZE_PATIENCE)) | (s.tries >= 60))
 
-        def cond(s):
-            _, ints, it, _, _, _, stalled = s
-            return (err(ints) > tol_k) & (it < max_iterations) & ~stalled
+        # what is accepted: a start, a stage's first evaluation or a trial
+        accepted = start | (s.phase == STAGE) | ok
+        ints = jax.tree.map(lambda a, b: jnp.where(accepted, a, b), ints_x, s.ints)
+        ints = ints._replace(labels=jnp.where(redo, ints_x.labels, ints.labels))
+        w = jnp.where(redo, cold_weights(y, density), jnp.where(ok, x, s.w))
+        k = jnp.where(start, k_start, s.k)
+        stage_start = start | (s.phase == STAGE)
+        eps0 = jnp.where(stage_start, 0.5 * jnp.minimum(jnp.min(nu), min_m), s.eps0)
+        status = s.status | jnp.where(accepted, ints_x.status, 0)
+        status = status | jnp.where(give_up, ints_x.status & SIZE_BITS, 0)
+        stalled = (start & start_bad) | give_up
+        it = s.it + (trial & (ok | give_up)).astype(s.it.dtype)
 
-        inner = (w, ints, it, evals + 1, t_prev, status | ints.status, stalled)
-        inner = jax.lax.while_loop(cond, lambda s: newton_step(s, dens, eps0), inner)
-        return (*inner, k + 1)
+        # after an acceptance: next stage, done, or a Newton direction
+        tol_k = jnp.where(blend[k] > 0, jnp.maximum(tol, 0.3 * jnp.min(nu)), tol)
+        converged = accepted & (err(ints) <= tol_k)
+        next_stage = converged & (k < last)
+        finished = (converged & (k == last)) | (accepted & ~converged & (it >= max_iterations))
+        needs_stage = start & (k_start < last)  # a cold start's first stage is blended
+        go = accepted & ~converged & ~finished & ~stalled & ~needs_stage
+        e0 = jnp.linalg.norm(ints.mass - nu)
 
-    init = (
-        w0,
-        ints,
-        jnp.asarray(0),
-        jnp.asarray(1),
-        jnp.asarray(1.0, dt),
-        ints.status,
-        start_bad,
-        k0,
+        def direction():
+            matvec, diag = _laplacian(y, ints)
+            # inexact Newton: the linear solve only as accurate as the step can use
+            # (relative residual <= min(0.1, relative error^2)): cheap far away,
+            # quadratic near the end
+            forcing = jnp.clip((e0 / jnp.linalg.norm(nu)) ** 2, cg_tol, 0.1)
+            return _cg(matvec, diag, nu - ints.mass, cg_iterations, forcing)
+
+        d = jax.lax.cond(go, direction, lambda: s.d)
+        t_prev = jnp.where(ok, s.t, s.t_prev)
+        # KMT backtracking, started from 4x the last accepted step (not from 1 each time)
+        t = jnp.where(go, jnp.minimum(1.0, 4.0 * t_prev), jnp.where(trial, s.t / 2.0, s.t))
+        tries = jnp.where(go, 0, s.tries + 1)
+        phase = jnp.where(
+            redo,
+            INIT,
+            jnp.where(go, TRIAL, jnp.where(next_stage | needs_stage, STAGE, s.phase)),
+        )
+        k = jnp.where(next_stage, k + 1, k)
+        return _Loop(
+            w,
+            ints,
+            d,
+            t,
+            t_prev,
+            tries,
+            it,
+            evals,
+            status,
+            k,
+            phase.astype(s.phase.dtype),
+            s.warm & ~redo,
+            s.near | accepted | redo,
+            eps0,
+            jnp.where(go, e0, s.e0),
+            s.empty | (start & (eps_start <= 0)),
+            s.stalled | stalled,
+            s.done | finished,
+        )
+
+    zero = jnp.asarray(0)
+    ints0 = CellIntegrals(
+        jnp.zeros((n,), dt),
+        jnp.zeros((n, 2), dt),
+        jnp.zeros((n,), dt),
+        jnp.zeros((n, sizes.max_vertices), dt),
+        labels0,
+        jnp.asarray(0, jnp.int32),
     )
-    w, ints, it, evals, _, status, _, k = jax.lax.while_loop(stage_cond, stage, init)
-    e = err(ints)
+    init = _Loop(
+        w0,
+        ints0,
+        jnp.zeros_like(w0),
+        jnp.asarray(1.0, dt),
+        jnp.asarray(1.0, dt),
+        zero,
+        zero,
+        zero,
+        jnp.asarray(0, jnp.int32),
+        jnp.asarray(last),
+        jnp.asarray(INIT),
+        with_hint,
+        with_hint,
+        jnp.asarray(0.0, dt),
+        jnp.asarray(0.0, dt),
+        jnp.asarray(False),
+        jnp.asarray(False),
+        jnp.asarray(False),
+    )
+    out = jax.lax.while_loop(lambda s: ~s.done & ~s.stalled, body, init)
+    e = err(out.ints)
     status = (
-        status
-        | jnp.where((e > tol) | (k < len(BLEND)), NOT_CONVERGED, 0)
-        | jnp.where((eps_start <= 0) & (jnp.min(nu) > 0), EMPTY_CELL, 0)
+        out.status
+        | jnp.where((e > tol) | (out.k < last) | out.stalled, NOT_CONVERGED, 0)
+        | jnp.where(out.empty & (jnp.min(nu) > 0), EMPTY_CELL, 0)
     ).astype(jnp.int32)
-    return SolveResult(w, ints, it, evals, e, status)
+    return SolveResult(out.w, out.ints, out.it, out.evals, e, status)
 
 
 def solve_weights(
