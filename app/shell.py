@@ -26,7 +26,8 @@ factor, as sdot) to a target image: every cell of the Laguerre diagram is clippe
 and its mass, centroid and second moment are integrated exactly for the pixel-constant
 density; the weights are solved by damped Newton to max |m_i - 1/N| <= 1e-8 (float64).
 Lloyd moves each Dirac to its cell's centroid (red segments). The default is the
-two-peak target of sdot's tutorial.
+two-peak target of sdot's tutorial; a Gaussian mixture target is random or one of this
+session's coupled-EM fits, moved into the unit square by a similarity.
 """
 
 
@@ -62,10 +63,9 @@ def _page(about: str, screen) -> pn.Column:
 def build(autoplay: bool = True) -> pn.template.FastListTemplate:
     """A new page (template + screens) for one session."""
     screen = CoupledEMScreen(data=_data_from_url())
-    descent = DescentScreen()
-    barycenter = BarycenterScreen(
-        pair_source=lambda: (screen.runner.view["gmm0"], screen.runner.view["gmm1"])
-    )
+    pair = lambda: (screen.runner.view["gmm0"], screen.runner.view["gmm1"])  # noqa: E731
+    descent = DescentScreen(pair_source=pair)
+    barycenter = BarycenterScreen(pair_source=pair)
     transport = TransportScreen(source=lambda: (screen.runner.view, screen.runner.points0))
     tabs = pn.Tabs(
         ("Coupled EM", _page(ABOUT, screen)),
@@ -76,7 +76,7 @@ def build(autoplay: bool = True) -> pn.template.FastListTemplate:
         sizing_mode="stretch_width",
     )
     active = tabs.param.active.rx()
-    on_open = {2: barycenter.refresh_pair, 3: transport.refresh}
+    on_open = {1: descent.refresh_fit, 2: barycenter.refresh_pair, 3: transport.refresh}
     tabs.param.watch(lambda e: on_open[e.new]() if e.new in on_open else None, "active")
     page = pn.template.FastListTemplate(
         title="gmmot — GMM optimal transport explorer",

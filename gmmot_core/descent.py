@@ -15,7 +15,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from gmmot_core.laguerre import STACKED, Cells, ImageDensity
+from gmmot_core.laguerre import STACKED, Cells, ImageDensity, power_cells
 from gmmot_core.semidiscrete import (
     EMPTY_CELL,
     NOT_CONVERGED,
@@ -112,7 +112,10 @@ def _run(
 
 
 def _cells(state: DescentState, density: ImageDensity, sizes: Sizes) -> Cells:
-    return near_cells(state.positions, state.weights, density.lo, density.hi, sizes, state.labels)
+    y, w, lo, hi = state.positions, state.weights, density.lo, density.hi
+    if sizes.grid.bins == 0:  # all pairs: as the solve builds them (no ring search)
+        return power_cells(y, w, lo, hi, sizes.max_vertices, sizes.grid)
+    return near_cells(y, w, lo, hi, sizes, state.labels)
 
 
 cells_of = jax.jit(_cells, static_argnames=("sizes",))

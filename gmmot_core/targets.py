@@ -4,6 +4,8 @@
 - :func:`gmm_image`: the mass of a Gaussian mixture on each pixel (Gauss-Legendre per
   pixel), with the mass that falls outside the box reported (the density is then
   renormalised on the box).
+- :func:`mixture_in_box`: any fitted mixture moved into [0, 1]^2 (a similarity), e.g.
+  one of the coupled-EM fits, as a ``gaussian mixture`` target.
 - :func:`image_from_bytes`: an uploaded PNG / JPEG as a grayscale density, darker = more
   mass (or brighter with ``invert``), with size checks.
 
@@ -23,6 +25,7 @@ __all__ = [
     "MAX_SIDE",
     "gmm_image",
     "image_from_bytes",
+    "mixture_in_box",
     "random_gmm",
     "tutorial_image",
 ]
@@ -119,3 +122,33 @@ def random_gmm(seed: int, k: int = 3) -> dict:
     covs = rot @ (sd[:, :, None] ** 2 * np.eye(2)) @ np.swapaxes(rot, 1, 2)
     weights = rng.dirichlet(np.full(k, 3.0))
     return {"means": means.tolist(), "covs": covs.tolist(), "weights": weights.tolist()}
+
+
+def mixture_in_box(weights, means, covs, margin: float = 0.1) -> dict:
+    """The mixture ``weights [K]``, ``means [K, 2]``, ``covs [K, 2, 2]`` mapped by one
+    similarity ``x -> s (x - c) + 1/2`` so that every component's 3-sigma box lies in
+    ``[margin, 1 - margin]^2`` (means ``s (m - c) + 1/2``, covariances ``s^2 C``), as
+    the ``target`` fields of a descent spec (the shape is kept, only scaled)."""
+    w = np.asarray(weights, np.float64)
+    m = np.asarray(means, np.float64)
+    c = np.asarray(covs, np.float64)
+    if (
+        w.ndim != 1
+        or m.shape != (len(w), 2)
+        or c.shape != (len(w), 2, 2)
+        or not all(np.all(np.isfinite(a)) for a in (w, m, c))
+        or w.sum() <= 0
+    ):
+        raise ValueError("the mixture must have finite weights [K], means [K, 2], covs [K, 2, 2]")
+    reach = 3.0 * np.sqrt(np.maximum(np.diagonal(c, axis1=1, axis2=2), 0.0))  # [K, 2]
+    lo, hi = np.min(m - reach, 0), np.max(m + reach, 0)
+    span = float(np.max(hi - lo))
+    if not span > 0:
+        raise ValueError("the mixture has no extent (all components are points at one place)")
+    s = (1.0 - 2.0 * margin) / span
+    centre = (lo + hi) / 2.0
+    return {
+        "means": (s * (m - centre) + 0.5).tolist(),
+        "covs": (s**2 * c).tolist(),
+        "weights": (w / w.sum()).tolist(),
+    }

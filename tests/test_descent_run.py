@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from gmmot_core.descent_run import DescentRun, DescentSpec, descent_results, replay_descent
-from gmmot_core.targets import gmm_image, image_from_bytes, tutorial_image
+from gmmot_core.targets import gmm_image, image_from_bytes, mixture_in_box, tutorial_image
 
 REF = Path(__file__).resolve().parents[2] / "shared" / "reference" / "semidiscrete"
 
@@ -39,6 +39,32 @@ def test_gmm_image_matches_the_closed_form_pixel_masses():
     # 6-point Gauss-Legendre per pixel, h / sigma <= 0.63: relative error far below 1e-8
     assert np.abs(values / (32 * 40) - exact).max() < 1e-10
     assert outside == pytest.approx(1 - exact.sum(), abs=1e-10)
+
+
+FIT = (  # a coupled-EM style mixture (weights, means, covs) far from the unit square
+    np.array([0.3, 0.7]),
+    np.array([[5.0, -3.0], [9.0, -1.0]]),
+    np.array([[[4.0, 1.0], [1.0, 2.0]], [[1.0, 0.0], [0.0, 9.0]]]),
+)
+
+
+def test_a_fitted_mixture_is_moved_into_the_square_by_a_similarity():
+    fit = mixture_in_box(*FIT)
+    means, covs = np.array(fit["means"]), np.array(fit["covs"])
+    sd = np.sqrt(np.diagonal(covs, axis1=1, axis2=2))
+    # every 3-sigma box inside [0.1, 0.9]^2 and touching it on the widest axis
+    assert np.all(means - 3 * sd >= 0.1 - 1e-12) and np.all(means + 3 * sd <= 0.9 + 1e-12)
+    assert min(np.min(means - 3 * sd), 1 - np.max(means + 3 * sd)) == pytest.approx(0.1)
+    # one scale s: covariances times s^2, distances between means times s
+    s2 = covs[0, 0, 0] / FIT[2][0, 0, 0]
+    assert np.allclose(covs, s2 * FIT[2], rtol=1e-12, atol=0)
+    ratio = np.linalg.norm(means[1] - means[0]) / np.linalg.norm(FIT[1][1] - FIT[1][0])
+    assert ratio**2 == pytest.approx(s2)
+    assert fit["weights"] == pytest.approx([0.3, 0.7])
+    with pytest.raises(ValueError, match="no extent"):
+        mixture_in_box([1.0], [[1.0, 1.0]], [[[0.0, 0.0], [0.0, 0.0]]])
+    with pytest.raises(ValueError, match="finite"):
+        mixture_in_box([1.0], [[np.nan, 1.0]], [np.eye(2)])
 
 
 def _png(array: np.ndarray) -> bytes:
@@ -137,3 +163,10 @@ def test_screen_steps_and_keeps_its_run_on_a_bad_upload():
     assert screen.run is good and "Image rejected" in screen.message
     screen.w_look.value = 0  # look back at the start
     assert "looking back" in screen.counter.object
+    # the coupled-EM fit as the target: the replayable gaussian-mixture preset
+    screen = DescentScreen(pair_source=lambda: (FIT, FIT[:1] + FIT[1:]))
+    screen.w_n.value = 40
+    screen.w_target.value = "coupled-EM fit, cloud 1"
+    assert screen.run.target == {"preset": "gaussian mixture", "res": 128} | mixture_in_box(*FIT)
+    screen._tick()
+    assert screen.run.view["step"] == 1 and not screen.message

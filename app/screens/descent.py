@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 
 import numpy as np
 import panel as pn
@@ -20,11 +21,13 @@ from app.descent_plots import (
 from app.playback import Playback
 from gmmot_core.descent_run import DescentRun, descent_results
 from gmmot_core.figure import descent_figure
-from gmmot_core.targets import image_from_bytes, random_gmm
+from gmmot_core.targets import image_from_bytes, mixture_in_box, random_gmm
 
 __all__ = ["DescentScreen"]
 
 LR = {f"{v:.3g}": float(v) for v in np.logspace(-3, 3, 25)}
+# targets from the session's coupled-EM pair: which mixture of the pair
+FITS = {"coupled-EM fit, cloud 0": 0, "coupled-EM fit, cloud 1": 1}
 FRAME_MS = 100  # frames are produced at most 10 times a second
 
 
@@ -34,8 +37,11 @@ class DescentScreen(PlayControls, pn.viewable.Viewer):
     playing = param.Boolean(default=False, doc="Whether frames are being produced.")
     message = param.String(default="", doc="Last error or warning shown to the user.")
 
-    def __init__(self, **params):
+    def __init__(self, pair_source: Callable[[], tuple] | None = None, **params):
+        """``pair_source()`` (optional) gives this session's coupled-EM pair of mixtures
+        ``(weights, means, covs)``, offered as targets (moved into the unit square)."""
         super().__init__(**params)
+        self._pair_source = pair_source
         self._upload_values: np.ndarray | None = None
         self.playback = Playback(self._tick, FRAME_MS)
         self.run = DescentRun({"preset": "tutorial two peaks", "res": 64}, n=200)
@@ -46,7 +52,9 @@ class DescentScreen(PlayControls, pn.viewable.Viewer):
     def _build(self) -> None:
         self.w_target = pn.widgets.Select(
             label="target",
-            options=["tutorial two peaks", "gaussian mixture", "uploaded image"],
+            options=["tutorial two peaks", "gaussian mixture"]
+            + (list(FITS) if self._pair_source is not None else [])
+            + ["uploaded image"],
             value="tutorial two peaks",
         )
         self.w_upload = pn.widgets.FileInput(accept=".png,.jpg,.jpeg", multiple=False)
@@ -125,10 +133,18 @@ class DescentScreen(PlayControls, pn.viewable.Viewer):
             return {"preset": kind, "res": 64}, None
         if kind == "gaussian mixture":
             return {"preset": kind, "res": 128} | random_gmm(self.w_seed.value), None
+        if kind in FITS:
+            fit = mixture_in_box(*self._pair_source()[FITS[kind]])
+            return {"preset": "gaussian mixture", "res": 128} | fit, None
         if self._upload_values is None:
             raise ValueError("upload a PNG or JPEG first")
         values = self._upload_values
         return {"values": None}, (values.max() - values if self.w_invert.value else values)
+
+    def refresh_fit(self) -> None:
+        """Take the coupled-EM fit again (when this tab opens with such a target)."""
+        if self.w_target.value in FITS:
+            self._rebuild()
 
     def _rebuild(self, _event=None) -> None:
         """A new run for the current target and Diracs; the old one stays on failure."""
