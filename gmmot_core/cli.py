@@ -34,7 +34,11 @@ def _replay(args: argparse.Namespace) -> int:
     except SpecError as exc:
         sys.stderr.write(f"gmmot: error: {path}: {exc}\n")
         return 2
-    run = replay(spec)
+    try:
+        run = replay(spec)
+    except ValueError as exc:  # e.g. inline clouds no mixture can be fitted to
+        sys.stderr.write(f"gmmot: error: {path}: {exc}\n")
+        return 2
     out = results(run.view)
 
     def figure(fmt: str) -> bytes:

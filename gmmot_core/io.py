@@ -3,7 +3,9 @@
 ``parse_points(data, filename)`` accepts CSV / TSV / whitespace text with two numeric
 columns (x, y) and an optional third (weight), an optional header line, or a ``.npy``
 array ``[N, 2]`` / ``[N, 3]`` (``allow_pickle=False``). Every problem raises
-``ValueError`` with a message meant for the user.
+``ValueError`` with a message meant for the user. ``check_cloud(points, k)`` refuses a
+cloud a K-component 2D mixture cannot be fitted to (all points equal, collinear, fewer
+distinct points than K).
 """
 
 from __future__ import annotations
@@ -12,11 +14,12 @@ import io
 
 import numpy as np
 
-__all__ = ["MAX_BYTES", "MAX_ROWS", "MIN_POINTS", "parse_points"]
+__all__ = ["MAX_BYTES", "MAX_ROWS", "MIN_POINTS", "check_cloud", "parse_points"]
 
 MAX_BYTES = 50 * 2**20  # 50 MiB per uploaded file
 MAX_ROWS = 2_000_000
 MIN_POINTS = 2
+FLAT = 1e-6  # a cloud whose second principal spread is below this share of the first is flat
 
 
 def _from_npy(data: bytes) -> np.ndarray:
@@ -106,3 +109,23 @@ def parse_points(data: bytes, filename: str = "") -> tuple[np.ndarray, np.ndarra
         weights = weights.astype(np.float32)
     note = f"{arr.shape[0]} points" + (f", {dropped} rows with NaN/inf dropped" if dropped else "")
     return arr[:, :2].astype(np.float32), weights, note
+
+
+def check_cloud(points, k: int, name: str = "the cloud", weights=None) -> None:
+    """Raise ValueError (naming ``name``) when ``points [N, 2]`` (those of positive
+    ``weights``) are all equal, lie on one line (second singular value of the centred
+    cloud below ``FLAT`` x the first), or have fewer distinct points than ``k``."""
+    p = np.asarray(points, np.float64)
+    if weights is not None:
+        p = p[np.asarray(weights) > 0]
+    centred = p - p.mean(0)
+    sv = np.linalg.svd(centred, compute_uv=False) if len(p) > 1 else np.zeros(2)
+    if sv[0] == 0:
+        raise ValueError(f"{name}: all {len(p)} points are equal; a mixture needs a spread")
+    if len(sv) < 2 or sv[1] <= FLAT * sv[0]:
+        raise ValueError(
+            f"{name}: the points lie on one line; a 2D mixture needs a spread in both directions"
+        )
+    distinct = len(np.unique(p, axis=0))
+    if distinct < k:
+        raise ValueError(f"{name} has {distinct} distinct points, fewer than K = {k} components")

@@ -21,6 +21,7 @@ import numpy as np
 
 from gmmot_core import coupled_em as ce
 from gmmot_core import synthetic
+from gmmot_core.io import check_cloud
 from gmmot_core.mixture import GMM, fit_em, kmeans_pp, log_joint_features
 from gmmot_core.sinkhorn import tau_from_rho
 
@@ -216,6 +217,7 @@ class CoupledEMRun:
     def reset(self, initial: tuple[GMM, GMM] | None = None) -> dict:
         """Back to the initial mixtures (kmeans++ + EM on the pooled clouds by default)."""
         self._config = self.structure.config()
+        self._check(self.structure.k)
         self._data = ce.PairData.make(self.points0, self.points1, self.weights0, self.weights1)
         if initial is None:
             initial = initial_mixtures(
@@ -233,6 +235,10 @@ class CoupledEMRun:
         self._state, self.view = frame(self._state, self._data, self._config, advance=False)
         return self.view
 
+    def _check(self, k: int) -> None:
+        for i, (p, w) in enumerate(((self.points0, self.weights0), (self.points1, self.weights1))):
+            check_cloud(p, k, f"cloud {i}", w)
+
     def set_knobs(self, **values) -> None:
         """Change continuous knobs: they act from the next frame on, without recompiling."""
         for name, value in values.items():
@@ -240,7 +246,10 @@ class CoupledEMRun:
         self._state = self._state._replace(knobs=self.knobs.to_core())
 
     def set_structure(self, **values) -> dict:
-        """Change K (re-initialises), M-steps or EM iterations per frame (next frame)."""
+        """Change K (re-initialises), M-steps or EM iterations per frame (next frame).
+        A K the clouds cannot carry raises ValueError and changes nothing."""
+        if "k" in values:
+            self._check(values["k"])
         for name, value in values.items():
             setattr(self.structure, name, value)
         if "k" in values or "trace_length" in values:

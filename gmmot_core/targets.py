@@ -90,7 +90,7 @@ def image_from_bytes(data: bytes, invert: bool = False) -> np.ndarray:
             wd, ht = img.size
             if wd * ht > MAX_IMAGE_PIXELS:
                 raise ValueError(
-                    f"the image is {wd} x {ht} pixels, over the {MAX_IMAGE_PIXELS:,} limit"
+                    f"the image is {wd} x {ht} pixels, over the {MAX_IMAGE_PIXELS:,} pixel limit"
                 )
             if img.format not in ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP"):
                 raise ValueError(f"unsupported image format {img.format}")
@@ -101,7 +101,9 @@ def image_from_bytes(data: bytes, invert: bool = False) -> np.ndarray:
                 size = (max(1, round(gray.size[0] * scale)), max(1, round(gray.size[1] * scale)))
                 gray = gray.resize(size, Image.Resampling.BOX)
             arr = np.asarray(gray, np.float64) / 255.0  # [rows, cols], row 0 = top
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
+    except Image.DecompressionBombError:  # PIL's own check, on far larger images
+        raise ValueError(f"the image is over the {MAX_IMAGE_PIXELS:,} pixel limit") from None
+    except (UnidentifiedImageError, OSError) as exc:
         raise ValueError(f"not a readable image ({type(exc).__name__})") from None
     values = arr if invert else 1.0 - arr
     values = values[::-1].T.copy()  # [x, y] with y up

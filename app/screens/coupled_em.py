@@ -263,7 +263,16 @@ class CoupledEMScreen(PlayControls, pn.viewable.Viewer):
         self.runner.set_structure(m_steps=self.w_msteps.value, em_per_frame=self.w_per_frame.value)
 
     def _on_k(self, _event=None) -> None:
-        self._draw(self.runner.set_structure(k=self.w_k.value), full=True)
+        if self.w_k.value == self.runner.structure.k:
+            return  # e.g. the slider put back after a refused K: the run goes on
+        try:
+            view = self.runner.set_structure(k=self.w_k.value)
+        except ValueError as exc:  # keep the run; the slider goes back
+            old = self.runner.structure.k
+            self._warn(f"K = {self.w_k.value} refused: {exc}. K stays {old}.")
+            self.w_k.value = old
+            return
+        self._draw(view, full=True)
         self._draw_baseline()
         self.frame_count = 0
 
@@ -302,7 +311,7 @@ class CoupledEMScreen(PlayControls, pn.viewable.Viewer):
         self._replace_data(clouds, [None, None], self.data.spec())
 
     def _on_upload(self, which: int, event) -> None:
-        if not event.new:
+        if event.new is None:  # cleared; an empty file (b"") gets its message
             return
         widget = self.upload0 if which == 0 else self.upload1
         try:
@@ -313,7 +322,7 @@ class CoupledEMScreen(PlayControls, pn.viewable.Viewer):
         clouds, weights = list(self._clouds), list(self._weights)
         clouds[which], weights[which] = pts, w
         self._replace_data(clouds, weights, {"inline": True})
-        if self.runner.points0 is clouds[0] or self.runner.points1 is clouds[1]:
+        if (self.runner.points0, self.runner.points1)[which] is pts:  # accepted
             self.alert.object = f"cloud {which}: {note}"
             self.alert.alert_type = "success"
             self.alert.visible = True

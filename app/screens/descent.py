@@ -160,7 +160,7 @@ class DescentScreen(PlayControls, pn.viewable.Viewer):
         self._draw_all()
 
     def _on_upload(self, event) -> None:
-        if not event.new:
+        if event.new is None:  # cleared; an empty file (b"") gets its message
             return
         try:
             self._upload_values = image_from_bytes(event.new)
