@@ -150,7 +150,9 @@ class BarycenterSpec:
         seed = _check_int(obj, "seed", 0, 2**31 - 1)
         b = _check_int(obj, "bar_size", 1, MAX_BAR_SIZE)
         init = obj.get("init", "random")
-        if init != "random" and init not in {f"input {i}" for i in range(m)}:
+        if not isinstance(init, str) or (
+            init != "random" and init not in {f"input {i}" for i in range(m)}
+        ):
             raise ValueError(f"field 'init': {init!r} is not 'random' or 'input i' (i < {m})")
         segs = obj.get("segments", [])
         if not isinstance(segs, list):

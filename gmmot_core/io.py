@@ -29,8 +29,8 @@ def _from_npy(data: bytes) -> np.ndarray:
         raise ValueError(f"not a plain numeric .npy array ({exc})") from None
     except Exception as exc:
         raise ValueError(f"cannot read the .npy file: {exc}") from None
-    if not np.issubdtype(arr.dtype, np.number):
-        raise ValueError(f".npy array has dtype {arr.dtype}; numbers are needed")
+    if arr.dtype.kind not in "biuf":  # complex, text, dates, records: not coordinates
+        raise ValueError(f".npy array has dtype {arr.dtype}; real numbers are needed")
     return arr
 
 

@@ -66,7 +66,7 @@ UPLOADS = [
     ("rows over the cap", b"x,y\n" + b"0,0\n" * (MAX_ROWS + 1), "a.csv", "too many rows"),
     ("file over the size cap", b"0" * (MAX_BYTES + 1), "a.csv", "file too large"),
     ("pickled .npy", _npy(np.array([{"x": 1}], object), True), "a.npy", "not a plain numeric"),
-    ("text .npy", _npy(np.array([["a", "b"], ["c", "d"]])), "a.npy", "numbers are needed"),
+    ("text .npy", _npy(np.array([["a", "b"], ["c", "d"]])), "a.npy", "real numbers are needed"),
     ("3D .npy", _npy(np.zeros((4, 2, 2))), "a.npy", "expected 2 columns"),
 ]
 
