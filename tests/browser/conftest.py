@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from gmmot_core.io import WEBSOCKET_MAX_BYTES
+
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = os.environ.get("GMMOT_CHROMIUM", "/usr/bin/chromium")
@@ -79,6 +81,8 @@ def server_url():
         "--allow-websocket-origin",
         f"127.0.0.1:{port}",
         "--liveness",
+        "--websocket-max-message-size",
+        str(WEBSOCKET_MAX_BYTES),
     ]
     with log.open("w") as fh:
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT)

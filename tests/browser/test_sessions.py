@@ -1,0 +1,60 @@
+"""Two browser contexts on one server (two users): data, sliders and refusals in one
+never reach the other (issue 9)."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+from playwright.sync_api import expect
+
+from tests.browser.test_export import _iteration, _pause, _ready, _tau
+from tests.browser.test_page import _frame, _wait
+
+
+def test_two_sessions_change_data_and_sliders_independently(
+    browser, browser_context_args, server_url, tmp_path, shot, server_log
+):
+    a = browser.new_context(**browser_context_args).new_page()
+    b = browser.new_context(**browser_context_args).new_page()
+    _ready(a, server_url)
+    _ready(b, server_url)
+    tau_b = _tau(b)
+    _pause(a)
+
+    # user A: a new cloud 1, a refused collinear cloud, and epsilon moved
+    rng = np.random.default_rng(3)
+    ring = tmp_path / "ring.csv"
+    t = rng.uniform(0, 2 * np.pi, 700)
+    pts = np.c_[2 * np.cos(t), 2 * np.sin(t)] + rng.normal(scale=0.1, size=(700, 2))
+    ring.write_text("x,y\n" + "\n".join(f"{x:.5f},{y:.5f}" for x, y in pts))
+    a.locator("input[type=file]").nth(1).set_input_files(str(ring))
+    expect(a.get_by_text(re.compile(r"cloud 1: .*700"))).to_be_visible(timeout=30_000)
+    line = tmp_path / "line.csv"
+    line.write_text("x,y\n" + "\n".join(f"{s},{2 * s + 1}" for s in range(60)))
+    a.locator("input[type=file]").nth(0).set_input_files(str(line))
+    expect(a.get_by_text(re.compile("lie on one line.*previous data are kept"))).to_be_visible(
+        timeout=30_000
+    )
+    tau_a = _tau(a)
+    handle = a.locator(".noUi-handle").nth(1)  # frames/s, then epsilon
+    handle.focus()
+    for _ in range(3):
+        handle.press("ArrowLeft")
+    _wait(lambda: _tau(a) != tau_a, page=a)
+    shot(a, "session_a")
+
+    # user B: still the demo data, the default epsilon, still playing; no message
+    assert _tau(b) == tau_b
+    assert b.get_by_text(re.compile(r"cloud 1: .*700")).count() == 0
+    assert b.get_by_text(re.compile("lie on one line")).count() == 0
+    start = _frame(b)
+    _wait(lambda: _frame(b) > start + 3, page=b)
+    shot(b, "session_b")
+
+    # and A's run is where A left it: paused, on the ring, stepping from 0
+    a.get_by_role("button", name="Step").click()
+    _wait(lambda: _iteration(a) == 1, page=a)
+    for page in (a, b):
+        page.context.close()
+    assert "Traceback" not in server_log()
