@@ -473,9 +473,11 @@ def _matrix(fields: _Fields, name: str, shape: tuple[int, ...]) -> np.ndarray:
     variable = shape[0] < 0 and arr.ndim == len(shape) and arr.shape[1:] == shape[1:]
     if arr.shape != shape and not variable:
         raise SpecError(f"field '{path}': expected shape {shape}, got {arr.shape}")
-    if not np.all(np.isfinite(arr)):
-        raise SpecError(f"field '{path}': contains NaN or infinite values")
-    return arr.astype(np.float32)
+    with np.errstate(over="ignore"):
+        out = arr.astype(np.float32)
+    if not np.all(np.isfinite(out)):  # NaN, inf, or beyond float32's range (~3e38)
+        raise SpecError(f"field '{path}': contains NaN, infinite or out-of-range values")
+    return out
 
 
 def _gmm_to_dict(g: GMM) -> dict:

@@ -126,7 +126,9 @@ class BarycenterScreen(PlayControls, pn.viewable.Viewer):
             self.cost_src.data = trace_data(view["costs"], floor=1e-12, start=1)
             self.map_src.data = coupling_data(view["coupling"])
         lam = ", ".join(f"{x:.2f}" for x in view["lambdas"] / view["lambdas"].sum())
-        state = "converged" if view["converged"] else ("stopped" if view["done"] else "running")
+        # "converged" once OTT's rule stops the run (two costs agree and >= 5 iterations)
+        done, agree = view["done"], view["converged"]
+        state = "converged" if done and agree else ("stopped" if done else "running")
         cost = f"{view['costs'][-1]:.6g}" if len(view["costs"]) else "-"
         self.counter.object = (
             f"**iteration** {view['iteration']} · **cost** {cost} · **{state}** · "
