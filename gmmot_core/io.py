@@ -132,7 +132,7 @@ def check_cloud(points, k: int, name: str = "the cloud", weights=None) -> None:
     sv = np.linalg.svd(centred, compute_uv=False) if len(p) > 1 else np.zeros(2)
     if sv[0] == 0:
         raise ValueError(f"{name}: all {len(p)} points are equal; a mixture needs a spread")
-    if len(sv) < 2 or sv[1] <= FLAT * sv[0]:
+    if sv[1] <= FLAT * sv[0]:
         raise ValueError(
             f"{name}: the points lie on one line; a 2D mixture needs a spread in both directions"
         )

@@ -212,12 +212,12 @@ class CoupledEMRun:
     initial: tuple[GMM, GMM] | None = None
 
     def __post_init__(self) -> None:
+        self._check(self.structure.k)  # the clouds are fixed for the run's life
         self.reset(self.initial)
 
     def reset(self, initial: tuple[GMM, GMM] | None = None) -> dict:
         """Back to the initial mixtures (kmeans++ + EM on the pooled clouds by default)."""
         self._config = self.structure.config()
-        self._check(self.structure.k)
         self._data = ce.PairData.make(self.points0, self.points1, self.weights0, self.weights1)
         if initial is None:
             initial = initial_mixtures(

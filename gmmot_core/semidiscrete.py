@@ -368,13 +368,13 @@ def _newton(
         give_up = trial & ~ok & ((inexact & (s.tries >= SIZE_PATIENCE)) | (s.tries >= 60))
 
         # what is accepted: a start, a stage's first evaluation or a trial
-        accepted = start | (s.phase == STAGE) | ok
+        stage_start = start | (s.phase == STAGE)
+        accepted = stage_start | ok
         ints = jax.tree.map(lambda a, b: jnp.where(accepted, a, b), ints_x, s.ints)
         ints = ints._replace(labels=jnp.where(redo, ints_x.labels, ints.labels))
         w = jnp.where(redo, cold_weights(y, density), jnp.where(ok, x, s.w))
         k = jnp.where(start, k_start, s.k)
-        stage_start = start | (s.phase == STAGE)
-        eps0 = jnp.where(stage_start, 0.5 * jnp.minimum(jnp.min(nu), min_m), s.eps0)
+        eps0 = jnp.where(stage_start, eps_start, s.eps0)  # KMT's floor, per stage
         status = s.status | jnp.where(accepted, ints_x.status, 0)
         status = status | jnp.where(give_up, ints_x.status & SIZE_BITS, 0)
         stalled = (start & start_bad) | give_up

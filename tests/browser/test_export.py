@@ -15,6 +15,15 @@ from tests.browser.conftest import ARTIFACTS
 from tests.browser.test_page import _frame, _wait
 
 
+def ring_csv(path, n: int, radius: float, noise: float, seed: int):
+    """Write ``n`` noisy points on a circle as an x,y CSV (a non-Gaussian upload)."""
+    rng = np.random.default_rng(seed)
+    t = rng.uniform(0, 2 * np.pi, n)
+    pts = np.c_[radius * np.cos(t), radius * np.sin(t)] + rng.normal(scale=noise, size=(n, 2))
+    path.write_text("x,y\n" + "\n".join(f"{x:.5f},{y:.5f}" for x, y in pts))
+    return path
+
+
 def _ready(page, server_url) -> None:
     page.goto(server_url)
     expect(page.get_by_text(re.compile(r"frame \d+")).first).to_be_visible(timeout=60_000)
@@ -54,11 +63,7 @@ def test_slider_moves_tau_while_playing(page, server_url, shot, server_log):
 def test_upload_good_then_malformed_keeps_good(page, server_url, tmp_path, shot, server_log):
     _ready(page, server_url)
     _pause(page)
-    rng = np.random.default_rng(7)
-    good = tmp_path / "ring.csv"
-    t = rng.uniform(0, 2 * np.pi, 800)
-    pts = np.c_[3 * np.cos(t), 3 * np.sin(t)] + rng.normal(scale=0.2, size=(800, 2))
-    good.write_text("x,y\n" + "\n".join(f"{x:.5f},{y:.5f}" for x, y in pts))
+    good = ring_csv(tmp_path / "ring.csv", 800, 3.0, 0.2, seed=7)
     page.locator("input[type=file]").nth(1).set_input_files(str(good))
     expect(page.get_by_text(re.compile(r"cloud 1: .*800"))).to_be_visible(timeout=30_000)
     expect(page.get_by_text(re.compile(r"EM iteration 0\b")).first).to_be_visible()

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import re
 
-import numpy as np
 from playwright.sync_api import expect
 
-from tests.browser.test_export import _iteration, _pause, _ready, _tau
+from tests.browser.test_export import _iteration, _pause, _ready, _tau, ring_csv
 from tests.browser.test_page import _frame, _wait
 
 
@@ -23,11 +22,7 @@ def test_two_sessions_change_data_and_sliders_independently(
     _pause(a)
 
     # user A: a new cloud 1, a refused collinear cloud, and epsilon moved
-    rng = np.random.default_rng(3)
-    ring = tmp_path / "ring.csv"
-    t = rng.uniform(0, 2 * np.pi, 700)
-    pts = np.c_[2 * np.cos(t), 2 * np.sin(t)] + rng.normal(scale=0.1, size=(700, 2))
-    ring.write_text("x,y\n" + "\n".join(f"{x:.5f},{y:.5f}" for x, y in pts))
+    ring = ring_csv(tmp_path / "ring.csv", 700, 2.0, 0.1, seed=3)
     a.locator("input[type=file]").nth(1).set_input_files(str(ring))
     expect(a.get_by_text(re.compile(r"cloud 1: .*700"))).to_be_visible(timeout=30_000)
     line = tmp_path / "line.csv"
