@@ -14,47 +14,13 @@ from __future__ import annotations
 
 import json
 import re
-import socket
-import subprocess
 import sys
 import time
-import urllib.request
-from pathlib import Path
 
 from playwright.sync_api import sync_playwright
+from served import CHROMIUM_ARGS, serve, stop
 
-ROOT = Path(__file__).resolve().parents[1]
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 WINDOW_S = 10.0
-
-
-def _serve() -> tuple[subprocess.Popen, str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    cmd = [
-        sys.executable, "-m", "panel", "serve", "app/main.py", "--setup", "app/warmup.py",
-        "--port", str(port), "--address", "127.0.0.1",
-        "--allow-websocket-origin", f"127.0.0.1:{port}", "--liveness",
-    ]  # fmt: skip
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 600  # the warm-up compiles the core first (~2 min)
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/liveness", timeout=2)
-            return proc, f"http://127.0.0.1:{port}/main"
-        except OSError:
-            time.sleep(0.5)
-    proc.kill()
-    raise RuntimeError("panel serve did not start")
 
 
 def _frame(page) -> int:
@@ -90,18 +56,18 @@ def measure(page, url: str, n: int) -> dict:
 
 def main() -> None:
     sizes = [int(float(a)) for a in sys.argv[1:]] or [10_000, 100_000]
-    proc, url = _serve()
+    proc, url = serve()
     rows = []
     try:
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
+            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
             for n in sizes:
                 page = browser.new_page(viewport={"width": 1400, "height": 1000})
                 rows.append(measure(page, url, n))
                 page.close()
             browser.close()
     finally:
-        proc.terminate()
+        stop(proc)
     for row in rows:
         print(json.dumps(row))
 

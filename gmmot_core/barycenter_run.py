@@ -30,9 +30,11 @@ __all__ = [
     "BARYCENTER_SPEC_VERSION",
     "BarycenterRun",
     "BarycenterSpec",
+    "barycenter_grid",
     "barycenter_results",
     "density_grids",
     "generator_inputs",
+    "input_grids",
     "notebook_levels",
     "replay_barycenter",
 ]
@@ -311,17 +313,33 @@ def barycenter_results(run: BarycenterRun) -> dict:
 
 
 def density_grids(view: dict, n: int = 120) -> tuple[np.ndarray, np.ndarray, list, np.ndarray]:
-    """``-log p`` of every input and of the barycenter on one grid covering them all:
-    ``xs [n]``, ``ys [n]``, ``[M]`` input grids ``[n, n]`` and the barycenter's; and the
-    notebook's contour levels (log-spaced from just above the minimum)."""
-    gmms = [*view["inputs"], GMM(np.full(len(view["means"]), 1.0 / len(view["means"])),
-                                 view["means"], view["covs"])]  # fmt: skip
-    pts = np.concatenate([g.means for g in gmms])
-    spread = np.sqrt(max(float(np.max([np.trace(c) for g in gmms for c in g.covs])), 1e-6))
+    """``-log p`` of every input and of the barycenter on the inputs' grid (see
+    :func:`input_grids`): ``xs [n]``, ``ys [n]``, ``[M + 1]`` grids ``[n, n]``, levels."""
+    xs, ys, grids, levels = input_grids(view["inputs"], n)
+    return xs, ys, [*grids, barycenter_grid(view["means"], view["covs"], xs, ys)], levels
+
+
+def input_grids(inputs: list, n: int = 120) -> tuple[np.ndarray, np.ndarray, list, np.ndarray]:
+    """``-log p`` of every input mixture on one grid covering them all (means +- 3 sqrt of
+    the largest covariance trace): ``xs [n]``, ``ys [n]``, ``[M]`` grids ``[n, n]`` (rows =
+    y) and the notebook's contour levels above their minimum. The barycenter's support
+    means are convex combinations of the inputs' means, so the grid covers it too; it
+    depends on the inputs only and is computed once per run, not per frame."""
+    pts = np.concatenate([g.means for g in inputs])
+    spread = np.sqrt(max(float(np.max([np.trace(c) for g in inputs for c in g.covs])), 1e-6))
     lo, hi = pts.min(0) - 3 * spread, pts.max(0) + 3 * spread
     xs, ys = np.linspace(lo[0], hi[0], n), np.linspace(lo[1], hi[1], n)
-    grids = [np.asarray(_nld(GMM(*(jnp.asarray(x, jnp.float32) for x in g)), xs, ys)) for g in gmms]
+    grids = [
+        np.asarray(_nld(GMM(*(jnp.asarray(x, jnp.float32) for x in g)), xs, ys)) for g in inputs
+    ]
     return xs, ys, grids, notebook_levels(min(float(g.min()) for g in grids))
+
+
+def barycenter_grid(means: np.ndarray, covs: np.ndarray, xs: np.ndarray, ys: np.ndarray):
+    """``-log p`` ``[H, W]`` of the barycenter (uniform weights on its support
+    ``means [B, 2]``, ``covs [B, 2, 2]``) on the grid ``xs [W] x ys [H]``."""
+    w = np.full(len(means), 1.0 / len(means))
+    return np.asarray(_nld(GMM(*(jnp.asarray(x, jnp.float32) for x in (w, means, covs))), xs, ys))
 
 
 def notebook_levels(floor: float, n: int = 6) -> np.ndarray:

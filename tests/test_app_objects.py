@@ -110,3 +110,45 @@ def test_barycenter_parameter_file_names_the_bad_field(change, message):
         obj["n_inputs"] = 2
     with pytest.raises(ValueError, match=re.escape(message)):
         BarycenterSpec.from_dict(obj)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_barycenter_labels_do_not_overlap(seed, monkeypatch):
+    """The labels of the notebook's inputs and their barycenter overlap neither each other
+    nor another mixture's contour lines (seed 0 put 'input 3' on the barycenter's lines),
+    and the inputs' density grids are computed once per run, not per frame."""
+    import app.screens.barycenter as screen_mod
+    from app.barycenter_plots import LABEL_CHAR, LABEL_HEIGHT
+
+    calls = []
+    real = screen_mod.input_grids
+    monkeypatch.setattr(screen_mod, "input_grids", lambda *a: calls.append(1) or real(*a))
+    bary = screen_mod.BarycenterScreen()
+    bary.w_seed.value = seed
+    before = len(calls)
+    for _ in range(6):
+        bary._tick(force=True)
+    assert len(calls) == before  # the frames reuse the run's input grids
+    lab = bary.src["labels"].data
+    lines = bary.src["lines"].data
+    x0, x1 = bary._inputs_cache["xs"][[0, -1]]
+    y0, y1 = bary._inputs_cache["ys"][[0, -1]]
+    boxes = [
+        (x - LABEL_CHAR * len(t) * (x1 - x0) / 2, x + LABEL_CHAR * len(t) * (x1 - x0) / 2,
+         y, y + LABEL_HEIGHT * (y1 - y0))
+        for x, y, t in zip(lab["x"], lab["y"], lab["text"], strict=True)
+    ]  # fmt: skip
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1 :]:
+            assert a[1] <= b[0] or b[1] <= a[0] or a[3] <= b[2] or b[3] <= a[2], (a, b)
+    # lines are drawn input by input, then the barycenter's: who owns each line
+    counts = [len(g["xs"]) for g in bary._inputs_cache["lines"]]
+    counts.append(len(lines["xs"]) - sum(counts))
+    owner = np.repeat(np.arange(len(counts)), counts)
+    assert min(counts) > 0
+    for g, box in enumerate(boxes):
+        inside = 0
+        for xs, ys, o in zip(lines["xs"], lines["ys"], owner, strict=True):
+            if o != g:
+                inside += np.sum((xs > box[0]) & (xs < box[1]) & (ys > box[2]) & (ys < box[3]))
+        assert inside == 0, (lab["text"][g], inside)

@@ -11,10 +11,15 @@ import panel as pn
 import param
 
 from app.barycenter_plots import (
-    contour_data,
     contour_figure,
+    contour_lines,
     coupling_data,
     coupling_figure,
+    grid_extent,
+    grid_minima,
+    label_colors,
+    merge_lines,
+    place_labels,
     support_data,
 )
 from app.controls import PlayControls, download_buttons
@@ -24,8 +29,9 @@ from gmmot_core.barycenter_run import (
     MAX_BAR_SIZE,
     BarycenterRun,
     BarycenterSpec,
+    barycenter_grid,
     barycenter_results,
-    density_grids,
+    input_grids,
 )
 from gmmot_core.figure import barycenter_figure
 
@@ -48,6 +54,7 @@ class BarycenterScreen(PlayControls, pn.viewable.Viewer):
         self._pair_source = pair_source
         self.playback = Playback(self._tick, FRAME_MS)
         self.run = BarycenterRun()
+        self._inputs_of: BarycenterRun | None = None
         self._build()
         self._weight_sliders()
         self._draw()
@@ -114,13 +121,31 @@ class BarycenterScreen(PlayControls, pn.viewable.Viewer):
         return np.array([1.0 - v[0], v[0]]) if len(v) == 1 else v
 
     # -- drawing ----------------------------------------------------------------------
+    def _inputs(self) -> dict:
+        """The inputs' grid, contour lines and minima: computed once per run (the inputs
+        do not change within a run), not per frame."""
+        if self._inputs_of is not self.run:
+            xs, ys, grids, levels = input_grids(self.run.view["inputs"])
+            lines = [contour_lines(xs, ys, g, levels) for g in grids]
+            self._inputs_cache = dict(
+                xs=xs, ys=ys, levels=levels, lines=lines, minima=grid_minima(xs, ys, grids)
+            )
+            self._inputs_of = self.run
+        return self._inputs_cache
+
     def _draw(self) -> None:
         view = self.run.view
-        xs, ys, grids, levels = density_grids(view)
+        inp = self._inputs()
+        xs, ys = inp["xs"], inp["ys"]
+        bar = barycenter_grid(view["means"], view["covs"], xs, ys)
+        lines = [*inp["lines"], contour_lines(xs, ys, bar, inp["levels"], 2.2)]
         names = [f"input {i + 1}" for i in range(len(view["inputs"]))] + ["barycenter"]
-        lines, labels = contour_data(xs, ys, grids, levels, names)
+        labels = place_labels(
+            lines, names, label_colors(len(names)), grid_extent(xs, ys),
+            [*inp["minima"], *grid_minima(xs, ys, [bar])],
+        )  # fmt: skip
         with pn.io.hold():
-            self.src["lines"].data = lines
+            self.src["lines"].data = merge_lines(lines)
             self.src["labels"].data = labels
             self.src["support"].data = support_data(view["means"], view["covs"])
             self.cost_src.data = trace_data(view["costs"], floor=1e-12, start=1)

@@ -111,9 +111,12 @@ class CoupledEMScreen(PlayControls, pn.viewable.Viewer):
         # Without it a slow browser queues frames and clicks wait behind the queue.
         self._sent = pn.widgets.IntInput(value=0, visible=False)
         self._drawn = _Echo(value=0, visible=False)
+        # window.gmmotFrames: arrival times of the last frames (read by the load benchmark)
         self._sent.jscallback(
             args={"drawn": self._drawn},
             value="const n = cb_obj.value; "
+            "const t = (window.gmmotFrames ||= []); t.push(performance.now()); "
+            "if (t.length > 4000) t.splice(0, 2000); "
             "requestAnimationFrame(() => setTimeout(() => { drawn.value = n; }, 0));",
         )
         self._sent_at = 0.0

@@ -1,0 +1,60 @@
+"""``panel serve`` of the app for the browser benchmarks, started like the quick start."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+
+
+def serve(log: Path | None = None) -> tuple[subprocess.Popen, str]:
+    """Start the server (warm-up included, ~2 min cold) and return it with the page URL.
+
+    Same options as ``bash .ci/dev serve``: sessions whose tab closed are reaped after
+    5 s (checked every 2 s). The server's output goes to ``log`` (or nowhere)."""
+    sys.path.insert(0, str(ROOT))
+    from gmmot_core.io import WEBSOCKET_MAX_BYTES
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = [
+        sys.executable, "-m", "panel", "serve", "app/main.py", "--setup", "app/warmup.py",
+        "--port", str(port), "--address", "127.0.0.1",
+        "--allow-websocket-origin", f"127.0.0.1:{port}", "--liveness", "--num-procs", "1",
+        "--check-unused-sessions", "2000", "--unused-session-lifetime", "5000",
+        "--websocket-max-message-size", str(WEBSOCKET_MAX_BYTES),
+    ]  # fmt: skip
+    out = log.open("w") if log is not None else subprocess.DEVNULL
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+    deadline = time.time() + 600  # the warm-up compiles the core first (~2 min)
+    while time.time() < deadline and proc.poll() is None:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/liveness", timeout=2)
+            return proc, f"http://127.0.0.1:{port}/main"
+        except OSError:
+            time.sleep(0.5)
+    proc.kill()
+    raise RuntimeError("panel serve did not start")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
