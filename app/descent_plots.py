@@ -7,6 +7,8 @@ from bokeh.models import ColumnDataSource
 from bokeh.palettes import Category20_20
 from bokeh.plotting import figure
 
+from gmmot_core.descent_run import target_extent
+
 __all__ = [
     "cells_data",
     "diracs_data",
@@ -19,7 +21,8 @@ __all__ = [
 
 def target_figure() -> tuple[figure, dict[str, ColumnDataSource]]:
     """Target image, Laguerre cells (patches coloured like their Diracs), Diracs and
-    arrows to their cell centroids, on [0, 1]^2 with equal axes."""
+    arrows to their cell centroids, on [0, 1]^2 with equal axes (a target that is not
+    square fills it along its longer side)."""
     fig = figure(
         title="target, Laguerre cells, Diracs -> centroids",
         x_range=(0, 1),
@@ -31,14 +34,21 @@ def target_figure() -> tuple[figure, dict[str, ColumnDataSource]]:
         tooltips=[("Dirac", "@i"), ("mass error", "@err{0.00e0}")],
     )
     src = {
-        "image": ColumnDataSource({"image": [np.zeros((2, 2))]}),
+        "image": ColumnDataSource({"image": [np.zeros((2, 2))], "dw": [1.0], "dh": [1.0]}),
         "cells": ColumnDataSource({"xs": [], "ys": [], "color": []}),
         "diracs": ColumnDataSource(
             {"x": [], "y": [], "bx": [], "by": [], "i": [], "err": [], "color": []}
         ),
     }
     fig.image(
-        image="image", x=0, y=0, dw=1, dh=1, source=src["image"], palette="Greys256", alpha=0.9
+        image="image",
+        x=0,
+        y=0,
+        dw="dw",
+        dh="dh",
+        source=src["image"],
+        palette="Greys256",
+        alpha=0.9,
     )
     fig.patches(
         "xs",
@@ -56,9 +66,11 @@ def target_figure() -> tuple[figure, dict[str, ColumnDataSource]]:
 
 
 def image_data(values: np.ndarray) -> dict:
-    """``values [W, H]`` (axis 0 = x) as a Bokeh image (rows = y), dark = dense."""
+    """``values [W, H]`` (axis 0 = x) as a Bokeh image (rows = y), dark = dense, over the
+    target's rectangle (:func:`~gmmot_core.descent_run.target_extent`)."""
     v = np.asarray(values, np.float64)
-    return {"image": [(v.max() - v).T]}
+    sx, sy = target_extent(v)
+    return {"image": [(v.max() - v).T], "dw": [sx], "dh": [sy]}
 
 
 def _colors(n: int) -> list[str]:

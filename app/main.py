@@ -4,7 +4,7 @@ import panel as pn
 
 from app.shell import build
 
-pn.extension(notifications=True)
+pn.extension("filedropper", notifications=True)
 
 if pn.state.served:
     build().servable()

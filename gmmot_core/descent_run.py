@@ -32,6 +32,7 @@ __all__ = [
     "descent_results",
     "initial_positions",
     "replay_descent",
+    "target_extent",
     "target_values",
 ]
 
@@ -63,18 +64,27 @@ def target_values(target: dict) -> np.ndarray:
     raise ValueError(f"field 'target.preset': unknown target {preset!r}")
 
 
+def target_extent(values: np.ndarray) -> np.ndarray:
+    """Upper corner ``[sx, sy]`` of the target's rectangle ``[0, sx] x [0, sy]``: the
+    picture's aspect with its longer side 1 (square targets: the unit square), so an
+    uploaded picture keeps its shape (a circle stays a circle)."""
+    w, h = np.shape(values)
+    return np.array([1.0, h / w]) if w >= h else np.array([w / h, 1.0])
+
+
 def initial_positions(values: np.ndarray, n: int, init: str, seed: int) -> np.ndarray:
-    """``n`` starting Diracs ``[n, 2]`` float64 in [0, 1]^2: uniform (``"random"``) or
-    drawn from the target (``"sample"``: a pixel by its mass, then uniform in it)."""
+    """``n`` starting Diracs ``[n, 2]`` float64 in the target's rectangle
+    (:func:`target_extent`): uniform (``"random"``) or drawn from the target
+    (``"sample"``: a pixel by its mass, then uniform in it)."""
     rng = np.random.default_rng(seed)
     if init == "random":
-        return rng.random((n, 2))
+        return rng.random((n, 2)) * target_extent(values)
     if init == "sample":
         w, h = values.shape
         p = values.ravel() / values.sum()
         k = rng.choice(values.size, size=n, p=p)
         cell = np.stack([k // h, k % h], 1).astype(np.float64)
-        return (cell + rng.random((n, 2))) / np.array([w, h])
+        return (cell + rng.random((n, 2))) / np.array([w, h]) * target_extent(values)
     raise ValueError(f"unknown initialisation {init!r} (expected 'random' or 'sample')")
 
 
@@ -175,7 +185,8 @@ class DescentRun:
         self.values = target_values(target) if values is None else np.asarray(values)
         self.n, self.init, self.seed = int(n), init, int(seed)
         with jax.enable_x64(True):
-            self.density = image_density(self.values, dtype=jnp.float64)
+            hi = tuple(float(x) for x in target_extent(self.values))
+            self.density = image_density(self.values, hi=hi, dtype=jnp.float64)
         self.positions0 = initial_positions(self.values, self.n, init, self.seed)
         self.lr, self.lloyd, self.steps_per_frame = 100.0, True, 1
         self.reset()

@@ -171,7 +171,10 @@ def descent_figure(values: np.ndarray, view: dict, fmt: str = "png") -> bytes:
 
     fig = Figure(figsize=(12, 5.5), layout="constrained")
     ax, tr = fig.subplots(1, 2, width_ratios=(1.1, 1))
-    ax.imshow(values.T, origin="lower", extent=(0, 1, 0, 1), cmap="Greys", alpha=0.8)
+    from gmmot_core.descent_run import target_extent
+
+    sx, sy = target_extent(values)
+    ax.imshow(values.T, origin="lower", extent=(0, sx, 0, sy), cmap="Greys", alpha=0.8)
     polys = [p for p in cell_outlines(view["cells"]) if len(p) >= 3]
     ax.add_collection(PolyCollection(polys, facecolors="none", edgecolors="#1f77b4", lw=0.6))
     y, b = view["positions"], view["barycenters"]

@@ -24,9 +24,9 @@ __all__ = [
 ]
 
 MAX_BYTES = 50 * 2**20  # 50 MiB per uploaded file
-# the server's websocket message cap: an upload travels base64-encoded (4/3 of MAX_BYTES)
-# in one message, so a file just over MAX_BYTES still arrives and gets its message
-WEBSOCKET_MAX_BYTES = 72 * 2**20
+# the server's websocket message cap: uploads arrive in 4 MB chunks (app/upload.py), so
+# no message comes near it (Panel's default is 20 MB)
+WEBSOCKET_MAX_BYTES = 16 * 2**20
 MAX_ROWS = 2_000_000
 MIN_POINTS = 2
 FLAT = 1e-6  # a cloud whose second principal spread is below this share of the first is flat

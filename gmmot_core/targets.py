@@ -20,6 +20,7 @@ import math
 import numpy as np
 
 __all__ = [
+    "FLOOR",
     "MAX_IMAGE_BYTES",
     "MAX_IMAGE_PIXELS",
     "MAX_SIDE",
@@ -28,6 +29,7 @@ __all__ = [
     "mixture_in_box",
     "random_gmm",
     "tutorial_image",
+    "with_floor",
 ]
 
 MAX_IMAGE_BYTES = 20 * 2**20  # an upload larger than this is refused before decoding
@@ -110,6 +112,19 @@ def image_from_bytes(data: bytes, invert: bool = False) -> np.ndarray:
     if not np.any(values > 0):
         raise ValueError("the image has no mass (uniformly white; try invert)")
     return values
+
+
+FLOOR = 1e-9  # mass given to empty pixels, relative to the mean pixel
+
+
+def with_floor(values: np.ndarray, rel: float = FLOOR) -> np.ndarray:
+    """``values [W, H] + rel * mean(values)``: empty pixels (a white background) get a tiny
+    mass, so that every Laguerre cell holds some at a cold start and the damped Newton
+    can begin, as on the tutorial's target (whose floor is 1e-12 of its peak); the added
+    mass is ``rel`` of the total. Raw images with empty regions stop a cold start at once
+    (``EMPTY_CELL``) whenever a Dirac's Voronoi cell lies there."""
+    values = np.asarray(values, np.float64)
+    return values + rel * float(values.mean())
 
 
 def random_gmm(seed: int, k: int = 3) -> dict:

@@ -214,3 +214,29 @@ def test_a_parameter_file_that_is_not_json(tmp_path, capsys):
     (tmp_path / "p.json").write_bytes(b"\x00\xff{not json")
     assert main(["replay", str(tmp_path / "p.json"), "--out", str(tmp_path / "r.json")]) == 2
     assert "not a JSON document" in capsys.readouterr().err
+
+
+def _chunks(upload, name: str, data: bytes, size: int) -> None:
+    """Feed ``data`` to ``upload`` as the browser would: upload events of ``size`` bytes."""
+    parts = [data[i : i + size] for i in range(0, max(len(data), 1), size)]
+    for i, part in enumerate(parts, 1):
+        event = type("U", (), {"event_name": "upload_event"})()
+        event.data = {"name": name, "chunk": i, "total_chunks": len(parts), "data": part,
+                      "type": "text/csv"}  # fmt: skip
+        upload._process_event(event)
+
+
+def test_upload_over_the_cap_is_dropped_on_the_server_while_it_arrives(em):
+    """A client that skips the browser's size check still cannot pass the cap: the server
+    stops holding chunks once they pass it, says why, and the run keeps its data; a good
+    file afterwards goes through the same widget (chunked) and is used."""
+    runner, points = em.runner, em.runner.points0
+    _chunks(em.upload0, "huge.csv", b"1,2\n" * (MAX_BYTES // 4 + 1), 4_000_000)
+    assert "file too large (over 50 MiB)" in em.message and "previous data are kept" in em.message
+    assert em.upload0._chunks == [] and em.upload0.value is None
+    assert em.runner is runner and em.runner.points0 is points
+    ring = np.column_stack([np.cos(np.arange(300)), np.sin(np.arange(300))]) * 2.0
+    _chunks(em.upload0, "ring.csv", _csv(ring.tolist()), 1000)  # a few dozen chunks
+    assert em.upload0.filename == "ring.csv"
+    assert em.runner.points0.shape == (300, 2) and em.alert.object.startswith("cloud 0: ")
+    np.testing.assert_allclose(em.runner.points0, ring, rtol=1e-6)

@@ -11,7 +11,13 @@ import numpy as np
 import pytest
 
 from gmmot_core.descent_run import DescentRun, DescentSpec, descent_results, replay_descent
-from gmmot_core.targets import gmm_image, image_from_bytes, mixture_in_box, tutorial_image
+from gmmot_core.targets import (
+    gmm_image,
+    image_from_bytes,
+    mixture_in_box,
+    tutorial_image,
+    with_floor,
+)
 
 REF = Path(__file__).resolve().parents[2] / "shared" / "reference" / "semidiscrete"
 
@@ -170,3 +176,38 @@ def test_screen_steps_and_keeps_its_run_on_a_bad_upload():
     assert screen.run.target == {"preset": "gaussian mixture", "res": 128} | mixture_in_box(*FIT)
     screen._tick()
     assert screen.run.view["step"] == 1 and not screen.message
+
+
+def test_uploaded_picture_on_white_starts_from_random_diracs():
+    """A dark ring on a white (massless) background with random Diracs, most of them over
+    the white: the floor (1e-9 of the mean pixel) lets the cold start's continuation
+    reach every cell, so the weights converge (max |m - 1/N| <= 1e-8) and Lloyd steps
+    run. Without it the first solve stops at once (EMPTY_CELL)."""
+    from PIL import Image
+
+    from app.screens.descent import DescentScreen
+
+    yy, xx = np.mgrid[0:48, 0:64]
+    ring = np.abs(np.hypot(xx - 32, yy - 24) - 15) < 3
+    buf = io.BytesIO()
+    Image.fromarray(np.where(ring, 20, 255).astype(np.uint8), "L").save(buf, format="PNG")
+    raw = image_from_bytes(buf.getvalue())
+    assert np.mean(raw == 0) > 0.7  # mostly massless
+    stuck = DescentRun({"values": None}, 60, "random", 0, raw)
+    assert "no mass" in " ".join(stuck.view["messages"])
+
+    screen = DescentScreen()
+    screen.w_n.value = 60
+    screen.w_upload.filename = "ring.png"
+    screen._on_upload(type("E", (), {"new": buf.getvalue()})())
+    assert screen.alert.object.startswith("target: ring.png, 64 x 48 pixels")
+    assert float(screen.run.view["error"][-1]) * (1 / 60) <= 1e-8
+    for _ in range(3):
+        screen._tick()
+    assert screen.run.view["step"] == 3 and not screen.run.stopped and not screen.message
+    np.testing.assert_allclose(screen.run.values, with_floor(raw), rtol=1e-15)
+    # the picture keeps its shape: 64 x 48 pixels on [0, 1] x [0, 0.75]
+    np.testing.assert_allclose(screen.run.density.hi, [1.0, 0.75])
+    y = screen.run.view["positions"]
+    assert y[:, 1].max() <= 0.75 and y[:, 1].max() > 0.6
+    assert screen.src["image"].data["dh"] == [0.75]

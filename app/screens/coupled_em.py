@@ -34,8 +34,9 @@ from app.plots import (
     traces_data,
     traces_figures,
 )
+from app.upload import ChunkedUpload
 from gmmot_core.figure import coupled_em_figure
-from gmmot_core.io import parse_points
+from gmmot_core.io import MAX_BYTES, parse_points
 from gmmot_core.runs import CoupledEMRun, results
 
 
@@ -127,8 +128,8 @@ class CoupledEMScreen(PlayControls, pn.viewable.Viewer):
         )
         self.w_fps.param.watch(self._on_fps, "value")
         self.w_baseline = pn.widgets.Checkbox(label="show independent EM baseline", value=False)
-        self.upload0 = pn.widgets.FileInput(accept=".csv,.tsv,.txt,.npy", multiple=False)
-        self.upload1 = pn.widgets.FileInput(accept=".csv,.tsv,.txt,.npy", multiple=False)
+        self.upload0 = ChunkedUpload(label="cloud 0", max_bytes=MAX_BYTES)
+        self.upload1 = ChunkedUpload(label="cloud 1", max_bytes=MAX_BYTES)
         self.downloads = download_buttons(
             [
                 (self._params_file, "gmmot-params.json", "parameters (JSON)"),
@@ -148,8 +149,9 @@ class CoupledEMScreen(PlayControls, pn.viewable.Viewer):
         self.b_step.on_click(lambda _: self._tick())
         self.b_reset.on_click(self._reset)
         self.w_baseline.param.watch(self._draw_baseline, "value")
-        self.upload0.param.watch(lambda e: self._on_upload(0, e), "value")
-        self.upload1.param.watch(lambda e: self._on_upload(1, e), "value")
+        for i, up in enumerate((self.upload0, self.upload1)):
+            up.param.watch(lambda e, i=i: self._on_upload(i, e), "value")
+            up.param.watch(lambda e, i=i: self._on_refused(i, e), "refused")
         self._update_tau()
 
     def _update_tau(self) -> None:
@@ -312,6 +314,12 @@ class CoupledEMScreen(PlayControls, pn.viewable.Viewer):
             self._warn(f"Could not generate the preset: {exc}. The previous data are kept.")
             return
         self._replace_data(clouds, [None, None], self.data.spec())
+
+    def _on_refused(self, which: int, event) -> None:
+        if event.new:
+            self._warn(
+                f"Upload for cloud {which} rejected: {event.new}. The previous data are kept."
+            )
 
     def _on_upload(self, which: int, event) -> None:
         if event.new is None:  # cleared; an empty file (b"") gets its message

@@ -19,9 +19,16 @@ from app.descent_plots import (
     trace_figure,
 )
 from app.playback import Playback
+from app.upload import ChunkedUpload
 from gmmot_core.descent_run import DescentRun, descent_results
 from gmmot_core.figure import descent_figure
-from gmmot_core.targets import image_from_bytes, mixture_in_box, random_gmm
+from gmmot_core.targets import (
+    MAX_IMAGE_BYTES,
+    image_from_bytes,
+    mixture_in_box,
+    random_gmm,
+    with_floor,
+)
 
 __all__ = ["DescentScreen"]
 
@@ -57,7 +64,9 @@ class DescentScreen(PlayControls, pn.viewable.Viewer):
             + ["uploaded image"],
             value="tutorial two peaks",
         )
-        self.w_upload = pn.widgets.FileInput(accept=".png,.jpg,.jpeg", multiple=False)
+        self.w_upload = ChunkedUpload(
+            label="target image (PNG or JPEG)", max_bytes=MAX_IMAGE_BYTES, previews=["image"]
+        )
         self.w_invert = pn.widgets.Checkbox(label="invert (bright = dense)", value=False)
         self.w_n = pn.widgets.IntInput(label="Diracs N", value=200, start=2, end=5000)
         self.w_init = pn.widgets.Select(label="initialisation", options=["random", "sample"])
@@ -91,6 +100,7 @@ class DescentScreen(PlayControls, pn.viewable.Viewer):
         for w in (self.w_target, self.w_n, self.w_init, self.w_seed, self.w_invert):
             w.param.watch(self._rebuild, "value")
         self.w_upload.param.watch(self._on_upload, "value")
+        self.w_upload.param.watch(self._on_refused, "refused")
         self.w_look.param.watch(self._on_look, "value")
 
     # -- drawing ----------------------------------------------------------------------
@@ -139,7 +149,9 @@ class DescentScreen(PlayControls, pn.viewable.Viewer):
         if self._upload_values is None:
             raise ValueError("upload a PNG or JPEG first")
         values = self._upload_values
-        return {"values": None}, (values.max() - values if self.w_invert.value else values)
+        return {"values": None}, with_floor(
+            values.max() - values if self.w_invert.value else values
+        )
 
     def refresh_fit(self) -> None:
         """Take the coupled-EM fit again (when this tab opens with such a target)."""
@@ -159,6 +171,10 @@ class DescentScreen(PlayControls, pn.viewable.Viewer):
         self.alert.visible = False
         self._draw_all()
 
+    def _on_refused(self, event) -> None:
+        if event.new:
+            self._warn(f"Image rejected: {event.new}. The previous target is kept.")
+
     def _on_upload(self, event) -> None:
         if event.new is None:  # cleared; an empty file (b"") gets its message
             return
@@ -167,10 +183,19 @@ class DescentScreen(PlayControls, pn.viewable.Viewer):
         except ValueError as exc:
             self._warn(f"Image rejected: {exc}. The previous target is kept.")
             return
+        before = self.run
         if self.w_target.value == "uploaded image":
             self._rebuild()
         else:
             self.w_target.value = "uploaded image"  # triggers the rebuild
+        if self.run is not before:  # the new target is in use
+            w, h = self._upload_values.shape  # axis 0 = x
+            self.alert.object = (
+                f"target: {self.w_upload.filename or 'image'}, {w} x {h} pixels "
+                f"({'lighter' if self.w_invert.value else 'darker'} = more mass)"
+            )
+            self.alert.alert_type = "success"
+            self.alert.visible = True
 
     def _reset(self, _event=None) -> None:
         self._pause()

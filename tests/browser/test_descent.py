@@ -24,3 +24,36 @@ def test_descent_tab_steps_and_plays(page, server_url, shot, server_log):
     page.wait_for_timeout(800)
     shot(page, "dirac_descent_lloyd")
     assert "Traceback" not in server_log()
+
+
+def test_uploaded_image_becomes_the_target(page, server_url, tmp_path, shot, server_log):
+    """A PNG dropped on the descent tab (chunked upload) is the new target: dark = mass,
+    so the Diracs gather on the dark ring; a non-image file is refused, target kept."""
+    import numpy as np
+    from PIL import Image
+
+    yy, xx = np.mgrid[0:96, 0:128]
+    ring = np.abs(np.hypot(xx - 64, yy - 48) - 30) < 6
+    png = tmp_path / "ring.png"
+    Image.fromarray(np.where(ring, 20, 255).astype(np.uint8), "L").save(png)
+    page.goto(server_url)
+    expect(page.get_by_text(re.compile(r"frame \d+")).first).to_be_visible(timeout=60_000)
+    page.get_by_text("Dirac descent", exact=True).first.click()
+    expect(page.get_by_text(re.compile(r"step 0 · N 200")).first).to_be_visible(timeout=30_000)
+    upload = page.locator("input[type=file]").nth(2)  # after the two clouds' uploads
+    upload.set_input_files(str(png))
+    expect(page.get_by_text(re.compile(r"target: ring.png, 128 x 96 pixels"))).to_be_visible(
+        timeout=60_000
+    )
+    for _ in range(3):
+        page.get_by_role("button", name="Step").click()
+    expect(page.get_by_text(re.compile(r"step 3 · N 200")).first).to_be_visible(timeout=60_000)
+    shot(page, "dirac_descent_uploaded_ring")
+    bad = tmp_path / "notes.png"
+    bad.write_text("this is not an image")
+    upload.set_input_files(str(bad))
+    expect(page.get_by_text(re.compile("Image rejected.*previous target is kept"))).to_be_visible(
+        timeout=30_000
+    )
+    assert _step(page) == 3
+    assert "Traceback" not in server_log()

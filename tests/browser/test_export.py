@@ -86,6 +86,23 @@ def test_upload_good_then_malformed_keeps_good(page, server_url, tmp_path, shot,
     assert "Traceback" not in server_log()
 
 
+def test_file_over_the_cap_is_refused_in_the_browser(page, server_url, tmp_path, shot, server_log):
+    """A 60 MB file (over the 50 MiB cap) is refused by the browser before it is sent:
+    the page says so, stays connected and keeps playing on its data (issue 9)."""
+    _ready(page, server_url)
+    big = tmp_path / "big.csv"
+    big.write_bytes(b"x,y\n" + b"1.0,2.0\n" * 7_500_000)
+    page.locator("input[type=file]").nth(1).set_input_files(str(big))
+    expect(page.get_by_text("File is too large", exact=True)).to_be_visible(timeout=30_000)
+    expect(page.get_by_text(re.compile(r"^Maximum file size is \d"))).to_be_visible()
+    start = _frame(page)
+    _wait(lambda: _frame(page) > start + 3, page=page)  # connected, still playing
+    assert page.get_by_text(re.compile(r"cloud 1: ")).count() == 0
+    page.get_by_text("File is too large", exact=True).scroll_into_view_if_needed()
+    shot(page, "upload_too_large")
+    assert "Traceback" not in server_log()
+
+
 def test_download_params_replay_and_figures(page, server_url, tmp_path, shot, server_log):
     _ready(page, server_url)
     _pause(page)

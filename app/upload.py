@@ -1,0 +1,68 @@
+"""A file upload that survives any file: chunked, and capped in the browser and on the server."""
+
+from __future__ import annotations
+
+import math
+from typing import ClassVar
+
+import panel as pn
+import param
+
+__all__ = ["ChunkedUpload"]
+
+
+class ChunkedUpload(pn.widgets.FileDropper):
+    """Panel's ``FileDropper`` (FilePond) reduced to one file at a time, with a byte cap.
+
+    ``FileInput`` sends a whole file base64-encoded in one websocket message, so a file
+    over the server's message cap closes the connection and the session is lost. Here the
+    browser sends 4 MB chunks, FilePond refuses a file over ``max_bytes`` before sending
+    it ("File is too large"), and the server drops a file whose chunks pass the cap (a
+    client that skips the check), so the cap holds either way.
+
+    ``value`` is the last file received in full (``bytes``), ``filename`` its name; a file
+    refused on the server sets ``refused`` to the reason instead. Only the file being
+    received is held; nothing is kept per name.
+    """
+
+    value = param.Parameter(default=None, doc="Bytes of the last file received in full.")
+    filename = param.String(default=None, allow_None=True, doc="Name of that file.")
+    refused = param.String(default="", doc="Why the last file was refused (server check).")
+    max_bytes = param.Integer(default=50 * 2**20, bounds=(1, None), doc="Byte cap per file.")
+
+    _rename: ClassVar[dict] = {"value": None, "filename": None, "refused": None, "max_bytes": None}
+
+    def __init__(self, **params):
+        params.setdefault("chunk_size", 4_000_000)
+        params.setdefault("previews", [])
+        params.setdefault("layout", "compact")
+        super().__init__(**params)
+        # FilePond's sizes are in units of 1000 bytes: round up so the server decides the
+        # last few hundred bytes and the two checks agree
+        self.max_file_size = f"{math.ceil(self.max_bytes / 1000)}KB"
+        self._name: str | None = None
+        self._chunks: list[bytes] = []
+        self._size = 0
+
+    def _process_event(self, event) -> None:
+        if event.event_name != "upload_event":  # a file removed from the list: keep the data
+            return
+        data = event.data
+        if data["chunk"] == 1:
+            self._name, self._chunks, self._size = data["name"], [], 0
+        elif data["name"] != self._name:  # the rest of a file refused or replaced
+            return
+        chunk = bytes(data["data"])
+        self._size += len(chunk)
+        if self._size > self.max_bytes:
+            self._name, self._chunks = None, []
+            self.refused = ""  # trigger even when the same reason comes twice
+            self.refused = f"file too large (over {self.max_bytes / 2**20:.0f} MiB)"
+            return
+        self._chunks.append(chunk)
+        if data["chunk"] == data["total_chunks"]:
+            content = b"".join(self._chunks)
+            self._name, self._chunks = None, []
+            self.filename = data["name"]
+            self.value = None  # the same file uploaded twice still triggers
+            self.value = content
