@@ -27,7 +27,9 @@ and its mass, centroid and second moment are integrated exactly for the pixel-co
 density; the weights are solved by damped Newton to max |m_i - 1/N| <= 1e-8 (float64).
 Lloyd moves each Dirac to its cell's centroid (red segments). The default is the
 two-peak target of sdot's tutorial; a Gaussian mixture target is random or one of this
-session's coupled-EM fits, moved into the unit square by a similarity.
+session's coupled-EM fits, moved into the unit square by a similarity. An uploaded
+picture keeps its aspect (longer side 1); its empty pixels get 1e-9 of the mean pixel,
+so random Diracs over a white background can start.
 """
 
 

@@ -10,6 +10,7 @@ import os
 import jax
 
 from app.compiled import warm_up
+from app.server_log import quiet_closed_tabs
 
 _cache = os.environ.get(
     "GMMOT_JAX_CACHE", os.path.join(os.path.expanduser("~"), ".cache/gmmot/jax")
@@ -19,3 +20,4 @@ if _cache != "off":
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 
 warm_up()
+quiet_closed_tabs()

@@ -24,8 +24,9 @@ CHROMIUM_ARGS = [
 def serve(log: Path | None = None) -> tuple[subprocess.Popen, str]:
     """Start the server (warm-up included, ~2 min cold) and return it with the page URL.
 
-    Same options as ``bash .ci/dev serve``: sessions whose tab closed are reaped after
-    5 s (checked every 2 s). The server's output goes to ``log`` (or nowhere)."""
+    Same options as ``bash .ci/dev serve``: sessions whose tab closed (or that no tab has
+    connected to yet) are reaped after 60 s, checked every 5 s. The server's output goes
+    to ``log`` (or nowhere)."""
     sys.path.insert(0, str(ROOT))
     from gmmot_core.io import WEBSOCKET_MAX_BYTES
 
@@ -36,7 +37,7 @@ def serve(log: Path | None = None) -> tuple[subprocess.Popen, str]:
         sys.executable, "-m", "panel", "serve", "app/main.py", "--setup", "app/warmup.py",
         "--port", str(port), "--address", "127.0.0.1",
         "--allow-websocket-origin", f"127.0.0.1:{port}", "--liveness", "--num-procs", "1",
-        "--check-unused-sessions", "2000", "--unused-session-lifetime", "5000",
+        "--check-unused-sessions", "5000", "--unused-session-lifetime", "60000",
         "--websocket-max-message-size", str(WEBSOCKET_MAX_BYTES),
     ]  # fmt: skip
     out = log.open("w") if log is not None else subprocess.DEVNULL

@@ -152,3 +152,33 @@ def test_barycenter_labels_do_not_overlap(seed, monkeypatch):
             if o != g:
                 inside += np.sum((xs > box[0]) & (xs < box[1]) & (ys > box[2]) & (ys < box[3]))
         assert inside == 0, (lab["text"][g], inside)
+
+
+def test_closed_tab_writes_are_one_info_line_and_other_errors_stay():
+    """The server's asyncio log: a frame written to a closed tab's websocket becomes one
+    INFO line without traceback; any other exception keeps its ERROR and traceback."""
+    import logging
+    import sys
+
+    from tornado.websocket import WebSocketClosedError
+
+    from app.server_log import ClosedTabFilter
+
+    def record(exc):
+        try:
+            raise exc
+        except Exception:
+            info = sys.exc_info()
+        return logging.LogRecord(
+            "asyncio", logging.ERROR, __file__, 1, "Task exception was never retrieved", (), info
+        )
+
+    f = ClosedTabFilter()
+    closed = record(WebSocketClosedError())
+    assert f.filter(closed) and closed.levelno == logging.INFO and closed.exc_info is None
+    other = record(ZeroDivisionError("app bug"))
+    assert (
+        f.filter(other)
+        and other.levelno == logging.ERROR
+        and other.exc_info[0] is ZeroDivisionError
+    )
