@@ -183,7 +183,7 @@ def coupling_figure() -> tuple[figure, ColumnDataSource]:
     """Transport matrices side by side: rows = support Gaussians, columns = the
     components of input 1, then input 2, ...; colour = mass (row-normalised)."""
     fig = figure(
-        title="transport matrices (rows: support; columns: input components)",
+        title="transport: support (rows) x input components",
         height=260,
         sizing_mode="stretch_width",
         min_width=260,
