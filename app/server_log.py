@@ -1,13 +1,21 @@
-"""Server log hygiene: a frame sent to a tab that has just closed is not an error."""
+"""Server log hygiene: a frame sent to a tab that has just closed is not an error; each
+session's start and release is one INFO line with the count of live sessions."""
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import gc
 import logging
 
+import panel as pn
 from tornado.iostream import StreamClosedError
 from tornado.websocket import WebSocketClosedError
 
-__all__ = ["ClosedTabFilter", "quiet_closed_tabs"]
+__all__ = ["ClosedTabFilter", "log_session_lifetime", "quiet_closed_tabs"]
+
+LOG = logging.getLogger("gmmot.sessions")
+LOG.setLevel(logging.INFO)  # panel serve leaves the root logger at WARNING
 
 
 class ClosedTabFilter(logging.Filter):
@@ -28,3 +36,35 @@ def quiet_closed_tabs() -> None:
     log = logging.getLogger("asyncio")
     if not any(isinstance(f, ClosedTabFilter) for f in log.filters):
         log.addFilter(ClosedTabFilter())
+
+
+def _live(ctx) -> int:
+    """Live sessions other than ``ctx``'s."""
+    return sum(other.id != ctx.id for other in ctx.server_context.sessions)
+
+
+def _trim_heap() -> None:
+    """Hand freed heap pages back to the system (glibc's ``malloc_trim``; else nothing):
+    without it a server's RSS stays at its peak after the sessions that caused it left."""
+    name = ctypes.util.find_library("c")
+    libc = ctypes.CDLL(name) if name else None
+    if libc is not None and hasattr(libc, "malloc_trim"):
+        libc.malloc_trim(0)
+
+
+def _released(ctx) -> None:
+    # this session's document is gone: collect its reference cycles now (plots, param
+    # watchers) rather than at the next threshold, and return the pages they held
+    gc.collect()
+    _trim_heap()
+    LOG.info("session %s released (%d live)", ctx.id, _live(ctx))
+
+
+def log_session_lifetime() -> None:
+    """Log this session's start now and its release when Bokeh destroys it (no-op
+    outside a server). The load test reads these lines to know when all are gone."""
+    ctx = pn.state.curdoc.session_context if pn.state.curdoc is not None else None
+    if ctx is None or getattr(ctx, "server_context", None) is None:
+        return
+    LOG.info("session %s opened (%d live)", ctx.id, _live(ctx) + 1)
+    pn.state.on_session_destroyed(_released)

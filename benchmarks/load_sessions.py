@@ -1,21 +1,24 @@
-"""Load test: many browser sessions playing coupled EM at once on one server (loopback).
+"""Load test: many sessions playing coupled EM at once on one server (loopback).
 
-Starts ``panel serve`` like the quick start and opens S headless chromium contexts (one
-browser session each, default S = 20) on the default page, which plays the demo pair at
-once. Over a window of W seconds (default 60) every page records when each frame
-arrives (``window.gmmotFrames``, stamped by the frame echo of the coupled-EM screen);
-the frame latency is the time between two frames in one page, the wait a user sees,
-including the server's EM step, the document patch and the browser's paint.
+Starts ``panel serve`` like the quick start and opens S sessions (default 20) on the
+default page, which plays the demo pair at once. The sessions are either websocket
+clients (``ws``, the default: ``ws_client.py`` processes that speak Bokeh's protocol and
+echo each frame the moment it arrives, so the figures are the server's) or headless
+chromium contexts (``browser``: paint included, about a core per page in software
+rendering). Over a window of W seconds (default 60) every session records when each
+frame arrives (the browser's ``window.gmmotFrames``, stamped by the frame echo of the
+coupled-EM screen); the frame latency is the time between two frames in one session,
+the wait a user sees.
 
 Server memory (RSS) is read at four points: idle after the warm-up; the baseline after
 one session has played and closed (per-process caches are then filled); the peak during
-the load; and after every context closed and the server reaped the sessions. The
-server's CPU use over 10 s after that says whether any periodic callback still runs.
-Errors are the log records with a traceback or ERROR, minus the known races of a tab
-closing mid-frame (``tests/browser/conftest.py``), which are counted separately.
+the load; and after every session closed and the server reaped them. The server's CPU
+use over 10 s after that says whether any periodic callback still runs. Errors are the
+log records with a traceback or ERROR, minus the known races of a tab closing mid-frame
+(``tests/browser/conftest.py``), which are counted separately.
 
 No peer (OTT and POT have no server). Usage:
-``python benchmarks/load_sessions.py [SESSIONS] [WINDOW_S]``
+``python benchmarks/load_sessions.py [SESSIONS] [WINDOW_S] [ws|browser]``
 """
 
 from __future__ import annotations
@@ -24,7 +27,9 @@ import importlib.util
 import itertools
 import json
 import os
+import queue
 import re
+import subprocess
 import sys
 import threading
 import time
@@ -35,7 +40,6 @@ from playwright.sync_api import sync_playwright
 from served import CHROMIUM_ARGS, ROOT, serve, stop
 
 LOG = ROOT / "test-artifacts" / "load-server.log"
-REAP_S = 70.0  # sessions are reaped 60 s after their tab closes, checked every 5 s
 
 
 def _rss_mb(pid: int) -> float:
@@ -99,6 +103,18 @@ def _log_errors(text: str) -> tuple[int, int]:
     return len(bad) - len(races), len(races)
 
 
+def _wait_released(total: int, timeout_s: float = 300) -> float | None:
+    """Seconds until the server logged the release of ``total`` sessions with none left
+    live (``app/server_log.py``); None if that did not happen within ``timeout_s``."""
+    t = time.perf_counter()
+    while time.perf_counter() - t < timeout_s:
+        live = re.findall(r" released \((\d+) live\)", LOG.read_text())
+        if len(live) >= total and live[-1] == "0":
+            return round(time.perf_counter() - t, 1)
+        time.sleep(1)
+    return None
+
+
 def _say(text: str) -> None:
     print(f"[load {time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
 
@@ -108,50 +124,162 @@ def _percentile(xs: list[float], q: float) -> float:
     return xs[min(len(xs) - 1, round(q / 100 * (len(xs) - 1)))]
 
 
+class _Browsers:
+    """S headless chromium contexts: the whole path, paint included (heavy: software
+    rendering takes about a core per page)."""
+
+    kind = "chromium contexts"
+
+    def __init__(self, p):
+        self.browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+
+    def play_once(self, url: str) -> None:
+        ctx, page = _open(self.browser, url)
+        if not _wait_playing(page):
+            raise RuntimeError("the first session did not play")
+        page.wait_for_timeout(10_000)
+        ctx.close()
+
+    def open(self, url: str, sessions: int) -> list[int]:
+        """Open the sessions; return those not playing 60 s after the last one opened."""
+        self.opened = [_open(self.browser, url) for _ in range(sessions)]
+        stalled = [i for i, (_, pg) in enumerate(self.opened) if not _wait_playing(pg, 3, 60)]
+        for i in stalled:  # what a user of a session that never played would see
+            self.opened[i][1].screenshot(path=str(LOG.parent / f"load-stalled-{i}.png"))
+        return stalled
+
+    def run(self, window: float) -> tuple[list[list[float]], list[float], float]:
+        """Play ``window`` s; return each page's frame times (ms) inside the window, the
+        window's length per page (ms) and how long a Pause click took (s)."""
+        pages = [pg for _, pg in self.opened]
+        starts = [pg.evaluate("performance.now()") for pg in pages]
+        pages[0].wait_for_timeout(window * 1000)
+        ends = [pg.evaluate("performance.now()") for pg in pages]
+        stamps = [pg.evaluate("window.gmmotFrames || []") for pg in pages]
+        t = time.perf_counter()
+        first = next(pg for pg in pages if pg.evaluate("(window.gmmotFrames || []).length"))
+        first.get_by_role("button", name=re.compile("Pause")).click()
+        first.get_by_role("button", name=re.compile("Play")).wait_for(timeout=60_000)
+        click_s = time.perf_counter() - t
+        spans = zip(starts, ends, stamps, strict=True)
+        inside = [[x for x in ts if s <= x <= e] for s, e, ts in spans]
+        return inside, [e - s for s, e in zip(starts, ends, strict=True)], click_s
+
+    def close(self) -> None:
+        for ctx, _ in getattr(self, "opened", []):
+            ctx.close()
+        self.browser.close()
+
+
+class _WebsocketClients:
+    """S processes of ``ws_client.py``: Bokeh protocol clients that echo each frame at
+    once (no paint), so the figures are the server's alone; light enough for 20 sessions
+    on a small machine."""
+
+    kind = "websocket clients"
+
+    def __init__(self, _p=None):
+        self.procs: list[subprocess.Popen] = []
+
+    def _start(self, url: str) -> tuple[subprocess.Popen, queue.Queue]:
+        # niced: on a small machine the clients must not starve the server they measure
+        client = str(Path(__file__).with_name("ws_client.py"))
+        proc = subprocess.Popen(
+            ["nice", "-n", "19", sys.executable, client, url],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        lines: queue.Queue = queue.Queue()
+        threading.Thread(target=lambda: [lines.put(x) for x in proc.stdout], daemon=True).start()
+        self.procs.append(proc)
+        return proc, lines
+
+    @staticmethod
+    def _tell(proc: subprocess.Popen, until: float) -> None:
+        proc.stdin.write(f"{until}\n")
+        proc.stdin.flush()
+
+    @staticmethod
+    def _result(lines: queue.Queue, until: float) -> dict | None:
+        """The client's JSON line, or None if it gave none 10 min after ``until`` (all
+        sessions pause at once: on a small machine the last answers take minutes)."""
+        while True:
+            try:
+                line = lines.get(timeout=max(1.0, until + 600 - time.time()))
+            except queue.Empty:
+                return None
+            if line.startswith("{"):
+                return json.loads(line)
+
+    def play_once(self, url: str) -> None:
+        proc, lines = self._start(url)
+        if lines.get(timeout=600).strip() != "playing":
+            raise RuntimeError("the first session did not play")
+        until = time.time() + 10
+        self._tell(proc, until)
+        if self._result(lines, until) is None:
+            raise RuntimeError("the first session did not stop")
+        proc.wait(timeout=60)
+
+    def open(self, url: str, sessions: int) -> list[int]:
+        self.clients = [self._start(url) for _ in range(sessions)]
+        deadline, stalled = time.time() + 600, []
+        for i, (_, lines) in enumerate(self.clients):
+            try:
+                lines.get(timeout=max(1.0, deadline - time.time()))
+            except queue.Empty:
+                stalled.append(i)
+        return stalled
+
+    def run(self, window: float) -> tuple[list[list[float]], list[float], float]:
+        t0 = time.time()
+        until = t0 + window
+        for proc, _ in self.clients:
+            self._tell(proc, until)
+        results = [self._result(lines, until) for _, lines in self.clients]
+        self.lost = sum(r is None for r in results)
+        results = [r for r in results if r is not None]
+        inside = [[1000 * x for x in r["frames"] if t0 <= x <= until] for r in results]
+        clicks = [r["pause_click_s"] for r in results if r["pause_click_s"] is not None]
+        return inside, [1000 * window] * len(results), max(clicks, default=float("nan"))
+
+    def close(self) -> None:
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
 def main() -> None:
     sessions = int(sys.argv[1]) if len(sys.argv) > 1 else 20
     window = float(sys.argv[2]) if len(sys.argv) > 2 else 60.0
+    mode = sys.argv[3] if len(sys.argv) > 3 else "ws"
     LOG.parent.mkdir(exist_ok=True)
     proc, url = serve(LOG)
     pid = proc.pid
     try:
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+            clients = {"browser": _Browsers, "ws": _WebsocketClients}[mode](p)
             time.sleep(5)
             rss_idle = _rss_mb(pid)
-            ctx, page = _open(browser, url)  # one session: fills the per-process caches
-            if not _wait_playing(page):
-                raise RuntimeError("the first session did not play")
-            page.wait_for_timeout(10_000)
-            ctx.close()
-            time.sleep(REAP_S)
+            clients.play_once(url)  # one session: fills the per-process caches
+            if _wait_released(1) is None:
+                raise RuntimeError("the first session was not released")
+            time.sleep(5)
             rss_base = _rss_mb(pid)
-            _say(f"baseline {rss_base:.0f} MB; opening {sessions} sessions")
+            _say(f"baseline {rss_base:.0f} MB; opening {sessions} {clients.kind}")
 
             sampler = _Sampler(pid)
             sampler.start()
             t_open = time.perf_counter()
-            opened = [_open(browser, url) for _ in range(sessions)]
-            stalled = [i for i, (_, page) in enumerate(opened) if not _wait_playing(page, 3, 60)]
+            stalled = clients.open(url, sessions)
             ramp_s = time.perf_counter() - t_open
             _say(f"all open after {ramp_s:.0f} s, {len(stalled)} not playing; window {window} s")
-            for i in stalled:  # what a user of a session that never played would see
-                opened[i][1].screenshot(path=str(LOG.parent / f"load-stalled-{i}.png"))
-            starts = [page.evaluate("performance.now()") for _, page in opened]
-            opened[0][1].wait_for_timeout(window * 1000)
-            ends = [page.evaluate("performance.now()") for _, page in opened]
-            stamps = [page.evaluate("window.gmmotFrames || []") for _, page in opened]
-            # how quickly a click answers under load: Pause on the first page
-            t = time.perf_counter()
-            first = next(p for i, (_, p) in enumerate(opened) if i not in stalled)
-            first.get_by_role("button", name=re.compile("Pause")).click()
-            first.get_by_role("button", name=re.compile("Play")).wait_for(timeout=60_000)
-            click_s = time.perf_counter() - t
+            frames, spans, click_s = clients.run(window)
             sampler.done.set()
-            for ctx, _ in opened:
-                ctx.close()
-            browser.close()
-        time.sleep(REAP_S)
+            clients.close()
+        released_s = _wait_released(sessions + 1)
+        time.sleep(5)
         rss_after = _rss_mb(pid)
         cpu0 = _cpu_s(pid)
         time.sleep(10)
@@ -159,22 +287,21 @@ def main() -> None:
     finally:
         stop(proc)
 
-    gaps, fps = [], []
-    for s, e, ts in zip(starts, ends, stamps, strict=True):
-        inside = [x for x in ts if s <= x <= e]
-        gaps += [b - a for a, b in itertools.pairwise(inside)]
-        fps.append(len(inside) / ((e - s) / 1000))
+    _say("frames per session in the window: " + " ".join(str(len(ts)) for ts in frames))
+    gaps = [b - a for ts in frames for a, b in itertools.pairwise(ts)]
+    fps = [len(ts) / (span / 1000) for ts, span in zip(frames, spans, strict=True)]
     errors, races = _log_errors(LOG.read_text())
     row = {
         "bench": "load_sessions",
-        "case": f"{sessions} sessions x {window:.0f} s, coupled EM demo pair N=2000",
-        "frames": len(gaps) + len(stamps),
+        "case": f"{sessions} {clients.kind} x {window:.0f} s, coupled EM demo pair N=2000",
+        "frames": sum(len(ts) for ts in frames),
         "latency_p50_ms": round(_percentile(gaps, 50), 1),
         "latency_p95_ms": round(_percentile(gaps, 95), 1),
         "fps_per_session_min": round(min(fps), 2),
         "fps_per_session_mean": round(sum(fps) / len(fps), 2),
         "sessions_not_playing": len(stalled),
         "pause_click_s": round(click_s, 2),
+        "sessions_without_result": getattr(clients, "lost", 0),
         "all_playing_after_s": round(ramp_s, 1),
         "server_log_errors": errors,
         "server_log_closed_tab_races": races,
@@ -182,6 +309,7 @@ def main() -> None:
         "rss_mb_baseline": round(rss_base),
         "rss_mb_peak": round(max(sampler.samples)),
         "rss_mb_after": round(rss_after),
+        "all_released_after_close_s": released_s,
         "server_cpu_after_close": round(cpu_idle, 3),
         "peer": None,
         "peer_s": None,

@@ -182,3 +182,23 @@ def test_closed_tab_writes_are_one_info_line_and_other_errors_stay():
         and other.levelno == logging.ERROR
         and other.exc_info[0] is ZeroDivisionError
     )
+
+
+def test_session_release_is_logged_with_the_sessions_left(caplog):
+    """A released session's line names it and counts the others still live (the load
+    test waits for "(0 live)"); the count excludes the session being released."""
+    import logging
+    from types import SimpleNamespace
+
+    from app.server_log import _released
+
+    ids = ["a", "b", "c"]
+    server = SimpleNamespace(sessions=[SimpleNamespace(id=i) for i in ids])
+    with caplog.at_level(logging.INFO, logger="gmmot.sessions"):
+        _released(SimpleNamespace(id="b", server_context=server))
+        server.sessions = [SimpleNamespace(id="c")]
+        _released(SimpleNamespace(id="c", server_context=server))
+    assert [r.getMessage() for r in caplog.records] == [
+        "session b released (2 live)",
+        "session c released (0 live)",
+    ]

@@ -1,0 +1,116 @@
+"""One headless session of the app over the Bokeh websocket protocol (for the load test).
+
+It does what a browser tab does, minus the paint: pulls the page's document, sends
+``document_ready`` (which starts the demo playing), echoes every frame number back the
+moment it arrives (the coupled-EM screen's flow control waits for that echo), and records
+each frame's arrival time. Protocol, read as lines on stdout / stdin:
+
+- prints ``playing`` once 3 frames arrived;
+- reads one line from stdin: the wall-clock time (``time.time()``) at which to stop;
+- then clicks Pause (a ``ButtonClick`` on the play button), waits for the button to read
+  Play again, closes, and prints one JSON line:
+  ``{"frames": [arrival times, s], "pause_click_s": ...}``.
+
+Usage: ``python benchmarks/ws_client.py URL``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import pkgutil
+import sys
+import threading
+import time
+
+import panel.models
+from bokeh.client import pull_session
+from bokeh.client.connection import ClientConnection
+from bokeh.client.states import DISCONNECTED, ErrorReason
+from bokeh.events import ButtonClick, DocumentReady
+
+# Panel's Bokeh model types must be registered for the page to decode; some load lazily
+for _mod in pkgutil.iter_modules(panel.models.__path__):
+    importlib.import_module(f"panel.models.{_mod.name}")
+
+
+async def _handle_messages(self: ClientConnection) -> None:
+    """Bokeh's client awaits itself once per message, so a session that receives more than
+    ~300 frames dies of RecursionError; this does the same work in a loop."""
+    while True:
+        message = await self._pop_message()
+        if message is None:
+            reason = DISCONNECTED(ErrorReason.NETWORK_ERROR, None, "socket closed")
+            await self._transition_to_disconnected(reason)
+            return
+        if message.msgtype == "PATCH-DOC":
+            self._session._handle_patch(message)
+        if self._until_predicate is not None and self._until_predicate():
+            self._until_predicate = None
+            self._loop.stop()
+            return
+
+
+ClientConnection._handle_messages = _handle_messages
+
+
+def _models(doc):
+    """(frame counter the server bumps, echo the client writes) of the coupled-EM screen."""
+    hidden = [m for m in doc.models if type(m).__name__ == "Spinner" and not m.visible]
+    sent = [m for m in hidden if m.js_property_callbacks]
+    drawn = [m for m in hidden if not m.js_property_callbacks]
+    if len(sent) != 1 or len(drawn) != 1:
+        raise RuntimeError(f"page layout not recognised: {len(sent)}, {len(drawn)}")
+    return sent[0], drawn[0]
+
+
+def _pause_button(doc):
+    """The one button that reads Pause (the playing screen's), or None if none plays."""
+    buttons = [m for m in doc.models if type(m).__name__ == "Button" and "Pause" in m.label]
+    return buttons[0] if len(buttons) == 1 else None
+
+
+def main(url: str) -> None:
+    session = pull_session(url=url)
+    loop = session._connection._loop  # the client's tornado IOLoop (run by loop_until_closed)
+    doc = session.document
+    sent, drawn = _models(doc)
+    frames: list[float] = []
+    result: dict = {}
+
+    def on_frame(_attr, _old, new) -> None:
+        frames.append(time.time())
+        drawn.value = new  # the echo: what the browser sends after painting
+        if len(frames) == 3:
+            print("playing", flush=True)
+
+    def on_label(_attr, _old, new) -> None:
+        if "Play" in str(new) and "clicked" in result:
+            result["pause_click_s"] = time.time() - result.pop("clicked")
+            loop.add_callback(session.close)
+
+    def pause() -> None:
+        button = _pause_button(doc)
+        if button is None:  # never played: nothing to pause
+            session.close()
+            return
+        button.on_change("label", on_label)
+        result["clicked"] = time.time()
+        doc.callbacks.send_event(ButtonClick(button))
+
+    def wait_for_stop() -> None:
+        until = float(sys.stdin.readline())
+        time.sleep(max(0.0, until - time.time()))
+        loop.add_callback(pause)
+        time.sleep(300)  # a pause that never answers: give up
+        loop.add_callback(session.close)
+
+    sent.on_change("value", on_frame)
+    doc.callbacks.send_event(DocumentReady())
+    threading.Thread(target=wait_for_stop, daemon=True).start()
+    session._connection.loop_until_closed()  # bokeh keeps this loop for tests and tools
+    print(json.dumps({"frames": frames, "pause_click_s": result.get("pause_click_s")}))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
