@@ -17,8 +17,12 @@ use over 10 s after that says whether any periodic callback still runs. Errors a
 log records with a traceback or ERROR, minus the known races of a tab closing mid-frame
 (``tests/browser/conftest.py``), which are counted separately.
 
+With ROUNDS > 1 the load is repeated on the same server (one JSON line per round): if
+the later rounds' peak and after-RSS do not climb, the memory of released sessions is
+reused (the allocator keeps it) rather than leaked.
+
 No peer (OTT and POT have no server). Usage:
-``python benchmarks/load_sessions.py [SESSIONS] [WINDOW_S] [ws|browser]``
+``python benchmarks/load_sessions.py [SESSIONS] [WINDOW_S] [ws|browser] [ROUNDS]``
 """
 
 from __future__ import annotations
@@ -168,7 +172,7 @@ class _Browsers:
     def close(self) -> None:
         for ctx, _ in getattr(self, "opened", []):
             ctx.close()
-        self.browser.close()
+        self.opened = []
 
 
 class _WebsocketClients:
@@ -248,15 +252,56 @@ class _WebsocketClients:
                 proc.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 proc.kill()
+        self.procs = []
+
+
+def _round(clients, pid: int, url: str, sessions: int, window: float, released: int) -> dict:
+    """One round of load: open, play ``window`` s, close, wait until every session is
+    released (``released`` in all so far); the figures of that round."""
+    sampler = _Sampler(pid)
+    sampler.start()
+    t_open = time.perf_counter()
+    stalled = clients.open(url, sessions)
+    ramp_s = time.perf_counter() - t_open
+    _say(f"all open after {ramp_s:.0f} s, {len(stalled)} not playing; window {window} s")
+    frames, spans, click_s = clients.run(window)
+    sampler.done.set()
+    clients.close()
+    released_s = _wait_released(released)
+    time.sleep(5)
+    rss_after = _rss_mb(pid)
+    cpu0 = _cpu_s(pid)
+    time.sleep(10)
+    cpu_idle = (_cpu_s(pid) - cpu0) / 10
+    _say("frames per session in the window: " + " ".join(str(len(ts)) for ts in frames))
+    gaps = [b - a for ts in frames for a, b in itertools.pairwise(ts)]
+    fps = [len(ts) / (span / 1000) for ts, span in zip(frames, spans, strict=True)]
+    return {
+        "frames": sum(len(ts) for ts in frames),
+        "latency_p50_ms": round(_percentile(gaps, 50), 1),
+        "latency_p95_ms": round(_percentile(gaps, 95), 1),
+        "fps_per_session_min": round(min(fps), 2),
+        "fps_per_session_mean": round(sum(fps) / len(fps), 2),
+        "sessions_not_playing": len(stalled),
+        "pause_click_s": round(click_s, 2),
+        "sessions_without_result": getattr(clients, "lost", 0),
+        "all_playing_after_s": round(ramp_s, 1),
+        "rss_mb_peak": round(max(sampler.samples)),
+        "rss_mb_after": round(rss_after),
+        "all_released_after_close_s": released_s,
+        "server_cpu_after_close": round(cpu_idle, 3),
+    }
 
 
 def main() -> None:
     sessions = int(sys.argv[1]) if len(sys.argv) > 1 else 20
     window = float(sys.argv[2]) if len(sys.argv) > 2 else 60.0
     mode = sys.argv[3] if len(sys.argv) > 3 else "ws"
+    rounds = int(sys.argv[4]) if len(sys.argv) > 4 else 1
     LOG.parent.mkdir(exist_ok=True)
     proc, url = serve(LOG)
     pid = proc.pid
+    rows = []
     try:
         with sync_playwright() as p:
             clients = {"browser": _Browsers, "ws": _WebsocketClients}[mode](p)
@@ -267,55 +312,29 @@ def main() -> None:
                 raise RuntimeError("the first session was not released")
             time.sleep(5)
             rss_base = _rss_mb(pid)
-            _say(f"baseline {rss_base:.0f} MB; opening {sessions} {clients.kind}")
-
-            sampler = _Sampler(pid)
-            sampler.start()
-            t_open = time.perf_counter()
-            stalled = clients.open(url, sessions)
-            ramp_s = time.perf_counter() - t_open
-            _say(f"all open after {ramp_s:.0f} s, {len(stalled)} not playing; window {window} s")
-            frames, spans, click_s = clients.run(window)
-            sampler.done.set()
-            clients.close()
-        released_s = _wait_released(sessions + 1)
-        time.sleep(5)
-        rss_after = _rss_mb(pid)
-        cpu0 = _cpu_s(pid)
-        time.sleep(10)
-        cpu_idle = (_cpu_s(pid) - cpu0) / 10
+            for r in range(rounds):  # a second round shows whether memory is reused
+                _say(f"round {r + 1}: opening {sessions} {clients.kind}")
+                rows.append(_round(clients, pid, url, sessions, window, 1 + sessions * (r + 1)))
     finally:
         stop(proc)
 
-    _say("frames per session in the window: " + " ".join(str(len(ts)) for ts in frames))
-    gaps = [b - a for ts in frames for a, b in itertools.pairwise(ts)]
-    fps = [len(ts) / (span / 1000) for ts, span in zip(frames, spans, strict=True)]
     errors, races = _log_errors(LOG.read_text())
-    row = {
-        "bench": "load_sessions",
-        "case": f"{sessions} {clients.kind} x {window:.0f} s, coupled EM demo pair N=2000",
-        "frames": sum(len(ts) for ts in frames),
-        "latency_p50_ms": round(_percentile(gaps, 50), 1),
-        "latency_p95_ms": round(_percentile(gaps, 95), 1),
-        "fps_per_session_min": round(min(fps), 2),
-        "fps_per_session_mean": round(sum(fps) / len(fps), 2),
-        "sessions_not_playing": len(stalled),
-        "pause_click_s": round(click_s, 2),
-        "sessions_without_result": getattr(clients, "lost", 0),
-        "all_playing_after_s": round(ramp_s, 1),
-        "server_log_errors": errors,
-        "server_log_closed_tab_races": races,
-        "rss_mb_idle": round(rss_idle),
-        "rss_mb_baseline": round(rss_base),
-        "rss_mb_peak": round(max(sampler.samples)),
-        "rss_mb_after": round(rss_after),
-        "all_released_after_close_s": released_s,
-        "server_cpu_after_close": round(cpu_idle, 3),
-        "peer": None,
-        "peer_s": None,
-        "ratio": None,
-    }
-    print(json.dumps(row))
+    for r, row in enumerate(rows):
+        head = {
+            "bench": "load_sessions",
+            "case": f"{sessions} {clients.kind} x {window:.0f} s, coupled EM demo pair N=2000"
+            + (f", round {r + 1}" if rounds > 1 else ""),
+        }
+        tail = {
+            "server_log_errors": errors,
+            "server_log_closed_tab_races": races,
+            "rss_mb_idle": round(rss_idle),
+            "rss_mb_baseline": round(rss_base),
+            "peer": None,
+            "peer_s": None,
+            "ratio": None,
+        }
+        print(json.dumps(head | row | tail))
 
 
 if __name__ == "__main__":
