@@ -44,8 +44,9 @@ def _live(ctx) -> int:
 
 
 def _trim_heap() -> None:
-    """Hand freed heap pages back to the system (glibc's ``malloc_trim``; else nothing):
-    without it a server's RSS stays at its peak after the sessions that caused it left."""
+    """Hand freed heap pages back to the system (glibc's ``malloc_trim``; else nothing).
+    It returns only what glibc holds free: most of a released session's memory stays
+    with Python's and XLA's allocators and is reused by later sessions (load test)."""
     name = ctypes.util.find_library("c")
     libc = ctypes.CDLL(name) if name else None
     if libc is not None and hasattr(libc, "malloc_trim"):
