@@ -4,7 +4,6 @@ session's start and release is one INFO line with the count of live sessions."""
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import gc
 import logging
 
@@ -47,10 +46,9 @@ def _trim_heap() -> None:
     """Hand freed heap pages back to the system (glibc's ``malloc_trim``; else nothing).
     It returns only what glibc holds free: most of a released session's memory stays
     with Python's and XLA's allocators and is reused by later sessions (load test)."""
-    name = ctypes.util.find_library("c")
-    libc = ctypes.CDLL(name) if name else None
-    if libc is not None and hasattr(libc, "malloc_trim"):
-        libc.malloc_trim(0)
+    process = ctypes.CDLL(None)  # the symbols already loaded, libc's among them
+    if hasattr(process, "malloc_trim"):
+        process.malloc_trim(0)
 
 
 def _released(ctx) -> None:

@@ -161,7 +161,7 @@ class _Browsers:
         ends = [pg.evaluate("performance.now()") for pg in pages]
         stamps = [pg.evaluate("window.gmmotFrames || []") for pg in pages]
         t = time.perf_counter()
-        first = next(pg for pg in pages if pg.evaluate("(window.gmmotFrames || []).length"))
+        first = next(pg for pg in pages if _frames(pg))
         first.get_by_role("button", name=re.compile("Pause")).click()
         first.get_by_role("button", name=re.compile("Play")).wait_for(timeout=60_000)
         click_s = time.perf_counter() - t
