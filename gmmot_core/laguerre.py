@@ -53,6 +53,13 @@ REUSE_WIDTH = 16  # cells of at most this many edges - 1 are reused from a nearb
 OVERFLOW_RING = 256  # they missed one and a cell had more ring candidates than kept
 
 
+# deepest-cut rounds over all candidates before the ones still cutting are compacted
+# (on uniform clouds a median of 7 and at most ~40 of ~50 remain after 5 rounds)
+FULL_ROUNDS = 5
+KEEP = 32
+# candidates per cell in the rescue against every Dirac (after the ball filter)
+RESCUE_KEEP = 64
+
 BOX_SIDES = jnp.array([-2, -3, -4, -5], jnp.int32)  # labels of the bottom, right, top, left
 
 
@@ -105,37 +112,51 @@ class Cells(NamedTuple):
 def _clip(poly, half_plane):
     """Clip one convex polygon (vertices [V,2], labels [V], count) by a.x <= b (label j).
 
-    Gather form: output slot ``o`` reads the source vertex ``t`` whose emitted run covers
-    it (a kept vertex, then possibly a crossing), found by comparing against the running
-    ends; no scatter, which is slow on CPU. Any pattern of inside runs is handled (a
-    polygon made slightly non-convex by round-off loses no area), and a vertex within
-    round-off of the line counts as inside, so cutting along an existing edge adds no
-    near-duplicate vertex."""
+    The kept vertices are the run of inside vertices around the deepest one; the output
+    is that run, rotated to the front, then the two crossings (a gather, O(V): no
+    scatter, which is slow on CPU). A vertex within round-off of the line counts as
+    inside, so cutting along an existing edge adds no near-duplicate vertex; in a polygon
+    made slightly non-convex by round-off, another inside run can only hold vertices
+    within round-off of the line, and dropping it loses no measurable area."""
     verts, labels, n = poly
     a, b, j = half_plane
     v = verts.shape[0]
     idx = jnp.arange(v)
     valid = idx < n
-    nxt = jnp.where(idx + 1 < n, idx + 1, 0)
     s = verts @ a - b
     slack = 8.0 * jnp.finfo(verts.dtype).eps * (jnp.abs(verts) @ jnp.abs(a) + jnp.abs(b))
     inside = s <= jnp.where(jnp.isfinite(slack), slack, 0.0)
-    sn = s[nxt]
-    inside_n = inside[nxt]
-    denom = jnp.where(s - sn == 0, 1.0, s - sn)
-    cross = verts + (s / denom)[:, None] * (verts[nxt] - verts)
-    emit_v = valid & inside
-    emit_x = valid & (inside != inside_n)
-    cnt = emit_v.astype(jnp.int32) + emit_x.astype(jnp.int32)
-    ends = jnp.cumsum(cnt)
-    total = ends[-1]
-    src = jnp.minimum(jnp.sum(ends[None, :] <= idx[:, None], 1), v - 1)  # [V]
-    is_vertex = emit_v[src] & (idx == ends[src] - cnt[src])
-    lab_x = jnp.where(inside, j, labels)  # leaving: the new edge lies on the cut line
+    out = valid & ~inside
+    any_out, any_in = jnp.any(out), jnp.any(valid & inside)
+    nn = jnp.maximum(n, 1)
+    deep = jnp.argmin(jnp.where(valid, s, jnp.inf))
+    fwd = jnp.min(jnp.where(out, jnp.where(idx >= deep, idx - deep, idx - deep + nn), v))
+    bwd = jnp.min(jnp.where(out, jnp.where(idx <= deep, deep - idx, deep - idx + nn), v))
+    first = (deep - bwd + 1 + nn) % nn  # the run is first .. first + r - 1
+    r = fwd + bwd - 1
+    last, after, before = (first + r - 1) % nn, (first + r) % nn, (first + nn - 1) % nn
+
+    def cross(p, q):
+        d = s[p] - s[q]
+        t = jnp.clip(s[p] / jnp.where(d == 0, 1.0, d), 0.0, 1.0)
+        return verts[p] + t * (verts[q] - verts[p])
+
+    src = (first + idx) % nn
+    run = (idx < r)[:, None]
+    out_v = jnp.where(run, verts[src], jnp.where((idx == r)[:, None], cross(last, after), 0.0))
+    out_v = jnp.where((idx == r + 1)[:, None], cross(before, first), out_v)
+    out_l = jnp.where(idx < r, labels[src], jnp.where(idx == r, j, labels[before]))
+    total = r + 2
     keep = idx < total
-    out = jnp.where(keep[:, None], jnp.where(is_vertex[:, None], verts[src], cross[src]), 0.0)
-    out_l = jnp.where(keep, jnp.where(is_vertex, labels[src], lab_x[src]), -1)
-    return (out, out_l, jnp.minimum(total, v).astype(jnp.int32)), total > v
+    out_v = jnp.where(keep[:, None] & any_in, out_v, 0.0)
+    out_l = jnp.where(keep & any_in, out_l, -1).astype(labels.dtype)
+    count = jnp.where(any_in, jnp.minimum(total, v), 0).astype(n.dtype)
+    clipped = (
+        jnp.where(any_out, out_v, verts),
+        jnp.where(any_out, out_l, labels),
+        jnp.where(any_out, count, n),
+    )
+    return clipped, any_out & any_in & (total > v)
 
 
 def default_budget(n: int, shape: tuple[int, int]) -> int:
@@ -180,7 +201,7 @@ def _clip_by(poly, a, b, cand, cols, ok):
     return poly, jnp.any(o)
 
 
-def _clip_rounds(poly, a, b, cand, batch: int, hint=None):
+def _clip_rounds(poly, a, b, cand, batch: int, hint=None, keep: int = 0):
     """Clip the polygons ``poly`` (``[M, V, 2]``, labels, counts) by every candidate
     half-plane (``a [M, C, 2]``, ``b [M, C]``, labels ``cand``) that cuts them, exactly.
 
@@ -189,8 +210,14 @@ def _clip_rounds(poly, a, b, cand, batch: int, hint=None):
     candidate cuts (the polygon's support function in its direction, minus ``b``, over
     ``|a|``) and clips by the ``batch`` deepest: like quickhull, deepest cuts reach the
     final cell in few rounds. A candidate that misses a polygon misses every later,
-    smaller one, so the loop ends when none cuts, after at most ``C`` rounds. Returns
-    the polygons and whether one ran out of vertices."""
+    smaller one, so the loop ends when none cuts, after at most ``C`` rounds.
+
+    ``keep > 0`` (and ``< C``): after :data:`FULL_ROUNDS` rounds, the candidates that
+    still cut each polygon (a handful: the rest were dropped by the first deep cuts) are
+    compacted to ``keep`` columns and the rounds go on over those alone, which makes a
+    round ``C / keep`` times cheaper. A polygon with more than ``keep`` is returned as it
+    is then, and marked ``truncated`` (it contains its cell; callers finish it).
+    Returns the polygons, whether one ran out of vertices and ``truncated [M]``."""
     m, c = b.shape
     v = poly[0].shape[1]
     col = jnp.arange(c)[None, :]
@@ -241,16 +268,37 @@ def _clip_rounds(poly, a, b, cand, batch: int, hint=None):
             over = over | o
         return poly, used, depth(poly, used), over, r + 1
 
+    if 0 < keep < c:
+        poly, _, deep, over, _ = jax.lax.while_loop(
+            lambda s: cond(s) & (s[4] < FULL_ROUNDS),
+            body,
+            (poly, used, depth(poly, used), over, jnp.asarray(0)),
+        )
+        live = deep > -jnp.inf
+        slot = jnp.cumsum(live, 1) - 1
+        rows = jnp.arange(m)[:, None]
+        cols = (
+            jnp.full((m, keep + 1), c, jnp.int32)
+            .at[rows, jnp.where(live & (slot < keep), slot, keep)]
+            .set(jnp.broadcast_to(col, (m, c)).astype(jnp.int32))[:, :keep]
+        )
+        some = cols < c
+        cols = jnp.minimum(cols, c - 1)
+        a_k = jnp.where(some[..., None], jnp.take_along_axis(a, cols[..., None], 1), 0.0)
+        b_k = jnp.where(some, jnp.take_along_axis(b, cols, 1), jnp.inf)
+        cand_k = jnp.where(some, jnp.take_along_axis(cand, cols, 1), -1)
+        poly, o, _ = _clip_rounds(poly, a_k, b_k, cand_k, batch)
+        return poly, over | o, jnp.sum(live, 1) > keep
     poly, _, _, over, _ = jax.lax.while_loop(
         cond, body, (poly, used, depth(poly, used), over, jnp.asarray(0))
     )
-    return poly, over
+    return poly, over, jnp.zeros((m,), bool)
 
 
 class Grid(NamedTuple):
     """Static sizes of the candidate search: ``bins`` per axis over the Diracs' bounding
-    box, at most ``cap`` Diracs per bin, a block of ``(2 radius + 1)^2`` bins around each
-    Dirac; ``bins = 0`` means every Dirac is a candidate. ``rescue``: how many cells
+    box, a block of ``(2 radius + 1)^2`` bins around each Dirac, at most ``cap`` Diracs
+    in each of its rows of ``2 radius + 1`` bins; ``bins = 0`` means every Dirac is a candidate. ``rescue``: how many cells
     whose block of bins does not certify them are rebuilt against every Dirac."""
 
     bins: int
@@ -261,15 +309,22 @@ class Grid(NamedTuple):
 
 def default_grid(n: int) -> Grid:
     """About two Diracs per bin, blocks of 5 x 5 bins (which certify ~97% of uniform
-    Voronoi cells) and a rescue of ``n / 16`` cells; all pairs when that is as cheap."""
+    Voronoi cells), 24 slots per row of 5 bins (10 Diracs on average: a uniform cloud
+    overflows one row in 10^4) and a rescue of ``n / 16`` cells; all pairs when that is
+    as cheap."""
     g = int(np.sqrt(n / 2.0))
-    return Grid(0, 0, 0) if n <= 256 or g < 7 else Grid(g, 8, 2, max(32, n // 16))
+    return Grid(0, 0, 0) if n <= 256 or g < 7 else Grid(g, 24, 2, max(32, n // 16))
 
 
 def _block_candidates(y, w, grid: Grid):
     """The Diracs in the block of bins around each ``y_i`` (``[N, C]``, -1 = none), a
     lower bound ``d_out [N]`` on the bisector distance of every Dirac outside the block
-    and whether a bin overflowed.
+    and whether a row of the block held more than ``grid.cap`` Diracs.
+
+    The Diracs are sorted by bin (row-major), so each of the block's ``2 r + 1`` rows of
+    bins is one contiguous range of that order: ``C = (2 r + 1) cap`` slots, filled from
+    the ranges without a per-bin table (a per-bin cap is hit far more often than a
+    per-row one, and pads the candidates with far more empty slots).
 
     The bound is taken per coarse bin ``B`` (at most 16 x 16 over the same box): a Dirac
     ``j`` in ``B`` outside the block lies at least ``D = max(dist(y_i, B), R_i)`` away
@@ -283,21 +338,20 @@ def _block_candidates(y, w, grid: Grid):
     cell = jnp.clip(jnp.floor((y - lo) / h).astype(jnp.int32), 0, g - 1)  # [N, 2]
     key = cell[:, 0] * g + cell[:, 1]
     order = jnp.argsort(key)
-    sorted_key = key[order]
-    start = jnp.searchsorted(sorted_key, jnp.arange(g * g), side="left")
-    count = jnp.searchsorted(sorted_key, jnp.arange(g * g), side="right") - start
+    start = jnp.searchsorted(key[order], jnp.arange(g * g + 1), side="left")  # [G*G + 1]
+    rows = cell[:, 0:1] + jnp.arange(-r, r + 1)[None, :]  # [N, 2r+1]
+    row_ok = (rows >= 0) & (rows < g)
+    rows = jnp.clip(rows, 0, g - 1) * g
+    first = rows + jnp.maximum(cell[:, 1:2] - r, 0)
+    stop = rows + jnp.minimum(cell[:, 1:2] + r, g - 1) + 1
+    begin = start[first]
+    length = jnp.where(row_ok, start[stop] - begin, 0)  # [N, 2r+1]
     slot = jnp.arange(cap)
-    table = jnp.where(
-        slot[None, :] < count[:, None],
-        order[jnp.clip(start[:, None] + slot[None, :], 0, n - 1)],
+    cand = jnp.where(
+        slot[None, None, :] < length[..., None],
+        order[jnp.clip(begin[..., None] + slot, 0, n - 1)],
         -1,
-    )  # [G*G, cap]
-    off = jnp.arange(-r, r + 1)
-    bx = cell[:, 0:1] + off[None, :]  # [N, 2r+1]
-    by = cell[:, 1:2] + off[None, :]
-    inside = ((bx >= 0) & (bx < g))[:, :, None] & ((by >= 0) & (by < g))[:, None, :]
-    bins = jnp.clip(bx, 0, g - 1)[:, :, None] * g + jnp.clip(by, 0, g - 1)[:, None, :]
-    cand = jnp.where(inside[..., None], table[bins], -1).reshape(n, -1)  # [N, C]
+    ).reshape(n, -1)  # [N, C]
     blo = lo + (cell - r).astype(y.dtype) * h
     bhi = lo + (cell + r + 1).astype(y.dtype) * h
     gap_lo = jnp.where(cell - r <= 0, jnp.inf, y - blo)
@@ -320,7 +374,7 @@ def _block_candidates(y, w, grid: Grid):
     bound = jnp.where(dist > 0, bound, -jnp.inf)
     bound = jnp.where(jnp.isfinite(dist) & jnp.isfinite(wmax)[None], bound, jnp.inf)
     d_out = jnp.min(bound, 1)
-    return cand, d_out, jnp.any(count > cap)
+    return cand, d_out, jnp.any(length > cap)
 
 
 def _reuse(y, w, lo, hi, labels, a, b, max_vertices: int):
@@ -488,7 +542,7 @@ def _reuse_or_clip(y, w, lo, hi, hint, a, b, ring, poly0, batch: int):
 
     def some(poly):
         live = (sel < n)[:, None]
-        sub, over = _clip_rounds(
+        sub, over, _ = _clip_rounds(
             jax.tree.map(lambda x: x[:m], poly0),
             a[rr],
             b[rr],
@@ -499,9 +553,51 @@ def _reuse_or_clip(y, w, lo, hi, hint, a, b, ring, poly0, batch: int):
         return tuple(x.at[sel].set(s, mode="drop") for x, s in zip(poly, sub, strict=True)), over
 
     def every(_poly):
-        return _clip_rounds(poly0, a, b, ring, batch, hint)
+        return _clip_rounds(poly0, a, b, ring, batch, hint)[:2]
 
     return jax.lax.cond(jnp.sum(~fit) > m, every, some, poly)
+
+
+def _rescue(y, w, sel, r2, state, batch: int):
+    """Finish the cells ``sel [m]`` (``n`` = none) against every Dirac.
+
+    Only the Diracs whose bisector lies closer to ``y_i`` than the farthest vertex of the
+    cell so far (``r2 [N]``: that distance squared) can still cut it; up to
+    :data:`RESCUE_KEEP` of them per cell are gathered and clipped by. Where a cell has
+    more, every Dirac is used for all of ``sel`` (exact, slower, rare)."""
+    verts, labels, count, over = state
+    n = y.shape[0]
+    live = sel < n
+    rr = jnp.where(live, sel, 0)
+    poly = (verts[rr], labels[rr], count[rr])
+    yi = y[rr]
+    # bisector of i and j at distance d = (|y_j - y_i|^2 + w_i - w_j) / (2 |y_j - y_i|)
+    # from y_i; it can cut the cell when d < r (always when d <= 0)
+    diff = y[None, :, :] - yi[:, None, :]  # [m, N, 2]
+    d2 = jnp.sum(diff**2, -1)
+    num = d2 + w[rr][:, None] - w[None, :]
+    near = (d2 > 0) & ((num <= 0) | (num**2 < 4.0 * r2[rr][:, None] * d2)) & live[:, None]
+    k = min(RESCUE_KEEP, n)
+    upto = jnp.cumsum(near, 1)
+    cols = jax.vmap(lambda c: jnp.searchsorted(c, jnp.arange(1, k + 1), side="left"))(upto)
+    cand_k = jnp.where(cols < n, cols, -1)  # [m, k]: the near Diracs, -1 padded
+
+    def few():
+        a, b, _ = _half_planes(y, w, rr, cand_k)
+        return _clip_rounds(poly, a, b, cand_k, batch)[:2]
+
+    def every():
+        cand = jnp.where(live[:, None], jnp.arange(n)[None, :], -1)
+        a, b, _ = _half_planes(y, w, rr, cand)
+        return _clip_rounds(poly, a, b, cand, batch)[:2]
+
+    new, o = jax.lax.cond(jnp.any(upto[:, -1] > k), every, few)
+    return (
+        verts.at[sel].set(new[0], mode="drop"),
+        labels.at[sel].set(new[1], mode="drop"),
+        count.at[sel].set(new[2], mode="drop"),
+        over | o,
+    )
 
 
 def power_cells(
@@ -546,7 +642,7 @@ def power_cells(
     if ring is not None:
         a, b, stacked = _half_planes(y, w, rows, ring)
         if hint is None:
-            (verts, labels, count), over = _clip_rounds(poly0, a, b, ring, batch, hint)
+            (verts, labels, count), over, _ = _clip_rounds(poly0, a, b, ring, batch, hint)
         else:
             (verts, labels, count), over = _reuse_or_clip(
                 y, w, lo, hi, hint, a, b, ring, poly0, batch
@@ -556,39 +652,27 @@ def power_cells(
     elif grid.bins == 0:
         cand = everyone(n)
         a, b, stacked = _half_planes(y, w, rows, cand)
-        (verts, labels, count), over = _clip_rounds(poly0, a, b, cand, batch, hint)
+        (verts, labels, count), over, _ = _clip_rounds(poly0, a, b, cand, batch, hint)
         uncertified = jnp.asarray(False)
         bin_over = jnp.asarray(False)
     else:
         cand, d_out, bin_over = _block_candidates(y, w, grid)
         a, b, stacked = _half_planes(y, w, rows, cand)
-        (verts, labels, count), over = _clip_rounds(poly0, a, b, cand, batch, hint)
+        (verts, labels, count), over, cut_on = _clip_rounds(
+            poly0, a, b, cand, batch, hint, keep=KEEP
+        )
         vmask = jnp.arange(max_vertices)[None, :] < count[:, None]
         r2 = jnp.max(jnp.where(vmask, jnp.sum((verts - y[:, None]) ** 2, -1), 0.0), 1)
-        bad = ~((d_out > 0) & (d_out**2 > r2)) & (count > 0)
+        bad = (~((d_out > 0) & (d_out**2 > r2)) | cut_on) & (count > 0)
         m = min(grid.rescue, n)
         sel = jnp.nonzero(bad, size=m, fill_value=n)[0]
         uncertified = jnp.sum(bad) > m
-
-        def rescue(state):
-            verts, labels, count, over = state
-            live = sel < n
-            rr = jnp.where(live, sel, 0)
-            cand_r = jnp.where(live[:, None], everyone(m), -1)
-            a, b, _ = _half_planes(y, w, rr, cand_r)
-            poly, o = _clip_rounds(
-                (verts[rr], labels[rr], count[rr]), a, b, cand_r, batch, labels[rr]
-            )
-            return (
-                verts.at[sel].set(poly[0], mode="drop"),
-                labels.at[sel].set(poly[1], mode="drop"),
-                count.at[sel].set(poly[2], mode="drop"),
-                over | o,
-            )
-
         if m > 0:
             verts, labels, count, over = jax.lax.cond(
-                jnp.any(bad), rescue, lambda s: s, (verts, labels, count, over)
+                jnp.any(bad),
+                lambda s: _rescue(y, w, sel, r2, s, batch),
+                lambda s: s,
+                (verts, labels, count, over),
             )
     status = (
         jnp.where(over, OVERFLOW_VERTICES, 0)

@@ -73,7 +73,7 @@ class Sizes(NamedTuple):
 
 def default_sizes(n: int, shape: tuple[int, int]) -> Sizes:
     """Sizes that fit near-uniform weights; :func:`grow_sizes` enlarges what runs out."""
-    return Sizes(32, default_budget(n, shape), default_grid(n), 16)
+    return Sizes(16, default_budget(n, shape), default_grid(n), 16)
 
 
 def grow_sizes(sizes: Sizes, status: int, n: int) -> Sizes | None:

@@ -163,7 +163,7 @@ def test_grid_candidates_give_the_all_pairs_diagram(x64, rng):
     w = rng.normal(size=400) * 2e-3
     w[:3] += 0.01  # three large cells
     full = power_cells(jnp.asarray(y), jnp.asarray(w), dens.lo, dens.hi, grid=Grid(0, 0, 0))
-    binned = power_cells(jnp.asarray(y), jnp.asarray(w), dens.lo, dens.hi, grid=Grid(8, 24, 1, 200))
+    binned = power_cells(jnp.asarray(y), jnp.asarray(w), dens.lo, dens.hi, grid=Grid(8, 64, 1, 200))
     assert int(full.status) == 0 and int(binned.status) == 0
     a = cell_integrals(full, jnp.asarray(y), dens, 16384)
     b = cell_integrals(binned, jnp.asarray(y), dens, 16384)
@@ -196,7 +196,7 @@ def test_too_few_rescued_cells_are_flagged_not_silent(x64, rng):
     dens = image_density(np.ones((8, 8)))
     y = jnp.asarray(rng.uniform(0, 1, (300, 2)))
     w = jnp.asarray(rng.normal(size=300) * 0.05)  # uneven: far Diracs cut many cells
-    cells = power_cells(y, w, dens.lo, dens.hi, grid=Grid(6, 24, 1, 2))
+    cells = power_cells(y, w, dens.lo, dens.hi, grid=Grid(6, 64, 1, 2))
     assert int(cells.status) & 2
 
 
