@@ -298,8 +298,9 @@ def _clip_rounds(poly, a, b, cand, batch: int, hint=None, keep: int = 0):
 class Grid(NamedTuple):
     """Static sizes of the candidate search: ``bins`` per axis over the Diracs' bounding
     box, a block of ``(2 radius + 1)^2`` bins around each Dirac, at most ``cap`` Diracs
-    in each of its rows of ``2 radius + 1`` bins; ``bins = 0`` means every Dirac is a candidate. ``rescue``: how many cells
-    whose block of bins does not certify them are rebuilt against every Dirac."""
+    in each of its rows of ``2 radius + 1`` bins; ``bins = 0`` means every Dirac is a
+    candidate. ``rescue``: how many cells whose block of bins does not certify them are
+    rebuilt against every Dirac."""
 
     bins: int
     cap: int
