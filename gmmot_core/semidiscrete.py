@@ -234,6 +234,11 @@ COLD_ENOUGH = 0.1
 # STAGE_STEP after a continuation stage changed the density under the weights (a full step
 # then overshoots: measured on the tutorial target, N = 1000, 45 -> 31 diagrams)
 LS_GROWTH = 2.0
+# Newton on log m - log nu until every cell is within this factor of its target mass
+LOG_UNTIL = 0.5
+# KMT's mass floor is relaxed by this factor in the log phase, whose residual already
+# grows without bound as a cell empties
+LOG_FLOOR = 0.01
 STAGE_STEP = 0.125
 INIT, STAGE, TRIAL = 0, 1, 2  # what the Newton loop evaluates next (see _newton)
 
@@ -306,6 +311,7 @@ class _Loop(NamedTuple):
     near: jax.Array
     eps0: jax.Array
     e0: jax.Array
+    logres: jax.Array
     empty: jax.Array
     stalled: jax.Array
     done: jax.Array
@@ -324,7 +330,13 @@ def _newton(
     holds less than ``COLD_ENOUGH min(nu)`` runs through the stages of :data:`BLEND`: the
     density mixed with a decreasing share of the uniform one, each solved loosely from
     the last, so that cells over almost no mass grow while the Hessian still sees them;
-    otherwise the density is solved at once."""
+    otherwise the density is solved at once.
+
+    Each stage starts with Newton on ``log m - log nu`` (acceptance by its norm, and a
+    mass floor :data:`LOG_FLOOR` times KMT's) until every cell is within
+    :data:`LOG_UNTIL` of its target, then goes on with ``m - nu``: a cell near empty
+    is grown by a factor per step, instead of by ``nu - m`` all at once, which
+    squeezes its neighbours (on the tutorial target at N = 5000: 77 -> 41 diagrams)."""
     dt = y.dtype
     n = y.shape[0]
     last = len(BLEND) - 1
@@ -337,6 +349,16 @@ def _newton(
 
     def err(ints):
         return jnp.max(jnp.abs(ints.mass - nu))
+
+    tiny = jnp.finfo(dt).tiny
+    log_ok = jnp.min(nu) > 0
+    log_nu = jnp.log(jnp.maximum(nu, tiny))
+
+    def residual(ints, logres):
+        # log m - log nu while far (cells near empty are grown by factors, not by
+        # nu - m, which overshoots their neighbours), then m - nu
+        m = ints.mass
+        return jnp.where(logres, jnp.log(jnp.maximum(m, tiny)) - log_nu, m - nu)
 
     def body(s: _Loop) -> _Loop:
         share = jnp.where(s.phase == INIT, 0.0, blend[s.k])
@@ -360,9 +382,9 @@ def _newton(
         trial = s.phase == TRIAL
         inexact = (ints_x.status & SIZE_BITS) != 0
         rejected = (
-            (min_m < s.eps0)
+            (min_m < jnp.where(s.logres, LOG_FLOOR, 1.0) * s.eps0)
             | ((ints_x.status & RING_MISS) != 0)
-            | ~(jnp.linalg.norm(ints_x.mass - nu) <= (1.0 - s.t / 2.0) * s.e0)
+            | ~(jnp.linalg.norm(residual(ints_x, s.logres)) <= (1.0 - s.t / 2.0) * s.e0)
         )
         ok = trial & ~inexact & ~rejected
         give_up = trial & ~ok & ((inexact & (s.tries >= SIZE_PATIENCE)) | (s.tries >= 60))
@@ -387,15 +409,20 @@ def _newton(
         finished = (converged & (k == last)) | (accepted & ~converged & (it >= max_iterations))
         needs_stage = start & (k_start < last)  # a cold start's first stage is blended
         go = accepted & ~converged & ~finished & ~stalled & ~needs_stage
-        e0 = jnp.linalg.norm(ints.mass - nu)
+        near_nu = jnp.max(jnp.abs(ints.mass - nu) / jnp.where(nu > 0, nu, 1.0)) <= LOG_UNTIL
+        logres = log_ok & jnp.where(stage_start, ~near_nu, s.logres & ~(accepted & near_nu))
+        e0 = jnp.linalg.norm(residual(ints, logres))
 
         def direction():
             matvec, diag = _laplacian(y, ints)
             # inexact Newton: the linear solve only as accurate as the step can use
             # (relative residual <= min(0.1, relative error^2)): cheap far away,
             # quadratic near the end
-            forcing = jnp.clip((e0 / jnp.linalg.norm(nu)) ** 2, cg_tol, 0.1)
-            return _cg(matvec, diag, nu - ints.mass, cg_iterations, forcing)
+            rel = jnp.where(logres, e0 / jnp.sqrt(n), e0 / jnp.linalg.norm(nu))
+            forcing = jnp.clip(rel**2, cg_tol, 0.1)
+            # log residual: d log m = (L d) / m, so L d = -m (log m - log nu)
+            rhs = jnp.where(logres, -ints.mass * residual(ints, True), nu - ints.mass)
+            return _cg(matvec, diag, rhs, cg_iterations, forcing)
 
         d = jax.lax.cond(go, direction, lambda: s.d)
         t_prev = jnp.where(ok, s.t, s.t_prev)
@@ -427,6 +454,7 @@ def _newton(
             s.near | accepted | redo,
             eps0,
             jnp.where(go, e0, s.e0),
+            jnp.where(go, logres, s.logres),
             s.empty | (start & (eps_start <= 0)),
             s.stalled | stalled,
             s.done | finished,
@@ -457,6 +485,7 @@ def _newton(
         with_hint,
         jnp.asarray(0.0, dt),
         jnp.asarray(0.0, dt),
+        jnp.asarray(False),
         jnp.asarray(False),
         jnp.asarray(False),
         jnp.asarray(False),
