@@ -653,7 +653,15 @@ def power_cells(
     elif grid.bins == 0:
         cand = everyone(n)
         a, b, stacked = _half_planes(y, w, rows, cand)
-        (verts, labels, count), over, _ = _clip_rounds(poly0, a, b, cand, batch, hint)
+        (verts, labels, count), over, cut_on = _clip_rounds(
+            poly0, a, b, cand, batch, hint, keep=KEEP
+        )
+        (verts, labels, count), over = jax.lax.cond(
+            jnp.any(cut_on),
+            lambda p: _clip_rounds(p[0], a, b, cand, batch)[:2],
+            lambda p: p,
+            ((verts, labels, count), over),
+        )
         uncertified = jnp.asarray(False)
         bin_over = jnp.asarray(False)
     else:
