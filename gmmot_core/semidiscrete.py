@@ -263,13 +263,15 @@ def _blend(density: ImageDensity, s) -> ImageDensity:
 def _evaluate(y, w, density: ImageDensity, sizes: Sizes, labels, near, fallback):
     """The one cell builder of a solve: cells of ``(y, w)`` and their integrals.
 
-    All pairs when ``sizes.grid`` says so (small N: no candidate search is cheaper).
+    All pairs when ``sizes.grid`` says so (small N: no candidate search is cheaper),
+    clipped first by the neighbours in ``labels`` (the last diagram's: most cells are
+    then final after that one pass; a ring and cell reuse cost more at this size).
     Otherwise, with ``near`` (traced), the ring candidates of the nearby diagram
     ``labels [N, V]``; where they miss a cut and ``fallback`` (traced) is set, or
     without ``near``, the candidate grid. A miss left is flagged RING_MISS."""
     lo, hi, v = density.lo, density.hi, sizes.max_vertices
     if sizes.grid.bins == 0:
-        cells = power_cells(y, w, lo, hi, v, sizes.grid)
+        cells = power_cells(y, w, lo, hi, v, sizes.grid, labels)
     else:
         n = y.shape[0]
         missed = Cells(
