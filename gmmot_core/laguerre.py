@@ -201,6 +201,16 @@ def _clip_by(poly, a, b, cand, cols, ok):
     return poly, jnp.any(o)
 
 
+def _first_true(mask, k: int):
+    """Columns of the first ``k`` true entries of each row of ``mask [M, C]`` (``C`` where
+    a row has fewer), and the running count of true entries ``[M, C]`` (its last column:
+    how many each row has). A binary search per slot, no scatter (slow on CPU)."""
+    upto = jnp.cumsum(mask, 1, dtype=jnp.int32)
+    slots = jnp.arange(1, k + 1, dtype=jnp.int32)
+    cols = jax.vmap(lambda row: jnp.searchsorted(row, slots, side="left"))(upto)
+    return cols.astype(jnp.int32), upto
+
+
 def _clip_rounds(poly, a, b, cand, batch: int, hint=None, keep: int = 0):
     """Clip the polygons ``poly`` (``[M, V, 2]``, labels, counts) by every candidate
     half-plane (``a [M, C, 2]``, ``b [M, C]``, labels ``cand``) that cuts them, exactly.
@@ -275,20 +285,14 @@ def _clip_rounds(poly, a, b, cand, batch: int, hint=None, keep: int = 0):
             (poly, used, depth(poly, used), over, jnp.asarray(0)),
         )
         live = deep > -jnp.inf
-        slot = jnp.cumsum(live, 1) - 1
-        rows = jnp.arange(m)[:, None]
-        cols = (
-            jnp.full((m, keep + 1), c, jnp.int32)
-            .at[rows, jnp.where(live & (slot < keep), slot, keep)]
-            .set(jnp.broadcast_to(col, (m, c)).astype(jnp.int32))[:, :keep]
-        )
+        cols, upto = _first_true(live, keep)
         some = cols < c
         cols = jnp.minimum(cols, c - 1)
         a_k = jnp.where(some[..., None], jnp.take_along_axis(a, cols[..., None], 1), 0.0)
         b_k = jnp.where(some, jnp.take_along_axis(b, cols, 1), jnp.inf)
         cand_k = jnp.where(some, jnp.take_along_axis(cand, cols, 1), -1)
         poly, o, _ = _clip_rounds(poly, a_k, b_k, cand_k, batch)
-        return poly, over | o, jnp.sum(live, 1) > keep
+        return poly, over | o, upto[:, -1] > keep
     poly, _, _, over, _ = jax.lax.while_loop(
         cond, body, (poly, used, depth(poly, used), over, jnp.asarray(0))
     )
@@ -579,8 +583,7 @@ def _rescue(y, w, sel, r2, state, batch: int):
     num = d2 + w[rr][:, None] - w[None, :]
     near = (d2 > 0) & ((num <= 0) | (num**2 < 4.0 * r2[rr][:, None] * d2)) & live[:, None]
     k = min(RESCUE_KEEP, n)
-    upto = jnp.cumsum(near, 1)
-    cols = jax.vmap(lambda c: jnp.searchsorted(c, jnp.arange(1, k + 1), side="left"))(upto)
+    cols, upto = _first_true(near, k)
     cand_k = jnp.where(cols < n, cols, -1)  # [m, k]: the near Diracs, -1 padded
 
     def few():
