@@ -519,7 +519,7 @@ def solve_weights(
     Each step solves ``L d = nu - m`` by CG and halves ``t`` (from 4x the last accepted
     step) until no cell holds less than ``eps0 = min(min nu, min m(w0)) / 2`` and
     ``|m - nu|`` decreased by ``(1 - t/2)``. When a size ran out (flagged in ``status``)
-    the solve is repeated with it doubled, from the last weights. Under ``jax.jit`` there
+    the solve is repeated with it doubled, from ``w0`` again. Under ``jax.jit`` there
     is no repeat: the flags are returned.
     """
     y = jnp.asarray(y)
@@ -536,8 +536,8 @@ def solve_weights(
         if bigger is None or not int(res.status) & SIZE_BITS:
             return res._replace(sizes=sizes)
         sizes = bigger
-        # restart from the last weights whose diagram was exact, else from the start
-        w = res.weights if not int(res.integrals.status) & SIZE_BITS else w
+        # from the start again: mid-solve weights are no cold start (the continuation
+        # from them crawled, 100 Newton steps of tiny steps, where a size ran out mid-way)
 
 
 def _uniform(positions, nu):

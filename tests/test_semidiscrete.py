@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from gmmot_core.descent import descend, descent_init
-from gmmot_core.laguerre import STACKED, image_density
-from gmmot_core.semidiscrete import EMPTY_CELL, NOT_CONVERGED, solve_weights, w2
+from gmmot_core.laguerre import STACKED, Grid, image_density
+from gmmot_core.semidiscrete import EMPTY_CELL, NOT_CONVERGED, Sizes, solve_weights, w2
 
 W2_REFERENCE = 5.039501324528e-02
 TOL = 1e-11
@@ -128,3 +128,24 @@ def test_a_cell_over_zero_density_is_flagged_not_looped(x64):
     res = solve_weights(y, jnp.full(3, 1 / 3), dens)
     assert int(res.status) & EMPTY_CELL
     assert int(res.iterations) == 0
+
+
+@pytest.mark.slow
+def test_sizes_that_run_out_are_grown_and_the_solve_still_converges(tutorial):
+    """Static sizes too small (8 vertex slots, a quarter of the boundary pieces, 6 slots
+    per row of bins) are flagged inside the jitted solve, grown on the host and the solve
+    re-run from its start: it ends converged with larger sizes, and with the same weights
+    as a solve that never ran out (both to the 1e-11 tolerance)."""
+    _, dens, _, _ = tutorial
+    y = jnp.asarray(np.random.default_rng(3).uniform(0.05, 0.95, (400, 2)))
+    nu = jnp.full(400, 1.0 / 400)
+    tiny = Sizes(8, 8192, Grid(14, 6, 2, 32), 16)
+    grown = solve_weights(y, nu, dens, tol=TOL, sizes=tiny)
+    plain = solve_weights(y, nu, dens, tol=TOL)
+    assert int(grown.status) == 0 and int(plain.status) == 0
+    assert grown.sizes.max_vertices > 8 and grown.sizes.pieces > 8192
+    assert grown.sizes.grid.cap > 6
+    # weights are defined up to a constant
+    dw = np.asarray(grown.weights - plain.weights)
+    assert np.ptp(dw) < 1e-8
+    assert float(jnp.max(jnp.abs(grown.integrals.mass - nu))) <= TOL
