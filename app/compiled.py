@@ -7,6 +7,7 @@ start (``panel serve --setup app/warmup.py``) so the first page load is fast.
 
 from __future__ import annotations
 
+import gc
 from functools import partial
 
 import jax
@@ -16,7 +17,46 @@ import numpy as np
 from gmmot_core import GMM, fit_em, kmeans_pp, log_prob, log_responsibilities
 from gmmot_core.gmm_ot import interpolate, mean_map
 
-__all__ = ["IndependentFit", "independent_fit", "map_images", "transport_frame", "warm_up"]
+__all__ = [
+    "IndependentFit",
+    "independent_fit",
+    "map_images",
+    "release_if_crowded",
+    "transport_frame",
+    "warm_up",
+]
+
+#: Share of the kernel's memory-map budget past which compiled executables are dropped.
+CROWDED = 0.5
+
+
+def _count_lines(path: str) -> int:
+    with open(path, "rb") as f:
+        return sum(1 for _ in f)
+
+
+def release_if_crowded(fraction: float | None = None, limit: int | None = None) -> bool:
+    """Drop every compiled executable when this process's memory maps pass ``fraction``
+    (default ``CROWDED``) of ``limit`` (default: the kernel's ``vm.max_map_count``, 65,530 here).
+
+    Each XLA:CPU executable keeps its own maps (a semi-discrete solve: 1,000-2,500), so a
+    server that compiles many shapes (new N, image sizes, K) would reach the limit and
+    segfault in the next compile. Called before anything that may compile a new shape;
+    the shapes still in use recompile on their next call (from the persistent cache when
+    it is on). Returns whether it released; ``False`` where ``/proc`` is missing.
+    """
+    try:
+        if limit is None:
+            with open("/proc/sys/vm/max_map_count") as f:
+                limit = int(f.read())
+        used = _count_lines("/proc/self/maps")
+    except OSError:
+        return False
+    if used < (CROWDED if fraction is None else fraction) * limit:
+        return False
+    jax.clear_caches()
+    gc.collect()
+    return True
 
 
 class IndependentFit:

@@ -82,7 +82,7 @@ def descent_init(positions, density: ImageDensity, nu, tol=None, sizes: Sizes | 
     return _state(y, res, jnp.asarray(0)), res.sizes
 
 
-@partial(jax.jit, static_argnames=("sizes", "steps", "max_iterations", "with_cells"))
+@partial(jax.jit, static_argnames=("sizes", "length", "max_iterations", "with_cells"))
 def _run(
     state,
     density,
@@ -90,22 +90,26 @@ def _run(
     lr,
     lloyd,
     tol,
+    steps,
     sizes: Sizes,
-    steps: int,
+    length: int,
     max_iterations: int,
     with_cells: bool = False,
 ):
-    def one(s: DescentState, _):
+    def step(s: DescentState) -> DescentState:
         y = jnp.where(lloyd, s.barycenters, s.positions - lr * s.grad)
         res = _newton(y, nu, density, s.weights, tol, sizes, max_iterations, 4000, s.labels)
         new = _state(y, res, s.step + 1)
         # a flagged step is not taken: the run freezes and the host sees the flag
         keep = (s.status & STOP_BITS) != 0
         out = jax.tree.map(lambda a, b: jnp.where(keep, a, b), s, new)
-        out = out._replace(status=s.status | new.status)
+        return out._replace(status=s.status | new.status)
+
+    def one(s: DescentState, i):
+        out = jax.lax.cond(i < steps, step, lambda s: s, s)  # steps is traced: no recompile
         return out, Trace(out.w2, jnp.max(jnp.abs(out.masses - nu)) / jnp.mean(nu))
 
-    state, trace = jax.lax.scan(one, state, None, length=steps)
+    state, trace = jax.lax.scan(one, state, jnp.arange(length))
     if not with_cells:
         return state, trace, None
     return state, trace, _cells(state, density, sizes)
@@ -133,21 +137,28 @@ def descend(
     tol=None,
     max_iterations: int = 50,
     with_cells: bool = False,
+    length: int | None = None,
 ):
     """``steps`` gradient (``lr``) or Lloyd (``lloyd`` True) steps from ``state``.
 
-    Returns ``(state, trace, sizes, cells)`` (:class:`Trace` of the steps) (``cells`` of the final
-    state, in the same jitted call, when ``with_cells``; else None); when a diagram ran
-    out of a static size the whole run is repeated from ``state`` with larger sizes
-    (a recompile)."""
+    Returns ``(state, trace, sizes, cells)`` (:class:`Trace` of the steps, ``[length]``;
+    entries past ``steps`` repeat the last state) (``cells`` of the final state, in the same
+    jitted call, when ``with_cells``; else None). ``length >= steps`` (default ``steps``)
+    is the compiled scan length, so any ``steps`` up to it reuses one executable. When a
+    diagram ran out of a static size the whole run is repeated from ``state`` with larger
+    sizes (a recompile)."""
     dt = state.positions.dtype
     tol = jnp.asarray((1e-8 if dt == jnp.float64 else 1e-5) if tol is None else tol, dt)
     lr, lloyd = jnp.asarray(lr, dt), jnp.asarray(lloyd, bool)
     n = state.positions.shape[0]
+    length = steps if length is None else length
+    if not 0 <= steps <= length:
+        raise ValueError(f"steps = {steps} must lie in [0, length = {length}]")
     while True:
         new, trace, cells = _run(
-            state, density, nu, lr, lloyd, tol, sizes, steps, max_iterations, with_cells
-        )
+            state, density, nu, lr, lloyd, tol, jnp.int32(steps), sizes, length, max_iterations,
+            with_cells,
+        )  # fmt: skip
         bits = int(new.status) & ~int(state.status)
         bigger = grow_sizes(sizes, bits, n) if bits & SIZE_BITS else None
         if bigger is None:

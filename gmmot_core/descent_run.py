@@ -38,6 +38,7 @@ __all__ = [
 
 DESCENT_SPEC_VERSION = 1
 HISTORY = 500  # frames kept for looking back (positions and weights of each)
+FRAME_STEPS = 10  # frames of up to this many steps share one compiled descent
 MAX_INLINE_PIXELS = 512 * 512
 
 TARGETS = ("tutorial two peaks", "gaussian mixture", "uploaded image")
@@ -221,8 +222,9 @@ class DescentRun:
             return
         with jax.enable_x64(True):
             state, trace, self.sizes, cells = descend(
-                self.state, self.density, self.nu, lr, lloyd, steps, self.sizes, with_cells=True
-            )
+                self.state, self.density, self.nu, lr, lloyd, steps, self.sizes, with_cells=True,
+                length=max(steps, FRAME_STEPS),
+            )  # fmt: skip
             state, trace, cells = jax.device_get((state, trace, cells))
         self.segments.append([int(steps), float(lr), bool(lloyd)])
         done = int(state.step) - int(self.state.step)

@@ -1,12 +1,18 @@
 """The app's Python objects driven directly (no browser): sessions are independent,
 knobs act without recompiling, bad uploads keep the last good data."""
 
+import os
 import re
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from app import compiled
+from app.compiled import release_if_crowded
 from app.screens.coupled_em import CoupledEMScreen
+from app.screens.descent import DescentScreen
 from gmmot_core.runs import _frame
 
 
@@ -202,3 +208,42 @@ def test_session_release_is_logged_with_the_sessions_left(caplog):
         "session b released (2 live)",
         "session c released (0 live)",
     ]
+
+
+def _maps() -> int:
+    with open("/proc/self/maps", "rb") as f:
+        return sum(1 for _ in f)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="needs Linux /proc")
+def test_compiled_executables_are_released_when_maps_crowd():
+    """A long-running server compiling many shapes must not reach vm.max_map_count (it
+    segfaults in the next compile); past the threshold every executable is dropped."""
+    f = jax.jit(lambda x: jnp.sin(x) @ x.T)
+    for k in range(1, 40):
+        f(jnp.ones((k, 3)))
+    before = _maps()
+    assert not release_if_crowded(limit=10**9)  # far from the limit: nothing dropped
+    assert f._cache_size() == 39
+    assert release_if_crowded(fraction=0.5, limit=before)
+    assert f._cache_size() == 0
+    assert _maps() < before
+    assert np.allclose(f(jnp.ones((2, 3))), np.sin(1.0) * 3)  # recompiles on the next call
+
+
+def test_screens_keep_working_after_a_release(screen, monkeypatch):
+    """With the threshold at zero every data change drops all executables; the screens
+    recompile what they need and go on."""
+    monkeypatch.setattr(compiled, "CROWDED", 0.0)
+    before = int(screen.runner.view["iteration"])
+    rows = "\n".join(f"{x},{y}" for x, y in np.random.default_rng(3).normal(size=(123, 2)))
+    screen.upload0.filename = "released.csv"
+    screen._on_upload(0, type("E", (), {"new": ("x,y\n" + rows).encode()})())
+    assert screen.runner.points0.shape == (123, 2)
+    screen._tick()
+    assert int(screen.runner.view["iteration"]) > 0
+    descent = DescentScreen()
+    descent.w_n.value = 37  # a new N: released, then compiled again
+    view = descent.run.step()
+    assert view["positions"].shape == (37, 2) and view["step"] == descent.run.steps_per_frame
+    assert np.isfinite(view["w2"]).all() and int(screen.runner.view["iteration"]) > before

@@ -124,6 +124,24 @@ def test_lloyd_lowers_w2_and_keeps_masses_exact(run):
     assert not run.view["messages"]
 
 
+def test_steps_per_frame_does_not_recompile_or_change_the_numbers():
+    """The steps-per-frame slider is traced: frames of 1..FRAME_STEPS steps share one
+    executable (a recompile costs seconds and ~10,000 memory maps), and 3 frames of one
+    step land on the very same numbers as one frame of three."""
+    from gmmot_core.descent import _run
+
+    a = DescentRun({"preset": "tutorial two peaks", "res": 64}, n=60, seed=3)
+    b = DescentRun({"preset": "tutorial two peaks", "res": 64}, n=60, seed=3)
+    a.play(1, 100.0, True)
+    compiled = _run._cache_size()
+    a.play(2, 100.0, True)
+    b.play(3, 100.0, True)
+    assert _run._cache_size() == compiled
+    assert a.view["step"] == b.view["step"] == 3
+    assert np.array_equal(a.view["positions"], b.view["positions"])
+    assert a.w2 == b.w2 and len(a.w2) == 4
+
+
 def test_spec_replays_the_same_numbers(run, tmp_path):
     text = run.spec().to_json()
     again = replay_descent(DescentSpec.from_dict(json.loads(text)))

@@ -22,6 +22,7 @@ from app.barycenter_plots import (
     place_labels,
     support_data,
 )
+from app.compiled import release_if_crowded
 from app.controls import PlayControls, download_buttons
 from app.descent_plots import trace_data, trace_figure
 from app.playback import Playback
@@ -185,6 +186,7 @@ class BarycenterScreen(PlayControls, pn.viewable.Viewer):
     def _rebuild(self, _event=None) -> None:
         """A new run for the current inputs and support; the old one stays on failure."""
         self._pause()
+        release_if_crowded()  # new input shapes compile a new step
         try:
             spec = BarycenterSpec.from_dict(json.loads(self._spec().to_json()))
             run = BarycenterRun(spec)

@@ -10,7 +10,7 @@ import numpy as np
 import panel as pn
 import param
 
-from app.compiled import independent_fit
+from app.compiled import independent_fit, release_if_crowded
 from app.controls import PlayControls, download_buttons
 from app.models import DataSource
 from app.playback import Playback
@@ -241,6 +241,7 @@ class CoupledEMScreen(PlayControls, pn.viewable.Viewer):
             if not self.w_baseline.value:
                 src["baseline"].data = {"xs": [], "ys": []}
                 continue
+            release_if_crowded()
             fit = independent_fit(
                 pts, self.runner.structure.k, 30, seed=i, point_weights=self._weights[i]
             )
@@ -270,6 +271,7 @@ class CoupledEMScreen(PlayControls, pn.viewable.Viewer):
     def _on_k(self, _event=None) -> None:
         if self.w_k.value == self.runner.structure.k:
             return  # e.g. the slider put back after a refused K: the run goes on
+        release_if_crowded()
         try:
             view = self.runner.set_structure(k=self.w_k.value)
         except ValueError as exc:  # keep the run; the slider goes back
@@ -288,6 +290,7 @@ class CoupledEMScreen(PlayControls, pn.viewable.Viewer):
 
     def _replace_data(self, clouds, weights, data: dict) -> None:
         old = (self._clouds, self._weights, self.runner)
+        release_if_crowded()  # new cloud sizes compile a new step
         try:
             runner = CoupledEMRun(
                 *clouds,

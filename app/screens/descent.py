@@ -9,6 +9,7 @@ import numpy as np
 import panel as pn
 import param
 
+from app.compiled import release_if_crowded
 from app.controls import PlayControls, download_buttons
 from app.descent_plots import (
     cells_data,
@@ -20,7 +21,7 @@ from app.descent_plots import (
 )
 from app.playback import Playback
 from app.upload import ChunkedUpload
-from gmmot_core.descent_run import DescentRun, descent_results
+from gmmot_core.descent_run import FRAME_STEPS, DescentRun, descent_results
 from gmmot_core.figure import descent_figure
 from gmmot_core.targets import (
     MAX_IMAGE_BYTES,
@@ -73,7 +74,9 @@ class DescentScreen(PlayControls, pn.viewable.Viewer):
         self.w_seed = pn.widgets.IntInput(label="seed", value=0, start=0, end=2**31 - 1)
         self.w_lr = pn.widgets.DiscreteSlider(label="learning rate", options=LR, value=LR["100"])
         self.w_lloyd = pn.widgets.Switch(value=True)
-        self.w_steps = pn.widgets.IntSlider(label="steps per frame", start=1, end=10, value=1)
+        self.w_steps = pn.widgets.IntSlider(
+            label="steps per frame", start=1, end=FRAME_STEPS, value=1
+        )  # any value reuses one compiled descent
         self.b_play = pn.widgets.Button(label="▶ Play", color="primary")
         self.b_step = pn.widgets.Button(label="Step")
         self.b_reset = pn.widgets.Button(label="Reset")
@@ -161,6 +164,7 @@ class DescentScreen(PlayControls, pn.viewable.Viewer):
     def _rebuild(self, _event=None) -> None:
         """A new run for the current target and Diracs; the old one stays on failure."""
         self._pause()
+        release_if_crowded()  # a new N or image size compiles a new solver
         try:
             target, values = self._target()
             run = DescentRun(target, self.w_n.value, self.w_init.value, self.w_seed.value, values)

@@ -14,7 +14,7 @@ from bokeh.models import ColumnDataSource
 from bokeh.plotting import figure
 
 from app.barycenter_plots import contour_data
-from app.compiled import map_images, transport_frame
+from app.compiled import map_images, release_if_crowded, transport_frame
 from app.controls import PlayControls, download_buttons
 from app.playback import Playback
 from gmmot_core.barycenter_run import notebook_levels
@@ -119,6 +119,7 @@ class TransportScreen(PlayControls, pn.viewable.Viewer):
         cloud = cloud[np.all(np.isfinite(cloud), axis=1)]
         pick = np.random.default_rng(0).choice(len(cloud), min(self.w_n.value, len(cloud)), False)
         points = cloud[pick]
+        release_if_crowded()  # each arrow count is a shape
         images = np.asarray(jax.device_get(map_images(points, g0, g1, coupling)))
         means = np.concatenate([g0.means, g1.means])
         var = np.trace(np.concatenate([g0.covs, g1.covs]), axis1=1, axis2=2)
