@@ -265,7 +265,7 @@ def step(state: BarycenterState, inputs: Inputs, config: BarycenterConfig) -> Ba
 
 def run(state: BarycenterState, inputs: Inputs, config: BarycenterConfig, k: int):
     """Up to ``k`` steps in a ``lax.while_loop`` that stops once ``done`` (jit with
-    ``config`` and ``k`` static)."""
+    ``config`` static; ``k`` may be traced)."""
 
     def cond(carry):
         s, i = carry

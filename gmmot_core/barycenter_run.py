@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any
 
 import jax
@@ -45,9 +44,9 @@ RIDGE = 40.0  # distance of the generator's mixtures from the origin
 MAX_INPUTS, MAX_COMPONENTS, MAX_BAR_SIZE = 8, 20, 64
 
 
-@partial(jax.jit, static_argnames="k")
-def _frame(state: bc.BarycenterState, inputs: bc.Inputs, k: int) -> bc.BarycenterState:
-    return bc.run(state, inputs, CONFIG, k)
+@jax.jit
+def _frame(state: bc.BarycenterState, inputs: bc.Inputs, k) -> bc.BarycenterState:
+    return bc.run(state, inputs, CONFIG, k)  # k traced: any iterations per frame, one compile
 
 
 _restart = jax.jit(bc.restart)
@@ -253,7 +252,7 @@ class BarycenterRun:
         before = 0 if restart else int(self.state.iteration)
         if not restart and bool(self.state.done):
             return
-        state = jax.device_get(_frame(state, self.inputs, int(steps)))
+        state = jax.device_get(_frame(state, self.inputs, jnp.int32(steps)))
         self.segments.append([int(steps), [float(x) for x in lambdas], float(epsilon), restart])
         new = np.asarray(state.costs)[before : int(state.iteration)]
         self.costs.extend(float(x) for x in new)

@@ -18,6 +18,7 @@ step that produces non-finite parameters is rolled back to the last good mixture
 
 from __future__ import annotations
 
+from functools import partial
 from typing import NamedTuple
 
 import jax
@@ -233,25 +234,26 @@ def _objective(params, fixed_raw1, stats0, stats1, knobs, init_fg, config):
     return objective, (q0, q1, out.reg_ot_cost, out.n_iters, out.converged, out.f, out.g)
 
 
-def _m_step(state: CoupledEMState, stats0, stats1, config: CoupledEMConfig):
+def _m_step(state: CoupledEMState, stats0, stats1, config: CoupledEMConfig, m_steps):
     opt = _optimizer(state.knobs.learning_rate)
     params = _params(state.raw0, state.raw1, config)
-    grad_fn = jax.value_and_grad(_objective, has_aux=True)
+    grad_fn = jax.value_and_grad(partial(_objective, config=config), has_aux=True)
 
-    def body(carry, _):
-        params, adam, f, g = carry
-        (value, aux), grads = grad_fn(
-            params, state.raw1, stats0, stats1, state.knobs, (f, g), config
-        )
+    def body(i, carry):
+        params, adam, f, g, first, _ = carry
+        (value, aux), grads = grad_fn(params, state.raw1, stats0, stats1, state.knobs, (f, g))
         updates, adam = opt.update(grads, adam, params)
         params = optax.apply_updates(params, updates)
         *_, f_new, g_new = aux
-        return (params, adam, f_new, g_new), (value, aux[:5])
+        first = _select(i == 0, (value, aux[:5]), first)  # values before the first step
+        return params, adam, f_new, g_new, first, aux[4]
 
-    carry0 = (params, opt.init(params), state.f, state.g)
-    (params, adam, f, g), (values, auxs) = jax.lax.scan(body, carry0, None, length=config.m_steps)
-    first = jax.tree_util.tree_map(lambda x: x[0], (values, auxs))
-    converged_last = auxs[4][-1]
+    fg = (state.f, state.g)
+    shapes = jax.eval_shape(grad_fn, params, state.raw1, stats0, stats1, state.knobs, fg)
+    value, aux = jax.tree_util.tree_map(lambda x: jnp.zeros(x.shape, x.dtype), shapes[0])
+    carry0 = (params, opt.init(params), state.f, state.g, (value, aux[:5]), jnp.bool_(False))
+    # a traced m_steps (the app's slider) makes this a while loop: no recompile per value
+    params, adam, f, g, first, converged_last = jax.lax.fori_loop(0, m_steps, body, carry0)
     return params, adam, f, g, first, converged_last
 
 
@@ -264,8 +266,11 @@ def _select(pred, a, b):
     return jax.tree_util.tree_map(lambda x, y: jnp.where(pred, x, y), a, b)
 
 
-def step(state: CoupledEMState, data: PairData, config: CoupledEMConfig) -> CoupledEMState:
-    """One EM iteration: E-step, trace values, ``m_steps`` Adam steps; never raises."""
+def step(
+    state: CoupledEMState, data: PairData, config: CoupledEMConfig, m_steps=None
+) -> CoupledEMState:
+    """One EM iteration: E-step, trace values, ``m_steps`` Adam steps (default
+    ``config.m_steps``; a traced int reuses one executable for any count); never raises."""
     f0, f1 = data.feats0, data.feats1
     dropped = (f0.n_dropped > 0) | (f1.n_dropped > 0)
     empty = (jnp.sum(f0.weights) <= 0) | (jnp.sum(f1.weights) <= 0)
@@ -276,7 +281,8 @@ def step(state: CoupledEMState, data: PairData, config: CoupledEMConfig) -> Coup
 
     stats0 = e_step(state.raw0, f0)
     stats1 = e_step(state.raw1, f1)
-    params, adam, f, g, first, sk_conv = _m_step(state, stats0, stats1, config)
+    m_steps = config.m_steps if m_steps is None else m_steps
+    params, adam, f, g, first, sk_conv = _m_step(state, stats0, stats1, config, m_steps)
     value, (q0, q1, transport, n_iters, _) = first
     new_raw0 = params[0]
     new_raw1 = state.raw1 if config.lock_gmm1 else params[1]
@@ -308,14 +314,14 @@ def step(state: CoupledEMState, data: PairData, config: CoupledEMConfig) -> Coup
     return CoupledEMState(raw0, raw1, adam, f, g, i + 1, traces, status, first_bad, state.knobs)
 
 
-def run(state: CoupledEMState, data: PairData, config: CoupledEMConfig) -> CoupledEMState:
-    """``config.em_steps`` EM iterations fused in one ``lax.scan`` (jit with config static)."""
-
-    def body(s, _):
-        return step(s, data, config), None
-
-    out, _ = jax.lax.scan(body, state, None, length=config.em_steps)
-    return out
+def run(
+    state: CoupledEMState, data: PairData, config: CoupledEMConfig, counts=None
+) -> CoupledEMState:
+    """``config.em_steps`` EM iterations of ``config.m_steps`` Adam steps each, fused in one
+    loop (jit with config static). ``counts = (em_steps, m_steps)`` as traced ints
+    overrides both: the app's sliders then never recompile."""
+    em_steps, m_steps = (config.em_steps, config.m_steps) if counts is None else counts
+    return jax.lax.fori_loop(0, em_steps, lambda _, s: step(s, data, config, m_steps), state)
 
 
 def coupling_report(state: CoupledEMState, config: CoupledEMConfig) -> CouplingReport:

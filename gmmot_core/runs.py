@@ -103,12 +103,13 @@ class Structure:
     trace_length: int = 2048
 
     def config(self) -> ce.CoupledEMConfig:
-        return ce.CoupledEMConfig(
-            em_steps=self.em_per_frame,
-            m_steps=self.m_steps,
-            warm_start=True,
-            trace_length=self.trace_length,
-        )
+        """The static part (one executable per K and trace length); the counts below are
+        passed traced, so the M-steps and EM-per-frame sliders never recompile."""
+        return ce.CoupledEMConfig(warm_start=True, trace_length=self.trace_length)
+
+    def counts(self) -> tuple[jax.Array, jax.Array]:
+        """``(em_per_frame, m_steps)`` as traced int32 scalars."""
+        return jnp.int32(self.em_per_frame), jnp.int32(self.m_steps)
 
 
 @dataclass
@@ -154,9 +155,9 @@ def initial_mixtures(
 
 
 @partial(jax.jit, static_argnames=("config", "advance", "with_labels"))
-def _frame(state, data, config, advance: bool, with_labels: bool):
+def _frame(state, data, config, counts, advance: bool, with_labels: bool):
     if advance:
-        state = ce.run(state, data, config)
+        state = ce.run(state, data, config, counts)
     g0, g1 = ce.mixtures(state)
     view = {
         "gmm0": g0,
@@ -173,15 +174,16 @@ def _frame(state, data, config, advance: bool, with_labels: bool):
     return state, view
 
 
-def frame(state, data, config, advance: bool = True):
-    """One animation frame: ``run(state)`` (``config.em_steps`` iterations) + the view.
+def frame(state, data, config, counts, advance: bool = True):
+    """One animation frame: ``run(state)`` (``counts = (em_steps, m_steps)``, traced) +
+    the view.
 
     Returns ``(new device state, host view)``; the view holds both mixtures, the coupling
     report, traces, iteration, status messages and point labels (clouds up to
     ``LABEL_LIMIT`` points), copied to the host in one transfer.
     """
     n = max(data.feats0.phi.shape[0], data.feats1.phi.shape[0])
-    state, view = _frame(state, data, config, advance, n <= LABEL_LIMIT)
+    state, view = _frame(state, data, config, counts, advance, n <= LABEL_LIMIT)
     view = jax.device_get(view)
     status = int(view["status"])
     view["messages"] = ce.describe_status(status)
@@ -232,7 +234,7 @@ class CoupledEMRun:
         self.segments: list[Segment] = []
         g0, g1 = (GMM(*(jnp.asarray(x) for x in g)) for g in initial)
         self._state = ce.init(g0, g1, self.knobs.to_core(), self._config)
-        self._state, self.view = frame(self._state, self._data, self._config, advance=False)
+        self._advance(False)
         return self.view
 
     def _check(self, k: int) -> None:
@@ -257,11 +259,15 @@ class CoupledEMRun:
         self._config = self.structure.config()
         return self.view
 
+    def _advance(self, advance: bool) -> None:
+        counts = self.structure.counts()
+        self._state, self.view = frame(self._state, self._data, self._config, counts, advance)
+
     def step(self) -> dict:
         """One frame (``em_per_frame`` EM iterations); a diverging update never lands:
         the core keeps the last good mixtures and says so in ``view["rolled_back"]``."""
         self._record()
-        self._state, self.view = frame(self._state, self._data, self._config, advance=True)
+        self._advance(True)
         return self.view
 
     def play(self, seg: Segment) -> dict:
@@ -272,7 +278,7 @@ class CoupledEMRun:
         core = ce.Knobs.make(seg.epsilon, seg.tau, seg.weight_transport, seg.learning_rate)
         self._state = self._state._replace(knobs=core)
         for _ in range(seg.frames):
-            self._state, self.view = frame(self._state, self._data, self._config, advance=True)
+            self._advance(True)
         self.segments.append(Segment(**asdict(seg)))
         return self.view
 

@@ -40,7 +40,11 @@ def test_frames_advance_and_knobs_do_not_recompile(screen):
     screen._tick()
     screen.w_wt.value = 0.0
     screen._tick()
-    assert int(screen.runner.view["iteration"]) > it0 + 3
+    it1 = int(screen.runner.view["iteration"])
+    assert it1 > it0 + 3
+    screen.w_msteps.value, screen.w_per_frame.value = 7, 3  # integer sliders too
+    screen._tick()
+    assert int(screen.runner.view["iteration"]) == it1 + 3
     assert _frame._cache_size() == before  # sliders are traced leaves
     assert screen.runner.knobs.tau == 1.0
 

@@ -199,6 +199,23 @@ def test_weights_and_epsilon_do_not_recompile():
     assert np.linalg.norm(centers[0] - centers[1]) > 10  # weights moved the barycenter
 
 
+def test_iterations_per_frame_do_not_recompile():
+    """The "iterations per frame" slider is traced: 1, 3 and 1 iterations per frame run
+    on one executable and do exactly that many iterations."""
+    from gmmot_core.barycenter_run import BarycenterRun, _frame
+
+    run = BarycenterRun()
+    run.step()
+    compiled = _frame._cache_size()
+    done = [int(run.state.iteration)]
+    for k in (3, 1):
+        run.steps_per_frame = k
+        run.step()
+        done.append(int(run.state.iteration))
+    assert _frame._cache_size() == compiled
+    assert done == [1, 4, 5]  # (the default run converges at its 5th iteration)
+
+
 def test_density_grid_and_psd_covariances(load_json):
     ref = load_json("barycenter/barycenter.json")
     mixtures = [_gmm(g) for g in ref["input_gmms"]]
