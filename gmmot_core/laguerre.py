@@ -38,7 +38,9 @@ __all__ = [
     "default_budget",
     "default_grid",
     "image_density",
+    "inconsistent_cells",
     "power_cells",
+    "repair_cells",
     "ring_candidates",
 ]
 
@@ -604,6 +606,74 @@ def _rescue(y, w, sel, r2, state, batch: int):
     )
 
 
+def _boxes(lo, hi, m: int, v: int, dtype):
+    """``m`` copies of the box as padded polygons (vertices ``[m, v, 2]``, labels, counts)."""
+    box = jnp.array([[lo[0], lo[1]], [hi[0], lo[1]], [hi[0], hi[1]], [lo[0], hi[1]]], dtype)
+    verts0 = jnp.zeros((v, 2), dtype).at[:4].set(box)
+    return (
+        jnp.broadcast_to(verts0, (m, v, 2)),
+        jnp.full((m, v), -1, jnp.int32).at[:, :4].set(BOX_SIDES),
+        jnp.full((m,), 4, jnp.int32),
+    )
+
+
+def inconsistent_cells(labels):
+    """``[N]``: cells whose neighbours do not confirm one of their vertices. At a vertex
+    of cell ``i`` between its edges facing ``p`` and ``q``, the three cells meet: ``p``
+    lists ``i`` and ``q`` next to each other, and ``q`` lists ``p`` and ``i``. A cell that
+    missed a cut has a vertex on the wrong side of it, which its neighbours (built with
+    that cut) do not have; ``i``, ``p`` and ``q`` are all marked."""
+    n, v = labels.shape
+    lab = labels.astype(jnp.int32)
+    count = jnp.sum(lab != -1, 1)
+    idx = jnp.arange(v)[None, :]
+    live = idx < count[:, None]
+    p = jnp.take_along_axis(lab, jnp.where(idx == 0, count[:, None] - 1, idx - 1), 1)
+    me = jnp.broadcast_to(jnp.arange(n, dtype=jnp.int32)[:, None], lab.shape)
+
+    def meets(c, a, b):
+        # whether a and b are consecutive in c's cycle (c a Dirac), else True
+        cc = jnp.clip(c, 0, n - 1)
+        row, cnt = lab[cc], count[cc]  # [N, V, V], [N, V]
+        at = jnp.argmax(row == a[..., None], -1)
+        has = jnp.any(row == a[..., None], -1)
+        prv = jnp.take_along_axis(row, jnp.where(at == 0, cnt - 1, at - 1)[..., None], -1)[..., 0]
+        nxt = jnp.take_along_axis(row, jnp.where(at + 1 < cnt, at + 1, 0)[..., None], -1)[..., 0]
+        return (c < 0) | (has & ((prv == b) | (nxt == b)))
+
+    bad = live & ~(meets(p, me, lab) & meets(lab, me, p))
+    marked = jnp.any(bad, 1)
+    for c in (p, lab):
+        marked = marked.at[jnp.where(bad & (c >= 0), c, n)].set(True, mode="drop")
+    return marked
+
+
+def repair_cells(y, w, lo, hi, cells: Cells, sel, width: int, batch: int = 1):
+    """Rebuild only the cells ``sel [M]`` (``N`` = none) of a ring diagram that does not
+    tile the box, from the widened ring of its labels (:func:`ring_candidates` with
+    ``around``), and check the tiling again. Returns the cells (RING_MISS as found
+    now) and whether a cell used every ring slot."""
+    n, v = cells.labels.shape
+    live = sel < n
+    rr = jnp.where(live, sel, 0)
+    ring, more = ring_candidates(cells.labels, width, around=True)
+    cand = jnp.where(live[:, None], ring[rr], -1)
+    hint = jnp.where(live[:, None], cells.labels[rr], -1)
+    a, b, _ = _half_planes(y, w, rr, cand)
+    poly0 = _boxes(lo, hi, sel.shape[0], v, y.dtype)
+    (vs, ls, cs), over, _ = _clip_rounds(poly0, a, b, cand, batch, hint)
+    verts = cells.vertices.at[sel].set(vs, mode="drop")
+    labels = cells.labels.at[sel].set(ls, mode="drop")
+    count = cells.count.at[sel].set(cs, mode="drop")
+    miss = ~_tiles(verts, count, jnp.asarray(lo, y.dtype), jnp.asarray(hi, y.dtype))
+    status = (
+        (cells.status & ~RING_MISS)
+        | jnp.where(over, OVERFLOW_VERTICES, 0)
+        | jnp.where(miss, RING_MISS, 0)
+    ).astype(jnp.int32)
+    return Cells(verts, labels, count, status), more
+
+
 def power_cells(
     y,
     w,
@@ -634,13 +704,7 @@ def power_cells(
     n = y.shape[0]
     grid = default_grid(n) if grid is None else grid
     rows = jnp.arange(n)
-    box = jnp.array([[lo[0], lo[1]], [hi[0], lo[1]], [hi[0], hi[1]], [lo[0], hi[1]]], y.dtype)
-    verts0 = jnp.zeros((max_vertices, 2), y.dtype).at[:4].set(box)
-    poly0 = (
-        jnp.broadcast_to(verts0, (n, max_vertices, 2)),
-        jnp.full((n, max_vertices), -1, jnp.int32).at[:, :4].set(BOX_SIDES),
-        jnp.full((n,), 4, jnp.int32),
-    )
+    poly0 = _boxes(lo, hi, n, max_vertices, y.dtype)
     everyone = lambda m: jnp.broadcast_to(rows[None, :], (m, n))  # noqa: E731
     miss = jnp.asarray(False)
     if ring is not None:
