@@ -539,30 +539,38 @@ def _tiles(verts, count, lo, hi):
 
 def _reuse_or_clip(y, w, lo, hi, hint, a, b, ring, poly0, batch: int):
     """Cells reused from the diagram of ``hint`` where they fit (:func:`_reuse`); the
-    others (up to a quarter of them, else all) clipped by the ring candidates."""
+    others clipped by the ring candidates: none, up to 64, up to a quarter of them (each
+    a static subset size), else all."""
     n, v = poly0[1].shape
     lo, hi = jnp.asarray(lo, y.dtype), jnp.asarray(hi, y.dtype)
     poly, fit = _reuse(y, w, lo, hi, hint, a, b, v)
-    m = min(n, max(64, n // 4))
-    sel = jnp.nonzero(~fit, size=m, fill_value=n)[0]
-    rr = jnp.where(sel < n, sel, 0)
+    unfit = jnp.sum(~fit)
 
-    def some(poly):
-        live = (sel < n)[:, None]
-        sub, over, _ = _clip_rounds(
-            jax.tree.map(lambda x: x[:m], poly0),
-            a[rr],
-            b[rr],
-            jnp.where(live, ring[rr], -1),
-            batch,
-            jnp.where(live, hint[rr], -1),
-        )
-        return tuple(x.at[sel].set(s, mode="drop") for x, s in zip(poly, sub, strict=True)), over
+    def some(m):
+        def clip(poly):
+            sel = jnp.nonzero(~fit, size=m, fill_value=n)[0]
+            rr = jnp.where(sel < n, sel, 0)
+            live = (sel < n)[:, None]
+            sub, over, _ = _clip_rounds(
+                jax.tree.map(lambda x: x[:m], poly0),
+                a[rr],
+                b[rr],
+                jnp.where(live, ring[rr], -1),
+                batch,
+                jnp.where(live, hint[rr], -1),
+            )
+            new = tuple(x.at[sel].set(s, mode="drop") for x, s in zip(poly, sub, strict=True))
+            return new, over
+
+        return clip
 
     def every(_poly):
         return _clip_rounds(poly0, a, b, ring, batch, hint)[:2]
 
-    return jax.lax.cond(jnp.sum(~fit) > m, every, some, poly)
+    sizes = sorted({min(n, 64), min(n, max(64, n // 4))})
+    branches = [lambda p: (p, jnp.asarray(False))] + [some(m) for m in sizes] + [every]
+    which = jnp.where(unfit == 0, 0, 1 + jnp.sum(unfit > jnp.asarray(sizes)))
+    return jax.lax.switch(which, branches, poly)
 
 
 def _rescue(y, w, sel, r2, state, batch: int):

@@ -21,7 +21,7 @@ from gmmot_core.laguerre import (
     repair_cells,
     ring_candidates,
 )
-from gmmot_core.semidiscrete import Sizes, _laplacian, integrals, near_cells
+from gmmot_core.semidiscrete import Sizes, _cg, _jacobi, _laplacian, integrals, near_cells
 
 
 def _polygon(cells, i):
@@ -114,7 +114,7 @@ def test_newton_hessian_is_the_mass_jacobian(problem):
     n = len(y)
     sizes = Sizes(32, 8192, Grid(0, 0, 0))
     ints = integrals(y, w, dens, sizes)
-    matvec, diag = _laplacian(y, ints)
+    matvec = _laplacian(y, ints)
     lap = np.stack([np.asarray(matvec(jnp.eye(n)[i])) for i in range(n)], 1)
     h = 1e-6
     fd = np.stack(
@@ -131,7 +131,14 @@ def test_newton_hessian_is_the_mass_jacobian(problem):
     # central differences: truncation O(h^2) plus round-off 1e-16/h ~ 1e-10
     assert np.abs(lap - fd).max() < 1e-8
     assert np.allclose(lap, lap.T, atol=1e-15)
-    assert np.allclose(np.diag(lap), diag)
+    assert np.allclose(np.diag(lap), matvec.diag)
+    # CG with the Jacobi preconditioner solves L x = rhs (rhs summing to zero) to the
+    # tolerance asked
+    prec = _jacobi(matvec)
+    rhs = jnp.asarray(np.random.default_rng(0).normal(size=n))
+    rhs = rhs - matvec.diag * jnp.sum(rhs) / jnp.sum(matvec.diag)
+    x = _cg(matvec, prec, matvec.diag, rhs, 500, 1e-12)
+    assert np.linalg.norm(lap @ np.asarray(x) - np.asarray(rhs)) <= 1e-11 * np.linalg.norm(rhs)
 
 
 def test_cells_flag_stacked_diracs(x64):
