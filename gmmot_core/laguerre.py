@@ -164,9 +164,10 @@ def _clip(poly, half_plane):
 def default_budget(n: int, shape: tuple[int, int]) -> int:
     """A piece budget for ``n`` cells on a ``shape`` image: twice the pieces of a uniform
     diagram (about 6 edges per cell plus the grid crossings of a total perimeter of
-    ``3.7 sqrt(n)``), as a power of two; exceeding it is flagged."""
+    ``3.7 sqrt(n)``), rounded up to a multiple of 8192 (every piece of the budget is
+    integrated, used or not: a power of two cost up to 2x); exceeding it is flagged."""
     pieces = 6.0 * n + 3.7 * np.sqrt(n) * 1.3 * max(shape) + 64
-    return int(2 ** np.ceil(np.log2(2.0 * pieces)))
+    return int(8192 * np.ceil(2.0 * pieces / 8192))
 
 
 def _half_planes(y, w, rows, cand):
