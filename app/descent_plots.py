@@ -78,15 +78,29 @@ def _colors(n: int) -> list[str]:
 
 
 def cells_data(cells) -> dict:
-    """Patches of the non-empty cells of a :class:`~gmmot_core.laguerre.Cells`."""
-    verts, count = np.asarray(cells.vertices), np.asarray(cells.count)
-    keep = np.nonzero(count >= 3)[0]
-    colors = _colors(len(count))
-    return {
-        "xs": [verts[i, : count[i], 0] for i in keep],
-        "ys": [verts[i, : count[i], 1] for i in keep],
-        "color": [colors[i] for i in keep],
-    }
+    """The non-empty cells of a :class:`~gmmot_core.laguerre.Cells` as one patch per
+    colour: cell ``i`` takes its Dirac's colour ``i % 20`` and the cells of a colour are
+    NaN-separated parts of one patch (disjoint, so each is filled). Twenty patches
+    instead of N: a frame sends 40 arrays, not 2N, and the browser fills 20 paths
+    (Lloyd at N = 1000 on 256^2 in chromium: 2.3 -> 9.6 steps a second)."""
+    verts, count = np.asarray(cells.vertices, np.float64), np.asarray(cells.count)
+    n, v = count.shape[0], verts.shape[1]
+    idx = np.arange(v + 1)[None, :]
+    # each polygon followed by one NaN: [N, V + 1] slots, the used ones kept in order
+    padded = np.concatenate([verts, np.zeros((n, 1, 2))], 1)
+    padded[np.broadcast_to(idx >= count[:, None], (n, v + 1))] = np.nan
+    used = idx <= count[:, None]
+    xs, ys, colors = [], [], []
+    for c in range(min(n, 20)):
+        rows = np.arange(c, n, 20)
+        rows = rows[count[rows] >= 3]
+        if not len(rows):
+            continue
+        pick = used[rows]
+        xs.append(padded[rows, :, 0][pick][:-1])  # no NaN after the last polygon
+        ys.append(padded[rows, :, 1][pick][:-1])
+        colors.append(Category20_20[c])
+    return {"xs": xs, "ys": ys, "color": colors}
 
 
 def diracs_data(positions: np.ndarray, barycenters: np.ndarray, masses: np.ndarray) -> dict:

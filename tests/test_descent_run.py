@@ -181,7 +181,7 @@ def test_screen_steps_and_keeps_its_run_on_a_bad_upload():
     screen._tick()
     screen._tick()
     assert screen.run.view["step"] == 2
-    assert len(screen.src["cells"].data["xs"]) == 40
+    assert sum(np.isnan(xs).sum() + 1 for xs in screen.src["cells"].data["xs"]) == 40
     good = screen.run
     screen._on_upload(type("E", (), {"new": b"not an image"})())
     assert screen.run is good and "Image rejected" in screen.message
@@ -229,3 +229,27 @@ def test_uploaded_picture_on_white_starts_from_random_diracs():
     y = screen.run.view["positions"]
     assert y[:, 1].max() <= 0.75 and y[:, 1].max() > 0.6
     assert screen.src["image"].data["dh"] == [0.75]
+
+
+def test_cells_are_drawn_as_one_nan_separated_patch_per_colour():
+    """Cell i is drawn in its Dirac's colour i % 20; the cells of a colour are the
+    NaN-separated parts of one patch, each with exactly its vertices, empty and
+    degenerate (< 3 vertices) cells left out."""
+    from bokeh.palettes import Category20_20
+
+    from app.descent_plots import cells_data
+    from gmmot_core.laguerre import Cells
+
+    rng = np.random.default_rng(5)
+    verts, count = rng.random((45, 6, 2)), rng.integers(0, 7, 45)
+    data = cells_data(Cells(verts, None, count, 0))
+    expected = {c: [i for i in range(c, 45, 20) if count[i] >= 3] for c in range(20)}
+    assert data["color"] == [Category20_20[c] for c in range(20) if expected[c]]
+    for xs, ys, colour in zip(data["xs"], data["ys"], data["color"], strict=True):
+        rows = expected[Category20_20.index(colour)]
+        cut = np.nonzero(np.isnan(xs))[0]
+        assert np.array_equal(cut, np.nonzero(np.isnan(ys))[0]) and len(cut) == len(rows) - 1
+        for part_x, part_y, i in zip(np.split(xs, cut), np.split(ys, cut), rows, strict=True):
+            part = np.stack([part_x, part_y], 1)
+            part = part[~np.isnan(part[:, 0])]
+            assert np.array_equal(part, verts[i, : count[i]])
