@@ -114,9 +114,11 @@ class DescentScreen(PlayControls, pn.viewable.Viewer):
     def _draw(self, view: dict) -> None:
         with pn.io.hold():
             self.src["cells"].data = cells_data(view["cells"])
-            self.src["diracs"].data = diracs_data(
-                view["positions"], view["barycenters"], view["masses"]
-            )
+            dots = diracs_data(view["positions"], view["barycenters"], view["masses"])
+            if len(self.src["diracs"].data["x"]) == len(dots["x"]):  # same N: what moved
+                self.src["diracs"].data.update({k: dots[k] for k in ("x", "y", "bx", "by", "err")})
+            else:
+                self.src["diracs"].data = dots
             self.w2_src.data = trace_data(view["w2"])
             self.err_src.data = trace_data(view["error"])
             last = len(self.run.history) - 1
