@@ -12,7 +12,6 @@ Usage: python benchmarks/browser_descent_fps.py [N ...]   (default 1000)
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 import tempfile
@@ -21,8 +20,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from playwright.sync_api import sync_playwright
-from served import CHROMIUM_ARGS, ROOT, serve, stop
+from served import ROOT, measure_pages
 
 WINDOW_S = 10.0
 RES = 256
@@ -74,22 +72,15 @@ def measure(page, url: str, n: int, png: Path) -> dict:
 
 def main() -> None:
     sizes = [int(float(a)) for a in sys.argv[1:]] or [1000]
-    proc, url = serve()
-    rows = []
-    try:
-        with tempfile.TemporaryDirectory() as tmp, sync_playwright() as p:
-            png = _target_png(Path(tmp))
-            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-            for n in sizes:
-                page = browser.new_page(viewport={"width": 1400, "height": 1000})
-                rows.append(measure(page, url, n, png))
-                page.screenshot(path=str(Path(tmp).parent / f"gmmot_descent_fps_{n}.png"))
-                page.close()
-            browser.close()
-    finally:
-        stop(proc)
-    for row in rows:
-        print(json.dumps(row))
+    with tempfile.TemporaryDirectory() as tmp:
+        png = _target_png(Path(tmp))
+
+        def one(page, url: str, n: int) -> dict:
+            row = measure(page, url, n, png)
+            page.screenshot(path=str(Path(tmp).parent / f"gmmot_descent_fps_{n}.png"))
+            return row
+
+        measure_pages(one, sizes)
 
 
 if __name__ == "__main__":

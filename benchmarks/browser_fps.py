@@ -12,13 +12,11 @@ Usage: python benchmarks/browser_fps.py [N ...]   (default 1e4 1e5)
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 import time
 
-from playwright.sync_api import sync_playwright
-from served import CHROMIUM_ARGS, serve, stop
+from served import measure_pages
 
 WINDOW_S = 10.0
 
@@ -55,21 +53,7 @@ def measure(page, url: str, n: int) -> dict:
 
 
 def main() -> None:
-    sizes = [int(float(a)) for a in sys.argv[1:]] or [10_000, 100_000]
-    proc, url = serve()
-    rows = []
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-            for n in sizes:
-                page = browser.new_page(viewport={"width": 1400, "height": 1000})
-                rows.append(measure(page, url, n))
-                page.close()
-            browser.close()
-    finally:
-        stop(proc)
-    for row in rows:
-        print(json.dumps(row))
+    measure_pages(measure, [int(float(a)) for a in sys.argv[1:]] or [10_000, 100_000])
 
 
 if __name__ == "__main__":

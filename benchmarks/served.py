@@ -59,3 +59,27 @@ def stop(proc: subprocess.Popen) -> None:
         proc.wait(timeout=10)
     except subprocess.TimeoutExpired:
         proc.kill()
+
+
+def measure_pages(measure, sizes: list[int]) -> list[dict]:
+    """Serve the app, open one chromium page per size, ``measure(page, url, n)`` on it,
+    print the JSON lines and return them (the server is stopped in any case)."""
+    import json
+
+    from playwright.sync_api import sync_playwright
+
+    proc, url = serve()
+    rows = []
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+            for n in sizes:
+                page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                rows.append(measure(page, url, n))
+                page.close()
+            browser.close()
+    finally:
+        stop(proc)
+    for row in rows:
+        print(json.dumps(row))
+    return rows
