@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import panel as pn
+
+ACK_TIMEOUT_S = 2.0  # without an echo from the browser for this long, send the next frame anyway
 
 
 class Playback:
@@ -38,3 +41,55 @@ class Playback:
         self._period = ms
         if self._callback is not None:
             self._callback.period = ms
+
+
+class _Echo(pn.widgets.IntInput):
+    """A hidden counter the browser writes back. Panel delays browser events by 50 ms
+    (``Syncable._debounce``) to merge bursts; an echo is one event, so it goes at once."""
+
+    _debounce = 0
+
+
+class FrameFlow:
+    """Flow control between a screen's frames and the browser: the browser echoes each
+    frame's number after it painted it, and :meth:`ready` says whether the last one came
+    back (or :data:`ACK_TIMEOUT_S` passed); ``ahead = 1`` lets the server compute the
+    next frame while the browser paints this one. Without it a slow browser queues frames and
+    clicks wait behind the queue (measured on the descent screen: a Pause click took
+    6.4 s). ``widgets`` must be in the page (hidden). The browser also keeps the arrival
+    times of the last frames in ``window.gmmotFrames`` (read by the load benchmark)."""
+
+    def __init__(self, on_drawn: Callable[[], None], ahead: int = 0):
+        self.ahead = ahead
+        self.sent = pn.widgets.IntInput(value=0, visible=False)
+        self.drawn = _Echo(value=0, visible=False)
+        self.sent.jscallback(
+            args={"drawn": self.drawn},
+            value="const n = cb_obj.value; "
+            "const t = (window.gmmotFrames ||= []); t.push(performance.now()); "
+            "if (t.length > 4000) t.splice(0, 2000); "
+            "requestAnimationFrame(() => setTimeout(() => { drawn.value = n; }, 0));",
+        )
+        self.sent_at = 0.0
+        self.drawn.param.watch(lambda _e: on_drawn(), "value")
+
+    @property
+    def widgets(self) -> tuple:
+        return self.sent, self.drawn
+
+    def ready(self) -> bool:
+        """The browser painted the last frame but ``ahead`` (or has not answered for 2 s:
+        go on slowly)."""
+        return (
+            self.drawn.value >= self.sent.value - self.ahead
+            or time.monotonic() - self.sent_at > ACK_TIMEOUT_S
+        )
+
+    def due(self, period_ms: float) -> bool:
+        """At least ``period_ms`` passed since the last frame was sent."""
+        return time.monotonic() - self.sent_at >= period_ms / 1000
+
+    def mark_sent(self) -> None:
+        """Call after a frame's updates: the browser will echo its number."""
+        self.sent_at = time.monotonic()
+        self.sent.value += 1  # never reset

@@ -13,7 +13,7 @@ import param
 from app.compiled import independent_fit, release_if_crowded
 from app.controls import PlayControls, download_buttons
 from app.models import DataSource
-from app.playback import Playback
+from app.playback import FrameFlow, Playback
 from app.plots import (
     RASTER_THRESHOLD,
     cloud_figure,
@@ -47,7 +47,6 @@ def _log_options(lo: int, hi: int, per_decade: int = 4, zero: bool = False) -> d
 
 
 SUMMARY_PERIOD_S = 0.25  # while playing, the summary views refresh at most 4 times a second
-ACK_TIMEOUT_S = 2.0  # without an echo from the browser for this long, send the next frame anyway
 EPS = _log_options(-4, 1)
 RHO = _log_options(-3, 4)
 WT = _log_options(-3, 2, zero=True)
@@ -107,22 +106,9 @@ class CoupledEMScreen(PlayControls, pn.viewable.Viewer):
         self.b_reset = pn.widgets.Button(label="Reset")
         self.counter = pn.pane.Markdown("", margin=(0, 10))
         self.alert = pn.pane.Alert("", alert_type="warning", visible=False)
-        # flow control: the browser echoes each drawn frame's number back (after it painted),
-        # and the periodic callback only sends a new frame once the last one came back.
-        # Without it a slow browser queues frames and clicks wait behind the queue.
-        self._sent = pn.widgets.IntInput(value=0, visible=False)
-        self._drawn = _Echo(value=0, visible=False)
-        # window.gmmotFrames: arrival times of the last frames (read by the load benchmark)
-        self._sent.jscallback(
-            args={"drawn": self._drawn},
-            value="const n = cb_obj.value; "
-            "const t = (window.gmmotFrames ||= []); t.push(performance.now()); "
-            "if (t.length > 4000) t.splice(0, 2000); "
-            "requestAnimationFrame(() => setTimeout(() => { drawn.value = n; }, 0));",
-        )
-        self._sent_at = 0.0
+        # flow control: a new frame only once the browser painted the last one
+        self.flow = FrameFlow(self._on_drawn)
         self._summary_at = 0.0
-        self._drawn.param.watch(self._on_drawn, "value")
         self.w_fps = pn.widgets.IntSlider(
             label="target frames per second", start=1, end=30, value=20
         )
@@ -368,20 +354,13 @@ class CoupledEMScreen(PlayControls, pn.viewable.Viewer):
         return io.BytesIO(coupled_em_figure(res, *self._clouds, fmt=fmt))
 
     # -- animation --------------------------------------------------------------------
-    def _browser_ready(self) -> bool:
-        """The browser painted the last frame (or has not answered for 2 s: go on slowly)."""
-        return (
-            self._drawn.value >= self._sent.value
-            or time.monotonic() - self._sent_at > ACK_TIMEOUT_S
-        )
-
-    def _on_drawn(self, _event=None) -> None:
+    def _on_drawn(self) -> None:
         """The browser painted a frame: send the next one now if its time has come."""
-        if self.playing and time.monotonic() - self._sent_at >= self._period() / 1000:
+        if self.playing and self.flow.due(self._period()):
             self._tick()
 
     def _on_period(self) -> None:
-        if self._browser_ready():
+        if self.flow.ready():
             self._tick()
 
     def _tick(self) -> None:
@@ -391,8 +370,7 @@ class CoupledEMScreen(PlayControls, pn.viewable.Viewer):
         view = self.runner.step()
         self.frame_count += 1
         self._draw(view)
-        self._sent_at = time.monotonic()
-        self._sent.value += 1  # never reset, unlike frame_count
+        self.flow.mark_sent()
         if view["rolled_back"]:
             self._pause()
             self._warn(
@@ -445,8 +423,7 @@ class CoupledEMScreen(PlayControls, pn.viewable.Viewer):
             pn.pane.Markdown("Upload cloud 0 / cloud 1 (CSV, TSV or NPY: x, y[, weight])"),
             self.upload0,
             self.upload1,
-            self._sent,
-            self._drawn,
+            *self.flow.widgets,
             pn.pane.Markdown("### Export"),
             *self.downloads,
             pn.pane.Markdown(
@@ -484,13 +461,6 @@ class CoupledEMScreen(PlayControls, pn.viewable.Viewer):
             ),
             sizing_mode="stretch_width",
         )
-
-
-class _Echo(pn.widgets.IntInput):
-    """A hidden counter the browser writes back. Panel delays browser events by 50 ms
-    (``Syncable._debounce``) to merge bursts; an echo is one event, so it goes at once."""
-
-    _debounce = 0
 
 
 def _session_connected() -> bool:

@@ -19,7 +19,7 @@ from app.descent_plots import (
     trace_data,
     trace_figure,
 )
-from app.playback import Playback
+from app.playback import FrameFlow, Playback
 from app.upload import ChunkedUpload
 from gmmot_core.descent_run import FRAME_STEPS, DescentRun, descent_results
 from gmmot_core.figure import descent_figure
@@ -36,7 +36,7 @@ __all__ = ["DescentScreen"]
 LR = {f"{v:.3g}": float(v) for v in np.logspace(-3, 3, 25)}
 # targets from the session's coupled-EM pair: which mixture of the pair
 FITS = {"coupled-EM fit, cloud 0": 0, "coupled-EM fit, cloud 1": 1}
-FRAME_MS = 100  # frames are produced at most 10 times a second
+FRAME_MS = 60  # at most ~16 frames a second, and only as fast as the browser paints
 
 
 class DescentScreen(PlayControls, pn.viewable.Viewer):
@@ -51,7 +51,8 @@ class DescentScreen(PlayControls, pn.viewable.Viewer):
         super().__init__(**params)
         self._pair_source = pair_source
         self._upload_values: np.ndarray | None = None
-        self.playback = Playback(self._tick, FRAME_MS)
+        self.flow = FrameFlow(self._on_drawn, ahead=1)  # the browser paints while we step
+        self.playback = Playback(self._on_period, FRAME_MS)
         self.run = DescentRun({"preset": "tutorial two peaks", "res": 64}, n=200)
         self._build()
         self._draw_all()
@@ -208,6 +209,15 @@ class DescentScreen(PlayControls, pn.viewable.Viewer):
         self.alert.visible = False
         self._draw(self.run.reset())
 
+    def _on_period(self) -> None:
+        if self.flow.ready():
+            self._tick()
+
+    def _on_drawn(self) -> None:
+        """The browser painted a frame: send the next one now if its time has come."""
+        if self.playing and self.flow.due(FRAME_MS):
+            self._tick()
+
     def _tick(self) -> None:
         if self.run.stopped:
             self._pause()
@@ -215,6 +225,7 @@ class DescentScreen(PlayControls, pn.viewable.Viewer):
         self.run.lr, self.run.lloyd = self.w_lr.value, self.w_lloyd.value
         self.run.steps_per_frame = self.w_steps.value
         self._draw(self.run.step())
+        self.flow.mark_sent()
         if self.run.stopped:
             self._pause()
 
@@ -275,5 +286,6 @@ class DescentScreen(PlayControls, pn.viewable.Viewer):
                 sizing_mode="stretch_width",
             ),
             self.w_look,
+            *self.flow.widgets,
             sizing_mode="stretch_width",
         )
