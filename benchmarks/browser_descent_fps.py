@@ -16,12 +16,11 @@ from __future__ import annotations
 import re
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from served import ROOT, measure_pages
+from served import ROOT, measure_pages, rate_and_pause
 
 WINDOW_S = 10.0
 RES = 256
@@ -56,17 +55,11 @@ def measure(page, url: str, n: int, png: Path) -> dict:
     page.get_by_role("button", name=re.compile("Play")).click()
     while _step(page) < 3:  # the first step compiles this N and image size
         page.wait_for_timeout(500)
-    s0, t0 = _step(page), time.perf_counter()
-    page.wait_for_timeout(WINDOW_S * 1000)
-    s1, t1 = _step(page), time.perf_counter()
-    t = time.perf_counter()
-    page.get_by_role("button", name=re.compile("Pause")).click()
-    page.get_by_role("button", name=re.compile("Play")).wait_for(timeout=30_000)
-    latency = time.perf_counter() - t
+    fps, latency = rate_and_pause(page, _step, WINDOW_S)
     return {
         "bench": "browser_descent_fps",
         "case": f"Lloyd N={n} {RES}^2",
-        "fps": round((s1 - s0) / (t1 - t0), 1),
+        "fps": round(fps, 1),
         "goal_fps": 10,
         "pause_click_s": round(latency, 2),
         "peer": None,

@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import re
 import sys
-import time
 
-from served import measure_pages
+from served import measure_pages, rate_and_pause
 
 WINDOW_S = 10.0
 
@@ -32,14 +31,7 @@ def measure(page, url: str, n: int) -> dict:
     start = _frame(page)
     while _frame(page) < start + 5:  # warm: the session is live and plotting
         page.wait_for_timeout(200)
-    f0, t0 = _frame(page), time.perf_counter()
-    page.wait_for_timeout(WINDOW_S * 1000)
-    f1, t1 = _frame(page), time.perf_counter()
-    t = time.perf_counter()
-    page.get_by_role("button", name=re.compile("Pause")).click()
-    page.get_by_role("button", name=re.compile("Play")).wait_for(timeout=30_000)
-    latency = time.perf_counter() - t
-    fps = (f1 - f0) / (t1 - t0)
+    fps, latency = rate_and_pause(page, _frame, WINDOW_S)
     return {
         "bench": "browser_fps",
         "case": f"N={n:.0e} per cloud".replace("+0", ""),

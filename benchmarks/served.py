@@ -83,3 +83,17 @@ def measure_pages(measure, sizes: list[int]) -> list[dict]:
     for row in rows:
         print(json.dumps(row))
     return rows
+
+
+def rate_and_pause(page, count, window_s: float) -> tuple[float, float]:
+    """What ``count(page)`` (a counter the page shows) gains per second over ``window_s``
+    while playing, then how long a Pause click takes to be answered (Play is back)."""
+    import re
+
+    c0, t0 = count(page), time.perf_counter()
+    page.wait_for_timeout(window_s * 1000)
+    c1, t1 = count(page), time.perf_counter()
+    t = time.perf_counter()
+    page.get_by_role("button", name=re.compile("Pause")).click()
+    page.get_by_role("button", name=re.compile("Play")).wait_for(timeout=30_000)
+    return (c1 - c0) / (t1 - t0), time.perf_counter() - t
