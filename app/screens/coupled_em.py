@@ -107,7 +107,7 @@ class CoupledEMScreen(PlayControls, pn.viewable.Viewer):
         self.counter = pn.pane.Markdown("", margin=(0, 10))
         self.alert = pn.pane.Alert("", alert_type="warning", visible=False)
         # flow control: a new frame only once the browser painted the last one
-        self.flow = FrameFlow(self._on_drawn)
+        self.flow = FrameFlow(self._on_drawn, ahead=1)  # the browser paints while we step
         self._summary_at = 0.0
         self.w_fps = pn.widgets.IntSlider(
             label="target frames per second", start=1, end=30, value=20
