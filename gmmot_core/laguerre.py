@@ -454,6 +454,19 @@ def _reuse(y, w, lo, hi, labels, a, b, max_vertices: int):
     return poly, shape_ok & inside
 
 
+def _next_to(lab, count, c, a):
+    """Where label ``a`` sits in cell ``c``'s cycle of labels (``lab [N, H]``, ``count``;
+    ``c``, ``a`` index arrays of one shape ``S``): whether it is there, and the labels
+    before and after it (each ``S``)."""
+    row = lab[jnp.clip(c, 0, lab.shape[0] - 1)]  # S + [H]
+    cnt = count[jnp.clip(c, 0, lab.shape[0] - 1)]
+    hit = row == a[..., None]
+    at = jnp.argmax(hit, -1)
+    before = jnp.take_along_axis(row, jnp.where(at == 0, cnt - 1, at - 1)[..., None], -1)[..., 0]
+    after = jnp.take_along_axis(row, jnp.where(at + 1 < cnt, at + 1, 0)[..., None], -1)[..., 0]
+    return jnp.any(hit, -1), before, after
+
+
 def ring_candidates(labels, width: int = 16, around: bool = False):
     """Candidates from a nearby diagram: each cell's neighbours and the cells that an
     edge flip would make its neighbours.
@@ -480,23 +493,16 @@ def ring_candidates(labels, width: int = 16, around: bool = False):
     p = jnp.where(use_prev, prev, lab)
     q = jnp.where(use_prev, lab, prev)
     ok = (p >= 0) & (idx < count[:, None])
-    pc = jnp.clip(p, 0, n - 1)
-    row, cnt = lab[pc], count[pc]  # [N, H, H], [N, H]
-    at = jnp.argmax(row == q[..., None], -1)
-    found = ok & jnp.any(row == q[..., None], -1)
-    before = jnp.take_along_axis(row, jnp.where(at == 0, cnt - 1, at - 1)[..., None], -1)[..., 0]
-    after = jnp.take_along_axis(row, jnp.where(at + 1 < cnt, at + 1, 0)[..., None], -1)[..., 0]
+    found, before, after = _next_to(lab, count, p, q)
+    found &= ok
     flips = jnp.where(found[..., None], jnp.stack([before, after], -1), -1).reshape(n, 2 * h)
     parts = [lab, flips, _one_sided(lab)]
     if around:
         # the cells next to i in each neighbour's cycle: in a diagram built from too few
         # candidates, where a neighbour met a cell that i missed
-        me = jnp.arange(n)[:, None, None]
-        row, cnt = lab[jnp.clip(lab, 0, n - 1)], count[jnp.clip(lab, 0, n - 1)]
-        at = jnp.argmax(row == me, -1)
-        has = (lab >= 0) & jnp.any(row == me, -1)
-        b2 = jnp.take_along_axis(row, jnp.where(at == 0, cnt - 1, at - 1)[..., None], -1)[..., 0]
-        a2 = jnp.take_along_axis(row, jnp.where(at + 1 < cnt, at + 1, 0)[..., None], -1)[..., 0]
+        me = jnp.broadcast_to(jnp.arange(n, dtype=lab.dtype)[:, None], lab.shape)
+        has, b2, a2 = _next_to(lab, count, lab, me)
+        has &= lab >= 0
         parts.append(jnp.where(has[..., None], jnp.stack([b2, a2], -1), -1).reshape(n, 2 * h))
     ring = jnp.concatenate(parts, 1)
     self_ = jnp.arange(n)[:, None]
@@ -642,12 +648,7 @@ def inconsistent_cells(labels):
 
     def meets(c, a, b):
         # whether a and b are consecutive in c's cycle (c a Dirac), else True
-        cc = jnp.clip(c, 0, n - 1)
-        row, cnt = lab[cc], count[cc]  # [N, V, V], [N, V]
-        at = jnp.argmax(row == a[..., None], -1)
-        has = jnp.any(row == a[..., None], -1)
-        prv = jnp.take_along_axis(row, jnp.where(at == 0, cnt - 1, at - 1)[..., None], -1)[..., 0]
-        nxt = jnp.take_along_axis(row, jnp.where(at + 1 < cnt, at + 1, 0)[..., None], -1)[..., 0]
+        has, prv, nxt = _next_to(lab, count, c, a)
         return (c < 0) | (has & ((prv == b) | (nxt == b)))
 
     bad = live & ~(meets(p, me, lab) & meets(lab, me, p))
