@@ -27,6 +27,7 @@ import numpy as np
 
 jax.config.update("jax_enable_x64", True)
 
+from gmmot_core._xla_flags import peer_environ  # noqa: E402
 from gmmot_core.descent import descend, descent_init  # noqa: E402
 from gmmot_core.laguerre import image_density  # noqa: E402
 from gmmot_core.semidiscrete import solve_weights  # noqa: E402
@@ -99,6 +100,7 @@ def _peer(py, case, n, res, extra=()):
         capture_output=True,
         text=True,
         timeout=1200,
+        env=peer_environ(),  # sdot's own jaxlib, with its default XLA flags
     )
     if out.returncode != 0:
         return None, out.stderr.strip().splitlines()[-1] if out.stderr else "failed"

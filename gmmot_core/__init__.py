@@ -6,6 +6,7 @@ Imports jax, numpy and optax only (no UI libraries). Modules, one role each:
 (log-domain entropic OT).
 """
 
+from gmmot_core import _xla_flags  # noqa: F401  (XLA:CPU flags, before JAX starts)
 from gmmot_core.gaussians import (
     bures_barycenter,
     bures_cost_matrix,

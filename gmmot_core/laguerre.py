@@ -34,6 +34,7 @@ __all__ = [
     "Cells",
     "Grid",
     "ImageDensity",
+    "by_marked",
     "cell_integrals",
     "default_budget",
     "default_grid",
@@ -42,6 +43,7 @@ __all__ = [
     "power_cells",
     "repair_cells",
     "ring_candidates",
+    "subset_sizes",
 ]
 
 # status bits
@@ -467,7 +469,7 @@ def _next_to(lab, count, c, a):
     return jnp.any(hit, -1), before, after
 
 
-def ring_candidates(labels, width: int = 16, around: bool = False):
+def ring_candidates(labels, width: int = 16, around: bool = False, rows=None):
     """Candidates from a nearby diagram: each cell's neighbours and the cells that an
     edge flip would make its neighbours.
 
@@ -480,12 +482,16 @@ def ring_candidates(labels, width: int = 16, around: bool = False):
     ``i``). For weights or positions close enough to that diagram's, every new
     neighbour is such an ``l``; :func:`power_cells` checks that the cells tile the box.
     A cell empty in that diagram has no candidates (it stays the box, and is flagged):
-    callers fall back to the grid there.
+    callers fall back to the grid there. ``rows [M]``: only those cells' candidates
+    (``[M, C]``).
     """
-    lab = labels[:, :width].astype(jnp.int32)
-    n, h = lab.shape
+    every = labels[:, :width].astype(jnp.int32)
+    n, h = every.shape
+    every_count = jnp.sum(every != -1, 1)
+    rows = jnp.arange(n) if rows is None else rows
+    lab, count = every[rows], every_count[rows]
+    m = lab.shape[0]
     idx = jnp.arange(h)[None, :]
-    count = jnp.sum(lab != -1, 1)
     prev = jnp.take_along_axis(lab, jnp.where(idx == 0, count[:, None] - 1, idx - 1), 1)
     # look the vertex up in a Dirac cell p next to it (p = the previous edge's label,
     # else this edge's), for the label q on its other side
@@ -493,20 +499,19 @@ def ring_candidates(labels, width: int = 16, around: bool = False):
     p = jnp.where(use_prev, prev, lab)
     q = jnp.where(use_prev, lab, prev)
     ok = (p >= 0) & (idx < count[:, None])
-    found, before, after = _next_to(lab, count, p, q)
+    found, before, after = _next_to(every, every_count, p, q)
     found &= ok
-    flips = jnp.where(found[..., None], jnp.stack([before, after], -1), -1).reshape(n, 2 * h)
-    parts = [lab, flips, _one_sided(lab)]
+    flips = jnp.where(found[..., None], jnp.stack([before, after], -1), -1).reshape(m, 2 * h)
+    parts = [lab, flips, _one_sided(every)[rows]]
+    me = jnp.broadcast_to(rows[:, None].astype(jnp.int32), lab.shape)
     if around:
         # the cells next to i in each neighbour's cycle: in a diagram built from too few
         # candidates, where a neighbour met a cell that i missed
-        me = jnp.broadcast_to(jnp.arange(n, dtype=lab.dtype)[:, None], lab.shape)
-        has, b2, a2 = _next_to(lab, count, lab, me)
+        has, b2, a2 = _next_to(every, every_count, lab, me)
         has &= lab >= 0
-        parts.append(jnp.where(has[..., None], jnp.stack([b2, a2], -1), -1).reshape(n, 2 * h))
+        parts.append(jnp.where(has[..., None], jnp.stack([b2, a2], -1), -1).reshape(m, 2 * h))
     ring = jnp.concatenate(parts, 1)
-    self_ = jnp.arange(n)[:, None]
-    return jnp.where((ring >= 0) & (ring != self_), ring, -1), jnp.any(count >= h)
+    return jnp.where((ring >= 0) & (ring != me[:, :1]), ring, -1), jnp.any(count >= h)
 
 
 def _listed_back(lab):
@@ -544,40 +549,61 @@ def _tiles(verts, count, lo, hi):
     return jnp.abs(area - box) <= slack
 
 
+def subset_sizes(n: int, top: int) -> list[int]:
+    """Static sizes for working on a marked subset of ``n`` rows: 64, 256, 1024, ...
+    while twice the size fits under ``top``, then ``top`` (each at most ``n``)."""
+    sizes, s = [], 64
+    while 2 * s <= top:
+        sizes.append(s)
+        s *= 4
+    return sorted({min(n, m) for m in [*sizes, top]})
+
+
+def by_marked(mask, top: int, some, none, many, operand):
+    """``some(sel, operand)`` on the rows marked in ``mask [N]`` (``sel [m]``, padded with
+    ``N``, for the smallest of :func:`subset_sizes` that holds them); ``none(operand)``
+    when no row is marked, ``many(operand)`` when more than ``top`` are."""
+    n = mask.shape[0]
+    sizes = subset_sizes(n, top)
+    marked = jnp.sum(mask)
+
+    def on(m):
+        return lambda x: some(jnp.nonzero(mask, size=m, fill_value=n)[0], x)
+
+    which = jnp.where(marked == 0, 0, 1 + jnp.sum(marked > jnp.asarray(sizes)))
+    return jax.lax.switch(which, [none] + [on(m) for m in sizes] + [many], operand)
+
+
 def _reuse_or_clip(y, w, lo, hi, hint, a, b, ring, poly0, batch: int):
     """Cells reused from the diagram of ``hint`` where they fit (:func:`_reuse`); the
-    others clipped by the ring candidates: none, up to 64, up to a quarter of them (each
-    a static subset size), else all."""
+    others clipped by the ring candidates: a subset of static size
+    (:func:`by_marked`) up to a quarter of them, else all."""
     n, v = poly0[1].shape
     lo, hi = jnp.asarray(lo, y.dtype), jnp.asarray(hi, y.dtype)
     poly, fit = _reuse(y, w, lo, hi, hint, a, b, v)
-    unfit = jnp.sum(~fit)
 
-    def some(m):
-        def clip(poly):
-            sel = jnp.nonzero(~fit, size=m, fill_value=n)[0]
-            rr = jnp.where(sel < n, sel, 0)
-            live = (sel < n)[:, None]
-            sub, over, _ = _clip_rounds(
-                jax.tree.map(lambda x: x[:m], poly0),
-                a[rr],
-                b[rr],
-                jnp.where(live, ring[rr], -1),
-                batch,
-                jnp.where(live, hint[rr], -1),
-            )
-            new = tuple(x.at[sel].set(s, mode="drop") for x, s in zip(poly, sub, strict=True))
-            return new, over
-
-        return clip
+    def some(sel, poly):
+        m = sel.shape[0]
+        rr = jnp.where(sel < n, sel, 0)
+        live = (sel < n)[:, None]
+        sub, over, _ = _clip_rounds(
+            jax.tree.map(lambda x: x[:m], poly0),
+            a[rr],
+            b[rr],
+            jnp.where(live, ring[rr], -1),
+            batch,
+            jnp.where(live, hint[rr], -1),
+        )
+        new = tuple(x.at[sel].set(s, mode="drop") for x, s in zip(poly, sub, strict=True))
+        return new, over
 
     def every(_poly):
         return _clip_rounds(poly0, a, b, ring, batch, hint)[:2]
 
-    sizes = sorted({min(n, 64), min(n, max(64, n // 4))})
-    branches = [lambda p: (p, jnp.asarray(False))] + [some(m) for m in sizes] + [every]
-    which = jnp.where(unfit == 0, 0, 1 + jnp.sum(unfit > jnp.asarray(sizes)))
-    return jax.lax.switch(which, branches, poly)
+    def none(poly):
+        return poly, jnp.asarray(False)
+
+    return by_marked(~fit, max(64, n // 4), some, none, every, poly)
 
 
 def _rescue(y, w, sel, r2, state, batch: int):
@@ -666,8 +692,8 @@ def repair_cells(y, w, lo, hi, cells: Cells, sel, width: int, batch: int = 1):
     n, v = cells.labels.shape
     live = sel < n
     rr = jnp.where(live, sel, 0)
-    ring, more = ring_candidates(cells.labels, width, around=True)
-    cand = jnp.where(live[:, None], ring[rr], -1)
+    ring, more = ring_candidates(cells.labels, width, around=True, rows=rr)
+    cand = jnp.where(live[:, None], ring, -1)
     hint = jnp.where(live[:, None], cells.labels[rr], -1)
     a, b, _ = _half_planes(y, w, rr, cand)
     poly0 = _boxes(lo, hi, sel.shape[0], v, y.dtype)

@@ -31,6 +31,7 @@ from gmmot_core.laguerre import (
     Cells,
     Grid,
     ImageDensity,
+    by_marked,
     cell_integrals,
     default_budget,
     default_grid,
@@ -156,18 +157,18 @@ def near_cells(
         return missed(cells) & (k < repeats) & ~jnp.any(cells.count == 0)
 
     n = y.shape[0]
-    m = min(n, max(64, n // REPAIR_SHARE))
 
     def widen(s):
         # the cells around unconfirmed vertices (where cuts were missed, as a rule) rebuilt
         # alone from the widened ring, when they are few; else every cell
         cells, _, k = s
-        marked = inconsistent_cells(cells.labels)
-        sel = jnp.nonzero(marked, size=m, fill_value=n)[0]
-        cells, more = jax.lax.cond(
-            jnp.any(marked) & (jnp.sum(marked) <= m),
-            lambda: repair_cells(y, w, lo, hi, cells, sel, sizes.ring),
-            lambda: build(cells.labels, around=True),
+        cells, more = by_marked(
+            inconsistent_cells(cells.labels),
+            max(64, n // REPAIR_SHARE),
+            lambda sel, c: repair_cells(y, w, lo, hi, c, sel, sizes.ring),
+            lambda c: build(c.labels, around=True),
+            lambda c: build(c.labels, around=True),
+            cells,
         )
         return cells, more, k + 1
 

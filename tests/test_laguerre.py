@@ -14,12 +14,14 @@ import pytest
 from gmmot_core.laguerre import (
     RING_MISS,
     Grid,
+    by_marked,
     cell_integrals,
     image_density,
     inconsistent_cells,
     power_cells,
     repair_cells,
     ring_candidates,
+    subset_sizes,
 )
 from gmmot_core.semidiscrete import Sizes, _cg, _jacobi, _laplacian, integrals, near_cells
 
@@ -266,3 +268,28 @@ def test_a_missed_cut_is_found_and_repaired_cell_by_cell(x64, rng, mutual):
     assert int(fixed.status) == 0
     a, b = (cell_integrals(c, y, dens, 8192) for c in (full, fixed))
     assert np.allclose(a.mass, b.mass, rtol=0, atol=1e-15)
+
+
+def test_ring_rows_and_marked_subsets(x64, rng):
+    """The ring of a few rows is those rows of the full ring; work on marked rows runs on
+    the smallest static subset that holds them, and the branch for none or too many."""
+    y = jnp.asarray(rng.uniform(0, 1, (150, 2)))
+    full = power_cells(y, jnp.zeros(150), jnp.zeros(2), jnp.ones(2), grid=Grid(0, 0, 0))
+    rows = jnp.asarray([3, 77, 149, 0])
+    for around in (False, True):
+        every, _ = ring_candidates(full.labels, around=around)
+        some, _ = ring_candidates(full.labels, around=around, rows=rows)
+        assert np.array_equal(np.asarray(every)[np.asarray(rows)], np.asarray(some))
+    assert subset_sizes(5000, 625) == [64, 256, 625]
+    assert subset_sizes(5000, 1250) == [64, 256, 1250]
+    assert subset_sizes(100, 25) == [25]
+
+    def some(sel, x):
+        return x + sel.shape[0] * 1000 + jnp.sum(sel < 300)  # subset size, rows marked
+
+    none, many = (lambda x: x - 1), (lambda x: x - 2)
+    for k, want in ((0, -1), (5, 64_005), (64, 64_064), (65, 300_065), (300, 300_300)):
+        mask = jnp.zeros(300, bool).at[rng.choice(300, k, replace=False)].set(True)
+        assert int(by_marked(mask, 300, some, none, many, jnp.asarray(0))) == want
+    mask = jnp.ones(300, bool)
+    assert int(by_marked(mask, 299, some, none, many, jnp.asarray(0))) == -2
