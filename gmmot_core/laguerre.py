@@ -501,9 +501,12 @@ def ring_candidates(labels, width: int = 16, around: bool = False, rows=None):
     ok = (p >= 0) & (idx < count[:, None])
     found, before, after = _next_to(every, every_count, p, q)
     found &= ok
-    flips = jnp.where(found[..., None], jnp.stack([before, after], -1), -1).reshape(m, 2 * h)
-    parts = [lab, flips, _one_sided(every)[rows]]
     me = jnp.broadcast_to(rows[:, None].astype(jnp.int32), lab.shape)
+    if around:  # both labels next to q: the diagram may be inconsistent
+        flips = jnp.where(found[..., None], jnp.stack([before, after], -1), -1).reshape(m, 2 * h)
+    else:  # one of them is i in a consistent diagram: the other is the flip
+        flips = jnp.where(found, jnp.where(before == me, after, before), -1)
+    parts = [lab, flips, _one_sided(every)[rows]]
     if around:
         # the cells next to i in each neighbour's cycle: in a diagram built from too few
         # candidates, where a neighbour met a cell that i missed
@@ -811,11 +814,14 @@ class CellIntegrals(NamedTuple):
 
 
 def _expand(counts, budget: int):
-    """Flat index space: piece t -> (owner, local index, valid); plus overflow flag."""
+    """Flat index space: piece t -> (owner, local index, valid); plus overflow flag. The
+    owner of t is the number of ends <= t: a histogram of the ends, summed (a quarter of
+    the time of a binary search per piece on XLA:CPU)."""
     ends = jnp.cumsum(counts)
     starts = ends - counts
     t = jnp.arange(budget)
-    owner = jnp.clip(jnp.searchsorted(ends, t, side="right"), 0, counts.shape[0] - 1)
+    passed = jnp.zeros(budget, jnp.int32).at[ends].add(1, mode="drop")
+    owner = jnp.minimum(jnp.cumsum(passed), counts.shape[0] - 1)
     return owner, t - starts[owner], t < ends[-1], ends[-1] > budget
 
 
