@@ -293,3 +293,21 @@ def test_ring_rows_and_marked_subsets(x64, rng):
         assert int(by_marked(mask, 300, some, none, many, jnp.asarray(0))) == want
     mask = jnp.ones(300, bool)
     assert int(by_marked(mask, 299, some, none, many, jnp.asarray(0))) == -2
+
+
+def test_the_short_and_the_full_piece_walk_agree(problem, monkeypatch):
+    """The walk on the smaller piece budget (taken when the bound on the pieces fits)
+    gives the integrals of the full one bit for bit."""
+    import gmmot_core.laguerre as lg
+
+    dens, y, w = problem
+    cells = power_cells(y, w, dens.lo, dens.hi)
+    assert lg.small_budget(65536) == 40960 and lg.small_budget(8192) == 8192
+    short = cell_integrals(cells, y, dens, budget=65536)
+    monkeypatch.setattr(lg, "small_budget", lambda budget: 64)  # below the bound: full walk
+    full = cell_integrals(cells, y, dens, budget=65536)
+    assert int(short.status) == int(full.status) == 0
+    # more than 64 pieces: the bound did not fit the patched short walk
+    assert int(cell_integrals(cells, y, dens, budget=64).status) & lg.OVERFLOW_PIECES
+    for a, b in zip(short, full, strict=True):
+        assert np.array_equal(np.asarray(a), np.asarray(b))
