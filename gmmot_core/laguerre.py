@@ -929,7 +929,12 @@ def cell_integrals(cells: Cells, y, density: ImageDensity, budget: int) -> CellI
         edge_mass = jax.ops.segment_sum(rho * length * ok2, edge, num_segments=n * v)
         return sums, edge_mass, over1 | over2
 
-    sums, edge_mass, over = jax.lax.cond(bound <= small, lambda: walk(small), lambda: walk(budget))
+    if small < budget:
+        sums, edge_mass, over = jax.lax.cond(
+            bound <= small, lambda: walk(small), lambda: walk(budget)
+        )
+    else:  # one walk: the two would be the same
+        sums, edge_mass, over = walk(budget)
     status = cells.status | jnp.where(over, OVERFLOW_PIECES, 0).astype(jnp.int32)
     return CellIntegrals(
         mass=sums[:, 0],
