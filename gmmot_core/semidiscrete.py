@@ -162,12 +162,16 @@ def near_cells(
         # the cells around unconfirmed vertices (where cuts were missed, as a rule) rebuilt
         # alone from the widened ring, when they are few; else every cell
         cells, _, k = s
+
+        def every(c):  # none marked (yet the box is not tiled), or too many
+            return build(c.labels, around=True)
+
         cells, more = by_marked(
             inconsistent_cells(cells.labels),
             max(64, n // REPAIR_SHARE),
             lambda sel, c: repair_cells(y, w, lo, hi, c, sel, sizes.ring),
-            lambda c: build(c.labels, around=True),
-            lambda c: build(c.labels, around=True),
+            every,
+            every,
             cells,
         )
         return cells, more, k + 1
