@@ -237,22 +237,23 @@ def _jacobi(lap: _Laplacian):
     return lambda r: inv * r
 
 
-def _cg(matvec, precondition, diag, rhs, iters: int, tol):
+def _cg(matvec, precondition, diag, rhs, iters: int, tol, scale=1.0):
     """Preconditioned CG for ``L x = rhs``, ``L`` a connected graph's Laplacian
     (singular only along constants). The right-hand side is first made to sum to zero
     by removing a multiple of ``diag`` (not of the constants, which would push cells
     with almost no boundary density by huge amounts); the Krylov space then stays in the
-    range and no regularisation is needed. Stops when ``|r| <= tol |rhs|``, which keeps
-    the result a descent direction for ``|m - nu|``."""
+    range and no regularisation is needed. Stops when ``|scale r| <= tol |scale rhs|``
+    (``scale [N]`` or 1), which keeps the result a descent direction for the residual
+    measured in those units."""
     a = matvec
     total = jnp.sum(diag)
     rhs = rhs - diag * (jnp.sum(rhs) / jnp.where(total > 0, total, 1.0))
     z = precondition(rhs)
-    bound = tol * jnp.linalg.norm(rhs)
+    bound = tol * jnp.linalg.norm(scale * rhs)
     init = (jnp.zeros_like(rhs), rhs, z, jnp.dot(rhs, z), jnp.asarray(0))
 
     def cond(s):
-        return (s[4] < iters) & (jnp.linalg.norm(s[1]) > bound)
+        return (s[4] < iters) & (jnp.linalg.norm(scale * s[1]) > bound)
 
     def body(s):
         x, r, p, rz, i = s
@@ -277,7 +278,7 @@ def cold_weights(y, density: ImageDensity):
 
 SIZE_PATIENCE = 6  # halvings of a trial step that runs out of a size before giving up
 # uniform fraction of the density in the stages of a cold solve (continuation)
-BLEND = (1.0, 0.1, 0.01, 0.0)
+BLEND = (1.0, 0.3, 0.08, 0.0)
 # a cold start whose smallest cell holds this share of min(nu) skips the continuation
 COLD_ENOUGH = 0.1
 # line search: a step starts from LS_GROWTH x the last accepted one (at most 1), and from
@@ -474,7 +475,11 @@ def _newton(
             forcing = jnp.clip(rel**2, cg_tol, 0.1)
             # log residual: d log m = (L d) / m, so L d = -m (log m - log nu)
             rhs = jnp.where(logres, -ints.mass * residual(ints, True), nu - ints.mass)
-            return _cg(lap, _jacobi(lap), lap.diag, rhs, cg_iterations, forcing)
+            # the log phase measures the linear residual in log m (r / m): in mass units
+            # a near-empty cell's rows are ~0 and its direction was left unsolved (such
+            # directions did not decrease |log m - log nu|: the solve stalled)
+            scale = jnp.where(logres, 1.0 / jnp.maximum(ints.mass, tiny), 1.0)
+            return _cg(lap, _jacobi(lap), lap.diag, rhs, cg_iterations, forcing, scale)
 
         d = jax.lax.cond(go, direction, lambda: s.d)
         t_prev = jnp.where(ok, s.t, s.t_prev)
