@@ -159,3 +159,35 @@ def test_sizes_that_run_out_are_grown_and_the_solve_still_converges(tutorial):
     dw = np.asarray(grown.weights - plain.weights)
     assert np.ptp(dw) < 1e-8
     assert float(jnp.max(jnp.abs(grown.integrals.mass - nu))) <= TOL
+
+
+def test_the_log_phase_solves_near_empty_cells_in_log_units(x64):
+    """Newton's log phase solves ``L d = -m g`` (``g = log m - log nu``) for the change
+    ``(L d) / m`` of ``log m``. On a chain whose cell 7 is nearly empty (mass and
+    boundary density 1e-9), CG's stop measured in mass units ignores that cell's rows
+    (its log change is left far off the forcing tolerance, which stalled cold solves);
+    measured in log units (``scale = 1 / m``) every cell is solved to it."""
+    from gmmot_core.semidiscrete import _cg, _jacobi, _Laplacian
+
+    n = 50
+    c = np.ones(n - 1)
+    c[6:8] = 1e-9  # the two edges of cell 7
+    nb = np.full((n, 2), 0)
+    coef = np.zeros((n, 2))
+    for i in range(n - 1):
+        nb[i, 1], coef[i, 1] = i + 1, c[i]
+        nb[i + 1, 0], coef[i + 1, 0] = i, c[i]
+    lap = _Laplacian(jnp.asarray(coef), jnp.asarray(nb), jnp.asarray(coef.sum(1)))
+    m = np.ones(n)
+    m[7] = 1e-9
+    g = np.random.default_rng(0).normal(size=n)
+    g -= np.sum(m * g) / np.sum(m)  # solvable: L's range is orthogonal to constants
+    rhs, forcing = jnp.asarray(-m * g), 1e-3
+
+    def log_error(scale):
+        d = _cg(lap, _jacobi(lap), lap.diag, rhs, 1000, forcing, scale)
+        return np.abs(np.asarray(lap(d)) / m + g)
+
+    bound = forcing * np.linalg.norm(g)
+    assert np.linalg.norm(log_error(jnp.asarray(1.0 / m))) <= bound
+    assert np.linalg.norm(log_error(1.0)) > bound  # what the mass-unit stop leaves (3.9x)
