@@ -43,7 +43,7 @@ def test_w2_at_positions0_matches_sdot(tutorial):
 def test_value_and_grad_as_in_the_tutorial(tutorial):
     """``jax.value_and_grad(w2)`` gives W2^2 and 2 m_i (y_i - b_i), checked against a
     central finite difference of W2^2 along a random direction (envelope theorem)."""
-    _, dens, y0, _ = tutorial
+    _, dens, y0, nu = tutorial
     value, grad = jax.value_and_grad(w2)(y0, dens)
     # default tol: max |m_i - nu_i| <= 1e-8 moves W2^2 by sum_i psi_i (m_i - nu_i), a few
     # 1e-9 relative here (where the last Newton step lands decides; the 1e-10 bar is
@@ -51,10 +51,9 @@ def test_value_and_grad_as_in_the_tutorial(tutorial):
     assert float(value) == pytest.approx(W2_REFERENCE, rel=2e-8)
     v = jnp.asarray(np.random.default_rng(0).normal(size=y0.shape))
     h = 1e-5
+
     # the difference quotient from solves at TOL: a default-tol W2^2 is good to ~1e-8
     # relative, which divided by 2h would be ~1e-3 of the derivative
-    nu = jnp.full(y0.shape[0], 1.0 / y0.shape[0])
-
     def tight(y):
         return float(jnp.sum(solve_weights(y, nu, dens, tol=TOL).integrals.second))
 
