@@ -19,6 +19,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from gmmot_core import continuation
 from gmmot_core.laguerre import (
     OVERFLOW_BINS,
     OVERFLOW_PIECES,
@@ -277,10 +278,16 @@ def cold_weights(y, density: ImageDensity):
 
 
 SIZE_PATIENCE = 6  # halvings of a trial step that runs out of a size before giving up
-# uniform fraction of the density in the stages of a cold solve (continuation)
-BLEND = (1.0, 0.3, 0.08, 0.0)
 # a cold start whose smallest cell holds this share of min(nu) skips the continuation
 COLD_ENOUGH = 0.1
+# the blend schedule (see gmmot_core.continuation) is left for the blur one, from cold,
+# after BLEND_PATIENCE Newton iterations, or in a cold solve after TINY_PATIENCE steps
+# of at most TINY_STEP: on the tutorial target the blend needs at most 31 iterations
+# (N = 20000 on 256^2), none of them that small; on a disk on an empty background it
+# crawls at steps of 1/64 from the 5th iteration on, and stalls past 100
+BLEND_PATIENCE = 40
+TINY_STEP = 1.0 / 32.0
+TINY_PATIENCE = 3
 # line search: a step starts from LS_GROWTH x the last accepted one (at most 1), and from
 # STAGE_STEP after a continuation stage changed the density under the weights (a full step
 # then overshoots: measured on the tutorial target, N = 1000, 45 -> 31 diagrams)
@@ -292,23 +299,6 @@ LOG_UNTIL = 0.5
 LOG_FLOOR = 0.01
 STAGE_STEP = 0.125
 INIT, STAGE, TRIAL = 0, 1, 2  # what the Newton loop evaluates next (see _newton)
-
-
-def _blend(density: ImageDensity, s) -> ImageDensity:
-    """``(1 - s) rho + s / area``: the density mixed with the uniform one (mass 1)."""
-    wdt = density.rho.shape[0]
-    dt = density.rho.dtype
-    lo, hi = density.lo, density.hi
-    c = 1.0 / ((hi[0] - lo[0]) * (hi[1] - lo[1]))
-    xs = lo[0] + (hi[0] - lo[0]) / wdt * jnp.arange(wdt + 1, dtype=dt)
-    pref = [c * (xs ** (k + 1) - lo[0] ** (k + 1)) / (k + 1) for k in range(3)]  # [W + 1]
-    mix = lambda a, b: (1.0 - s) * a + s * b  # noqa: E731
-    return density._replace(
-        rho=mix(density.rho, c),
-        s0=mix(density.s0, pref[0][None, :]),
-        s1=mix(density.s1, pref[1][None, :]),
-        s2=mix(density.s2, pref[2][None, :]),
-    )
 
 
 def _evaluate(y, w, density: ImageDensity, sizes: Sizes, labels, near, fallback):
@@ -347,7 +337,9 @@ class _Loop(NamedTuple):
     """The Newton loop's carry: accepted ``w``, ``ints``; direction ``d``, trial step
     ``t``, last accepted step ``t_prev``, halvings ``tries``; counters; continuation
     stage ``k``; ``phase`` (INIT / STAGE / TRIAL: what the next evaluation is);
-    ``warm``: still on the given weights; ``eps0``, ``e0``: KMT's floor and |m - nu|."""
+    ``warm``: still on the given weights; ``eps0``, ``e0``: KMT's floor and |m - nu|;
+    ``dens``: stage ``k``'s density; ``blur``: on the blur schedule since iteration ``it0``;
+    ``tiny``: accepted steps of at most TINY_STEP."""
 
     w: jax.Array
     ints: CellIntegrals
@@ -368,6 +360,10 @@ class _Loop(NamedTuple):
     empty: jax.Array
     stalled: jax.Array
     done: jax.Array
+    dens: ImageDensity
+    blur: jax.Array
+    it0: jax.Array
+    tiny: jax.Array
 
 
 @partial(jax.jit, static_argnames=("sizes", "max_iterations", "cg_iterations"))
@@ -380,10 +376,14 @@ def _newton(
     The first evaluation is at ``w0`` (cells from the nearby diagram ``hint``, if any).
     A warm start (``hint``) that empties a cell (the Diracs moved) or whose cells the grid
     cannot certify restarts cold, from Voronoi weights. A cold start whose smallest cell
-    holds less than ``COLD_ENOUGH min(nu)`` runs through the stages of :data:`BLEND`: the
-    density mixed with a decreasing share of the uniform one, each solved loosely from
-    the last, so that cells over almost no mass grow while the Hessian still sees them;
-    otherwise the density is solved at once.
+    holds less than ``COLD_ENOUGH min(nu)`` runs through the blend stages of
+    :mod:`~gmmot_core.continuation`: the density mixed with a decreasing share of the
+    uniform one, each solved loosely from the last, so that cells over almost no mass grow
+    while the Hessian still sees them; otherwise the density is solved at once. A solve
+    still unconverged after ``BLEND_PATIENCE`` iterations (or whose line search fails)
+    restarts cold on the blur stages (the density blurred less and less), which converge
+    where sharp edges on an empty background stall the blend; each schedule has at most
+    ``max_iterations`` Newton iterations.
 
     Each stage starts with Newton on ``log m - log nu`` (acceptance by its norm, and a
     mass floor :data:`LOG_FLOOR` times KMT's) until every cell is within
@@ -392,8 +392,9 @@ def _newton(
     squeezes its neighbours (on the tutorial target at N = 5000: 77 -> 41 diagrams)."""
     dt = y.dtype
     n = y.shape[0]
-    last = len(BLEND) - 1
-    blend = jnp.asarray(BLEND, dt)
+    shape = density.rho.shape
+    blend_target = len(continuation.BLEND) - 1
+    first_blur = continuation.first_blur_stage()
     cg_tol = jnp.asarray(1e-10 if dt == jnp.float64 else 1e-5, dt)
     labels0 = (
         jnp.full((n, sizes.max_vertices), -1, jnp.int32) if hint is None else hint.astype(jnp.int32)
@@ -414,10 +415,8 @@ def _newton(
         return jnp.where(logres, jnp.log(jnp.maximum(m, tiny)) - log_nu, m - nu)
 
     def body(s: _Loop) -> _Loop:
-        share = jnp.where(s.phase == INIT, 0.0, blend[s.k])
-        dens = _blend(density, share)
         x = jnp.where(s.phase == TRIAL, s.w + s.t * s.d, s.w)
-        ints_x = _evaluate(y, x, dens, sizes, s.ints.labels, s.near, s.phase != TRIAL)
+        ints_x = _evaluate(y, x, s.dens, sizes, s.ints.labels, s.near, s.phase != TRIAL)
         min_m = jnp.min(ints_x.mass)
         evals = s.evals + 1
 
@@ -427,7 +426,7 @@ def _newton(
         start = at_init & ~redo
         eps_start = 0.5 * jnp.minimum(jnp.min(nu), min_m)
         start_bad = ((ints_x.status & (SIZE_BITS | STACKED)) != 0) | (eps_start <= 0)
-        k_start = jnp.where(s.warm | (min_m >= COLD_ENOUGH * jnp.min(nu)), last, 0)
+        k_start = jnp.where(s.warm | (min_m >= COLD_ENOUGH * jnp.min(nu)), blend_target, 0)
 
         # TRIAL: KMT's acceptance; a trial whose ring candidates missed a cut is too far
         # (a smaller step's new neighbours are all in the ring). A trial that ran out of a
@@ -452,16 +451,24 @@ def _newton(
         eps0 = jnp.where(stage_start, eps_start, s.eps0)  # KMT's floor, per stage
         status = s.status | jnp.where(accepted, ints_x.status, 0)
         status = status | jnp.where(give_up, ints_x.status & SIZE_BITS, 0)
-        stalled = (start & start_bad) | give_up
         it = s.it + (trial & (ok | give_up)).astype(s.it.dtype)
 
         # after an acceptance: next stage, done, or a Newton direction
-        tol_k = jnp.where(blend[k] > 0, jnp.maximum(tol, 0.3 * jnp.min(nu)), tol)
+        at_target = continuation.is_target(k, shape)
+        tol_k = jnp.where(at_target, tol, jnp.maximum(tol, 0.3 * jnp.min(nu)))
         converged = accepted & (err(ints) <= tol_k)
-        next_stage = converged & (k < last)
-        finished = (converged & (k == last)) | (accepted & ~converged & (it >= max_iterations))
-        needs_stage = start & (k_start < last)  # a cold start's first stage is blended
-        go = accepted & ~converged & ~finished & ~stalled & ~needs_stage
+        next_stage = converged & ~at_target
+        cap = jnp.where(s.blur, max_iterations, min(max_iterations, BLEND_PATIENCE))
+        out_of_steps = accepted & ~converged & (it - s.it0 >= cap)
+        # the blend schedule stalled: start again from cold on the blur one
+        tiny = s.tiny + (ok & (s.t <= TINY_STEP) & ~s.warm).astype(s.tiny.dtype)
+        crawls = accepted & ~converged & (tiny >= TINY_PATIENCE)
+        switch = ~s.blur & (out_of_steps | crawls | (give_up & ~inexact))
+        stalled = ((start & start_bad) | give_up) & ~switch
+        w = jnp.where(switch, cold_weights(y, density), w)
+        finished = (converged & at_target) | (out_of_steps & ~switch)
+        needs_stage = start & (k_start < blend_target)  # a cold start's first stage is blended
+        go = accepted & ~converged & ~finished & ~stalled & ~needs_stage & ~switch
         near_nu = jnp.max(jnp.abs(ints.mass - nu) / jnp.where(nu > 0, nu, 1.0)) <= LOG_UNTIL
         logres = log_ok & jnp.where(stage_start, ~near_nu, s.logres & ~(accepted & near_nu))
         e0 = jnp.linalg.norm(residual(ints, logres))
@@ -484,23 +491,28 @@ def _newton(
         d = jax.lax.cond(go, direction, lambda: s.d)
         t_prev = jnp.where(ok, s.t, s.t_prev)
         # KMT backtracking, started from LS_GROWTH x the last accepted step
+        first_stage = (s.k == 0) | (s.k == first_blur)  # from cold weights
         t_go = jnp.minimum(
-            jnp.where((s.phase == STAGE) & (s.k > 0), STAGE_STEP, 1.0), LS_GROWTH * t_prev
+            jnp.where((s.phase == STAGE) & ~first_stage, STAGE_STEP, 1.0), LS_GROWTH * t_prev
         )
         t = jnp.where(go, t_go, jnp.where(trial, s.t / 2.0, s.t))
         tries = jnp.where(go, 0, s.tries + 1)
         phase = jnp.where(
             redo,
             INIT,
-            jnp.where(go, TRIAL, jnp.where(next_stage | needs_stage, STAGE, s.phase)),
+            jnp.where(go, TRIAL, jnp.where(next_stage | needs_stage | switch, STAGE, s.phase)),
         )
-        k = jnp.where(next_stage, k + 1, k)
+        k = jnp.where(switch, first_blur, jnp.where(next_stage, k + 1, k))
+        new_stage = next_stage | needs_stage | switch
+        dens = jax.lax.cond(
+            new_stage, lambda: continuation.stage_density(density, k), lambda: s.dens
+        )
         return _Loop(
             w,
             ints,
             d,
             t,
-            t_prev,
+            jnp.where(switch, 1.0, t_prev),
             tries,
             it,
             evals,
@@ -508,13 +520,17 @@ def _newton(
             k,
             phase.astype(s.phase.dtype),
             s.warm & ~redo,
-            s.near | accepted | redo,
+            (s.near | accepted | redo) & ~switch,
             eps0,
             jnp.where(go, e0, s.e0),
             jnp.where(go, logres, s.logres),
             s.empty | (start & (eps_start <= 0)),
             s.stalled | stalled,
             s.done | finished,
+            dens,
+            s.blur | switch,
+            jnp.where(switch, it, s.it0),
+            tiny,
         )
 
     zero = jnp.asarray(0)
@@ -536,7 +552,7 @@ def _newton(
         zero,
         zero,
         jnp.asarray(0, jnp.int32),
-        jnp.asarray(last),
+        jnp.asarray(blend_target),
         jnp.asarray(INIT),
         with_hint,
         with_hint,
@@ -546,12 +562,18 @@ def _newton(
         jnp.asarray(False),
         jnp.asarray(False),
         jnp.asarray(False),
+        density,
+        jnp.asarray(False),
+        zero,
+        zero,
     )
     out = jax.lax.while_loop(lambda s: ~s.done & ~s.stalled, body, init)
     e = err(out.ints)
     status = (
         out.status
-        | jnp.where((e > tol) | (out.k < last) | out.stalled, NOT_CONVERGED, 0)
+        | jnp.where(
+            (e > tol) | ~continuation.is_target(out.k, shape) | out.stalled, NOT_CONVERGED, 0
+        )
         | jnp.where(out.empty & (jnp.min(nu) > 0), EMPTY_CELL, 0)
     ).astype(jnp.int32)
     return SolveResult(out.w, out.ints, out.it, out.evals, e, status)
@@ -575,7 +597,9 @@ def solve_weights(
     step) until no cell holds less than ``eps0 = min(min nu, min m(w0)) / 2`` and
     ``|m - nu|`` decreased by ``(1 - t/2)``. When a size ran out (flagged in ``status``)
     the solve is repeated with it doubled, from ``w0`` again. Under ``jax.jit`` there
-    is no repeat: the flags are returned.
+    is no repeat: the flags are returned. A cold start runs a continuation (blend with
+    the uniform density, then, if that stalls, blur; see :func:`_newton`) with at most
+    ``max_iterations`` Newton iterations per schedule.
     """
     y = jnp.asarray(y)
     n = y.shape[0]
