@@ -2,10 +2,13 @@
 
 Cases: one Lloyd step with warm weights at N=200 on the tutorial's 64x64 target, and a
 cold solve (Voronoi start, max |m - nu| <= 1e-8) at N = 1000 and 5000 on the 64x64
-target and on a 256x256 one (the same image upsampled 4x4 per pixel). Diracs uniform in
-[0,1]^2 (seed 1). sdot runs in a Python 3.12 venv (``SDOT_PYTHON``, else
-``benchmarks/.sdot-venv`` created with pyenv's 3.12 and ``pip install sdot jax``); if it
-cannot be set up the peer column is skipped with the reason printed.
+target and on a 256x256 one (the same image upsampled 4x4 per pixel); then the same at
+N = 4000 on images whose mass sits on part of the box with sharp edges (a disk on 64x64,
+an annulus and a bar on 128x128, empty pixels at the upload floor, 1e-9 of the mean), the
+targets where a blend continuation stalls. Diracs uniform in [0,1]^2 (seed 1). sdot runs
+in a Python 3.12 venv (``SDOT_PYTHON``, else ``benchmarks/.sdot-venv`` created with
+pyenv's 3.12 and ``pip install sdot jax``); if it cannot be set up the peer column is
+skipped with the reason printed.
 
 Ours: warm = compiled for the shape before timing (compile time printed separately);
 best of ``REPEATS``. Ends with one JSON line per case.
@@ -18,6 +21,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -31,6 +35,7 @@ from gmmot_core._xla_flags import peer_environ  # noqa: E402
 from gmmot_core.descent import descend, descent_init  # noqa: E402
 from gmmot_core.laguerre import image_density  # noqa: E402
 from gmmot_core.semidiscrete import solve_weights  # noqa: E402
+from gmmot_core.targets import with_floor  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 REFERENCE = HERE.parent.parent / "shared" / "reference" / "semidiscrete"
@@ -94,9 +99,9 @@ def _sdot_python() -> tuple[str | None, str]:
     return str(py), ""
 
 
-def _peer(py, case, n, res, extra=()):
+def _peer(py, case, n, res, extra=(), target=REFERENCE / "target.npy"):
     out = subprocess.run(
-        [py, "-c", PEER, case, str(n), str(res), str(REFERENCE / "target.npy"), *extra],
+        [py, "-c", PEER, case, str(n), str(res), str(target), *extra],
         capture_output=True,
         text=True,
         timeout=1200,
@@ -112,6 +117,19 @@ def _density(res):
     if res != img.shape[0]:
         img = np.kron(img, np.ones((res // img.shape[0], res // img.shape[0])))
     return image_density(img)
+
+
+def support_limited(name: str) -> np.ndarray:
+    """``disk`` (64^2) or ``annulus`` (128^2, with a bar) on the upload floor."""
+    res = 64 if name == "disk" else 128
+    t = (np.arange(res) + 0.5) / res
+    x, y = np.meshgrid(t, t, indexing="ij")
+    if name == "disk":
+        values = (x - 0.5) ** 2 + (y - 0.45) ** 2 < 0.3**2
+    else:
+        r = np.hypot(x - 0.5, y - 0.5)
+        values = ((r < 0.4) & (r > 0.25)) + 0.5 * ((x > 0.1) & (x < 0.2))
+    return with_floor(np.asarray(values, np.float64))
 
 
 def _best(fn):
@@ -135,8 +153,8 @@ def bench_lloyd():
     return ours, compile_s
 
 
-def bench_cold(n, res):
-    dens = _density(res)
+def bench_cold(n, res, values=None):
+    dens = _density(res) if values is None else image_density(values)
     y = jnp.asarray(np.random.default_rng(1).random((n, 2)))
     nu = jnp.full(n, 1 / n)
     t = time.perf_counter()
@@ -175,6 +193,23 @@ def main():
                 f"status {status}; first call incl. compile and size growth {first:.1f} s)"
             )
             rows.append(("cold_solve", f"N={n} {res}^2", ours, peer_s))
+    for name in ("disk", "annulus"):
+        values = support_limited(name)
+        res = values.shape[0]
+        ours, first, status, its = bench_cold(4000, res, values)
+        peer_s = None
+        if py:
+            with tempfile.TemporaryDirectory() as tmp:
+                target = Path(tmp) / f"{name}.npy"
+                np.save(target, values)
+                peer_s, err = _peer(py, "cold", 4000, res, target=target)
+            if err:
+                print(f"sdot cold N=4000 {name} {res}^2 failed:", err)
+        print(
+            f"cold solve N=4000 {name} {res}^2: ours {ours:.3f} s ({its} Newton steps, "
+            f"status {status}; first call {first:.1f} s)"
+        )
+        rows.append(("cold_solve", f"N=4000 {name} {res}^2", ours, peer_s))
     for name, case, ours, peer_s in rows:
         line = {"bench": f"semidiscrete_{name}", "case": case, "ours_s": round(ours, 5)}
         line |= {"peer": "sdot", "peer_s": None if peer_s is None else round(peer_s, 5)}

@@ -284,7 +284,8 @@ COLD_ENOUGH = 0.1
 # after BLEND_PATIENCE Newton iterations, or in a cold solve after TINY_PATIENCE steps
 # of at most TINY_STEP: on the tutorial target the blend needs at most 31 iterations
 # (N = 20000 on 256^2), none of them that small; on a disk on an empty background it
-# crawls at steps of 1/64 from the 5th iteration on, and stalls past 100
+# crawls at steps of 1/64 from the 5th iteration on, and stalls past 100 (4 steps of
+# 1/16 switched a tutorial solve that needed it not: N = 20000, 45 -> 88 diagrams)
 BLEND_PATIENCE = 40
 TINY_STEP = 1.0 / 32.0
 TINY_PATIENCE = 3
@@ -298,6 +299,9 @@ LOG_UNTIL = 0.5
 # grows without bound as a cell empties
 LOG_FLOOR = 0.01
 STAGE_STEP = 0.125
+# the blur stages change the density smoothly: from half a step (disk at N = 4000,
+# 77 -> 67 diagrams; a full one was no better)
+BLUR_STAGE_STEP = 0.5
 INIT, STAGE, TRIAL = 0, 1, 2  # what the Newton loop evaluates next (see _newton)
 
 
@@ -493,7 +497,12 @@ def _newton(
         # KMT backtracking, started from LS_GROWTH x the last accepted step
         first_stage = (s.k == 0) | (s.k == first_blur)  # from cold weights
         t_go = jnp.minimum(
-            jnp.where((s.phase == STAGE) & ~first_stage, STAGE_STEP, 1.0), LS_GROWTH * t_prev
+            jnp.where(
+                (s.phase == STAGE) & ~first_stage,
+                jnp.where(s.blur, BLUR_STAGE_STEP, STAGE_STEP),
+                1.0,
+            ),
+            LS_GROWTH * t_prev,
         )
         t = jnp.where(go, t_go, jnp.where(trial, s.t / 2.0, s.t))
         tries = jnp.where(go, 0, s.tries + 1)
