@@ -94,6 +94,26 @@ def blurred(density: ImageDensity, s) -> ImageDensity:
     return density._replace(rho=r, s0=pref[0], s1=pref[1], s2=pref[2])
 
 
+# an edge: neighbouring pixels whose values differ by EDGE_RATIO or more, the larger at
+# least EDGE_FLOOR of the peak (the tutorial's Gaussians differ by at most 3x between
+# neighbours; a disk on an upload floor by 1e9)
+EDGE_RATIO = 1e4
+EDGE_FLOOR = 1e-3
+
+
+def has_sharp_edges(density: ImageDensity) -> jax.Array:
+    """Whether mass meets an (almost) empty pixel across a pixel side: the targets where
+    the blend stalls, so a cold solve starts on the blur schedule."""
+    rho = density.rho
+    floor = EDGE_FLOOR * jnp.max(rho)
+
+    def edge(a, b):
+        hi, lo = jnp.maximum(a, b), jnp.minimum(a, b)
+        return jnp.any((hi >= floor) & (lo * EDGE_RATIO <= hi))
+
+    return edge(rho[1:], rho[:-1]) | edge(rho[:, 1:], rho[:, :-1])
+
+
 def is_target(k, shape: tuple[int, int]):
     """Whether stage ``k`` is the target itself (the last of either schedule)."""
     return (k == len(BLEND) - 1) | (k == stage_count(shape) - 1)

@@ -303,6 +303,7 @@ STAGE_STEP = 0.125
 # 77 -> 67 diagrams; a full one was no better)
 BLUR_STAGE_STEP = 0.5
 INIT, STAGE, TRIAL = 0, 1, 2  # what the Newton loop evaluates next (see _newton)
+AUTO, BLEND, BLUR = 0, 1, 2  # the continuation a cold solve starts on (see _newton)
 
 
 def _evaluate(y, w, density: ImageDensity, sizes: Sizes, labels, near, fallback):
@@ -372,7 +373,16 @@ class _Loop(NamedTuple):
 
 @partial(jax.jit, static_argnames=("sizes", "max_iterations", "cg_iterations"))
 def _newton(
-    y, nu, density, w0, tol, sizes: Sizes, max_iterations: int, cg_iterations: int, hint=None
+    y,
+    nu,
+    density,
+    w0,
+    tol,
+    sizes: Sizes,
+    max_iterations: int,
+    cg_iterations: int,
+    hint=None,
+    schedule=AUTO,
 ):
     """Damped Newton from ``w0`` (see :func:`solve_weights`), one evaluation per turn of
     a single loop (so the cell builder is compiled once).
@@ -384,10 +394,12 @@ def _newton(
     :mod:`~gmmot_core.continuation`: the density mixed with a decreasing share of the
     uniform one, each solved loosely from the last, so that cells over almost no mass grow
     while the Hessian still sees them; otherwise the density is solved at once. A solve
-    still unconverged after ``BLEND_PATIENCE`` iterations (or whose line search fails)
-    restarts cold on the blur stages (the density blurred less and less), which converge
-    where sharp edges on an empty background stall the blend; each schedule has at most
-    ``max_iterations`` Newton iterations.
+    still unconverged after ``BLEND_PATIENCE`` iterations (or whose steps crawl, or whose
+    line search fails) restarts cold on the blur stages (the density blurred less and
+    less), which converge where sharp edges on an empty background stall the blend; a
+    target with such edges (:func:`~gmmot_core.continuation.has_sharp_edges`) starts
+    there (``schedule`` AUTO; BLEND / BLUR, traced, start on that one). Each schedule has
+    at most ``max_iterations`` Newton iterations.
 
     Each stage starts with Newton on ``log m - log nu`` (acceptance by its norm, and a
     mass floor :data:`LOG_FLOOR` times KMT's) until every cell is within
@@ -430,7 +442,8 @@ def _newton(
         start = at_init & ~redo
         eps_start = 0.5 * jnp.minimum(jnp.min(nu), min_m)
         start_bad = ((ints_x.status & (SIZE_BITS | STACKED)) != 0) | (eps_start <= 0)
-        k_start = jnp.where(s.warm | (min_m >= COLD_ENOUGH * jnp.min(nu)), blend_target, 0)
+        cold_enough = s.warm | (min_m >= COLD_ENOUGH * jnp.min(nu))
+        k_start = jnp.where(cold_enough, blend_target, jnp.where(s.blur, first_blur, 0))
 
         # TRIAL: KMT's acceptance; a trial whose ring candidates missed a cut is too far
         # (a smaller step's new neighbours are all in the ring). A trial that ran out of a
@@ -471,7 +484,7 @@ def _newton(
         stalled = ((start & start_bad) | give_up) & ~switch
         w = jnp.where(switch, cold_weights(y, density), w)
         finished = (converged & at_target) | (out_of_steps & ~switch)
-        needs_stage = start & (k_start < blend_target)  # a cold start's first stage is blended
+        needs_stage = start & ~cold_enough  # a cold start's first stage is a continuation's
         go = accepted & ~converged & ~finished & ~stalled & ~needs_stage & ~switch
         near_nu = jnp.max(jnp.abs(ints.mass - nu) / jnp.where(nu > 0, nu, 1.0)) <= LOG_UNTIL
         logres = log_ok & jnp.where(stage_start, ~near_nu, s.logres & ~(accepted & near_nu))
@@ -572,7 +585,7 @@ def _newton(
         jnp.asarray(False),
         jnp.asarray(False),
         density,
-        jnp.asarray(False),
+        jnp.where(schedule == AUTO, continuation.has_sharp_edges(density), schedule == BLUR),
         zero,
         zero,
     )
@@ -597,6 +610,7 @@ def solve_weights(
     sizes: Sizes | None = None,
     max_iterations: int = 100,
     cg_iterations: int = 4000,
+    schedule: str = "auto",
 ) -> SolveResult:
     """Damped Newton for ``w [N]`` with ``m_i(w) = nu_i`` (stop at max |m - nu| <= ``tol``,
     default 1e-8 in float64, 1e-5 in float32); ``w0`` warm-starts (default
@@ -608,8 +622,13 @@ def solve_weights(
     the solve is repeated with it doubled, from ``w0`` again. Under ``jax.jit`` there
     is no repeat: the flags are returned. A cold start runs a continuation (blend with
     the uniform density, then, if that stalls, blur; see :func:`_newton`) with at most
-    ``max_iterations`` Newton iterations per schedule.
+    ``max_iterations`` Newton iterations per schedule. ``schedule`` ("auto", "blend" or
+    "blur") picks the first; "auto" takes blur for targets with sharp edges.
     """
+    schedules = {"auto": AUTO, "blend": BLEND, "blur": BLUR}
+    if schedule not in schedules:
+        raise ValueError(f"schedule must be one of {sorted(schedules)}, got {schedule!r}")
+    start = jnp.asarray(schedules[schedule])
     y = jnp.asarray(y)
     n = y.shape[0]
     dt = y.dtype
@@ -617,7 +636,7 @@ def solve_weights(
     tol = jnp.asarray((1e-8 if dt == jnp.float64 else 1e-5) if tol is None else tol, dt)
     w = cold_weights(y, density).astype(dt) if w0 is None else jnp.asarray(w0, dt)
     while True:
-        res = _newton(y, nu, density, w, tol, sizes, max_iterations, cg_iterations)
+        res = _newton(y, nu, density, w, tol, sizes, max_iterations, cg_iterations, None, start)
         if isinstance(res.status, jax.core.Tracer):
             return res._replace(sizes=sizes)
         bigger = grow_sizes(sizes, int(res.status), n)

@@ -90,3 +90,22 @@ def test_the_blur_stages_end_below_half_a_pixel():
         last = 2.0 ** -(k - 1) * continuation.BLUR_WIDTH * max(shape)  # in pixels
         assert 0.25 <= last <= 0.5, (shape, last)
     assert math.isclose(continuation.BLUR_WIDTH, 0.5 * math.sqrt(2.0))
+
+
+@pytest.mark.parametrize("res", [8, 16, 64, 256])
+def test_sharp_edges_are_found_on_a_disk_not_on_smooth_targets(x64, res):
+    """The tutorial's Gaussians (any resolution), a uniform image and a bright pixel
+    fading over a few pixels have no sharp edge; a disk or a single bright pixel on the
+    upload floor (1e-9 of the mean) has one."""
+    from gmmot_core.targets import tutorial_image, with_floor
+
+    t = (np.arange(res) + 0.5) / res
+    x, y = np.meshgrid(t, t, indexing="ij")
+    fading = np.exp(-((x - 0.5) ** 2 + (y - 0.5) ** 2) / (2 * (1.0 / res) ** 2))
+    smooth = (tutorial_image(res), np.ones((res, res)), fading)
+    for values in smooth:
+        assert not bool(continuation.has_sharp_edges(image_density(values)))
+    spike = np.zeros((res, res))
+    spike[res // 2, res // 3] = 1.0
+    for values in (_disk(res), spike):
+        assert bool(continuation.has_sharp_edges(image_density(with_floor(values))))
