@@ -167,6 +167,26 @@ def bench_cold(n, res, values=None):
     return ours, first, status, int(r.iterations)
 
 
+def _cold_row(py, n, res, case, values=None):
+    """Ours and sdot's cold solve on the tutorial target (or ``values``, saved for sdot)."""
+    ours, first, status, its = bench_cold(n, res, values)
+    peer_s = None
+    if py:
+        with tempfile.TemporaryDirectory() as tmp:
+            target = REFERENCE / "target.npy"
+            if values is not None:
+                target = Path(tmp) / "target.npy"
+                np.save(target, values)
+            peer_s, err = _peer(py, "cold", n, res, target=target)
+        if err:
+            print(f"sdot cold {case} failed:", err)
+    print(
+        f"cold solve {case}: ours {ours:.3f} s ({its} Newton steps, status {status}; "
+        f"first call incl. compile and size growth {first:.1f} s)"
+    )
+    return ("cold_solve", case, ours, peer_s)
+
+
 def main():
     py, why = _sdot_python()
     if py is None:
@@ -182,34 +202,11 @@ def main():
     rows.append(("lloyd_warm", "N=200 64^2", ours, peer_s))
     for res in (64, 256):
         for n in (1000, 5000):
-            ours, first, status, its = bench_cold(n, res)
-            peer_s = None
-            if py:
-                peer_s, err = _peer(py, "cold", n, res)
-                if err:
-                    print(f"sdot cold N={n} {res}^2 failed:", err)
-            print(
-                f"cold solve N={n} {res}^2: ours {ours:.3f} s ({its} Newton steps, "
-                f"status {status}; first call incl. compile and size growth {first:.1f} s)"
-            )
-            rows.append(("cold_solve", f"N={n} {res}^2", ours, peer_s))
+            rows.append(_cold_row(py, n, res, f"N={n} {res}^2"))
     for name in ("disk", "annulus"):
         values = support_limited(name)
         res = values.shape[0]
-        ours, first, status, its = bench_cold(4000, res, values)
-        peer_s = None
-        if py:
-            with tempfile.TemporaryDirectory() as tmp:
-                target = Path(tmp) / f"{name}.npy"
-                np.save(target, values)
-                peer_s, err = _peer(py, "cold", 4000, res, target=target)
-            if err:
-                print(f"sdot cold N=4000 {name} {res}^2 failed:", err)
-        print(
-            f"cold solve N=4000 {name} {res}^2: ours {ours:.3f} s ({its} Newton steps, "
-            f"status {status}; first call {first:.1f} s)"
-        )
-        rows.append(("cold_solve", f"N=4000 {name} {res}^2", ours, peer_s))
+        rows.append(_cold_row(py, 4000, res, f"N=4000 {name} {res}^2", values))
     for name, case, ours, peer_s in rows:
         line = {"bench": f"semidiscrete_{name}", "case": case, "ours_s": round(ours, 5)}
         line |= {"peer": "sdot", "peer_s": None if peer_s is None else round(peer_s, 5)}
