@@ -4,10 +4,10 @@ Cases: one Lloyd step with warm weights at N=200 on the tutorial's 64x64 target,
 cold solve (Voronoi start, max |m - nu| <= 1e-8) at N = 1000 and 5000 on the 64x64
 target and on a 256x256 one (the same image upsampled 4x4 per pixel); then the same at
 N = 4000 on images whose mass sits on part of the box with sharp edges (a disk on 64x64,
-an annulus and a bar on 128x128, empty pixels at the upload floor, 1e-9 of the mean), the
-targets where a blend continuation stalls. Diracs uniform in [0,1]^2 (seed 1). sdot runs
-in a Python 3.12 venv (``SDOT_PYTHON``, else ``benchmarks/.sdot-venv`` created with
-pyenv's 3.12 and ``pip install sdot jax``); if it cannot be set up the peer column is
+an annulus and a bar on 128x128, empty pixels at the upload floor, 1e-9 of the mean),
+where blending with the uniform density stalled. Diracs uniform in [0,1]^2 (seed 1).
+sdot runs in a Python 3.12 venv (``SDOT_PYTHON``, else ``benchmarks/.sdot-venv`` created
+with pyenv's 3.12 and ``pip install sdot jax``); if it cannot be set up the peer column is
 skipped with the reason printed.
 
 Ours: warm = compiled for the shape before timing (compile time printed separately);

@@ -280,30 +280,17 @@ def cold_weights(y, density: ImageDensity):
 SIZE_PATIENCE = 6  # halvings of a trial step that runs out of a size before giving up
 # a cold start whose smallest cell holds this share of min(nu) skips the continuation
 COLD_ENOUGH = 0.1
-# the blend schedule (see gmmot_core.continuation) is left for the blur one, from cold,
-# after BLEND_PATIENCE Newton iterations, or in a cold solve after TINY_PATIENCE steps
-# of at most TINY_STEP: on the tutorial target the blend needs at most 31 iterations
-# (N = 20000 on 256^2), none of them that small; on a disk on an empty background it
-# crawls at steps of 1/64 from the 5th iteration on, and stalls past 100 (4 steps of
-# 1/16 switched a tutorial solve that needed it not: N = 20000, 45 -> 88 diagrams)
-BLEND_PATIENCE = 40
-TINY_STEP = 1.0 / 32.0
-TINY_PATIENCE = 3
 # line search: a step starts from LS_GROWTH x the last accepted one (at most 1), and from
-# STAGE_STEP after a continuation stage changed the density under the weights (a full step
-# then overshoots: measured on the tutorial target, N = 1000, 45 -> 31 diagrams)
+# STAGE_STEP after a continuation stage changed the density under the weights (disk at
+# N = 4000: 77 diagrams from 1/8, 67 from 1/2; a full step was no better)
 LS_GROWTH = 2.0
 # Newton on log m - log nu until every cell is within this factor of its target mass
 LOG_UNTIL = 0.5
 # KMT's mass floor is relaxed by this factor in the log phase, whose residual already
 # grows without bound as a cell empties
 LOG_FLOOR = 0.01
-STAGE_STEP = 0.125
-# the blur stages change the density smoothly: from half a step (disk at N = 4000,
-# 77 -> 67 diagrams; a full one was no better)
-BLUR_STAGE_STEP = 0.5
+STAGE_STEP = 0.5
 INIT, STAGE, TRIAL = 0, 1, 2  # what the Newton loop evaluates next (see _newton)
-AUTO, BLEND, BLUR = 0, 1, 2  # the continuation a cold solve starts on (see _newton)
 
 
 def _evaluate(y, w, density: ImageDensity, sizes: Sizes, labels, near, fallback):
@@ -343,8 +330,7 @@ class _Loop(NamedTuple):
     ``t``, last accepted step ``t_prev``, halvings ``tries``; counters; continuation
     stage ``k``; ``phase`` (INIT / STAGE / TRIAL: what the next evaluation is);
     ``warm``: still on the given weights; ``eps0``, ``e0``: KMT's floor and |m - nu|;
-    ``dens``: stage ``k``'s density; ``blur``: on the blur schedule since iteration ``it0``;
-    ``tiny``: accepted steps of at most TINY_STEP."""
+    ``dens``: stage ``k``'s density."""
 
     w: jax.Array
     ints: CellIntegrals
@@ -366,23 +352,11 @@ class _Loop(NamedTuple):
     stalled: jax.Array
     done: jax.Array
     dens: ImageDensity
-    blur: jax.Array
-    it0: jax.Array
-    tiny: jax.Array
 
 
 @partial(jax.jit, static_argnames=("sizes", "max_iterations", "cg_iterations"))
 def _newton(
-    y,
-    nu,
-    density,
-    w0,
-    tol,
-    sizes: Sizes,
-    max_iterations: int,
-    cg_iterations: int,
-    hint=None,
-    schedule=AUTO,
+    y, nu, density, w0, tol, sizes: Sizes, max_iterations: int, cg_iterations: int, hint=None
 ):
     """Damped Newton from ``w0`` (see :func:`solve_weights`), one evaluation per turn of
     a single loop (so the cell builder is compiled once).
@@ -390,16 +364,10 @@ def _newton(
     The first evaluation is at ``w0`` (cells from the nearby diagram ``hint``, if any).
     A warm start (``hint``) that empties a cell (the Diracs moved) or whose cells the grid
     cannot certify restarts cold, from Voronoi weights. A cold start whose smallest cell
-    holds less than ``COLD_ENOUGH min(nu)`` runs through the blend stages of
-    :mod:`~gmmot_core.continuation`: the density mixed with a decreasing share of the
-    uniform one, each solved loosely from the last, so that cells over almost no mass grow
-    while the Hessian still sees them; otherwise the density is solved at once. A solve
-    still unconverged after ``BLEND_PATIENCE`` iterations (or whose steps crawl, or whose
-    line search fails) restarts cold on the blur stages (the density blurred less and
-    less), which converge where sharp edges on an empty background stall the blend; a
-    target with such edges (:func:`~gmmot_core.continuation.has_sharp_edges`) starts
-    there (``schedule`` AUTO; BLEND / BLUR, traced, start on that one). Each schedule has
-    at most ``max_iterations`` Newton iterations.
+    holds less than ``COLD_ENOUGH min(nu)`` runs through the stages of
+    :mod:`~gmmot_core.continuation`: the density blurred less and less, each solved
+    loosely from the last, so that cells over almost no mass grow while the Hessian
+    still sees them; otherwise the density is solved at once.
 
     Each stage starts with Newton on ``log m - log nu`` (acceptance by its norm, and a
     mass floor :data:`LOG_FLOOR` times KMT's) until every cell is within
@@ -409,8 +377,7 @@ def _newton(
     dt = y.dtype
     n = y.shape[0]
     shape = density.rho.shape
-    blend_target = len(continuation.BLEND) - 1
-    first_blur = continuation.first_blur_stage()
+    last = continuation.stage_count(shape) - 1
     cg_tol = jnp.asarray(1e-10 if dt == jnp.float64 else 1e-5, dt)
     labels0 = (
         jnp.full((n, sizes.max_vertices), -1, jnp.int32) if hint is None else hint.astype(jnp.int32)
@@ -443,7 +410,7 @@ def _newton(
         eps_start = 0.5 * jnp.minimum(jnp.min(nu), min_m)
         start_bad = ((ints_x.status & (SIZE_BITS | STACKED)) != 0) | (eps_start <= 0)
         cold_enough = s.warm | (min_m >= COLD_ENOUGH * jnp.min(nu))
-        k_start = jnp.where(cold_enough, blend_target, jnp.where(s.blur, first_blur, 0))
+        k_start = jnp.where(cold_enough, last, 0)
 
         # TRIAL: KMT's acceptance; a trial whose ring candidates missed a cut is too far
         # (a smaller step's new neighbours are all in the ring). A trial that ran out of a
@@ -471,21 +438,14 @@ def _newton(
         it = s.it + (trial & (ok | give_up)).astype(s.it.dtype)
 
         # after an acceptance: next stage, done, or a Newton direction
-        at_target = continuation.is_target(k, shape)
+        at_target = k == last
         tol_k = jnp.where(at_target, tol, jnp.maximum(tol, 0.3 * jnp.min(nu)))
         converged = accepted & (err(ints) <= tol_k)
         next_stage = converged & ~at_target
-        cap = jnp.where(s.blur, max_iterations, min(max_iterations, BLEND_PATIENCE))
-        out_of_steps = accepted & ~converged & (it - s.it0 >= cap)
-        # the blend schedule stalled: start again from cold on the blur one
-        tiny = s.tiny + (ok & (s.t <= TINY_STEP) & ~s.warm).astype(s.tiny.dtype)
-        crawls = accepted & ~converged & (tiny >= TINY_PATIENCE)
-        switch = ~s.blur & (out_of_steps | crawls | (give_up & ~inexact))
-        stalled = ((start & start_bad) | give_up) & ~switch
-        w = jnp.where(switch, cold_weights(y, density), w)
-        finished = (converged & at_target) | (out_of_steps & ~switch)
+        stalled = (start & start_bad) | give_up
+        finished = (converged & at_target) | (accepted & ~converged & (it >= max_iterations))
         needs_stage = start & ~cold_enough  # a cold start's first stage is a continuation's
-        go = accepted & ~converged & ~finished & ~stalled & ~needs_stage & ~switch
+        go = accepted & ~converged & ~finished & ~stalled & ~needs_stage
         near_nu = jnp.max(jnp.abs(ints.mass - nu) / jnp.where(nu > 0, nu, 1.0)) <= LOG_UNTIL
         logres = log_ok & jnp.where(stage_start, ~near_nu, s.logres & ~(accepted & near_nu))
         e0 = jnp.linalg.norm(residual(ints, logres))
@@ -508,33 +468,28 @@ def _newton(
         d = jax.lax.cond(go, direction, lambda: s.d)
         t_prev = jnp.where(ok, s.t, s.t_prev)
         # KMT backtracking, started from LS_GROWTH x the last accepted step
-        first_stage = (s.k == 0) | (s.k == first_blur)  # from cold weights
         t_go = jnp.minimum(
-            jnp.where(
-                (s.phase == STAGE) & ~first_stage,
-                jnp.where(s.blur, BLUR_STAGE_STEP, STAGE_STEP),
-                1.0,
-            ),
-            LS_GROWTH * t_prev,
+            jnp.where((s.phase == STAGE) & (s.k > 0), STAGE_STEP, 1.0), LS_GROWTH * t_prev
         )
         t = jnp.where(go, t_go, jnp.where(trial, s.t / 2.0, s.t))
         tries = jnp.where(go, 0, s.tries + 1)
         phase = jnp.where(
             redo,
             INIT,
-            jnp.where(go, TRIAL, jnp.where(next_stage | needs_stage | switch, STAGE, s.phase)),
+            jnp.where(go, TRIAL, jnp.where(next_stage | needs_stage, STAGE, s.phase)),
         )
-        k = jnp.where(switch, first_blur, jnp.where(next_stage, k + 1, k))
-        new_stage = next_stage | needs_stage | switch
+        k = jnp.where(next_stage, k + 1, k)
         dens = jax.lax.cond(
-            new_stage, lambda: continuation.stage_density(density, k), lambda: s.dens
+            next_stage | needs_stage,
+            lambda: continuation.stage_density(density, k),
+            lambda: s.dens,
         )
         return _Loop(
             w,
             ints,
             d,
             t,
-            jnp.where(switch, 1.0, t_prev),
+            t_prev,
             tries,
             it,
             evals,
@@ -542,7 +497,7 @@ def _newton(
             k,
             phase.astype(s.phase.dtype),
             s.warm & ~redo,
-            (s.near | accepted | redo) & ~switch,
+            s.near | accepted | redo,
             eps0,
             jnp.where(go, e0, s.e0),
             jnp.where(go, logres, s.logres),
@@ -550,9 +505,6 @@ def _newton(
             s.stalled | stalled,
             s.done | finished,
             dens,
-            s.blur | switch,
-            jnp.where(switch, it, s.it0),
-            tiny,
         )
 
     zero = jnp.asarray(0)
@@ -574,7 +526,7 @@ def _newton(
         zero,
         zero,
         jnp.asarray(0, jnp.int32),
-        jnp.asarray(blend_target),
+        jnp.asarray(last),
         jnp.asarray(INIT),
         with_hint,
         with_hint,
@@ -585,17 +537,12 @@ def _newton(
         jnp.asarray(False),
         jnp.asarray(False),
         density,
-        jnp.where(schedule == AUTO, continuation.has_sharp_edges(density), schedule == BLUR),
-        zero,
-        zero,
     )
     out = jax.lax.while_loop(lambda s: ~s.done & ~s.stalled, body, init)
     e = err(out.ints)
     status = (
         out.status
-        | jnp.where(
-            (e > tol) | ~continuation.is_target(out.k, shape) | out.stalled, NOT_CONVERGED, 0
-        )
+        | jnp.where((e > tol) | (out.k < last) | out.stalled, NOT_CONVERGED, 0)
         | jnp.where(out.empty & (jnp.min(nu) > 0), EMPTY_CELL, 0)
     ).astype(jnp.int32)
     return SolveResult(out.w, out.ints, out.it, out.evals, e, status)
@@ -610,7 +557,6 @@ def solve_weights(
     sizes: Sizes | None = None,
     max_iterations: int = 100,
     cg_iterations: int = 4000,
-    schedule: str = "auto",
 ) -> SolveResult:
     """Damped Newton for ``w [N]`` with ``m_i(w) = nu_i`` (stop at max |m - nu| <= ``tol``,
     default 1e-8 in float64, 1e-5 in float32); ``w0`` warm-starts (default
@@ -620,15 +566,9 @@ def solve_weights(
     step) until no cell holds less than ``eps0 = min(min nu, min m(w0)) / 2`` and
     ``|m - nu|`` decreased by ``(1 - t/2)``. When a size ran out (flagged in ``status``)
     the solve is repeated with it doubled, from ``w0`` again. Under ``jax.jit`` there
-    is no repeat: the flags are returned. A cold start runs a continuation (blend with
-    the uniform density, then, if that stalls, blur; see :func:`_newton`) with at most
-    ``max_iterations`` Newton iterations per schedule. ``schedule`` ("auto", "blend" or
-    "blur") picks the first; "auto" takes blur for targets with sharp edges.
+    is no repeat: the flags are returned. A cold start runs through a continuation
+    (the density blurred less and less; see :func:`_newton`).
     """
-    schedules = {"auto": AUTO, "blend": BLEND, "blur": BLUR}
-    if schedule not in schedules:
-        raise ValueError(f"schedule must be one of {sorted(schedules)}, got {schedule!r}")
-    start = jnp.asarray(schedules[schedule])
     y = jnp.asarray(y)
     n = y.shape[0]
     dt = y.dtype
@@ -636,7 +576,7 @@ def solve_weights(
     tol = jnp.asarray((1e-8 if dt == jnp.float64 else 1e-5) if tol is None else tol, dt)
     w = cold_weights(y, density).astype(dt) if w0 is None else jnp.asarray(w0, dt)
     while True:
-        res = _newton(y, nu, density, w, tol, sizes, max_iterations, cg_iterations, None, start)
+        res = _newton(y, nu, density, w, tol, sizes, max_iterations, cg_iterations)
         if isinstance(res.status, jax.core.Tracer):
             return res._replace(sizes=sizes)
         bigger = grow_sizes(sizes, int(res.status), n)

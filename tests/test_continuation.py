@@ -64,8 +64,8 @@ def test_blur_at_the_edge_keeps_the_mass_in_the_box(x64):
 @pytest.mark.parametrize("k", range(continuation.stage_count((64, 48))))
 def test_every_stage_is_a_density_with_consistent_prefix_sums(x64, k):
     """Stage ``k`` of the disk on [-1, 1] x [0, 3] (64 x 48): mass 1, non-negative, its
-    prefix sums equal to those numpy builds from its values; the blend's first stage is
-    uniform, and both schedules end on the target exactly."""
+    prefix sums equal to those numpy builds from its values; the last stage is the
+    target exactly, the first is nearly flat (width 0.7 of the box)."""
     dens = image_density(_disk(64)[:, :48] + 1e-9, lo=(-1.0, 0.0), hi=(1.0, 3.0))
     out = continuation.stage_density(dens, jnp.asarray(k))
     rho = np.asarray(out.rho)
@@ -74,38 +74,18 @@ def test_every_stage_is_a_density_with_consistent_prefix_sums(x64, k):
     ref = image_density(rho, lo=(-1.0, 0.0), hi=(1.0, 3.0))
     for a, b in ((out.s0, ref.s0), (out.s1, ref.s1), (out.s2, ref.s2)):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=0, atol=1e-12)
-    blur_end = continuation.stage_count((64, 48)) - 1
-    if k in (len(continuation.BLEND) - 1, blur_end):
+    if k == continuation.stage_count((64, 48)) - 1:
         for a, b in zip(out, dens, strict=True):
             np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
-    if k == 0:
-        np.testing.assert_allclose(rho, 1.0 / 6.0, rtol=1e-12)
+    if k == 0:  # the disk's 1e9 contrast is down to a few times
+        assert rho.max() / rho.min() < 5.0
 
 
 def test_the_blur_stages_end_below_half_a_pixel():
     """Widths halve from 1 until below half a pixel on the finer axis (and no further
     than a quarter: each stage costs diagrams)."""
     for shape in ((64, 64), (256, 100), (100, 300)):
-        k = continuation.blur_stages(shape)
-        last = 2.0 ** -(k - 1) * continuation.BLUR_WIDTH * max(shape)  # in pixels
+        k = continuation.stage_count(shape) - 2  # the last blurred stage
+        last = 2.0**-k * continuation.BLUR_WIDTH * max(shape)  # in pixels
         assert 0.25 <= last <= 0.5, (shape, last)
     assert math.isclose(continuation.BLUR_WIDTH, 0.5 * math.sqrt(2.0))
-
-
-@pytest.mark.parametrize("res", [8, 16, 64, 256])
-def test_sharp_edges_are_found_on_a_disk_not_on_smooth_targets(x64, res):
-    """The tutorial's Gaussians (any resolution), a uniform image and a bright pixel
-    fading over a few pixels have no sharp edge; a disk or a single bright pixel on the
-    upload floor (1e-9 of the mean) has one."""
-    from gmmot_core.targets import tutorial_image, with_floor
-
-    t = (np.arange(res) + 0.5) / res
-    x, y = np.meshgrid(t, t, indexing="ij")
-    fading = np.exp(-((x - 0.5) ** 2 + (y - 0.5) ** 2) / (2 * (1.0 / res) ** 2))
-    smooth = (tutorial_image(res), np.ones((res, res)), fading)
-    for values in smooth:
-        assert not bool(continuation.has_sharp_edges(image_density(values)))
-    spike = np.zeros((res, res))
-    spike[res // 2, res // 3] = 1.0
-    for values in (_disk(res), spike):
-        assert bool(continuation.has_sharp_edges(image_density(with_floor(values))))
