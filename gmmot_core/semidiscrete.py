@@ -376,8 +376,7 @@ def _newton(
     squeezes its neighbours (on the tutorial target at N = 5000: 77 -> 41 diagrams)."""
     dt = y.dtype
     n = y.shape[0]
-    shape = density.rho.shape
-    last = continuation.stage_count(shape) - 1
+    last = continuation.stage_count(density.rho.shape) - 1
     cg_tol = jnp.asarray(1e-10 if dt == jnp.float64 else 1e-5, dt)
     labels0 = (
         jnp.full((n, sizes.max_vertices), -1, jnp.int32) if hint is None else hint.astype(jnp.int32)
@@ -409,8 +408,7 @@ def _newton(
         start = at_init & ~redo
         eps_start = 0.5 * jnp.minimum(jnp.min(nu), min_m)
         start_bad = ((ints_x.status & (SIZE_BITS | STACKED)) != 0) | (eps_start <= 0)
-        cold_enough = s.warm | (min_m >= COLD_ENOUGH * jnp.min(nu))
-        k_start = jnp.where(cold_enough, last, 0)
+        k_start = jnp.where(s.warm | (min_m >= COLD_ENOUGH * jnp.min(nu)), last, 0)
 
         # TRIAL: KMT's acceptance; a trial whose ring candidates missed a cut is too far
         # (a smaller step's new neighbours are all in the ring). A trial that ran out of a
@@ -435,16 +433,15 @@ def _newton(
         eps0 = jnp.where(stage_start, eps_start, s.eps0)  # KMT's floor, per stage
         status = s.status | jnp.where(accepted, ints_x.status, 0)
         status = status | jnp.where(give_up, ints_x.status & SIZE_BITS, 0)
+        stalled = (start & start_bad) | give_up
         it = s.it + (trial & (ok | give_up)).astype(s.it.dtype)
 
         # after an acceptance: next stage, done, or a Newton direction
-        at_target = k == last
-        tol_k = jnp.where(at_target, tol, jnp.maximum(tol, 0.3 * jnp.min(nu)))
+        tol_k = jnp.where(k < last, jnp.maximum(tol, 0.3 * jnp.min(nu)), tol)
         converged = accepted & (err(ints) <= tol_k)
-        next_stage = converged & ~at_target
-        stalled = (start & start_bad) | give_up
-        finished = (converged & at_target) | (accepted & ~converged & (it >= max_iterations))
-        needs_stage = start & ~cold_enough  # a cold start's first stage is a continuation's
+        next_stage = converged & (k < last)
+        finished = (converged & (k == last)) | (accepted & ~converged & (it >= max_iterations))
+        needs_stage = start & (k_start < last)  # a cold start's first stage is a blur
         go = accepted & ~converged & ~finished & ~stalled & ~needs_stage
         near_nu = jnp.max(jnp.abs(ints.mass - nu) / jnp.where(nu > 0, nu, 1.0)) <= LOG_UNTIL
         logres = log_ok & jnp.where(stage_start, ~near_nu, s.logres & ~(accepted & near_nu))

@@ -16,7 +16,17 @@ import pytest
 
 from gmmot_core.descent import descend, descent_init
 from gmmot_core.laguerre import STACKED, Grid, image_density
-from gmmot_core.semidiscrete import EMPTY_CELL, NOT_CONVERGED, Sizes, solve_weights, w2
+from gmmot_core.semidiscrete import (
+    EMPTY_CELL,
+    NOT_CONVERGED,
+    SIZE_BITS,
+    Sizes,
+    grow_sizes,
+    integrals,
+    solve_weights,
+    w2,
+)
+from gmmot_core.targets import with_floor
 
 W2_REFERENCE = 5.039501324528e-02
 TOL = 1e-11
@@ -202,9 +212,6 @@ def test_a_disk_on_an_empty_background_converges_cold(x64):
     returned weights, on the candidate grid (sizes grown until it certifies every cell:
     the tiny disk cells beside the huge empty ones need more rescue than the solve's ring
     candidates did): max |m - nu| <= 1e-8 (the default tolerance)."""
-    from gmmot_core.semidiscrete import SIZE_BITS, grow_sizes, integrals
-    from gmmot_core.targets import with_floor
-
     t = (np.arange(64) + 0.5) / 64
     x, y = np.meshgrid(t, t, indexing="ij")
     disk = ((x - 0.5) ** 2 + (y - 0.45) ** 2 < 0.3**2).astype(float)
