@@ -78,7 +78,7 @@ def _colors(n: int) -> list[str]:
 
 
 def cells_data(cells) -> dict:
-    """The non-empty cells of a :class:`~gmmot_core.laguerre.Cells` as one patch per
+    """The non-empty cells of a :class:`~gmmot_core.semidiscrete.cells.Cells` as one patch per
     colour: cell ``i`` takes its Dirac's colour ``i % 20`` and the cells of a colour are
     NaN-separated parts of one patch (disjoint, so each is filled). Twenty patches
     instead of N: a frame sends 40 arrays, not 2N, and the browser fills 20 paths

@@ -32,9 +32,9 @@ import numpy as np
 jax.config.update("jax_enable_x64", True)
 
 from gmmot_core._xla_flags import peer_environ  # noqa: E402
-from gmmot_core.descent import descend, descent_init  # noqa: E402
-from gmmot_core.laguerre import image_density  # noqa: E402
-from gmmot_core.semidiscrete import solve_weights  # noqa: E402
+from gmmot_core.semidiscrete.density import image_density  # noqa: E402
+from gmmot_core.semidiscrete.descent import descend, descent_init  # noqa: E402
+from gmmot_core.semidiscrete.newton import solve_weights  # noqa: E402
 from gmmot_core.targets import with_floor  # noqa: E402
 
 HERE = Path(__file__).resolve().parent

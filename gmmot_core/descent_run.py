@@ -19,9 +19,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gmmot_core.descent import STOP_BITS, DescentState, cells_of, descend, descent_init
-from gmmot_core.laguerre import STACKED, image_density
-from gmmot_core.semidiscrete import EMPTY_CELL, NOT_CONVERGED, SIZE_BITS
+from gmmot_core.semidiscrete.density import image_density
+from gmmot_core.semidiscrete.descent import DescentState, cells_of, descend, descent_init
+from gmmot_core.semidiscrete.status import EMPTY_CELL, NOT_CONVERGED, SIZE_BITS, STACKED, STOP_BITS
 from gmmot_core.targets import gmm_image, tutorial_image
 
 __all__ = [

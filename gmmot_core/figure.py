@@ -155,7 +155,7 @@ def coupled_em_figure(results: dict, points0, points1, fmt: str = "png") -> byte
 
 
 def cell_outlines(cells) -> list[np.ndarray]:
-    """The polygon ``[count_i, 2]`` of each cell of a :class:`~gmmot_core.laguerre.Cells`."""
+    """The polygon ``[count_i, 2]`` of each cell (:class:`~.cells.Cells`)."""
     verts, count = np.asarray(cells.vertices), np.asarray(cells.count)
     return [verts[i, : count[i]] for i in range(len(count))]
 

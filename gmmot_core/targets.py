@@ -9,7 +9,8 @@
 - :func:`image_from_bytes`: an uploaded PNG / JPEG as a grayscale density, darker = more
   mass (or brighter with ``invert``), with size checks.
 
-All return numpy float64 arrays; :func:`gmmot_core.laguerre.image_density` normalises them.
+All return numpy float64 arrays, normalised by
+:func:`gmmot_core.semidiscrete.density.image_density`.
 """
 
 from __future__ import annotations

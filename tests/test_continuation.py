@@ -14,8 +14,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gmmot_core import continuation
-from gmmot_core.laguerre import image_density
+from gmmot_core.semidiscrete import density as continuation
+from gmmot_core.semidiscrete.density import image_density
 
 
 def _disk(res: int) -> np.ndarray:

@@ -128,7 +128,7 @@ def test_steps_per_frame_does_not_recompile_or_change_the_numbers():
     """The steps-per-frame slider is traced: frames of 1..FRAME_STEPS steps share one
     executable (a recompile costs seconds and ~10,000 memory maps), and 3 frames of one
     step land on the very same numbers as one frame of three."""
-    from gmmot_core.descent import _run
+    from gmmot_core.semidiscrete.descent import _run
 
     a = DescentRun({"preset": "tutorial two peaks", "res": 64}, n=60, seed=3)
     b = DescentRun({"preset": "tutorial two peaks", "res": 64}, n=60, seed=3)
@@ -238,7 +238,7 @@ def test_cells_are_drawn_as_one_nan_separated_patch_per_colour():
     from bokeh.palettes import Category20_20
 
     from app.descent_plots import cells_data
-    from gmmot_core.laguerre import Cells
+    from gmmot_core.semidiscrete.cells import Cells
 
     rng = np.random.default_rng(5)
     verts, count = rng.random((45, 6, 2)), rng.integers(0, 7, 45)

@@ -275,8 +275,8 @@ SPOT = st.one_of(
 def test_semidiscrete_solve_never_hangs_and_flags(points, seed, nan):
     """Any 12 Diracs (inside, on the border, outside, stacked; NaN) on a random 16 x 16
     density: the solve returns, converged to its tolerance or with a flag set."""
-    from gmmot_core.laguerre import image_density
-    from gmmot_core.semidiscrete import solve_weights
+    from gmmot_core.semidiscrete.density import image_density
+    from gmmot_core.semidiscrete.newton import solve_weights
 
     jax.config.update("jax_enable_x64", True)
     try:

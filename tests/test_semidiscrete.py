@@ -14,18 +14,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gmmot_core.descent import descend, descent_init
-from gmmot_core.laguerre import STACKED, Grid, image_density
-from gmmot_core.semidiscrete import (
-    EMPTY_CELL,
-    NOT_CONVERGED,
-    SIZE_BITS,
-    Sizes,
-    grow_sizes,
-    integrals,
-    solve_weights,
-    w2,
-)
+from gmmot_core.semidiscrete.candidates import Grid
+from gmmot_core.semidiscrete.density import image_density
+from gmmot_core.semidiscrete.descent import descend, descent_init, w2
+from gmmot_core.semidiscrete.newton import integrals, solve_weights
+from gmmot_core.semidiscrete.sizes import Sizes, grow_sizes
+from gmmot_core.semidiscrete.status import EMPTY_CELL, NOT_CONVERGED, SIZE_BITS, STACKED
 from gmmot_core.targets import with_floor
 
 W2_REFERENCE = 5.039501324528e-02
@@ -176,7 +170,7 @@ def test_the_log_phase_solves_near_empty_cells_in_log_units(x64):
     boundary density 1e-9), CG's stop measured in mass units ignores that cell's rows
     (its log change is left far off the forcing tolerance, which stalled cold solves);
     measured in log units (``scale = 1 / m``) every cell is solved to it."""
-    from gmmot_core.semidiscrete import _cg, _jacobi, _Laplacian
+    from gmmot_core.semidiscrete.hessian import Laplacian, cg, jacobi
 
     n = 50
     c = np.ones(n - 1)
@@ -186,7 +180,7 @@ def test_the_log_phase_solves_near_empty_cells_in_log_units(x64):
     for i in range(n - 1):
         nb[i, 1], coef[i, 1] = i + 1, c[i]
         nb[i + 1, 0], coef[i + 1, 0] = i, c[i]
-    lap = _Laplacian(jnp.asarray(coef), jnp.asarray(nb), jnp.asarray(coef.sum(1)))
+    lap = Laplacian(jnp.asarray(coef), jnp.asarray(nb), jnp.asarray(coef.sum(1)))
     m = np.ones(n)
     m[7] = 1e-9
     g = np.random.default_rng(0).normal(size=n)
@@ -194,7 +188,7 @@ def test_the_log_phase_solves_near_empty_cells_in_log_units(x64):
     rhs, forcing = jnp.asarray(-m * g), 1e-3
 
     def log_error(scale):
-        d = _cg(lap, _jacobi(lap), lap.diag, rhs, 1000, forcing, scale)
+        d = cg(lap, jacobi(lap), lap.diag, rhs, 1000, forcing, scale)
         return np.abs(np.asarray(lap(d)) / m + g)
 
     bound = forcing * np.linalg.norm(g)

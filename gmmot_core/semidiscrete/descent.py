@@ -1,11 +1,4 @@
-"""Dirac gradient descent and Lloyd iterations on the exact semi-discrete W2^2.
-
-One step moves the Diracs ``y [N, 2]`` along the gradient ``2 m_i (y_i - b_i)`` (learning
-rate ``lr``, traced) or to their cell barycentres ``b_i`` (Lloyd, a traced switch), then
-re-solves the weights by damped Newton warm-started from the previous ones. A run of
-steps is one jitted ``lax.scan``; its static sizes come from the host (:func:`descend`
-enlarges them and repeats the run when a diagram flags that one ran out).
-"""
+"""W2^2 with its gradients, Dirac gradient descent and Lloyd steps."""
 
 from __future__ import annotations
 
@@ -15,21 +8,98 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from gmmot_core.laguerre import STACKED, Cells, ImageDensity, power_cells
-from gmmot_core.semidiscrete import (
-    EMPTY_CELL,
-    NOT_CONVERGED,
-    SIZE_BITS,
-    Sizes,
-    _newton,
-    grow_sizes,
-    near_cells,
-    solve_weights,
-)
+from gmmot_core.semidiscrete.cells import Cells, near_cells, power_cells
+from gmmot_core.semidiscrete.density import ImageDensity
+from gmmot_core.semidiscrete.integrals import cell_integrals
+from gmmot_core.semidiscrete.newton import newton_solve, solve_weights
+from gmmot_core.semidiscrete.sizes import Sizes, grow_sizes
+from gmmot_core.semidiscrete.status import SIZE_BITS, STOP_BITS
 
-__all__ = ["STOP_BITS", "DescentState", "Trace", "cells_of", "descend", "descent_init"]
 
-STOP_BITS = SIZE_BITS | STACKED | NOT_CONVERGED | EMPTY_CELL
+def _uniform(positions, nu):
+    n = positions.shape[0]
+    return jnp.full((n,), 1.0 / n, positions.dtype) if nu is None else jnp.asarray(nu)
+
+
+@jax.custom_vjp
+def w2_and_status(positions, density: ImageDensity, nu=None):
+    """W2^2 between the Diracs ``positions [N, 2]`` (masses ``nu [N]``, default uniform)
+    and ``density`` by a cold Newton solve, and the solve's status bits
+    (:mod:`~gmmot_core.semidiscrete.status`; :func:`describe` words them). A solve that
+    failed (any of ``STOP_BITS``) returns NaN, and NaN gradients.
+
+    Differentiable in all three arguments:
+
+    - ``positions``: ``2 m_i (y_i - b_i)`` (``b_i`` the barycentre of cell ``i``);
+    - ``nu``: the Laguerre weights ``w`` shifted to mean zero (W2^2 is a maximum over
+      ``w`` of ``sum_i w_i nu_i + int phi_w rho``; ``w`` is defined up to a constant, and
+      the shifted one is the gradient's part along ``sum nu = 1``);
+    - ``density``: per field of :class:`ImageDensity`, the derivative of
+      ``int phi_w rho`` at those weights, ``phi_w(x) = min_i |x - y_i|^2 - w_i`` (the
+      c-transform), taken exactly through the same boundary-walk pieces; built with
+      :func:`~gmmot_core.semidiscrete.density.density_from_values`, this carries to the
+      pixel values through the normalisation to mass 1. The box (``lo``, ``hi``) is
+      held fixed (zero cotangent).
+    """
+    value, status, _ = _solve(positions, density, nu)
+    return value, status
+
+
+def w2(positions, density: ImageDensity, nu=None):
+    """W2^2 of :func:`w2_and_status` (NaN when the solve failed), differentiable."""
+    return w2_and_status(positions, density, nu)[0]
+
+
+def _dual_density_grad(res, y, density: ImageDensity, w_shift):
+    """d/d(density fields) of ``int phi_w rho = sum_i int_{L_i} (|x - y_i|^2 - w_i) rho`` at
+    the solved cells (the integrals are linear in the fields at fixed cells)."""
+    sizes = res.sizes
+    cells = jax.lax.stop_gradient(
+        near_cells(y, res.weights, density.lo, density.hi, sizes, res.integrals.labels)
+        if sizes.grid.bins
+        else power_cells(
+            y, res.weights, density.lo, density.hi, sizes.max_vertices, sizes.grid,
+            res.integrals.labels,
+        )
+    )  # fmt: skip
+
+    def dual(d):
+        ints = cell_integrals(cells, y, d, sizes.pieces)
+        return jnp.sum(ints.second) - jnp.dot(w_shift, ints.mass)
+
+    g = jax.grad(dual)(density)
+    return g._replace(lo=jnp.zeros_like(density.lo), hi=jnp.zeros_like(density.hi))
+
+
+def _solve(positions, density, nu):
+    y = jnp.asarray(positions)
+    res = solve_weights(y, _uniform(y, nu), density)
+    bad = (res.status & STOP_BITS) != 0
+    value = jnp.where(bad, jnp.asarray(jnp.nan, y.dtype), jnp.sum(res.integrals.second))
+    return value, res.status, res
+
+
+def _w2_fwd(positions, density, nu):
+    y = jnp.asarray(positions)
+    value, status, res = _solve(y, density, nu)
+    bad = (status & STOP_BITS) != 0
+    nan = jnp.asarray(jnp.nan, y.dtype)
+    w = res.weights - jnp.mean(res.weights)
+    grad_y = -2.0 * res.integrals.first  # 2 m_i (y_i - b_i) = -2 int (x - y_i) rho
+    grad_d = _dual_density_grad(res, y, density, w)
+    grads = jax.tree.map(lambda a: jnp.where(bad, nan, a), (grad_y, w, grad_d))
+    grad_y, grad_nu, grad_d = grads
+    return (value, status), (grad_y, None if nu is None else grad_nu, grad_d)
+
+
+def _w2_bwd(saved, g):
+    grad_y, grad_nu, grad_d = saved
+    gv = g[0]
+    grad_d = jax.tree.map(lambda a: gv * a, grad_d)
+    return (gv * grad_y, grad_d, None if grad_nu is None else gv * grad_nu)
+
+
+w2_and_status.defvjp(_w2_fwd, _w2_bwd)
 
 
 class Trace(NamedTuple):
@@ -98,7 +168,7 @@ def _run(
 ):
     def step(s: DescentState) -> DescentState:
         y = jnp.where(lloyd, s.barycenters, s.positions - lr * s.grad)
-        res = _newton(y, nu, density, s.weights, tol, sizes, max_iterations, 4000, s.labels)
+        res = newton_solve(y, nu, density, s.weights, tol, sizes, max_iterations, 4000, s.labels)
         new = _state(y, res, s.step + 1)
         # a flagged step is not taken: the run freezes and the host sees the flag
         keep = (s.status & STOP_BITS) != 0
@@ -123,6 +193,7 @@ def _cells(state: DescentState, density: ImageDensity, sizes: Sizes) -> Cells:
 
 
 cells_of = jax.jit(_cells, static_argnames=("sizes",))
+
 cells_of.__doc__ = "The Laguerre cells of ``state`` (for drawing a past step), jitted."
 
 

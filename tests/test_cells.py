@@ -11,19 +11,20 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gmmot_core.laguerre import (
-    RING_MISS,
+from gmmot_core.semidiscrete.candidates import (
     Grid,
     by_marked,
-    cell_integrals,
-    image_density,
     inconsistent_cells,
-    power_cells,
-    repair_cells,
     ring_candidates,
     subset_sizes,
 )
-from gmmot_core.semidiscrete import Sizes, _cg, _jacobi, _laplacian, integrals, near_cells
+from gmmot_core.semidiscrete.cells import near_cells, power_cells, repair_cells
+from gmmot_core.semidiscrete.density import image_density
+from gmmot_core.semidiscrete.hessian import cg, jacobi, laplacian
+from gmmot_core.semidiscrete.integrals import cell_integrals
+from gmmot_core.semidiscrete.newton import integrals
+from gmmot_core.semidiscrete.sizes import Sizes
+from gmmot_core.semidiscrete.status import RING_MISS
 
 
 def _polygon(cells, i):
@@ -116,7 +117,7 @@ def test_newton_hessian_is_the_mass_jacobian(problem):
     n = len(y)
     sizes = Sizes(32, 8192, Grid(0, 0, 0))
     ints = integrals(y, w, dens, sizes)
-    matvec = _laplacian(y, ints)
+    matvec = laplacian(y, ints)
     lap = np.stack([np.asarray(matvec(jnp.eye(n)[i])) for i in range(n)], 1)
     h = 1e-6
     fd = np.stack(
@@ -136,10 +137,10 @@ def test_newton_hessian_is_the_mass_jacobian(problem):
     assert np.allclose(np.diag(lap), matvec.diag)
     # CG with the Jacobi preconditioner solves L x = rhs (rhs summing to zero) to the
     # tolerance asked
-    prec = _jacobi(matvec)
+    prec = jacobi(matvec)
     rhs = jnp.asarray(np.random.default_rng(0).normal(size=n))
     rhs = rhs - matvec.diag * jnp.sum(rhs) / jnp.sum(matvec.diag)
-    x = _cg(matvec, prec, matvec.diag, rhs, 500, 1e-12)
+    x = cg(matvec, prec, matvec.diag, rhs, 500, 1e-12)
     assert np.linalg.norm(lap @ np.asarray(x) - np.asarray(rhs)) <= 1e-11 * np.linalg.norm(rhs)
 
 
@@ -298,7 +299,8 @@ def test_ring_rows_and_marked_subsets(x64, rng):
 def test_the_short_and_the_full_piece_walk_agree(problem, monkeypatch):
     """The walk on the smaller piece budget (taken when the bound on the pieces fits)
     gives the integrals of the full one bit for bit."""
-    import gmmot_core.laguerre as lg
+    import gmmot_core.semidiscrete.integrals as lg
+    from gmmot_core.semidiscrete.status import OVERFLOW_PIECES
 
     dens, y, w = problem
     cells = power_cells(y, w, dens.lo, dens.hi)
@@ -308,6 +310,6 @@ def test_the_short_and_the_full_piece_walk_agree(problem, monkeypatch):
     full = cell_integrals(cells, y, dens, budget=65536)
     assert int(short.status) == int(full.status) == 0
     # more than 64 pieces: the bound did not fit the patched short walk
-    assert int(cell_integrals(cells, y, dens, budget=64).status) & lg.OVERFLOW_PIECES
+    assert int(cell_integrals(cells, y, dens, budget=64).status) & OVERFLOW_PIECES
     for a, b in zip(short, full, strict=True):
         assert np.array_equal(np.asarray(a), np.asarray(b))
