@@ -336,4 +336,5 @@ def coupling_report(state: CoupledEMState, config: CoupledEMConfig) -> CouplingR
         threshold=k.threshold,
         init=(state.f, state.g) if config.warm_start else None,
         max_iterations=config.max_sinkhorn_iterations,
+        solver="sinkhorn",  # the report of the run's own Sinkhorn (OTT's semantics)
     )

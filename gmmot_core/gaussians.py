@@ -70,11 +70,13 @@ def symmetrize(a: jax.Array) -> jax.Array:
 
 
 def sqrtm2(a: jax.Array) -> jax.Array:
-    """Principal square root of ``[..., 2, 2]`` matrices with non-negative eigenvalues.
+    """Principal square root of ``[..., 2, 2]`` matrices with non-negative eigenvalues
+    (other sizes are refused).
 
     Eigenvalues that round-off pushed slightly below 0 are treated as 0 (the
     determinant is clipped), so PSD inputs never give NaN.
     """
+    check_2d(cov=a)
     s = safe_sqrt(det2(a))
     t = safe_sqrt(trace2(a) + 2.0 * s)
     eye = jnp.eye(2, dtype=a.dtype)
@@ -82,13 +84,28 @@ def sqrtm2(a: jax.Array) -> jax.Array:
     return (a + s[..., None, None] * eye) / t[..., None, None]
 
 
+def check_2d(**arrays) -> None:
+    """Refuse arrays that are not 2D points / 2x2 covariances (a shape check: static
+    under ``jit``): ``means`` must end in ``2``, ``covs`` in ``(2, 2)``."""
+    for name, a in arrays.items():
+        shape = jnp.shape(a)
+        want = (2, 2) if name.startswith("cov") else (2,)
+        if tuple(shape[-len(want) :]) != want or len(shape) < len(want):
+            raise ValueError(
+                f"{name}: gmmot works in 2D; expected shape [..., {', '.join(map(str, want))}],"
+                f" got {tuple(shape)}"
+            )
+
+
 def bures_squared(cov0: jax.Array, cov1: jax.Array) -> jax.Array:
-    """Squared Bures distance ``tr S0 + tr S1 - 2 tr (S0^1/2 S1 S0^1/2)^1/2`` -> ``[...]``.
+    """Squared Bures distance ``tr S0 + tr S1 - 2 tr (S0^1/2 S1 S0^1/2)^1/2`` -> ``[...]``
+    (2x2 only: other sizes are refused).
 
     Uses ``tr sqrt(M) = sqrt(tr M + 2 sqrt(det M))`` with ``M = S0^1/2 S1 S0^1/2``,
     ``tr M = tr(S0 S1)`` and ``det M = det S0 det S1``: no square root of a matrix.
     Clipped at 0 so identical covariances give exactly non-negative round-off.
     """
+    check_2d(cov0=cov0, cov1=cov1)
     tr01 = jnp.sum(cov0 * jnp.swapaxes(cov1, -1, -2), axis=(-1, -2))
     cross = safe_sqrt(tr01 + 2.0 * safe_sqrt(det2(cov0) * det2(cov1)))
     return jnp.maximum(trace2(cov0) + trace2(cov1) - 2.0 * cross, 0.0)
@@ -96,6 +113,7 @@ def bures_squared(cov0: jax.Array, cov1: jax.Array) -> jax.Array:
 
 def w2_squared(mean0: jax.Array, cov0: jax.Array, mean1: jax.Array, cov1: jax.Array) -> jax.Array:
     """W2^2 between N(mean0, cov0) and N(mean1, cov1): ``|m0 - m1|^2 + Bures^2``."""
+    check_2d(mean0=mean0, mean1=mean1)
     return jnp.sum((mean0 - mean1) ** 2, axis=-1) + bures_squared(cov0, cov1)
 
 

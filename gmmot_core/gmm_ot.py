@@ -13,12 +13,22 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from gmmot_core.gaussians import bures_cost_matrix, geodesic, ot_map
 from gmmot_core.mixture import GMM, component_log_prob
+from gmmot_core.newton_ot import newton_ot
 from gmmot_core.sinkhorn import rho_from_tau, sinkhorn
 
-__all__ = ["CouplingReport", "couple", "generalized_kl", "interpolate", "mean_map", "report"]
+__all__ = [
+    "CouplingReport",
+    "couple",
+    "exact_mw2",
+    "generalized_kl",
+    "interpolate",
+    "mean_map",
+    "report",
+]
 
 
 class CouplingReport(NamedTuple):
@@ -33,7 +43,8 @@ class CouplingReport(NamedTuple):
     1 everywhere when balanced); ``transport`` = <P, C>; ``mw2 = <P, C> / F`` (MW2^2 of
     the normalised coupling); ``kl_a``, ``kl_b``: generalized KL of the marginals;
     ``uw2 = <P, C> + rho (kl_a + kl_b)``; ``reg_ot_cost`` (OTT's); ``rho``, ``tau``,
-    ``epsilon``; ``f``, ``g``, ``n_iters``, ``converged`` from Sinkhorn.
+    ``epsilon``; ``f``, ``g``, ``n_iters``, ``converged`` from the solver;
+    ``mass_penalty = F log F - F + 1`` (the generalized KL of the total mass to 1).
     """
 
     cost: jax.Array
@@ -58,6 +69,7 @@ class CouplingReport(NamedTuple):
     g: jax.Array
     n_iters: jax.Array
     converged: jax.Array
+    mass_penalty: jax.Array
 
 
 def generalized_kl(p: jax.Array, q: jax.Array) -> jax.Array:
@@ -105,7 +117,16 @@ def report(cost, out, a, b, epsilon, tau) -> CouplingReport:
         g=out.g,
         n_iters=out.n_iters,
         converged=out.converged,
+        mass_penalty=generalized_kl(total[None], jnp.ones((1,), cost.dtype)),
     )
+
+
+def _is_balanced(tau) -> bool:
+    """Whether ``tau`` is a concrete 1 (a traced tau is taken as maybe unbalanced)."""
+    try:
+        return bool(np.all(np.asarray(tau) == 1.0))
+    except (TypeError, jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
+        return False
 
 
 def couple(
@@ -117,20 +138,60 @@ def couple(
     threshold: float | jax.Array = 1e-3,
     init: tuple[jax.Array, jax.Array] | None = None,
     max_iterations: int = 2000,
+    solver: str = "auto",
 ) -> CouplingReport:
-    """Entropic (unbalanced when tau < 1) GMM-OT coupling of two mixtures and its report."""
+    """Entropic (unbalanced when tau < 1) GMM-OT coupling of two mixtures and its report.
+
+    ``solver``: ``"sinkhorn"`` (OTT's semantics, capped at ``max_iterations`` sweeps),
+    ``"newton"`` (balanced only: damped Newton with epsilon continuation,
+    :mod:`~gmmot_core.newton_ot`, converged where Sinkhorn stalls at small epsilon),
+    or ``"auto"`` (default): Newton when ``tau`` is a concrete 1, else Sinkhorn."""
+    if solver not in ("auto", "sinkhorn", "newton"):
+        raise ValueError(f"solver must be 'auto', 'sinkhorn' or 'newton', got {solver!r}")
+    balanced = _is_balanced(tau)
+    if solver == "newton" and not balanced:
+        raise ValueError("solver='newton' solves balanced couplings only (tau = 1)")
     cost = bures_cost_matrix(gmm0.means, gmm0.covs, gmm1.means, gmm1.covs)
-    out = sinkhorn(
-        cost,
-        gmm0.weights,
-        gmm1.weights,
-        epsilon,
-        tau,
-        threshold=threshold,
-        init=init,
-        max_iterations=max_iterations,
-    )
+    if solver == "newton" or (solver == "auto" and balanced):
+        out = newton_ot(cost, gmm0.weights, gmm1.weights, epsilon, threshold=threshold, init=init)
+    else:
+        out = sinkhorn(
+            cost,
+            gmm0.weights,
+            gmm1.weights,
+            epsilon,
+            tau,
+            threshold=threshold,
+            init=init,
+            max_iterations=max_iterations,
+        )
     return report(cost, out, gmm0.weights, gmm1.weights, epsilon, tau)
+
+
+def exact_mw2(gmm0: GMM, gmm1: GMM) -> tuple[np.ndarray, float]:
+    """Unregularised MW2^2 (Delon & Desolneux): the plan ``[K0, K1]`` and ``<P, C>`` of the
+    linear program over component couplings, on the host (float64; SciPy's HiGHS, a JAX
+    dependency, solves the K0 x K1 transport LP exactly up to its 1e-9 tolerances)."""
+    from scipy.optimize import linprog
+
+    cost = np.asarray(bures_cost_matrix(gmm0.means, gmm0.covs, gmm1.means, gmm1.covs), np.float64)
+    a = np.asarray(gmm0.weights, np.float64)
+    b = np.asarray(gmm1.weights, np.float64)
+    a, b = a / a.sum(), b / b.sum()
+    k0, k1 = cost.shape
+    rows = np.kron(np.eye(k0), np.ones((1, k1)))  # sum_l P_kl = a_k
+    cols = np.kron(np.ones((1, k0)), np.eye(k1))  # sum_k P_kl = b_l
+    res = linprog(
+        cost.ravel(),
+        A_eq=np.vstack([rows, cols])[:-1],  # one constraint is implied by the others
+        b_eq=np.concatenate([a, b])[:-1],
+        bounds=(0, None),
+        method="highs",
+    )
+    if res.status != 0:
+        raise RuntimeError(f"exact MW2: the transport LP failed ({res.message})")
+    plan = res.x.reshape(k0, k1)
+    return plan, float(np.sum(plan * cost))
 
 
 def _pair_maps(gmm0: GMM, gmm1: GMM) -> tuple[jax.Array, jax.Array]:

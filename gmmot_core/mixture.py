@@ -13,7 +13,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from gmmot_core.gaussians import det2, inv2, symmetrize
+from gmmot_core.gaussians import check_2d, det2, inv2, symmetrize
 
 __all__ = [
     "GMM",
@@ -65,6 +65,7 @@ class SuffStats(NamedTuple):
 
 def component_log_prob(gmm: GMM, points: jax.Array) -> jax.Array:
     """log N(x_n | mean_k, cov_k) for ``points [N, 2]`` -> ``[N, K]``."""
+    check_2d(points=points, means=gmm.means, covs=gmm.covs)
     prec = inv2(gmm.covs)  # [K, 2, 2]
     diff = points[:, None, :] - gmm.means[None]  # [N, K, 2]
     maha = jnp.einsum("nki,kij,nkj->nk", diff, prec, diff)
@@ -181,6 +182,7 @@ def kmeans_pp(
     distance to the closest seed so far); every point then goes to its nearest
     seed and each component gets the weighted mean, covariance and mass of its points.
     """
+    check_2d(points=points)
     n = points.shape[0]
     keys = jax.random.split(key, n_components)
     if point_weights is None:
@@ -225,6 +227,7 @@ class PointFeatures(NamedTuple):
 
 def point_features(points: jax.Array, point_weights: jax.Array | None = None) -> PointFeatures:
     """Features of ``points [N, 2]`` (rows that are not finite get weight 0)."""
+    check_2d(points=points)
     if point_weights is None:
         point_weights = _ones_like_points(points)
     ok = jnp.all(jnp.isfinite(points), axis=-1) & jnp.isfinite(point_weights)

@@ -4,14 +4,16 @@ With POT's exact plan (``gmm_ot_plan``) our map equals ``gmm_ot_apply_map(method
 to 1e-9 relative (both closed forms in float64).
 """
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import ot
 import pytest
 from helpers import random_spd
 
-from gmmot_core import GMM, gaussians
-from gmmot_core.gmm_ot import couple, interpolate, mean_map
+from gmmot_core import GMM, gaussians, kmeans_pp, log_prob
+from gmmot_core.gmm_ot import couple, exact_mw2, interpolate, mean_map
+from gmmot_core.semidiscrete import image_density, solve_weights
 
 
 def _pair(rng, k0=3, k1=4):
@@ -131,3 +133,70 @@ def test_interpolation_geodesics(x64, rng):
         0.25 * np.asarray(gaussians.w2_squared(m0, c0, m1[0], c1[0])),
         rtol=1e-8,
     )
+
+
+def test_exact_mw2_matches_pot(x64, rng):
+    """The unregularised LP over component couplings against POT's ``gmm_ot_loss``
+    (its own exact EMD on the same Bures costs): 1e-6 relative, as asked (both are
+    exact LPs; HiGHS' tolerances are 1e-9)."""
+    for k0, k1 in ((3, 4), (6, 5), (10, 10)):
+        g0, g1 = _pair(rng, k0, k1)
+        (w0, m0, c0), (w1, m1, c1) = _np(g0), _np(g1)
+        plan, mw2 = exact_mw2(g0, g1)
+        assert mw2 == pytest.approx(ot.gmm.gmm_ot_loss(m0, m1, c0, c1, w0, w1), rel=1e-6)
+        np.testing.assert_allclose(plan.sum(1), w0, atol=1e-9)
+        np.testing.assert_allclose(plan.sum(0), w1, atol=1e-9)
+
+
+def _far_pair():
+    """Three components per side, far apart (off-diagonal costs ~30-120): at eps = 0.01
+    OTT's Sinkhorn stops at its 2000-sweep cap, far from converged."""
+    means0 = jnp.asarray([[0.0, 0.0], [6.0, 0.0], [0.0, 8.0]])
+    means1 = means0 + jnp.asarray([0.5, -0.3])
+    covs = jnp.broadcast_to(jnp.eye(2) * 0.5, (3, 2, 2))
+    g0 = GMM(jnp.asarray([0.5, 0.3, 0.2]), means0, covs)
+    g1 = GMM(jnp.asarray([0.2, 0.3, 0.5]), means1, covs * 1.5)
+    return g0, g1
+
+
+def test_balanced_couple_is_converged_by_default_where_sinkhorn_is_capped(x64):
+    g0, g1 = _far_pair()
+    (w0, m0, c0), (w1, m1, c1) = _np(g0), _np(g1)
+    exact = ot.gmm.gmm_ot_loss(m0, m1, c0, c1, w0, w1)
+    capped = couple(g0, g1, 0.01, 1.0, solver="sinkhorn")
+    assert not bool(capped.converged)  # the trap: a capped, unconverged value
+    rep = couple(g0, g1, 0.01)  # default: Newton for a balanced coupling
+    assert bool(rep.converged)
+    np.testing.assert_allclose(rep.row, w0, atol=1e-12)  # rows exact by construction
+    np.testing.assert_allclose(rep.col, w1, atol=2e-3)  # threshold 1e-3 (L1)
+    # entropic bias at eps = 0.01 on costs ~30: eps * (entropy of the plan) < 0.02
+    assert float(rep.mw2) == pytest.approx(exact, abs=0.02)
+    assert abs(float(capped.mw2) - exact) > 10 * abs(float(rep.mw2) - exact)
+    # balanced: every path factor is 1 up to the column error
+    np.testing.assert_allclose(rep.path_factor[rep.coupling > 1e-6], 1.0, atol=5e-2)
+    with pytest.raises(ValueError, match="balanced"):
+        couple(g0, g1, 0.01, 0.9, solver="newton")
+
+
+def test_report_carries_the_total_mass_penalty(x64, rng):
+    g0, g1 = _pair(rng)
+    rep = couple(g0, g1, 10.0, 0.5)  # large eps, unbalanced: F far from 1
+    f = float(rep.total_mass)
+    assert float(rep.mass_penalty) == pytest.approx(f * np.log(f) - f + 1.0, rel=1e-12)
+
+
+def test_inputs_that_are_not_2d_are_refused():
+    """N(0, 2 I3) vs N(0, I3) gave a Bures term of 0 (true 0.515): now refused."""
+    with pytest.raises(ValueError, match="2D"):
+        gaussians.bures_squared(2 * jnp.eye(3), jnp.eye(3))
+    with pytest.raises(ValueError, match="2D"):
+        gaussians.w2_squared(jnp.zeros(3), jnp.eye(2), jnp.zeros(3), jnp.eye(2))
+    g3 = GMM(jnp.ones(2) / 2, jnp.zeros((2, 3)), jnp.broadcast_to(jnp.eye(3), (2, 3, 3)))
+    with pytest.raises(ValueError, match="2D"):
+        couple(g3, g3)
+    with pytest.raises(ValueError, match="2D"):
+        log_prob(g3, jnp.zeros((5, 3)))
+    with pytest.raises(ValueError, match="2D"):
+        kmeans_pp(jax.random.key(0), jnp.zeros((10, 3)), 2)
+    with pytest.raises(ValueError, match="2D"):
+        solve_weights(jnp.zeros((4, 3)), jnp.ones(4) / 4, image_density(np.ones((4, 4))))

@@ -14,6 +14,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from gmmot_core.gaussians import check_2d
 from gmmot_core.semidiscrete.cells import Cells, near_cells, power_cells
 from gmmot_core.semidiscrete.density import ImageDensity, stage_count, stage_density
 from gmmot_core.semidiscrete.hessian import cg, jacobi, laplacian
@@ -356,6 +357,7 @@ def solve_weights(
     (the density blurred less and less; see :func:`newton_solve`).
     """
     y = jnp.asarray(y)
+    check_2d(positions=y)
     n = y.shape[0]
     dt = y.dtype
     sizes = sizes or default_sizes(n, density.rho.shape)
