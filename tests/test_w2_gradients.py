@@ -11,12 +11,14 @@ import pytest
 from gmmot_core.semidiscrete import (
     density_from_values,
     describe,
+    gmm_values,
     image_density,
     solve_weights,
     w2,
     w2_and_status,
 )
 from gmmot_core.semidiscrete.status import EMPTY_CELL, STOP_BITS
+from gmmot_core.targets import gmm_image
 
 TIGHT = 1e-13  # finite differences from solves this tight: W2^2 is then good to ~1e-13
 
@@ -105,3 +107,49 @@ def test_a_failed_solve_returns_nan_and_says_why(reference):
     g = jax.grad(w2)(y0, dens)
     assert bool(jnp.all(jnp.isnan(g)))
     assert describe(0) == ""
+
+
+GMM3 = (
+    np.array([0.5, 0.3, 0.2]),
+    np.array([[0.3, 0.35], [0.7, 0.6], [0.45, 0.75]]),
+    np.array([[[0.02, 0.005], [0.005, 0.015]], [[0.01, 0.0], [0.0, 0.03]], [[0.015, -0.004],
+              [-0.004, 0.01]]]),
+)  # fmt: skip
+
+
+def test_gmm_values_equal_the_host_raster(x64):
+    """The jnp raster against targets.gmm_image (numpy, same quadrature): rounding only."""
+    w, m, c = GMM3
+    ours = gmm_values(jnp.asarray(w), jnp.asarray(m), jnp.asarray(c), (12, 10))
+    host, _ = gmm_image(m, c, w, shape=(12, 10))
+    np.testing.assert_allclose(np.asarray(ours), host, rtol=1e-12, atol=1e-12)
+
+
+def test_gradient_in_the_gmm_parameters(case):
+    """W2^2 between Diracs and a GMM rastered on 12 x 10 pixels, differentiated in the
+    mixture's means, covariances and weights (through gmm_values and the normalisation),
+    against central differences of tight solves, one random direction per parameter."""
+    y, nu, _ = case
+    w, m, c = (jnp.asarray(a) for a in GMM3)
+
+    def loss(w, m, c):
+        return w2(y, density_from_values(gmm_values(w, m, c, (12, 10))), nu)
+
+    grads = jax.grad(loss, argnums=(0, 1, 2))(w, m, c)
+    rng = np.random.default_rng(4)
+    h = 1e-6
+    for i, g in enumerate(grads):
+        d = rng.normal(size=g.shape)
+        if i == 2:
+            d = 0.5 * (d + np.swapaxes(d, 1, 2)) * 1e-2  # symmetric, small against covs
+        d = jnp.asarray(d)
+
+        def at(t, i=i, d=d):
+            p = [w, m, c]
+            p[i] = p[i] + t * d
+            return _tight(y, nu, gmm_values(*p, (12, 10)))
+
+        fd = (at(h) - at(-h)) / (2 * h)
+        # as for the pixel values (the chain to the parameters is exact jnp autodiff)
+        assert float(jnp.sum(g * d)) == pytest.approx(fd, rel=1e-6)
+        assert abs(fd) > 1e-5

@@ -10,7 +10,12 @@ descent and Lloyd).
 """
 
 from gmmot_core.semidiscrete.cells import Cells, power_cells
-from gmmot_core.semidiscrete.density import ImageDensity, density_from_values, image_density
+from gmmot_core.semidiscrete.density import (
+    ImageDensity,
+    density_from_values,
+    gmm_values,
+    image_density,
+)
 from gmmot_core.semidiscrete.descent import (
     DescentState,
     Trace,
@@ -41,6 +46,7 @@ __all__ = [
     "descend",
     "descent_init",
     "describe",
+    "gmm_values",
     "image_density",
     "power_cells",
     "solve_weights",
