@@ -24,6 +24,7 @@ from gmmot_core.semidiscrete.descent import (
     descent_init,
     w2,
     w2_and_status,
+    w2_solve,
 )
 from gmmot_core.semidiscrete.integrals import CellIntegrals, cell_integrals
 from gmmot_core.semidiscrete.newton import SolveResult, solve_weights
@@ -52,4 +53,5 @@ __all__ = [
     "solve_weights",
     "w2",
     "w2_and_status",
+    "w2_solve",
 ]

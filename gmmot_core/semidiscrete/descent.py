@@ -21,14 +21,21 @@ def _uniform(positions, nu):
     return jnp.full((n,), 1.0 / n, positions.dtype) if nu is None else jnp.asarray(nu)
 
 
-@jax.custom_vjp
 def w2_and_status(positions, density: ImageDensity, nu=None):
-    """W2^2 between the Diracs ``positions [N, 2]`` (masses ``nu [N]``, default uniform)
-    and ``density`` by a cold Newton solve, and the solve's status bits
-    (:mod:`~gmmot_core.semidiscrete.status`; :func:`describe` words them). A solve that
-    failed (any of ``STOP_BITS``) returns NaN, and NaN gradients.
+    """W2^2 of :func:`w2_solve` from a cold start, and the solve's status bits."""
+    value, status, _ = w2_solve(positions, density, nu)
+    return value, status
 
-    Differentiable in all three arguments:
+
+@jax.custom_vjp
+def w2_solve(positions, density: ImageDensity, nu=None, w0=None):
+    """W2^2 between the Diracs ``positions [N, 2]`` (masses ``nu [N]``, default uniform)
+    and ``density`` by a Newton solve (cold, or warm from weights ``w0 [N]``), the
+    solve's status bits (:mod:`~gmmot_core.semidiscrete.status`; :func:`describe`
+    words them) and its Laguerre weights ``[N]`` (for the next warm start). A solve
+    that failed (any of ``STOP_BITS``) returns NaN, and NaN gradients.
+
+    W2^2 is differentiable in ``positions``, ``nu`` and ``density`` (not in ``w0``):
 
     - ``positions``: ``2 m_i (y_i - b_i)`` (``b_i`` the barycentre of cell ``i``);
     - ``nu``: the Laguerre weights ``w`` shifted to mean zero (W2^2 is a maximum over
@@ -41,8 +48,8 @@ def w2_and_status(positions, density: ImageDensity, nu=None):
       pixel values through the normalisation to mass 1. The box (``lo``, ``hi``) is
       held fixed (zero cotangent).
     """
-    value, status, _ = _solve(positions, density, nu)
-    return value, status
+    value, status, res = _solve(positions, density, nu, w0)
+    return value, status, res.weights
 
 
 def w2(positions, density: ImageDensity, nu=None):
@@ -71,17 +78,17 @@ def _dual_density_grad(res, y, density: ImageDensity, w_shift):
     return g._replace(lo=jnp.zeros_like(density.lo), hi=jnp.zeros_like(density.hi))
 
 
-def _solve(positions, density, nu):
+def _solve(positions, density, nu, w0=None):
     y = jnp.asarray(positions)
-    res = solve_weights(y, _uniform(y, nu), density)
+    res = solve_weights(y, _uniform(y, nu), density, w0=w0)
     bad = (res.status & STOP_BITS) != 0
     value = jnp.where(bad, jnp.asarray(jnp.nan, y.dtype), jnp.sum(res.integrals.second))
     return value, res.status, res
 
 
-def _w2_fwd(positions, density, nu):
+def _w2_fwd(positions, density, nu, w0):
     y = jnp.asarray(positions)
-    value, status, res = _solve(y, density, nu)
+    value, status, res = _solve(y, density, nu, w0)
     bad = (status & STOP_BITS) != 0
     nan = jnp.asarray(jnp.nan, y.dtype)
     w = res.weights - jnp.mean(res.weights)
@@ -89,17 +96,18 @@ def _w2_fwd(positions, density, nu):
     grad_d = _dual_density_grad(res, y, density, w)
     grads = jax.tree.map(lambda a: jnp.where(bad, nan, a), (grad_y, w, grad_d))
     grad_y, grad_nu, grad_d = grads
-    return (value, status), (grad_y, None if nu is None else grad_nu, grad_d)
+    return (value, status, res.weights), (grad_y, None if nu is None else grad_nu, grad_d, w0)
 
 
 def _w2_bwd(saved, g):
-    grad_y, grad_nu, grad_d = saved
+    grad_y, grad_nu, grad_d, w0 = saved
     gv = g[0]
     grad_d = jax.tree.map(lambda a: gv * a, grad_d)
-    return (gv * grad_y, grad_d, None if grad_nu is None else gv * grad_nu)
+    no_w0 = None if w0 is None else jnp.zeros_like(w0)
+    return (gv * grad_y, grad_d, None if grad_nu is None else gv * grad_nu, no_w0)
 
 
-w2_and_status.defvjp(_w2_fwd, _w2_bwd)
+w2_solve.defvjp(_w2_fwd, _w2_bwd)
 
 
 class Trace(NamedTuple):
