@@ -7,6 +7,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from gmmot_core.semidiscrete.cells import Cells, near_cells, power_cells
 from gmmot_core.semidiscrete.density import ImageDensity
@@ -23,19 +24,26 @@ def _uniform(positions, nu):
 
 def w2_and_status(positions, density: ImageDensity, nu=None):
     """W2^2 of :func:`w2_solve` from a cold start, and the solve's status bits."""
-    value, status, _ = w2_solve(positions, density, nu)
+    value, status, _, _ = w2_solve(positions, density, nu)
     return value, status
 
 
-@jax.custom_vjp
-def w2_solve(positions, density: ImageDensity, nu=None, w0=None):
+@partial(jax.custom_vjp, nondiff_argnums=(5,))
+def w2_solve(
+    positions, density: ImageDensity, nu=None, w0=None, hint=None, sizes: Sizes | None = None
+):
     """W2^2 between the Diracs ``positions [N, 2]`` (masses ``nu [N]``, default uniform)
-    and ``density`` by a Newton solve (cold, or warm from weights ``w0 [N]``), the
-    solve's status bits (:mod:`~gmmot_core.semidiscrete.status`; :func:`describe`
-    words them) and its Laguerre weights ``[N]`` (for the next warm start). A solve
-    that failed (any of ``STOP_BITS``) returns NaN, and NaN gradients.
+    and ``density`` by a Newton solve (cold, or warm from weights ``w0 [N]`` and the
+    cell labels ``hint [N, V]`` of the solve that gave them), the solve's status bits
+    (:mod:`~gmmot_core.semidiscrete.status`; :func:`describe` words them), its Laguerre
+    weights ``[N]`` and its cell labels ``[N, V]`` (the next warm start). A solve that
+    failed (any of ``STOP_BITS``) returns NaN, and NaN gradients.
 
-    W2^2 is differentiable in ``positions``, ``nu`` and ``density`` (not in ``w0``):
+    ``sizes`` (static) are the solve's; by default :func:`default_sizes`, grown on the
+    host as needed, but under ``jit`` they cannot grow: pass sizes that fit the data.
+
+    W2^2 is differentiable in ``positions``, ``nu`` and ``density`` (not in ``w0``,
+    ``hint``):
 
     - ``positions``: ``2 m_i (y_i - b_i)`` (``b_i`` the barycentre of cell ``i``);
     - ``nu``: the Laguerre weights ``w`` shifted to mean zero (W2^2 is a maximum over
@@ -48,8 +56,8 @@ def w2_solve(positions, density: ImageDensity, nu=None, w0=None):
       pixel values through the normalisation to mass 1. The box (``lo``, ``hi``) is
       held fixed (zero cotangent).
     """
-    value, status, res = _solve(positions, density, nu, w0)
-    return value, status, res.weights
+    value, status, res = _solve(positions, density, nu, w0, hint, sizes)
+    return value, status, res.weights, res.integrals.labels
 
 
 def w2(positions, density: ImageDensity, nu=None):
@@ -78,17 +86,17 @@ def _dual_density_grad(res, y, density: ImageDensity, w_shift):
     return g._replace(lo=jnp.zeros_like(density.lo), hi=jnp.zeros_like(density.hi))
 
 
-def _solve(positions, density, nu, w0=None):
+def _solve(positions, density, nu, w0=None, hint=None, sizes=None):
     y = jnp.asarray(positions)
-    res = solve_weights(y, _uniform(y, nu), density, w0=w0)
+    res = solve_weights(y, _uniform(y, nu), density, w0=w0, sizes=sizes, hint=hint)
     bad = (res.status & STOP_BITS) != 0
     value = jnp.where(bad, jnp.asarray(jnp.nan, y.dtype), jnp.sum(res.integrals.second))
     return value, res.status, res
 
 
-def _w2_fwd(positions, density, nu, w0):
+def _w2_fwd(positions, density, nu, w0, hint, sizes):
     y = jnp.asarray(positions)
-    value, status, res = _solve(y, density, nu, w0)
+    value, status, res = _solve(y, density, nu, w0, hint, sizes)
     bad = (status & STOP_BITS) != 0
     nan = jnp.asarray(jnp.nan, y.dtype)
     w = res.weights - jnp.mean(res.weights)
@@ -96,15 +104,17 @@ def _w2_fwd(positions, density, nu, w0):
     grad_d = _dual_density_grad(res, y, density, w)
     grads = jax.tree.map(lambda a: jnp.where(bad, nan, a), (grad_y, w, grad_d))
     grad_y, grad_nu, grad_d = grads
-    return (value, status, res.weights), (grad_y, None if nu is None else grad_nu, grad_d, w0)
+    primal = (value, status, res.weights, res.integrals.labels)
+    return primal, (grad_y, None if nu is None else grad_nu, grad_d, w0, hint)
 
 
-def _w2_bwd(saved, g):
-    grad_y, grad_nu, grad_d, w0 = saved
+def _w2_bwd(sizes, saved, g):
+    grad_y, grad_nu, grad_d, w0, hint = saved
     gv = g[0]
     grad_d = jax.tree.map(lambda a: gv * a, grad_d)
     no_w0 = None if w0 is None else jnp.zeros_like(w0)
-    return (gv * grad_y, grad_d, None if grad_nu is None else gv * grad_nu, no_w0)
+    no_hint = None if hint is None else np.zeros(hint.shape, jax.dtypes.float0)
+    return (gv * grad_y, grad_d, None if grad_nu is None else gv * grad_nu, no_w0, no_hint)
 
 
 w2_solve.defvjp(_w2_fwd, _w2_bwd)

@@ -171,7 +171,8 @@ def newton_solve(
     labels0 = (
         jnp.full((n, sizes.max_vertices), -1, jnp.int32) if hint is None else hint.astype(jnp.int32)
     )
-    with_hint = jnp.asarray(hint is not None)
+    # a hint of no labels (all -1) is no hint: one executable for warm and cold starts
+    with_hint = jnp.asarray(False) if hint is None else jnp.any(hint >= 0)
 
     def err(ints):
         return jnp.max(jnp.abs(ints.mass - nu))
@@ -344,10 +345,12 @@ def solve_weights(
     sizes: Sizes | None = None,
     max_iterations: int = 100,
     cg_iterations: int = 4000,
+    hint=None,
 ) -> SolveResult:
     """Damped Newton for ``w [N]`` with ``m_i(w) = nu_i`` (stop at max |m - nu| <= ``tol``,
     default 1e-8 in float64, 1e-5 in float32); ``w0`` warm-starts (default
-    :func:`cold_weights`: Voronoi for Diracs inside the box).
+    :func:`cold_weights`: Voronoi for Diracs inside the box); ``hint [N, V]``: the cell
+    labels of a nearby diagram (``SolveResult.integrals.labels``), for a warm start.
 
     Each step solves ``L d = nu - m`` by CG and halves ``t`` (from 4x the last accepted
     step) until no cell holds less than ``eps0 = min(min nu, min m(w0)) / 2`` and
@@ -364,10 +367,10 @@ def solve_weights(
     tol = jnp.asarray((1e-8 if dt == jnp.float64 else 1e-5) if tol is None else tol, dt)
     w = cold_weights(y, density).astype(dt) if w0 is None else jnp.asarray(w0, dt)
     while True:
-        res = newton_solve(y, nu, density, w, tol, sizes, max_iterations, cg_iterations)
+        res = newton_solve(y, nu, density, w, tol, sizes, max_iterations, cg_iterations, hint)
         if isinstance(res.status, jax.core.Tracer):
             return res._replace(sizes=sizes)
         bigger = grow_sizes(sizes, int(res.status), n)
         if bigger is None or not int(res.status) & SIZE_BITS:
             return res._replace(sizes=sizes)
-        sizes = bigger
+        sizes, hint = bigger, None  # a hint has the old vertex count
