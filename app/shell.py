@@ -9,6 +9,7 @@ from app.screens.barycenter import BarycenterScreen
 from app.screens.coupled_em import CoupledEMScreen
 from app.screens.descent import DescentScreen
 from app.screens.transport import TransportScreen
+from app.screens.w2_fit import W2FitScreen
 
 ABOUT = """
 **Coupled EM** fits one Gaussian mixture per cloud while penalising the entropic
@@ -55,6 +56,16 @@ red ellipses move with t, and the orange points are carried along the map,
 """
 
 
+W2FIT_ABOUT = """
+**Fit GMM by W2** fits K Gaussians to a cloud by descending the exact semi-discrete W2²
+between the points and the mixture (sdot tutorial's last section; Adam on the mixture's
+unconstrained parameters, gradients through every pixel of the mixture's raster). EM's
+maximum-likelihood fit from the same kmeans++ start is drawn dashed.
+*Try first:* press **Prepare this fit** on the outlier clump, then **Play**: EM widens a
+component over the far clump, the W2 fit does not; the table compares both criteria.
+"""
+
+
 def _page(about: str, screen) -> pn.Column:
     """A tab: its explanation above its screen, both as wide as the window allows."""
     return pn.Column(
@@ -69,11 +80,13 @@ def build(autoplay: bool = True) -> pn.template.FastListTemplate:
     descent = DescentScreen(pair_source=pair)
     barycenter = BarycenterScreen(pair_source=pair)
     transport = TransportScreen(source=lambda: (screen.runner.view, screen.runner.points0))
+    w2_fit = W2FitScreen()
     tabs = pn.Tabs(
         ("Coupled EM", _page(ABOUT, screen)),
         ("Dirac descent", _page(DESCENT_ABOUT, descent)),
         ("GMM barycenter", _page(BARYCENTER_ABOUT, barycenter)),
         ("Transport map", _page(TRANSPORT_ABOUT, transport)),
+        ("Fit GMM by W2", _page(W2FIT_ABOUT, w2_fit)),
         dynamic=True,
         sizing_mode="stretch_width",
     )
@@ -87,6 +100,7 @@ def build(autoplay: bool = True) -> pn.template.FastListTemplate:
             pn.Column(*descent.sidebar(), visible=active == 1),
             pn.Column(*barycenter.sidebar(), visible=active == 2),
             pn.Column(*transport.sidebar(), visible=active == 3),
+            pn.Column(*w2_fit.sidebar(), visible=active == 4),
         ],
         main=[tabs],
         accent="#1f77b4",

@@ -27,6 +27,8 @@ def _replay(args: argparse.Namespace) -> int:
             return _replay_descent(raw, path, args)
         if _kind(raw) == "barycenter":
             return _replay_barycenter(raw, path, args)
+        if _kind(raw) == "w2_fit":
+            return _replay_w2_fit(raw, path, args)
         spec = RunSpec.from_json(raw)
     except OSError as exc:
         sys.stderr.write(f"gmmot: error: cannot read {path}: {exc.strerror}\n")
@@ -106,6 +108,24 @@ def _replay_barycenter(raw: bytes, path: Path, args: argparse.Namespace) -> int:
         return barycenter_figure(run.view, fmt)
 
     return _write(args, out, figure, f"{out['iteration']} barycenter iterations")
+
+
+def _replay_w2_fit(raw: bytes, path: Path, args: argparse.Namespace) -> int:
+    from gmmot_runs.w2_fit import W2FitSpec, replay, results
+
+    try:
+        run = replay(W2FitSpec.from_json(raw))
+    except (ValueError, KeyError, TypeError) as exc:
+        sys.stderr.write(f"gmmot: error: {path}: {exc}\n")
+        return 2
+    out = results(run)
+
+    def figure(fmt: str) -> bytes:
+        from gmmot_runs.figures import w2_fit_figure
+
+        return w2_fit_figure(run.view, fmt)
+
+    return _write(args, out, figure, f"{out['step']} W2-fit steps")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -30,6 +30,7 @@ from gmmot_core.mixture import GMM, kmeans_pp, log_prob
 from gmmot_core.parametrization import RawGMM, from_raw, to_raw
 from gmmot_core.semidiscrete import status as sd_status
 from gmmot_core.semidiscrete.candidates import Grid
+from gmmot_core.semidiscrete.cells import Cells, near_cells, power_cells
 from gmmot_core.semidiscrete.density import density_from_values, gmm_values
 from gmmot_core.semidiscrete.descent import w2_solve
 from gmmot_core.semidiscrete.sizes import Sizes, default_sizes, grow_sizes
@@ -38,6 +39,7 @@ __all__ = [
     "FitConfig",
     "FitData",
     "FitState",
+    "Frame",
     "Trace",
     "advance",
     "describe_status",
@@ -49,6 +51,7 @@ __all__ = [
     "run",
     "step",
     "target_values",
+    "to_unit",
     "w2_user",
 ]
 
@@ -194,7 +197,8 @@ class FitState(NamedTuple):
 _ADAM = optax.scale_by_adam(b1=0.9, b2=0.999, eps=1e-8)
 
 
-def _to_unit(gmm: GMM, data: FitData) -> GMM:
+def to_unit(gmm: GMM, data: FitData) -> GMM:
+    """A mixture of the user's coordinates in the fit's unit coordinates."""
     s = data.scale
     return GMM(gmm.weights, (gmm.means - data.centre) / s + 0.5, gmm.covs / s**2)
 
@@ -244,7 +248,7 @@ def _objective(raw: RawGMM, data: FitData, config: FitConfig, w0, hint):
 def init(gmm: GMM, data: FitData, config: FitConfig, learning_rate=1e-2) -> FitState:
     """The state at ``gmm`` (user coordinates, weights > 0, SPD covariances); the first
     step solves cold. ``config.sizes`` must be set (:meth:`FitConfig.with_sizes`)."""
-    raw = to_raw(_to_unit(gmm, data))
+    raw = to_raw(to_unit(gmm, data))
     dt = data.points.dtype
     raw = jax.tree.map(lambda a: jnp.asarray(a, dt), raw)
     nan = jnp.full((config.trace_length,), jnp.nan, dt)
@@ -327,22 +331,45 @@ def run(state: FitState, data: FitData, config: FitConfig, steps) -> FitState:
     return jax.lax.fori_loop(0, steps, lambda _, s: step(s, data, config), state)
 
 
-_run = jax.jit(run, static_argnames=("config",))
+class Frame(NamedTuple):
+    """What a view draws after a run: the Laguerre cells of the points at the state's
+    weights (:class:`~gmmot_core.semidiscrete.cells.Cells`, unit coordinates) and the
+    mixture's pixel values ``[W, H]`` on the unit box."""
+
+    cells: Cells
+    values: jax.Array
+
+
+def _frame(state: FitState, data: FitData, config: FitConfig, steps) -> tuple[FitState, Frame]:
+    state = run(state, data, config, steps)
+    sizes = config.sizes
+    one = jnp.ones((2,), data.points.dtype)
+    if sizes.grid.bins == 0:
+        cells = power_cells(
+            data.points, state.weights, 0 * one, one, sizes.max_vertices, sizes.grid, state.labels
+        )
+    else:
+        cells = near_cells(data.points, state.weights, 0 * one, one, sizes, state.labels)
+    return state, Frame(cells, target_values(state.raw, config)[0])
+
+
+_run_frame = jax.jit(_frame, static_argnames=("config",))
 
 
 def advance(
     state: FitState, data: FitData, config: FitConfig, steps: int
-) -> tuple[FitState, FitConfig]:
-    """Host side: :func:`run` jitted, repeated from ``state`` with larger sizes when a
-    solve ran out of one (a recompile). Returns the new state and the config it used."""
+) -> tuple[FitState, FitConfig, Frame]:
+    """Host side: ``steps`` steps of :func:`run` and the :class:`Frame` of the result in
+    one jitted call, repeated from ``state`` with larger sizes when a solve ran out of
+    one (a recompile). Returns the new state, the config it used and the frame."""
     config = config.with_sizes(data.points)
     n = data.points.shape[0]
     while True:
-        new = _run(state, data, config, jnp.int32(steps))
+        new, frame = _run_frame(state, data, config, jnp.int32(steps))
         bits = int(new.status)
         bigger = grow_sizes(config.sizes, bits, n) if bits & sd_status.SIZE_BITS else None
         if bigger is None:
-            return new, config
+            return new, config, frame
         config = config._replace(sizes=bigger)
         v = bigger.max_vertices
         state = state._replace(

@@ -54,14 +54,14 @@ def _known_points():
 def _fit(points, config, steps=300, lr=0.02, key=0):
     data = fit.fit_data(points)
     g0 = fit.initial_mixture(jax.random.PRNGKey(key), data, K)
-    state, config = fit.advance(fit.init(g0, data, config, lr), data, config, steps)
+    state, config, _ = fit.advance(fit.init(g0, data, config, lr), data, config, steps)
     return data, g0, state
 
 
 def _objective_at(gmm, data, config):
     """The fit's objective in unit coordinates (W2^2 plus the mass outside the box) and
     the status at ``gmm``: one step at learning rate 0."""
-    state, _ = fit.advance(fit.init(gmm, data, config, 0.0), data, config, 1)
+    state, _, _ = fit.advance(fit.init(gmm, data, config, 0.0), data, config, 1)
     return float(state.trace.w2[0] + state.trace.outside[0]), int(state.status)
 
 
@@ -148,7 +148,7 @@ def test_a_diverging_update_is_rolled_back(known):
     data, config, st = known["data"], known["config"], known["state"]
     with jax.enable_x64(True):
         bad = st._replace(learning_rate=jnp.asarray(jnp.inf, jnp.float64))
-        new, _ = fit.advance(bad, data, config, 1)
+        new, _, _ = fit.advance(bad, data, config, 1)
     assert int(new.status) & fit.ROLLED_BACK
     assert "last good mixture" in fit.describe_status(int(new.status))
     for a, b in zip(jax.tree.leaves(new.raw), jax.tree.leaves(st.raw), strict=True):

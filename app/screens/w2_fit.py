@@ -1,0 +1,378 @@
+"""Screen: fitting a GMM to a cloud by the exact semi-discrete W2^2, beside EM's fit.
+
+The run's work (a first compile for a new N, K or resolution takes about a minute on
+2 cores, a frame ~0.1-0.3 s) runs in a worker thread; JAX releases the GIL while XLA
+compiles and runs, so this and every other session keep answering. One frame at a
+time: the next is started when the last one has been drawn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import time
+
+import numpy as np
+import panel as pn
+import param
+from bokeh.models import ColumnDataSource
+from bokeh.plotting import figure
+
+from app.controls import PlayControls, download_buttons
+from app.descent_plots import trace_data, trace_figure
+from app.playback import Playback
+from app.plots import colors, ellipse_paths
+from app.upload import ChunkedUpload
+from gmmot_core.io import MAX_BYTES, parse_points
+from gmmot_runs.figures import w2_fit_figure
+from gmmot_runs.w2_fit import BOUNDS, CLOUDS, MAX_POINTS, RESOLUTIONS, W2FitRun, results
+
+__all__ = ["W2FitScreen"]
+
+LR = {f"{v:.3g}": float(v) for v in np.logspace(-3, -0.5, 11)}
+FRAME_MS = 80
+UPLOADED = "uploaded CSV"
+
+
+def _cells_data(vertices: np.ndarray, count: np.ndarray) -> dict:
+    """Every cell outline (``vertices [N, V, 2]``, ``count [N]`` used) as one closed,
+    NaN-separated path: one glyph for all cells."""
+    gap = np.full((1, 2), np.nan)
+    paths = [np.vstack([c[:k], c[:1], gap]) for c, k in zip(vertices, count, strict=True) if k >= 3]
+    if not paths:
+        return {"x": [], "y": []}
+    xy = np.concatenate(paths)
+    return {"x": xy[:, 0], "y": xy[:, 1]}
+
+
+def _ellipses(gmm: dict) -> dict:
+    xs, ys = [], []
+    for n_sigma in (1, 2):
+        x, y = ellipse_paths(gmm["means"], gmm["covs"], n_sigma)
+        xs += x
+        ys += y
+    k = len(gmm["weights"])
+    return {"xs": xs, "ys": ys, "color": colors(np.arange(k)) * 2}
+
+
+def _fit_figure() -> tuple[figure, dict[str, ColumnDataSource]]:
+    fig = figure(
+        title="W2 fit: mixture density, Laguerre cells of the points, ellipses (EM dashed)",
+        match_aspect=True,
+        width=560,
+        height=540,
+        tools="pan,wheel_zoom,box_zoom,reset,save",
+    )
+    src = {
+        "image": ColumnDataSource(
+            {"image": [np.zeros((2, 2))], "x": [0.0], "y": [0.0], "dw": [1.0], "dh": [1.0]}
+        ),
+        "cells": ColumnDataSource({"x": [], "y": []}),
+        "points": ColumnDataSource({"x": [], "y": []}),
+        "fit": ColumnDataSource({"xs": [], "ys": [], "color": []}),
+        "em": ColumnDataSource({"xs": [], "ys": []}),
+    }
+    fig.image(
+        image="image", x="x", y="y", dw="dw", dh="dh", source=src["image"], palette="Greys256"
+    )
+    fig.line("x", "y", source=src["cells"], color="#1f3b57", line_width=0.5, alpha=0.5)
+    fig.scatter("x", "y", source=src["points"], size=3, color="#d62728", alpha=0.7)
+    fig.multi_line(
+        "xs", "ys", source=src["em"], color="#444444", line_dash="dashed", line_width=1.5
+    )
+    fig.multi_line("xs", "ys", source=src["fit"], color="color", line_width=2.5)
+    return fig, src
+
+
+class W2FitScreen(PlayControls, pn.viewable.Viewer):
+    """One W2 fit per session; frames computed off the event loop."""
+
+    playing = param.Boolean(default=False, doc="Whether frames are being produced.")
+    message = param.String(default="", doc="Last error or warning shown to the user.")
+    busy = param.Boolean(default=False, doc="A build or a frame is being computed.")
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self.run: W2FitRun | None = None
+        self._uploaded: dict | None = None
+        self._generation = 0  # a newer build supersedes frames of an older run
+        self.playback = Playback(self._on_period, FRAME_MS)
+        self._build()
+
+    # -- widgets ----------------------------------------------------------------------
+    def _build(self) -> None:
+        k_lo, k_hi = BOUNDS["k"]
+        n_lo, n_hi = BOUNDS["n"]
+        self.w_cloud = pn.widgets.Select(
+            label="cloud", options=[*CLOUDS, UPLOADED], value=CLOUDS[0]
+        )
+        self.w_upload = ChunkedUpload(
+            label="cloud (CSV/TSV/NPY: x, y[, weight])", max_bytes=MAX_BYTES
+        )
+        self.w_n = pn.widgets.IntInput(
+            label=f"points N ({n_lo}-{n_hi})", value=600, start=n_lo, end=n_hi
+        )
+        self.w_k = pn.widgets.IntInput(
+            label=f"components K ({k_lo}-{k_hi})", value=2, start=k_lo, end=k_hi
+        )
+        self.w_res = pn.widgets.Select(
+            label="raster (pixels per side)", options=list(RESOLUTIONS), value=48
+        )
+        self.w_seed = pn.widgets.IntInput(
+            label="seed (cloud and kmeans++ start)", value=3, start=0, end=2**31 - 1
+        )
+        self.w_lr = pn.widgets.DiscreteSlider(
+            label="learning rate (share of the box)", options=LR, value=LR["0.02"]
+        )
+        self.w_steps = pn.widgets.IntSlider(label="Adam steps per frame", start=1, end=20, value=5)
+        self.w_cells = pn.widgets.Checkbox(name="show Laguerre cells", value=True)
+        self.w_em = pn.widgets.Checkbox(name="show EM's fit (dashed)", value=True)
+        self.b_start = pn.widgets.Button(label="Prepare this fit", button_type="primary")
+        self.b_play = pn.widgets.Button(label="▶ Play", color="primary", disabled=True)
+        self.b_step = pn.widgets.Button(label="Step", disabled=True)
+        self.b_reset = pn.widgets.Button(label="Reset", disabled=True)
+        self.alert = pn.pane.Alert("", alert_type="warning", visible=False)
+        self.notice = pn.pane.Alert("", alert_type="info", visible=False)
+        self.counter = pn.pane.Markdown(
+            "Press **Prepare this fit** (the first time for a size takes about a minute)."
+        )
+        self.fig, self.src = _fit_figure()
+        self.w2_fig, self.w2_src = trace_figure(
+            "W2² of the fit along the Adam steps (EM's: dashed)", "W2²"
+        )
+        self.em_src = ColumnDataSource({"step": [], "value": []})
+        self.w2_fig.line("step", "value", source=self.em_src, color="#444444", line_dash="dashed")
+        self.table = pn.pane.Markdown("")
+        self.downloads = download_buttons(
+            [
+                (self._params_file, "gmmot-w2fit-params.json", "parameters (JSON)"),
+                (self._results_file, "gmmot-w2fit-results.json", "results (JSON)"),
+                (lambda: self._figure_file("png"), "gmmot-w2fit.png", "figure (PNG)"),
+                (lambda: self._figure_file("svg"), "gmmot-w2fit.svg", "figure (SVG)"),
+            ]
+        )
+        self.b_start.on_click(self._prepare)
+        self.b_play.on_click(self._toggle)
+        self.b_step.on_click(self._step_once)
+        self.b_reset.on_click(self._reset)
+        self.w_upload.param.watch(self._on_upload, "value")
+        self.w_upload.param.watch(self._on_refused, "refused")
+        for w in (self.w_cells, self.w_em):
+            w.param.watch(lambda _e: self._draw(), "value")
+
+    # -- work off the loop --------------------------------------------------------------
+    async def _work(self, what: str, fn, *args):
+        """Run ``fn(*args)`` in a worker thread; after 0.3 s a notice says what runs."""
+        self.busy = True
+        t0 = time.monotonic()
+
+        async def tell():
+            await asyncio.sleep(0.3)
+            while self.busy:
+                self.notice.object = f"{what} ({time.monotonic() - t0:.0f} s)"
+                self.notice.visible = True
+                await asyncio.sleep(1.0)
+
+        ticker = asyncio.ensure_future(tell())
+        try:
+            return await asyncio.to_thread(fn, *args)
+        finally:
+            self.busy = False
+            ticker.cancel()
+            self.notice.visible = False
+
+    def _cloud(self) -> dict:
+        if self.w_cloud.value == UPLOADED:
+            if self._uploaded is None:
+                raise ValueError("upload a CSV first")
+            return self._uploaded
+        return {
+            "preset": self.w_cloud.value,
+            "n": int(self.w_n.value),
+            "seed": int(self.w_seed.value),
+        }
+
+    async def _prepare(self, _event=None) -> None:
+        if self.busy:
+            return
+        self._pause()
+        try:
+            cloud = self._cloud()
+        except ValueError as exc:
+            self._warn(f"Could not start that fit: {exc}.")
+            return
+        k, res, seed = int(self.w_k.value), int(self.w_res.value), int(self.w_seed.value)
+        n = len(cloud["points"]) if "points" in cloud else cloud["n"]
+        self._mark_stale()
+        try:
+            run = await self._work(
+                f"preparing the W2 fit for N = {n}, K = {k}, {res}² (a new size compiles first)",
+                W2FitRun, cloud, k, res, seed,
+            )  # fmt: skip
+        except Exception as exc:  # keep the last good run
+            self._warn(f"Could not start that fit: {exc}. The previous fit is kept.")
+            self._draw()
+            return
+        self._generation += 1
+        self.run = run
+        self.alert.visible = False
+        for b in (self.b_play, self.b_step, self.b_reset):
+            b.disabled = False
+        self._draw()
+
+    async def _frame(self) -> None:
+        run, generation = self.run, self._generation
+        if run is None or self.busy:
+            return
+        run.learning_rate, run.steps_per_frame = self.w_lr.value, self.w_steps.value
+        await self._work(f"{run.steps_per_frame} Adam steps", run.step)
+        if generation != self._generation:
+            return  # a newer fit replaced this one meanwhile
+        self._draw()
+        if run.stopped:
+            self._pause()
+
+    async def _on_period(self) -> None:
+        if not self.busy:
+            await self._frame()
+
+    async def _step_once(self, _event=None) -> None:
+        await self._frame()
+
+    async def _reset(self, _event=None) -> None:
+        if self.run is None or self.busy:
+            return
+        self._pause()
+        await self._work("back to the kmeans++ start", self.run.reset)
+        self.alert.visible = False
+        self._draw()
+
+    # -- uploads ----------------------------------------------------------------------
+    def _on_refused(self, event) -> None:
+        if event.new:
+            self._warn(f"File rejected: {event.new}. The previous cloud is kept.")
+
+    def _on_upload(self, event) -> None:
+        if event.new is None:
+            return
+        try:
+            pts, w, note = parse_points(event.new, self.w_upload.filename or "")
+            if len(pts) > MAX_POINTS:
+                raise ValueError(f"{len(pts)} points; the W2 fit takes at most {MAX_POINTS}")
+        except ValueError as exc:
+            self._warn(f"File rejected: {exc}. The previous cloud is kept.")
+            return
+        self._uploaded = {"points": pts.astype(np.float64).tolist()} | (
+            {} if w is None else {"weights": w.astype(np.float64).tolist()}
+        )
+        self.w_cloud.value = UPLOADED
+        weights = "with a weight column" if w is not None else "no weight column"
+        self.alert.object = f"{self.w_upload.filename}: {note}, {weights}. Press Prepare this fit."
+        self.alert.alert_type = "success"
+        self.alert.visible = True
+
+    def _warn(self, text: str) -> None:
+        self.alert.alert_type = "warning"
+        super()._warn(text)
+
+    # -- drawing ----------------------------------------------------------------------
+    def _mark_stale(self) -> None:
+        if self.run is not None:
+            self.counter.object = "*(stale: a new fit is being prepared)* " + self.counter.object
+
+    def _draw(self) -> None:
+        if self.run is None:
+            return
+        v = self.run.view
+        lo, hi = v["box"]
+        vals = v["values"]
+        with pn.io.hold():
+            self.src["image"].data = {
+                "image": [(vals.max() - vals).T],
+                "x": [lo[0]],
+                "y": [lo[1]],
+                "dw": [hi[0] - lo[0]],
+                "dh": [hi[1] - lo[1]],
+            }
+            cells = (
+                _cells_data(v["cell_vertices"], v["cell_count"])
+                if self.w_cells.value
+                else {"x": [], "y": []}
+            )
+            self.src["cells"].data = cells
+            self.src["points"].data = {"x": v["points"][:, 0], "y": v["points"][:, 1]}
+            self.src["fit"].data = _ellipses(v["gmm"])
+            em = _ellipses(v["em"]) if self.w_em.value else {"xs": [], "ys": []}
+            self.src["em"].data = {"xs": em["xs"], "ys": em["ys"]}
+            self.w2_src.data = trace_data(v["w2"]) if len(v["w2"]) else {"step": [], "value": []}
+            steps = max(len(v["w2"]) - 1, 1)
+            self.em_src.data = {"step": [0, steps], "value": [v["em_w2"]] * 2}
+        w2 = f"{v['w2'][-1]:.5g}" if len(v["w2"]) else "(after the first step)"
+        self.counter.object = f"**step** {v['step']} · **N** {len(v['points'])} · **W2²** {w2}"
+        off = v["outside"][-1] if len(v["outside"]) else float("nan")
+        self.table.object = (
+            "| | W2 fit | EM |\n|---|---|---|\n"
+            f"| W2² | {w2} | {v['em_w2']:.5g} |\n"
+            f"| mass off the box | {off:.2e} | {v['em_outside']:.2e} |\n"
+            f"| mean log-likelihood | {v['log_likelihood']:.4f} | {v['em_log_likelihood']:.4f} |"
+        )
+        if v["message"]:
+            self._warn(f"Step {v['step']}: {v['message']}")
+
+    # -- exports ----------------------------------------------------------------------
+    def _need_run(self):
+        if self.run is None:
+            raise ValueError("prepare a fit first")
+        return self.run
+
+    def _params_file(self) -> io.BytesIO:
+        return io.BytesIO(self._need_run().spec().to_json().encode())
+
+    def _results_file(self) -> io.BytesIO:
+        return io.BytesIO(json.dumps(results(self._need_run())).encode())
+
+    def _figure_file(self, fmt: str) -> io.BytesIO:
+        return io.BytesIO(w2_fit_figure(self._need_run().view, fmt))
+
+    # -- layout -----------------------------------------------------------------------
+    def sidebar(self) -> list:
+        return [
+            pn.pane.Markdown("### Data and mixture"),
+            self.w_cloud,
+            self.w_upload,
+            self.w_n,
+            self.w_k,
+            self.w_res,
+            self.w_seed,
+            self.b_start,
+            pn.pane.Markdown("### Run"),
+            pn.Row(self.b_play, self.b_step, self.b_reset),
+            self.w_lr,
+            self.w_steps,
+            self.w_cells,
+            self.w_em,
+            pn.pane.Markdown("### Export"),
+            *self.downloads,
+            pn.pane.Markdown(
+                "Replay headless: `gmmot replay gmmot-w2fit-params.json --out r.json`"
+            ),
+        ]
+
+    def __panel__(self):
+        return pn.Column(
+            self.notice,
+            self.alert,
+            self.counter,
+            pn.Row(
+                pn.pane.Bokeh(self.fig),
+                pn.Column(
+                    pn.pane.Bokeh(self.w2_fig, sizing_mode="stretch_width", min_width=280),
+                    self.table,
+                    sizing_mode="stretch_width",
+                    min_width=280,
+                ),
+                sizing_mode="stretch_width",
+            ),
+            sizing_mode="stretch_width",
+        )

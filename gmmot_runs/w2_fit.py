@@ -1,0 +1,310 @@
+"""A recorded W2 fit (:mod:`gmmot_core.gmm_w2_fit`): one cloud, one mixture descended by
+Adam on the exact semi-discrete W2^2, and EM's fit from the same start for comparison.
+
+:class:`W2FitRun` owns one run (a browser session holds one). Each frame is one jitted
+call (its steps, the Laguerre cells and the mixture's raster) and one device-to-host
+copy. The frames are recorded as segments ``[steps, learning_rate]``; :func:`replay`
+plays them back in the same chunks, so the numbers are identical on the same machine.
+Runs in float64 (``jax.enable_x64`` around every core call), as every semi-discrete run.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gmmot_core import gmm_w2_fit as fit
+from gmmot_core.mixture import GMM, fit_em, log_prob, sample
+from gmmot_core.synthetic import moons, rings
+from gmmot_runs import spec as fields
+
+__all__ = [
+    "BOUNDS",
+    "CLOUDS",
+    "KIND",
+    "W2FitRun",
+    "W2FitSpec",
+    "cloud_points",
+    "replay",
+    "results",
+]
+
+KIND, VERSION = "w2_fit", 1
+MAX_POINTS = 5000  # each N is its own compiled solver (~1 min on 2 cores)
+RESOLUTIONS = (32, 48, 64, 96, 128)
+EM_STEPS = 200
+# the bounds of every knob, written once (the screen's widgets and the spec read them)
+BOUNDS = {
+    "k": (1, 8),
+    "n": (10, MAX_POINTS),
+    "seed": (0, 2**31 - 1),
+    "learning_rate": (1e-4, 1.0),
+    "steps": (1, 50),
+}
+CLOUDS = ("outlier clump", "three blobs", "moons", "rings")
+
+
+def cloud_points(name: str, n: int, seed: int) -> np.ndarray:
+    """``n`` points ``[n, 2]`` float64 of a preset cloud: ``outlier clump`` (two clusters
+    and 6% of the points in a far, tight clump: where W2 and EM disagree), ``three blobs``
+    (samples of a 3-component mixture), ``moons``, ``rings``."""
+    rng = np.random.default_rng(seed)
+    if name == "outlier clump":
+        m = max(1, round(0.06 * n))
+        a = (n - m) // 2
+        return np.concatenate(
+            [
+                rng.normal([0.0, 0.0], 0.5, (a, 2)),
+                rng.normal([3.0, 0.0], 0.5, (n - m - a, 2)),
+                rng.normal([1.5, 6.0], 0.15, (m, 2)),
+            ]
+        )
+    if name == "three blobs":
+        g = GMM(
+            jnp.array([0.5, 0.3, 0.2]),
+            jnp.array([[0.0, 0.0], [3.0, 1.0], [0.5, 3.0]]),
+            jnp.array(
+                [[[0.5, 0.2], [0.2, 0.4]], [[0.3, 0.0], [0.0, 0.6]], [[0.2, -0.1], [-0.1, 0.3]]]
+            ),
+        )
+        return np.asarray(sample(g, jax.random.PRNGKey(seed), n), np.float64)
+    if name == "moons":
+        return np.asarray(moons(n, seed), np.float64)
+    if name == "rings":
+        return np.asarray(rings(n, seed), np.float64)
+    raise fields.SpecError(f"field 'cloud.preset': unknown cloud {name!r}")
+
+
+@dataclass
+class W2FitSpec:
+    """A parameter file: the cloud (``{"preset", "n", "seed"}`` or ``{"points",
+    "weights"?}``), ``k``, ``res`` (raster side), ``seed`` (kmeans++ start) and the
+    recorded ``segments`` ``[steps, learning_rate]``."""
+
+    cloud: dict
+    k: int = 2
+    res: int = 48
+    seed: int = 0
+    segments: list = field(default_factory=list)
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "kind": KIND,
+                "version": VERSION,
+                "cloud": self.cloud,
+                "k": self.k,
+                "res": self.res,
+                "seed": self.seed,
+                "segments": self.segments,
+            }
+        )
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> W2FitSpec:
+        obj = fields.envelope(raw, KIND, VERSION)
+        cloud = obj.get("cloud")
+        if not isinstance(cloud, dict):
+            raise fields.SpecError("field 'cloud': expected an object")
+        if "points" in cloud:
+            p = fields.points(cloud, "points", MAX_POINTS)
+            w = cloud.get("weights")
+            if w is not None:
+                w = np.asarray(w, np.float64)
+                if w.shape != (len(p),) or not np.all(np.isfinite(w)) or np.any(w < 0):
+                    raise fields.SpecError(
+                        f"field 'cloud.weights': expected {len(p)} finite weights >= 0"
+                    )
+        else:
+            fields.choice(cloud, "preset", CLOUDS)
+            fields.integer(cloud, "n", *BOUNDS["n"])
+            fields.integer(cloud, "seed", *BOUNDS["seed"], default=0)
+        segs = obj.get("segments", [])
+        if not isinstance(segs, list):
+            raise fields.SpecError("field 'segments': expected a list")
+        for i, s in enumerate(segs):
+            ok = isinstance(s, list) and len(s) == 2
+            try:
+                ok = ok and bool(
+                    fields.integer({"s": s[0]}, "s", *BOUNDS["steps"])
+                    and fields.number({"s": s[1]}, "s", *BOUNDS["learning_rate"])
+                )
+            except fields.SpecError:
+                ok = False
+            if not ok:
+                raise fields.SpecError(
+                    f"field 'segments[{i}]': expected [steps in {list(BOUNDS['steps'])}, "
+                    f"learning rate in {list(BOUNDS['learning_rate'])}]"
+                )
+        return cls(
+            cloud,
+            fields.integer(obj, "k", *BOUNDS["k"]),
+            fields.choice(obj, "res", RESOLUTIONS),
+            fields.integer(obj, "seed", *BOUNDS["seed"], default=0),
+            [list(s) for s in segs],
+        )
+
+
+def _user_gmm(g: GMM) -> dict:
+    return {k: np.asarray(v, np.float64) for k, v in g._asdict().items()}
+
+
+class W2FitRun:
+    """One W2 fit, frame by frame, with EM's fit of the same cloud from the same start."""
+
+    def __init__(self, cloud: dict, k: int = 2, res: int = 48, seed: int = 0):
+        """``cloud``: ``{"preset": name, "n": N, "seed": s}`` or ``{"points": [[x, y],
+        ...], "weights": [...] (optional)}``. Raises ``ValueError`` on data that cannot
+        be fit (the message says why)."""
+        self.cloud, self.k, self.res, self.seed = cloud, int(k), int(res), int(seed)
+        if "points" in cloud:
+            self.points = np.asarray(cloud["points"], np.float64)
+            w = cloud.get("weights")
+            self.point_weights = None if w is None else np.asarray(w, np.float64)
+        else:
+            self.points = cloud_points(cloud["preset"], int(cloud["n"]), int(cloud.get("seed", 0)))
+            self.point_weights = None
+        if len(self.points) > MAX_POINTS:
+            raise ValueError(
+                f"the W2 fit takes at most {MAX_POINTS} points, got {len(self.points)}"
+            )
+        with jax.enable_x64(True):
+            self.data = fit.fit_data(self.points, self.point_weights)
+            if len(self.data.nu) < max(2, self.k):
+                raise ValueError(
+                    f"{len(self.data.nu)} distinct points with weight > 0, fewer than K = {self.k}"
+                )
+            self.config = fit.FitConfig(shape=(self.res, self.res)).with_sizes(self.data.points)
+            self.start = fit.initial_mixture(jax.random.PRNGKey(self.seed), self.data, self.k)
+            self._em()
+        self.learning_rate, self.steps_per_frame = 0.02, 5
+        self.reset()
+
+    def _em(self) -> None:
+        """EM from the same start, in the fit's unit coordinates (any data range), and its
+        W2 objective (one step at learning rate 0: the same compiled program)."""
+        d = self.data
+        s = d.scale
+        unit = GMM(
+            self.start.weights, (self.start.means - d.centre) / s + 0.5, self.start.covs / s**2
+        )
+        n = len(d.nu)
+        em = fit_em(unit, d.points, d.nu * n, steps=EM_STEPS, ridge=1e-8)
+        self.em = GMM(em.weights, d.centre + s * (em.means - 0.5), em.covs * s**2)
+        state, self.config, _ = fit.advance(
+            fit.init(self.em, d, self.config, 0.0), d, self.config, 1
+        )
+        self.em_w2 = float(fit.w2_user(state.trace.w2[0], d))
+        self.em_outside = float(state.trace.outside[0])
+        self.em_log_likelihood = self._log_likelihood(self.em)
+
+    def _log_likelihood(self, g: GMM) -> float:
+        """Mean log-density of the points (weighted), in the user's coordinates."""
+        with jax.enable_x64(True):
+            return self._mean_log_density(g)
+
+    def _mean_log_density(self, g: GMM) -> float:
+        user = np.asarray(self.data.centre) + np.asarray(self.data.scale) * (
+            np.asarray(self.data.points) - 0.5
+        )
+        return float(jnp.sum(self.data.nu * log_prob(g, jnp.asarray(user))))
+
+    def reset(self) -> dict:
+        """Back to the kmeans++ start (a cold first solve)."""
+        with jax.enable_x64(True):
+            state = fit.init(self.start, self.data, self.config, self.learning_rate)
+            state, self.config, frame = fit.advance(state, self.data, self.config, 0)
+            self.state, self.frame = jax.device_get((state, frame))
+        self.segments: list = []
+        self.w2: list[float] = []
+        self.outside: list[float] = []
+        return self.view
+
+    @property
+    def stopped(self) -> bool:
+        return bool(int(self.state.status) & fit.HALTED)
+
+    def step(self) -> dict:
+        """One frame: ``steps_per_frame`` Adam steps at ``learning_rate``."""
+        self.play(self.steps_per_frame, self.learning_rate)
+        return self.view
+
+    def play(self, steps: int, learning_rate: float) -> None:
+        if self.stopped:
+            return
+        before = int(self.state.step)
+        with jax.enable_x64(True):
+            state = jax.device_put(self.state)._replace(
+                learning_rate=jnp.asarray(learning_rate, jnp.float64)
+            )
+            state, self.config, frame = fit.advance(state, self.data, self.config, steps)
+            self.state, self.frame = jax.device_get((state, frame))
+        self.segments.append([int(steps), float(learning_rate)])
+        done = int(self.state.step) - before
+        t = self.config.trace_length
+        for i in range(before, before + done):  # the trace ring holds the last slot
+            j = min(i, t - 1)
+            self.w2.append(float(self.state.trace.w2[j]) * float(self.data.scale) ** 2)
+            self.outside.append(float(self.state.trace.outside[j]))
+
+    @property
+    def view(self) -> dict:
+        with jax.enable_x64(True):
+            return self._view()
+
+    def _view(self) -> dict:
+        d, s = self.data, self.state
+        scale, centre = float(d.scale), np.asarray(d.centre)
+        gmm = fit.mixture(jax.device_put(s), d)
+        cells = self.frame.cells
+        return {
+            "step": int(s.step),
+            "points": centre + scale * (np.asarray(d.points) - 0.5),
+            "nu": np.asarray(d.nu),
+            "box": (centre - scale / 2, centre + scale / 2),
+            "values": np.asarray(self.frame.values),
+            "cell_vertices": centre + scale * (np.asarray(cells.vertices) - 0.5),
+            "cell_count": np.asarray(cells.count),
+            "gmm": _user_gmm(gmm),
+            "em": _user_gmm(self.em),
+            "w2": np.asarray(self.w2),
+            "outside": np.asarray(self.outside),
+            "em_w2": self.em_w2,
+            "em_outside": self.em_outside,
+            "log_likelihood": self._log_likelihood(gmm),
+            "em_log_likelihood": self.em_log_likelihood,
+            "status": int(s.status),
+            "message": fit.describe_status(int(s.status)),
+        }
+
+    def spec(self) -> W2FitSpec:
+        return W2FitSpec(self.cloud, self.k, self.res, self.seed, [list(x) for x in self.segments])
+
+
+def replay(spec: W2FitSpec) -> W2FitRun:
+    """A run rebuilt from ``spec``: the same frames with the same settings."""
+    run = W2FitRun(spec.cloud, spec.k, spec.res, spec.seed)
+    for steps, lr in spec.segments:
+        run.play(steps, lr)
+    return run
+
+
+def results(run: W2FitRun) -> dict:
+    """The results file: both mixtures, their criteria, and the W2^2 trace."""
+    v = run.view
+    return {
+        "kind": KIND,
+        "step": v["step"],
+        "w2_fit": {k: a.tolist() for k, a in v["gmm"].items()},
+        "em_fit": {k: a.tolist() for k, a in v["em"].items()},
+        "w2": v["w2"].tolist(),
+        "outside": v["outside"].tolist(),
+        "em_w2": v["em_w2"],
+        "log_likelihood": v["log_likelihood"],
+        "em_log_likelihood": v["em_log_likelihood"],
+        "status": [v["message"]] if v["message"] else [],
+    }

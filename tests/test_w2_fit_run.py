@@ -1,0 +1,93 @@
+"""The recorded W2 fit (gmmot_runs.w2_fit): its parameter file (field-named refusals),
+bit-identical replay, the results and figure files, and `gmmot replay` on it."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+
+from gmmot_core.cli import main as cli_main
+from gmmot_runs.figures import w2_fit_figure
+from gmmot_runs.spec import SpecError
+from gmmot_runs.w2_fit import W2FitRun, W2FitSpec, cloud_points, replay, results
+
+CLOUD = {"preset": "outlier clump", "n": 600, "seed": 3}
+
+
+@pytest.fixture(scope="module")
+def run():
+    r = W2FitRun(CLOUD, k=2, res=48, seed=0)
+    r.play(5, 0.02)
+    r.play(3, 0.05)
+    return r
+
+
+def test_replay_is_bit_identical_and_the_files_are_complete(run, tmp_path):
+    spec = W2FitSpec.from_json(run.spec().to_json())
+    assert spec.segments == [[5, 0.02], [3, 0.05]]
+    again = replay(spec)
+    a, b = results(run), results(again)
+    assert a == b  # same frames, same chunks: the same numbers bit for bit
+    assert a["step"] == 8 and len(a["w2"]) == 8 and all(np.isfinite(a["w2"]))
+    assert set(a["w2_fit"]) == {"weights", "means", "covs"}
+    assert np.isfinite(a["em_w2"]) and a["em_log_likelihood"] > a["log_likelihood"] - 1.0
+    png = w2_fit_figure(run.view, "png")
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
+    # the same through the command line
+    params = tmp_path / "p.json"
+    params.write_text(run.spec().to_json())
+    out = tmp_path / "r.json"
+    assert cli_main(["replay", str(params), "--out", str(out)]) == 0
+    assert json.loads(out.read_text()) == a
+
+
+def test_view_is_in_the_users_coordinates(run):
+    v = run.view
+    p = cloud_points(CLOUD["preset"], CLOUD["n"], CLOUD["seed"])
+    np.testing.assert_allclose(np.sort(v["points"], 0), np.sort(p, 0), atol=1e-12)
+    lo, hi = v["box"]
+    assert np.all(p.min(0) > lo) and np.all(p.max(0) < hi)
+    # every cell lies in the box and the cells of all points are there
+    used = v["cell_count"] >= 3
+    assert used.all()
+    verts = v["cell_vertices"][used]
+    assert verts.min() >= min(lo) - 1e-9 and verts.max() <= max(hi) + 1e-9
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"k": 12}, "'k'"),
+        ({"k": "2"}, "'k'"),
+        ({"res": 50}, "'res'"),
+        ({"kind": "descent"}, "'kind'"),
+        ({"version": 2}, "'version'"),
+        ({"cloud": {"preset": "spiral", "n": 100}}, "'preset'"),
+        ({"cloud": {"preset": "moons", "n": 10**6}}, "'n'"),
+        ({"cloud": {"points": [[0, 0], [1, float("nan")]]}}, "'points'"),
+        ({"cloud": {"points": [[0, 0], [1, 1]], "weights": [1.0]}}, "'cloud.weights'"),
+        ({"segments": [[5, 0.02], [0, 0.02]]}, "'segments[1]'"),
+        ({"segments": [[5, 50.0]]}, "'segments[0]'"),
+    ],
+)
+def test_a_bad_field_is_refused_by_name(change, field):
+    good = json.loads(W2FitSpec(CLOUD).to_json())
+    with pytest.raises(SpecError, match=re.escape(field)):
+        W2FitSpec.from_json(json.dumps(good | change))
+
+
+def test_cli_names_the_field(tmp_path, capsys):
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(json.loads(W2FitSpec(CLOUD).to_json()) | {"k": 0}))
+    assert cli_main(["replay", str(bad), "--out", str(tmp_path / "r.json")]) == 2
+    assert "field 'k'" in capsys.readouterr().err
+
+
+def test_data_that_cannot_be_fit_is_refused_with_a_reason():
+    with pytest.raises(ValueError, match="fewer than K"):
+        W2FitRun({"points": [[0.0, 0.0], [1.0, 1.0], [0.0, 0.0]]}, k=3)
+    with pytest.raises(ValueError, match="at most 5000"):
+        W2FitRun({"points": np.random.default_rng(0).normal(size=(5001, 2)).tolist()})
