@@ -86,14 +86,14 @@ def bench(res: int):
     config = config.with_sizes(data.points)
     state = fit.init(fit.initial_mixture(jax.random.PRNGKey(1), data, K), data, config, 0.02)
     t = time.perf_counter()
-    state, config = fit.advance(state, data, config, 1)  # the cold first solve, compiled
+    state, config, _ = fit.advance(state, data, config, 1)  # the cold first solve, compiled
     jax.block_until_ready(state)
     compile_s = time.perf_counter() - t
-    state, config = fit.advance(state, data, config, 30)  # past the first large moves
+    state, config, _ = fit.advance(state, data, config, 30)  # past the first large moves
     best = float("inf")
     for _ in range(REPEATS):
         t = time.perf_counter()
-        new, config = fit.advance(state, data, config, STEPS)
+        new, config, _ = fit.advance(state, data, config, STEPS)
         jax.block_until_ready(new)
         best = min(best, time.perf_counter() - t)
         state = new

@@ -275,6 +275,9 @@ class W2FitRun:
             "outside": np.asarray(self.outside),
             "em_w2": self.em_w2,
             "em_outside": self.em_outside,
+            # what the fit descends, in the user's units: W2^2 + side^2 x mass off the box
+            "objective": np.asarray(self.w2) + scale**2 * np.asarray(self.outside),
+            "em_objective": self.em_w2 + scale**2 * self.em_outside,
             "log_likelihood": self._log_likelihood(gmm),
             "em_log_likelihood": self.em_log_likelihood,
             "status": int(s.status),
@@ -304,6 +307,8 @@ def results(run: W2FitRun) -> dict:
         "w2": v["w2"].tolist(),
         "outside": v["outside"].tolist(),
         "em_w2": v["em_w2"],
+        "objective": v["objective"].tolist(),
+        "em_objective": v["em_objective"],
         "log_likelihood": v["log_likelihood"],
         "em_log_likelihood": v["em_log_likelihood"],
         "status": [v["message"]] if v["message"] else [],

@@ -251,3 +251,22 @@ def test_screens_keep_working_after_a_release(screen, monkeypatch):
     view = descent.run.step()
     assert view["positions"].shape == (37, 2) and view["step"] == descent.run.steps_per_frame
     assert np.isfinite(view["w2"]).all() and int(screen.runner.view["iteration"]) > before
+
+
+def test_w2_fit_screen_builds_from_the_run_bounds_and_refuses_a_bad_upload():
+    from types import SimpleNamespace
+
+    from app.screens.w2_fit import W2FitScreen
+    from gmmot_runs.w2_fit import BOUNDS
+
+    s = W2FitScreen()
+    assert s.run is None and (s.w_k.start, s.w_k.end) == BOUNDS["k"]
+    assert (s.w_n.start, s.w_n.end) == BOUNDS["n"] and "10-5000" in s.w_n.label
+    s._on_upload(SimpleNamespace(new=b"x,y\n1,2\n"))
+    assert "File rejected" in s.alert.object and s.alert.alert_type == "warning"
+    assert s._uploaded is None  # nothing replaced
+    s._on_upload(
+        SimpleNamespace(new=b"x,y,w\n" + b"".join(b"%d,%d,1\n" % (i, i * i % 7) for i in range(30)))
+    )
+    assert s.alert.alert_type == "success" and "with a weight column" in s.alert.object
+    assert s.w_cloud.value == "uploaded CSV" and len(s._uploaded["points"]) == 30

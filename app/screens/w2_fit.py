@@ -30,7 +30,7 @@ from gmmot_runs.w2_fit import BOUNDS, CLOUDS, MAX_POINTS, RESOLUTIONS, W2FitRun,
 
 __all__ = ["W2FitScreen"]
 
-LR = {f"{v:.3g}": float(v) for v in np.logspace(-3, -0.5, 11)}
+LR = {f"{v:g}": v for v in (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2)}
 FRAME_MS = 80
 UPLOADED = "uploaded CSV"
 
@@ -126,9 +126,9 @@ class W2FitScreen(PlayControls, pn.viewable.Viewer):
             label="learning rate (share of the box)", options=LR, value=LR["0.02"]
         )
         self.w_steps = pn.widgets.IntSlider(label="Adam steps per frame", start=1, end=20, value=5)
-        self.w_cells = pn.widgets.Checkbox(name="show Laguerre cells", value=True)
-        self.w_em = pn.widgets.Checkbox(name="show EM's fit (dashed)", value=True)
-        self.b_start = pn.widgets.Button(label="Prepare this fit", button_type="primary")
+        self.w_cells = pn.widgets.Checkbox(label="show Laguerre cells", value=True)
+        self.w_em = pn.widgets.Checkbox(label="show EM's fit (dashed)", value=True)
+        self.b_start = pn.widgets.Button(label="Prepare this fit", color="primary")
         self.b_play = pn.widgets.Button(label="▶ Play", color="primary", disabled=True)
         self.b_step = pn.widgets.Button(label="Step", disabled=True)
         self.b_reset = pn.widgets.Button(label="Reset", disabled=True)
@@ -305,15 +305,18 @@ class W2FitScreen(PlayControls, pn.viewable.Viewer):
             self.src["fit"].data = _ellipses(v["gmm"])
             em = _ellipses(v["em"]) if self.w_em.value else {"xs": [], "ys": []}
             self.src["em"].data = {"xs": em["xs"], "ys": em["ys"]}
-            self.w2_src.data = trace_data(v["w2"]) if len(v["w2"]) else {"step": [], "value": []}
-            steps = max(len(v["w2"]) - 1, 1)
-            self.em_src.data = {"step": [0, steps], "value": [v["em_w2"]] * 2}
+            obj = v["objective"]
+            self.w2_src.data = trace_data(obj) if len(obj) else {"step": [], "value": []}
+            steps = max(len(obj) - 1, 1)
+            self.em_src.data = {"step": [0, steps], "value": [v["em_objective"]] * 2}
         w2 = f"{v['w2'][-1]:.5g}" if len(v["w2"]) else "(after the first step)"
         self.counter.object = f"**step** {v['step']} · **N** {len(v['points'])} · **W2²** {w2}"
         off = v["outside"][-1] if len(v["outside"]) else float("nan")
+        obj = f"{v['objective'][-1]:.5g}" if len(v["objective"]) else "-"
         self.table.object = (
             "| | W2 fit | EM |\n|---|---|---|\n"
-            f"| W2² | {w2} | {v['em_w2']:.5g} |\n"
+            f"| objective (W2² + side² x mass off) | {obj} | {v['em_objective']:.5g} |\n"
+            f"| W2² to the mixture in the box | {w2} | {v['em_w2']:.5g} |\n"
             f"| mass off the box | {off:.2e} | {v['em_outside']:.2e} |\n"
             f"| mean log-likelihood | {v['log_likelihood']:.4f} | {v['em_log_likelihood']:.4f} |"
         )
@@ -334,6 +337,11 @@ class W2FitScreen(PlayControls, pn.viewable.Viewer):
 
     def _figure_file(self, fmt: str) -> io.BytesIO:
         return io.BytesIO(w2_fit_figure(self._need_run().view, fmt))
+
+    def opened(self) -> None:
+        """The tab was opened: prepare the default fit the first time."""
+        if self.run is None and not self.busy:
+            pn.state.execute(self._prepare)
 
     # -- layout -----------------------------------------------------------------------
     def sidebar(self) -> list:

@@ -1,0 +1,42 @@
+"""The Fit GMM by W2 screen in the served page: prepared when opened (off the event loop,
+with a notice), Play advances the fit, a bad upload is refused and the fit is kept."""
+
+import re
+
+from playwright.sync_api import expect
+
+
+def _step(page) -> int:
+    text = page.get_by_text(re.compile(r"step \d+ · N 600")).first.inner_text()
+    return int(re.search(r"step\s+(\d+)", text).group(1))
+
+
+def test_w2_fit_tab_prepares_plays_and_keeps_its_fit(page, server_url, tmp_path, shot, server_log):
+    page.goto(server_url)
+    expect(page.get_by_text(re.compile(r"frame \d+")).first).to_be_visible(timeout=60_000)
+    page.get_by_text("Fit GMM by W2", exact=True).first.click()
+    # the first build compiles (about a minute on 2 cores): a notice says so meanwhile,
+    # and the rest of the page keeps answering
+    expect(page.get_by_text(re.compile(r"preparing the W2 fit for N = 600"))).to_be_visible(
+        timeout=30_000
+    )
+    page.get_by_text("Coupled EM", exact=True).first.click()
+    expect(page.get_by_text(re.compile(r"frame \d+")).first).to_be_visible(timeout=5_000)
+    page.get_by_text("Fit GMM by W2", exact=True).first.click()
+    expect(page.get_by_text(re.compile(r"step 0 · N 600")).first).to_be_visible(timeout=600_000)
+    page.get_by_role("button", name=re.compile("Play")).click()
+    page.wait_for_timeout(6000)
+    page.get_by_role("button", name=re.compile("Pause")).click()
+    page.wait_for_timeout(1000)
+    assert _step(page) >= 10  # 5 Adam steps a frame, ~0.1-0.3 s a frame
+    expect(page.get_by_text(re.compile(r"objective \(W2² \+ side² x mass off\)"))).to_be_visible()
+    shot(page, "w2_fit_played")
+    before = _step(page)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("x,y\n1,2\n3,oops\n")
+    page.locator("input[type=file]").last.set_input_files(str(bad))
+    expect(page.get_by_text(re.compile("File rejected.*previous cloud is kept"))).to_be_visible(
+        timeout=30_000
+    )
+    assert _step(page) == before
+    assert "Traceback" not in server_log()
