@@ -1,17 +1,15 @@
 """Screen: fitting a GMM to a cloud by the exact semi-discrete W2^2, beside EM's fit.
 
 The run's work (a first compile for a new N, K or resolution takes about a minute on
-2 cores, a frame ~0.1-0.3 s) runs in a worker thread; JAX releases the GIL while XLA
-compiles and runs, so this and every other session keep answering. One frame at a
-time: the next is started when the last one has been drawn.
+2 cores, a frame ~0.1-0.3 s) runs off the event loop (:class:`~app.worker.Worker`), so
+this and every other session keep answering. One frame at a time: the next starts
+when the last one has been drawn.
 """
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
-import time
 
 import numpy as np
 import panel as pn
@@ -24,6 +22,7 @@ from app.descent_plots import trace_data, trace_figure
 from app.playback import Playback
 from app.plots import colors, ellipse_paths
 from app.upload import ChunkedUpload
+from app.worker import Worker
 from gmmot_core.io import MAX_BYTES, parse_points
 from gmmot_runs.figures import w2_fit_figure
 from gmmot_runs.w2_fit import BOUNDS, CLOUDS, MAX_POINTS, RESOLUTIONS, W2FitRun, results
@@ -90,13 +89,11 @@ class W2FitScreen(PlayControls, pn.viewable.Viewer):
 
     playing = param.Boolean(default=False, doc="Whether frames are being produced.")
     message = param.String(default="", doc="Last error or warning shown to the user.")
-    busy = param.Boolean(default=False, doc="A build or a frame is being computed.")
 
     def __init__(self, **params):
         super().__init__(**params)
         self.run: W2FitRun | None = None
         self._uploaded: dict | None = None
-        self._generation = 0  # a newer build supersedes frames of an older run
         self.playback = Playback(self._on_period, FRAME_MS)
         self._build()
 
@@ -134,12 +131,13 @@ class W2FitScreen(PlayControls, pn.viewable.Viewer):
         self.b_reset = pn.widgets.Button(label="Reset", disabled=True)
         self.alert = pn.pane.Alert("", alert_type="warning", visible=False)
         self.notice = pn.pane.Alert("", alert_type="info", visible=False)
+        self.worker = Worker(self.notice)
         self.counter = pn.pane.Markdown(
             "Press **Prepare this fit** (the first time for a size takes about a minute)."
         )
         self.fig, self.src = _fit_figure()
         self.w2_fig, self.w2_src = trace_figure(
-            "W2² of the fit along the Adam steps (EM's: dashed)", "W2²"
+            "objective along the Adam steps (EM: dashed)", "W2² + side² x off"
         )
         self.em_src = ColumnDataSource({"step": [], "value": []})
         self.w2_fig.line("step", "value", source=self.em_src, color="#444444", line_dash="dashed")
@@ -162,25 +160,9 @@ class W2FitScreen(PlayControls, pn.viewable.Viewer):
             w.param.watch(lambda _e: self._draw(), "value")
 
     # -- work off the loop --------------------------------------------------------------
-    async def _work(self, what: str, fn, *args):
-        """Run ``fn(*args)`` in a worker thread; after 0.3 s a notice says what runs."""
-        self.busy = True
-        t0 = time.monotonic()
-
-        async def tell():
-            await asyncio.sleep(0.3)
-            while self.busy:
-                self.notice.object = f"{what} ({time.monotonic() - t0:.0f} s)"
-                self.notice.visible = True
-                await asyncio.sleep(1.0)
-
-        ticker = asyncio.ensure_future(tell())
-        try:
-            return await asyncio.to_thread(fn, *args)
-        finally:
-            self.busy = False
-            ticker.cancel()
-            self.notice.visible = False
+    @property
+    def busy(self) -> bool:
+        return self.worker.busy
 
     def _cloud(self) -> dict:
         if self.w_cloud.value == UPLOADED:
@@ -193,7 +175,7 @@ class W2FitScreen(PlayControls, pn.viewable.Viewer):
             "seed": int(self.w_seed.value),
         }
 
-    async def _prepare(self, _event=None) -> None:
+    def _prepare(self, _event=None) -> None:
         if self.busy:
             return
         self._pause()
@@ -205,48 +187,61 @@ class W2FitScreen(PlayControls, pn.viewable.Viewer):
         k, res, seed = int(self.w_k.value), int(self.w_res.value), int(self.w_seed.value)
         n = len(cloud["points"]) if "points" in cloud else cloud["n"]
         self._mark_stale()
-        try:
-            run = await self._work(
-                f"preparing the W2 fit for N = {n}, K = {k}, {res}² (a new size compiles first)",
-                W2FitRun, cloud, k, res, seed,
-            )  # fmt: skip
-        except Exception as exc:  # keep the last good run
-            self._warn(f"Could not start that fit: {exc}. The previous fit is kept.")
-            self._draw()
-            return
-        self._generation += 1
+        self.worker.submit(
+            f"preparing the W2 fit for N = {n}, K = {k}, {res}² (a new size compiles first)",
+            lambda: W2FitRun(cloud, k, res, seed),
+            self._prepared,
+            lambda exc: self._failed(f"Could not start that fit: {exc}. The previous fit is kept."),
+        )
+
+    def _prepared(self, run: W2FitRun) -> None:
         self.run = run
         self.alert.visible = False
         for b in (self.b_play, self.b_step, self.b_reset):
             b.disabled = False
         self._draw()
 
-    async def _frame(self) -> None:
-        run, generation = self.run, self._generation
+    def _failed(self, text: str) -> None:
+        self._pause()
+        self._warn(text)
+        self._draw()
+
+    def _frame(self) -> None:
+        run = self.run
         if run is None or self.busy:
             return
         run.learning_rate, run.steps_per_frame = self.w_lr.value, self.w_steps.value
-        await self._work(f"{run.steps_per_frame} Adam steps", run.step)
-        if generation != self._generation:
+        self.worker.submit(
+            f"{run.steps_per_frame} Adam steps",
+            run.step,
+            lambda _view: self._stepped(run),
+            lambda exc: self._failed(f"The step failed: {exc}. The last good fit is kept."),
+        )
+
+    def _stepped(self, run: W2FitRun) -> None:
+        if run is not self.run:
             return  # a newer fit replaced this one meanwhile
         self._draw()
         if run.stopped:
             self._pause()
 
-    async def _on_period(self) -> None:
-        if not self.busy:
-            await self._frame()
+    def _on_period(self) -> None:
+        self._frame()
 
-    async def _step_once(self, _event=None) -> None:
-        await self._frame()
+    def _step_once(self, _event=None) -> None:
+        self._frame()
 
-    async def _reset(self, _event=None) -> None:
+    def _reset(self, _event=None) -> None:
         if self.run is None or self.busy:
             return
         self._pause()
-        await self._work("back to the kmeans++ start", self.run.reset)
-        self.alert.visible = False
-        self._draw()
+        run = self.run
+        self.worker.submit(
+            "back to the kmeans++ start",
+            run.reset,
+            lambda _view: self._stepped(run),
+            lambda exc: self._failed(f"Reset failed: {exc}."),
+        )
 
     # -- uploads ----------------------------------------------------------------------
     def _on_refused(self, event) -> None:
@@ -341,7 +336,7 @@ class W2FitScreen(PlayControls, pn.viewable.Viewer):
     def opened(self) -> None:
         """The tab was opened: prepare the default fit the first time."""
         if self.run is None and not self.busy:
-            pn.state.execute(self._prepare)
+            self._prepare()
 
     # -- layout -----------------------------------------------------------------------
     def sidebar(self) -> list:
