@@ -73,59 +73,58 @@ def _kind(raw: bytes) -> str | None:
     return obj.get("kind") if isinstance(obj, dict) else None
 
 
-def _replay_descent(raw: bytes, path: Path, args: argparse.Namespace) -> int:
-    from gmmot_core.descent_run import DescentSpec, descent_results, replay_descent
-
+def _replay_run(path: Path, args: argparse.Namespace, play, results, figure, what) -> int:
+    """``play()`` -> a run (errors name the field), then its ``results(run)`` and, if
+    asked, ``figure(run, fmt)``; ``what(out)`` says what was replayed."""
     try:
-        spec = DescentSpec.from_dict(json.loads(raw))
-        run = replay_descent(spec)
-    except (ValueError, KeyError, TypeError) as exc:
-        sys.stderr.write(f"gmmot: error: {path}: {exc}\n")
-        return 2
-    out = descent_results(run)
-
-    def figure(fmt: str) -> bytes:
-        from gmmot_core.figure import descent_figure
-
-        return descent_figure(run.values, run.view, fmt)
-
-    return _write(args, out, figure, f"{out['step']} descent steps")
-
-
-def _replay_barycenter(raw: bytes, path: Path, args: argparse.Namespace) -> int:
-    from gmmot_core.barycenter_run import BarycenterSpec, barycenter_results, replay_barycenter
-
-    try:
-        run = replay_barycenter(BarycenterSpec.from_dict(json.loads(raw)))
-    except (ValueError, KeyError, TypeError) as exc:
-        sys.stderr.write(f"gmmot: error: {path}: {exc}\n")
-        return 2
-    out = barycenter_results(run)
-
-    def figure(fmt: str) -> bytes:
-        from gmmot_core.figure import barycenter_figure
-
-        return barycenter_figure(run.view, fmt)
-
-    return _write(args, out, figure, f"{out['iteration']} barycenter iterations")
-
-
-def _replay_w2_fit(raw: bytes, path: Path, args: argparse.Namespace) -> int:
-    from gmmot_runs.w2_fit import W2FitSpec, replay, results
-
-    try:
-        run = replay(W2FitSpec.from_json(raw))
+        run = play()
     except (ValueError, KeyError, TypeError) as exc:
         sys.stderr.write(f"gmmot: error: {path}: {exc}\n")
         return 2
     out = results(run)
+    return _write(args, out, lambda fmt: figure(run, fmt), what(out))
 
-    def figure(fmt: str) -> bytes:
-        from gmmot_runs.figures import w2_fit_figure
 
-        return w2_fit_figure(run.view, fmt)
+def _replay_descent(raw: bytes, path: Path, args: argparse.Namespace) -> int:
+    from gmmot_core.descent_run import DescentSpec, descent_results, replay_descent
+    from gmmot_core.figure import descent_figure
 
-    return _write(args, out, figure, f"{out['step']} W2-fit steps")
+    return _replay_run(
+        path,
+        args,
+        lambda: replay_descent(DescentSpec.from_dict(json.loads(raw))),
+        descent_results,
+        lambda run, fmt: descent_figure(run.values, run.view, fmt),
+        lambda out: f"{out['step']} descent steps",
+    )
+
+
+def _replay_barycenter(raw: bytes, path: Path, args: argparse.Namespace) -> int:
+    from gmmot_core.barycenter_run import BarycenterSpec, barycenter_results, replay_barycenter
+    from gmmot_core.figure import barycenter_figure
+
+    return _replay_run(
+        path,
+        args,
+        lambda: replay_barycenter(BarycenterSpec.from_dict(json.loads(raw))),
+        barycenter_results,
+        lambda run, fmt: barycenter_figure(run.view, fmt),
+        lambda out: f"{out['iteration']} barycenter iterations",
+    )
+
+
+def _replay_w2_fit(raw: bytes, path: Path, args: argparse.Namespace) -> int:
+    from gmmot_runs.figures import w2_fit_figure
+    from gmmot_runs.w2_fit import W2FitSpec, replay, results
+
+    return _replay_run(
+        path,
+        args,
+        lambda: replay(W2FitSpec.from_json(raw)),
+        results,
+        lambda run, fmt: w2_fit_figure(run.view, fmt),
+        lambda out: f"{out['step']} W2-fit steps",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
