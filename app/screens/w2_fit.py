@@ -34,6 +34,10 @@ FRAME_MS = 80
 UPLOADED = "uploaded CSV"
 
 
+def _with_view(run: W2FitRun) -> tuple[W2FitRun, dict]:
+    return run, run.view
+
+
 def _cells_data(vertices: np.ndarray, count: np.ndarray) -> dict:
     """Every cell outline (``vertices [N, V, 2]``, ``count [N]`` used) as one closed,
     NaN-separated path: one glyph for all cells."""
@@ -93,6 +97,7 @@ class W2FitScreen(PlayControls, pn.viewable.Viewer):
     def __init__(self, **params):
         super().__init__(**params)
         self.run: W2FitRun | None = None
+        self._view: dict | None = None
         self._uploaded: dict | None = None
         self.playback = Playback(self._on_period, FRAME_MS)
         self._build()
@@ -189,12 +194,13 @@ class W2FitScreen(PlayControls, pn.viewable.Viewer):
         self._mark_stale()
         self.worker.submit(
             f"preparing the W2 fit for N = {n}, K = {k}, {res}² (a new size compiles first)",
-            lambda: W2FitRun(cloud, k, res, seed),
+            lambda: _with_view(W2FitRun(cloud, k, res, seed)),
             self._prepared,
             lambda exc: self._failed(f"Could not start that fit: {exc}. The previous fit is kept."),
         )
 
-    def _prepared(self, run: W2FitRun) -> None:
+    def _prepared(self, run_view: tuple) -> None:
+        run, self._view = run_view
         self.run = run
         self.alert.visible = False
         for b in (self.b_play, self.b_step, self.b_reset):
@@ -214,13 +220,14 @@ class W2FitScreen(PlayControls, pn.viewable.Viewer):
         self.worker.submit(
             f"{run.steps_per_frame} Adam steps",
             run.step,
-            lambda _view: self._stepped(run),
+            lambda view: self._stepped(run, view),
             lambda exc: self._failed(f"The step failed: {exc}. The last good fit is kept."),
         )
 
-    def _stepped(self, run: W2FitRun) -> None:
+    def _stepped(self, run: W2FitRun, view: dict) -> None:
         if run is not self.run:
             return  # a newer fit replaced this one meanwhile
+        self._view = view
         self._draw()
         if run.stopped:
             self._pause()
@@ -239,7 +246,7 @@ class W2FitScreen(PlayControls, pn.viewable.Viewer):
         self.worker.submit(
             "back to the kmeans++ start",
             run.reset,
-            lambda _view: self._stepped(run),
+            lambda view: self._stepped(run, view),
             lambda exc: self._failed(f"Reset failed: {exc}."),
         )
 
@@ -277,9 +284,10 @@ class W2FitScreen(PlayControls, pn.viewable.Viewer):
             self.counter.object = "*(stale: a new fit is being prepared)* " + self.counter.object
 
     def _draw(self) -> None:
-        if self.run is None:
+        """Draw the last view (computed in the worker with its frame)."""
+        if self._view is None:
             return
-        v = self.run.view
+        v = self._view
         lo, hi = v["box"]
         vals = v["values"]
         with pn.io.hold():
@@ -331,7 +339,8 @@ class W2FitScreen(PlayControls, pn.viewable.Viewer):
         return io.BytesIO(json.dumps(results(self._need_run())).encode())
 
     def _figure_file(self, fmt: str) -> io.BytesIO:
-        return io.BytesIO(w2_fit_figure(self._need_run().view, fmt))
+        self._need_run()
+        return io.BytesIO(w2_fit_figure(self._view, fmt))
 
     def opened(self) -> None:
         """The tab was opened: prepare the default fit the first time."""
