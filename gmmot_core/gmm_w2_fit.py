@@ -165,7 +165,8 @@ def fit_sizes(points, shape: tuple[int, int]) -> Sizes:
 
 
 class Trace(NamedTuple):
-    """Per step ``[T]``, at the mixture before that step's update (NaN = not yet):
+    """A ring of the last ``T`` steps (step ``i`` at ``i % T``), each at the mixture
+    before that step's update (NaN = not yet):
     ``w2`` (unit coordinates), ``log_likelihood`` (mean over the points, weighted by
     ``nu``, unit coordinates), ``outside`` (the mixture's mass outside the box; the
     objective is ``w2 + outside``)."""
@@ -297,7 +298,7 @@ def _step(state: FitState, data: FitData, config: FitConfig) -> FitState:
 
     g = from_raw(state.raw)
     loglik = jnp.sum(data.nu * log_prob(g, data.points))
-    i = jnp.minimum(state.step, config.trace_length - 1)
+    i = state.step % config.trace_length
     recorded = ~failed  # a failed solve has no value to trace
     trace = Trace(
         *(

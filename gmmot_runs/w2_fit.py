@@ -246,8 +246,8 @@ class W2FitRun:
         self.segments.append([int(steps), float(learning_rate)])
         done = int(self.state.step) - before
         t = self.config.trace_length
-        for i in range(before, before + done):  # the trace ring holds the last slot
-            j = min(i, t - 1)
+        for i in range(before, before + done):  # a frame's steps fit in the trace ring
+            j = i % t
             self.w2.append(float(self.state.trace.w2[j]) * float(self.data.scale) ** 2)
             self.outside.append(float(self.state.trace.outside[j]))
 

@@ -91,3 +91,16 @@ def test_data_that_cannot_be_fit_is_refused_with_a_reason():
         W2FitRun({"points": [[0.0, 0.0], [1.0, 1.0], [0.0, 0.0]]}, k=3)
     with pytest.raises(ValueError, match="at most 5000"):
         W2FitRun({"points": np.random.default_rng(0).normal(size=(5001, 2)).tolist()})
+
+
+def test_the_trace_keeps_every_step_past_the_ring_length():
+    """550 steps through a 512-step trace ring: every step's W2^2 is its own (with the
+    ring clamped at its last slot, the last 39 steps all read the last value)."""
+    r = W2FitRun(CLOUD, k=2, res=48, seed=0)
+    for _ in range(11):
+        r.play(50, 0.02)
+    assert len(r.w2) == 550
+    tail = np.asarray(r.w2[-40:])
+    assert len(np.unique(tail)) == len(tail)
+    scale2 = float(r.data.scale) ** 2
+    assert r.w2[-1] == float(r.state.trace.w2[549 % 512]) * scale2
