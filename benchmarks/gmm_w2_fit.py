@@ -22,7 +22,6 @@ import time
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 jax.config.update("jax_enable_x64", True)
@@ -32,8 +31,8 @@ from semidiscrete import _sdot_python  # noqa: E402
 
 from gmmot_core import gmm_w2_fit as fit  # noqa: E402
 from gmmot_core._xla_flags import peer_environ  # noqa: E402
-from gmmot_core.mixture import GMM, sample  # noqa: E402
 from gmmot_core.semidiscrete import image_density, w2_and_status  # noqa: E402
+from gmmot_core.synthetic import three_blobs  # noqa: E402
 
 N, K = 2000, 3
 STEPS, REPEATS = 20, 3
@@ -53,12 +52,6 @@ for _ in range(3):
     w2 = float(np.asarray(sol.cost)) if hasattr(sol, "cost") else None
 print(json.dumps({"seconds": best, "w2": w2}))
 """
-
-TRUE = GMM(
-    jnp.array([0.5, 0.3, 0.2]),
-    jnp.array([[0.0, 0.0], [3.0, 1.0], [0.5, 3.0]]),
-    jnp.array([[[0.5, 0.2], [0.2, 0.4]], [[0.3, 0.0], [0.0, 0.6]], [[0.2, -0.1], [-0.1, 0.3]]]),
-)
 
 
 def _peer(py, points, values):
@@ -80,7 +73,7 @@ def _peer(py, points, values):
 
 
 def bench(res: int):
-    points = np.asarray(sample(TRUE, jax.random.PRNGKey(0), N))
+    points = three_blobs(N, seed=0)
     data = fit.fit_data(points)
     config = fit.FitConfig(shape=(res, res))
     config = config.with_sizes(data.points)

@@ -30,7 +30,7 @@ from gmmot_core.mixture import GMM, kmeans_pp, log_prob
 from gmmot_core.parametrization import RawGMM, from_raw, to_raw
 from gmmot_core.semidiscrete import status as sd_status
 from gmmot_core.semidiscrete.candidates import Grid
-from gmmot_core.semidiscrete.cells import Cells, near_cells, power_cells
+from gmmot_core.semidiscrete.cells import Cells, solved_cells
 from gmmot_core.semidiscrete.density import density_from_values, gmm_values
 from gmmot_core.semidiscrete.descent import w2_solve
 from gmmot_core.semidiscrete.sizes import Sizes, default_sizes, grow_sizes
@@ -52,6 +52,8 @@ __all__ = [
     "step",
     "target_values",
     "to_unit",
+    "to_user",
+    "user_points",
     "w2_user",
 ]
 
@@ -75,7 +77,7 @@ def describe_status(status: int) -> str:
     """The messages of the bits set in ``status`` ('' when none), host side."""
     status = int(status)
     parts = [msg for bit, msg in MESSAGES.items() if status & bit]
-    solver = sd_status.describe(status & ((1 << 9) - 1))
+    solver = sd_status.describe(status & (ROLLED_BACK - 1))  # the solver's bits
     return "; ".join(([solver] if solver else []) + parts)
 
 
@@ -127,13 +129,12 @@ def fit_data(points, weights=None, margin: float = 0.2, dtype=jnp.float64) -> Fi
 
 class FitConfig(NamedTuple):
     """Static settings: the raster ``shape (W, H)`` of the box, the Gauss-Legendre
-    ``order`` per pixel, the solver's ``sizes`` (default: :func:`default_sizes`),
-    ``max_iterations`` of Newton per step, ``trace_length``."""
+    ``order`` per pixel, the solver's ``sizes`` (default: :func:`fit_sizes`),
+    ``trace_length``."""
 
     shape: tuple[int, int] = (64, 64)
     order: int = 4
     sizes: Sizes | None = None
-    max_iterations: int = 50
     trace_length: int = 512
 
     def with_sizes(self, points) -> FitConfig:
@@ -204,11 +205,20 @@ def to_unit(gmm: GMM, data: FitData) -> GMM:
     return GMM(gmm.weights, (gmm.means - data.centre) / s + 0.5, gmm.covs / s**2)
 
 
+def to_user(gmm: GMM, data: FitData) -> GMM:
+    """A mixture of the fit's unit coordinates in the user's (the inverse of :func:`to_unit`)."""
+    s = data.scale
+    return GMM(gmm.weights, user_points(gmm.means, data), gmm.covs * s**2)
+
+
+def user_points(x, data: FitData):
+    """Points ``[..., 2]`` of the unit coordinates in the user's."""
+    return data.centre + data.scale * (x - 0.5)
+
+
 def mixture(state: FitState, data: FitData) -> GMM:
     """The current mixture in the user's coordinates."""
-    g = from_raw(state.raw)
-    s = data.scale
-    return GMM(g.weights, data.centre + s * (g.means - 0.5), g.covs * s**2)
+    return to_user(from_raw(state.raw), data)
 
 
 def w2_user(w2_unit, data: FitData):
@@ -222,9 +232,8 @@ def initial_mixture(key: jax.Array, data: FitData, k: int, ridge: float = 1e-4) 
     that a component on one point is still a Gaussian."""
     g = kmeans_pp(key, data.points, k, data.nu)
     eye = jnp.eye(2, dtype=g.covs.dtype)
-    g = GMM(jnp.maximum(g.weights, 1e-3), g.means, g.covs + ridge * eye)
-    s = data.scale
-    return GMM(g.weights / jnp.sum(g.weights), data.centre + s * (g.means - 0.5), g.covs * s**2)
+    weights = jnp.maximum(g.weights, 1e-3)
+    return to_user(GMM(weights / jnp.sum(weights), g.means, g.covs + ridge * eye), data)
 
 
 def target_values(raw: RawGMM, config: FitConfig) -> tuple[jax.Array, jax.Array]:
@@ -343,14 +352,8 @@ class Frame(NamedTuple):
 
 def _frame(state: FitState, data: FitData, config: FitConfig, steps) -> tuple[FitState, Frame]:
     state = run(state, data, config, steps)
-    sizes = config.sizes
     one = jnp.ones((2,), data.points.dtype)
-    if sizes.grid.bins == 0:
-        cells = power_cells(
-            data.points, state.weights, 0 * one, one, sizes.max_vertices, sizes.grid, state.labels
-        )
-    else:
-        cells = near_cells(data.points, state.weights, 0 * one, one, sizes, state.labels)
+    cells = solved_cells(data.points, state.weights, 0 * one, one, config.sizes, state.labels)
     return state, Frame(cells, target_values(state.raw, config)[0])
 
 

@@ -1,7 +1,8 @@
 """Synthetic datasets: the coupled-GMM notebook's demo clouds and simple shapes.
 
-Every generator is deterministic in its ``seed`` and returns float32 numpy arrays
-(``[N, 2]`` points); they are the app's embedded default data.
+Every generator is deterministic in its ``seed`` and returns numpy ``[N, 2]`` points,
+float32 (the app's embedded default data) but for the W2 fit's clouds
+(:func:`outlier_clump`, :func:`three_blobs`), float64 as that fit.
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ __all__ = [
     "demo_generators",
     "demo_pair",
     "moons",
+    "outlier_clump",
     "random_mixtures",
     "random_pair",
     "rings",
+    "three_blobs",
 ]
 
 
@@ -139,3 +142,28 @@ def random_mixtures(
         mixtures.append(GMM(*(jnp.asarray(x, jnp.float32) for x in (w / w.sum(), means, covs))))
     lambdas = rng.dirichlet(np.full(len(n_components), alpha)).astype(np.float32)
     return mixtures, lambdas
+
+
+def outlier_clump(n: int = 600, seed: int = 0) -> np.ndarray:
+    """Two clusters and 6% of the points in a far, tight clump, float64 ``[n, 2]``: where
+    the W2 fit and EM's likelihood disagree."""
+    rng = np.random.default_rng(seed)
+    m = max(1, round(0.06 * n))
+    a = (n - m) // 2
+    return np.concatenate(
+        [
+            rng.normal([0.0, 0.0], 0.5, (a, 2)),
+            rng.normal([3.0, 0.0], 0.5, (n - m - a, 2)),
+            rng.normal([1.5, 6.0], 0.15, (m, 2)),
+        ]
+    )
+
+
+def three_blobs(n: int = 2000, seed: int = 0) -> np.ndarray:
+    """Samples of a 3-component mixture (weights 0.5 / 0.3 / 0.2), float64 ``[n, 2]``."""
+    g = GMM(
+        jnp.array([0.5, 0.3, 0.2]),
+        jnp.array([[0.0, 0.0], [3.0, 1.0], [0.5, 3.0]]),
+        jnp.array([[[0.5, 0.2], [0.2, 0.4]], [[0.3, 0.0], [0.0, 0.6]], [[0.2, -0.1], [-0.1, 0.3]]]),
+    )
+    return np.asarray(sample(g, jax.random.PRNGKey(seed), n), np.float64)

@@ -18,8 +18,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from gmmot_core import gmm_w2_fit as fit
-from gmmot_core.mixture import GMM, fit_em, log_prob, sample
-from gmmot_core.synthetic import moons, rings
+from gmmot_core.mixture import GMM, fit_em, log_prob
+from gmmot_core.synthetic import moons, outlier_clump, rings, three_blobs
 from gmmot_runs import spec as fields
 
 __all__ = [
@@ -52,26 +52,10 @@ def cloud_points(name: str, n: int, seed: int) -> np.ndarray:
     """``n`` points ``[n, 2]`` float64 of a preset cloud: ``outlier clump`` (two clusters
     and 6% of the points in a far, tight clump: where W2 and EM disagree), ``three blobs``
     (samples of a 3-component mixture), ``moons``, ``rings``."""
-    rng = np.random.default_rng(seed)
     if name == "outlier clump":
-        m = max(1, round(0.06 * n))
-        a = (n - m) // 2
-        return np.concatenate(
-            [
-                rng.normal([0.0, 0.0], 0.5, (a, 2)),
-                rng.normal([3.0, 0.0], 0.5, (n - m - a, 2)),
-                rng.normal([1.5, 6.0], 0.15, (m, 2)),
-            ]
-        )
+        return outlier_clump(n, seed)
     if name == "three blobs":
-        g = GMM(
-            jnp.array([0.5, 0.3, 0.2]),
-            jnp.array([[0.0, 0.0], [3.0, 1.0], [0.5, 3.0]]),
-            jnp.array(
-                [[[0.5, 0.2], [0.2, 0.4]], [[0.3, 0.0], [0.0, 0.6]], [[0.2, -0.1], [-0.1, 0.3]]]
-            ),
-        )
-        return np.asarray(sample(g, jax.random.PRNGKey(seed), n), np.float64)
+        return three_blobs(n, seed)
     if name == "moons":
         return np.asarray(moons(n, seed), np.float64)
     if name == "rings":
@@ -127,19 +111,16 @@ class W2FitSpec:
         if not isinstance(segs, list):
             raise fields.SpecError("field 'segments': expected a list")
         for i, s in enumerate(segs):
-            ok = isinstance(s, list) and len(s) == 2
             try:
-                ok = ok and bool(
-                    fields.integer({"s": s[0]}, "s", *BOUNDS["steps"])
-                    and fields.number({"s": s[1]}, "s", *BOUNDS["learning_rate"])
-                )
+                if not (isinstance(s, list) and len(s) == 2):
+                    raise fields.SpecError("not a pair")
+                fields.integer({"steps": s[0]}, "steps", *BOUNDS["steps"])
+                fields.number({"lr": s[1]}, "lr", *BOUNDS["learning_rate"])
             except fields.SpecError:
-                ok = False
-            if not ok:
                 raise fields.SpecError(
                     f"field 'segments[{i}]': expected [steps in {list(BOUNDS['steps'])}, "
                     f"learning rate in {list(BOUNDS['learning_rate'])}]"
-                )
+                ) from None
         return cls(
             cloud,
             fields.integer(obj, "k", *BOUNDS["k"]),
@@ -174,6 +155,8 @@ class W2FitRun:
             )
         with jax.enable_x64(True):
             self.data = fit.fit_data(self.points, self.point_weights)
+            # the fit's points (duplicates merged) in the user's coordinates
+            self.user_points = fit.user_points(self.data.points, self.data)
             if len(self.data.nu) < max(2, self.k):
                 raise ValueError(
                     f"{len(self.data.nu)} distinct points with weight > 0, fewer than K = {self.k}"
@@ -188,13 +171,9 @@ class W2FitRun:
         """EM from the same start, in the fit's unit coordinates (any data range), and its
         W2 objective (one step at learning rate 0: the same compiled program)."""
         d = self.data
-        s = d.scale
-        unit = GMM(
-            self.start.weights, (self.start.means - d.centre) / s + 0.5, self.start.covs / s**2
-        )
-        n = len(d.nu)
-        em = fit_em(unit, d.points, d.nu * n, steps=EM_STEPS, ridge=1e-8)
-        self.em = GMM(em.weights, d.centre + s * (em.means - 0.5), em.covs * s**2)
+        unit = fit.to_unit(self.start, d)
+        em = fit_em(unit, d.points, d.nu * len(d.nu), steps=EM_STEPS, ridge=1e-8)
+        self.em = fit.to_user(em, d)
         state, self.config, _ = fit.advance(
             fit.init(self.em, d, self.config, 0.0), d, self.config, 1
         )
@@ -203,15 +182,8 @@ class W2FitRun:
         self.em_log_likelihood = self._log_likelihood(self.em)
 
     def _log_likelihood(self, g: GMM) -> float:
-        """Mean log-density of the points (weighted), in the user's coordinates."""
-        with jax.enable_x64(True):
-            return self._mean_log_density(g)
-
-    def _mean_log_density(self, g: GMM) -> float:
-        user = np.asarray(self.data.centre) + np.asarray(self.data.scale) * (
-            np.asarray(self.data.points) - 0.5
-        )
-        return float(jnp.sum(self.data.nu * log_prob(g, jnp.asarray(user))))
+        """Mean log-density of the points (weighted), in the user's coordinates (x64)."""
+        return float(jnp.sum(self.data.nu * log_prob(g, self.user_points)))
 
     def reset(self) -> dict:
         """Back to the kmeans++ start (a cold first solve)."""
@@ -245,10 +217,10 @@ class W2FitRun:
             self.state, self.frame = jax.device_get((state, frame))
         self.segments.append([int(steps), float(learning_rate)])
         done = int(self.state.step) - before
-        t = self.config.trace_length
+        t, scale2 = self.config.trace_length, float(self.data.scale) ** 2  # host floats
         for i in range(before, before + done):  # a frame's steps fit in the trace ring
             j = i % t
-            self.w2.append(float(self.state.trace.w2[j]) * float(self.data.scale) ** 2)
+            self.w2.append(float(self.state.trace.w2[j]) * scale2)
             self.outside.append(float(self.state.trace.outside[j]))
 
     @property
@@ -263,11 +235,11 @@ class W2FitRun:
         cells = self.frame.cells
         return {
             "step": int(s.step),
-            "points": centre + scale * (np.asarray(d.points) - 0.5),
+            "points": np.asarray(self.user_points),
             "nu": np.asarray(d.nu),
             "box": (centre - scale / 2, centre + scale / 2),
             "values": np.asarray(self.frame.values),
-            "cell_vertices": centre + scale * (np.asarray(cells.vertices) - 0.5),
+            "cell_vertices": np.asarray(fit.user_points(cells.vertices, d)),
             "cell_count": np.asarray(cells.count),
             "gmm": _user_gmm(gmm),
             "em": _user_gmm(self.em),

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from gmmot_core import gmm_w2_fit as fit
+from gmmot_core import synthetic
 from gmmot_core.mixture import GMM, fit_em, log_prob, sample
 
 N, K, SHAPE = 600, 2, (48, 48)
@@ -27,14 +28,7 @@ TRUE = dict(
 
 def _outlier_points():
     """Two clusters and 6% of the points in a far, tight clump."""
-    rng = np.random.default_rng(3)
-    return np.concatenate(
-        [
-            rng.normal([0.0, 0.0], 0.5, (282, 2)),
-            rng.normal([3.0, 0.0], 0.5, (282, 2)),
-            rng.normal([1.5, 6.0], 0.15, (36, 2)),
-        ]
-    )
+    return synthetic.outlier_clump(N, seed=3)
 
 
 def _config():

@@ -368,3 +368,12 @@ def near_cells(
         lambda: power_cells(y, w, lo, hi, sizes.max_vertices, sizes.grid, labels),
         lambda: cells,
     )
+
+
+def solved_cells(y, w, lo, hi, sizes: Sizes, labels):
+    """The cells of a solved diagram ``(y, w)`` from its own labels ``[N, V]``: all pairs
+    (clipped first by those neighbours) when ``sizes.grid`` says so, else
+    :func:`near_cells`."""
+    if sizes.grid.bins == 0:
+        return power_cells(y, w, lo, hi, sizes.max_vertices, sizes.grid, labels)
+    return near_cells(y, w, lo, hi, sizes, labels)

@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gmmot_core.semidiscrete.cells import Cells, near_cells, power_cells
+from gmmot_core.semidiscrete.cells import Cells, near_cells, power_cells, solved_cells
 from gmmot_core.semidiscrete.density import ImageDensity
 from gmmot_core.semidiscrete.integrals import cell_integrals
 from gmmot_core.semidiscrete.newton import newton_solve, solve_weights
@@ -70,13 +70,8 @@ def _dual_density_grad(res, y, density: ImageDensity, w_shift):
     the solved cells (the integrals are linear in the fields at fixed cells)."""
     sizes = res.sizes
     cells = jax.lax.stop_gradient(
-        near_cells(y, res.weights, density.lo, density.hi, sizes, res.integrals.labels)
-        if sizes.grid.bins
-        else power_cells(
-            y, res.weights, density.lo, density.hi, sizes.max_vertices, sizes.grid,
-            res.integrals.labels,
-        )
-    )  # fmt: skip
+        solved_cells(y, res.weights, density.lo, density.hi, sizes, res.integrals.labels)
+    )
 
     def dual(d):
         ints = cell_integrals(cells, y, d, sizes.pieces)
