@@ -102,7 +102,9 @@ def cases():
         ref["x_init_covs"],
     )
     centers = [(40 * np.cos(a), 40 * np.sin(a)) for a in np.linspace(0, 2 * np.pi, 9)[:8]]
-    mixtures, lam = synthetic.random_mixtures(3, (10,) * 8, tuple(centers), (4.0,) * 8)
+    mixtures, lam = synthetic.random_mixtures(
+        3, (10,) * 8, tuple(centers), (4.0,) * 8, mean_spreads=(4.0,) * 8
+    )
     rng = np.random.default_rng(0)
     means = rng.normal(size=(50, 2)) * 10
     covs = np.tile(np.eye(2) * 4.0, (50, 1, 1))

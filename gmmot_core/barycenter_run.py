@@ -55,12 +55,15 @@ _restart = jax.jit(bc.restart)
 def generator_inputs(
     n_inputs: int, n_components: int, alpha: float, seed: int
 ) -> tuple[list[GMM], np.ndarray]:
-    """The notebook's kind of random inputs: ``n_inputs`` mixtures of ``n_components``
-    Gaussians around ridge offsets on a circle, Dirichlet(alpha) barycentric weights."""
+    """The notebook's recipe (:func:`~gmmot_core.synthetic.random_mixtures`) on a circle:
+    ``n_inputs`` mixtures of ``n_components`` Gaussians around ridge offsets on a circle of
+    radius ``RIDGE``, mean spread ``0.1 RIDGE`` (the notebook's ``0.1 mean(c)`` would
+    vanish where a centre's coordinates cancel), Dirichlet(alpha) barycentric weights."""
     angles = np.linspace(0.0, 2.0 * np.pi, n_inputs, endpoint=False) + np.pi / 6
     centers = tuple((RIDGE * np.cos(t), RIDGE * np.sin(t)) for t in angles)
     scales = tuple(3.0 + (i % 3) for i in range(n_inputs))
-    return random_mixtures(seed, (n_components,) * n_inputs, centers, scales, alpha)
+    spreads = (0.1 * RIDGE,) * n_inputs
+    return random_mixtures(seed, (n_components,) * n_inputs, centers, scales, alpha, spreads)
 
 
 def _check_int(obj: dict, name: str, lo: int, hi: int, default: int | None = None) -> int:

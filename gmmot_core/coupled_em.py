@@ -4,9 +4,13 @@ Fits one mixture per cloud while penalising the (unbalanced) entropic MW2 betwee
 each EM iteration computes posteriors (E-step) and then takes ``m_steps`` Adam ascent
 steps on::
 
-    objective = Q0 + Q1 - weight_transport * reg_ot_cost(Sinkhorn(C(gmm0, gmm1), w0, w1))
+    objective = Q0 + Q1 - weight_transport * reg_ot_cost(OT_eps,tau(C(gmm0, gmm1), w0, w1))
 
 over OTT's unconstrained parameters (Adam state reset at every M-step, as OTT does).
+The entropic OT is solved by Sinkhorn (OTT's solver, capped at 2000 sweeps) or, by
+default when balanced (tau = 1, a traced branch), by damped Newton
+(:mod:`~gmmot_core.newton_ot`), which converges where Sinkhorn hits its cap (costs
+hundreds of times epsilon).
 Q depends on the points only through per-component sufficient statistics computed once
 per E-step, so the M-step costs O(K^2), not O(N K).
 
@@ -26,7 +30,7 @@ import jax.numpy as jnp
 import optax
 
 from gmmot_core.gaussians import bures_cost_matrix
-from gmmot_core.gmm_ot import CouplingReport, couple
+from gmmot_core.gmm_ot import CouplingReport, report
 from gmmot_core.mixture import (
     GMM,
     PointFeatures,
@@ -35,6 +39,7 @@ from gmmot_core.mixture import (
     point_features,
     suff_stats_from_features,
 )
+from gmmot_core.newton_ot import newton_ot
 from gmmot_core.parametrization import RawGMM, from_raw, to_raw
 from gmmot_core.sinkhorn import sinkhorn
 
@@ -57,14 +62,14 @@ __all__ = [
 NONFINITE_POINTS = 1  # some points had NaN/inf coordinates or weights: they were ignored
 EMPTY_DATA = 2  # a cloud has no usable point (total weight 0)
 ROLLED_BACK = 4  # the M-step produced non-finite parameters: last good mixtures kept
-SINKHORN_NOT_CONVERGED = 8  # the last Sinkhorn solve hit its iteration cap (informative)
+SINKHORN_NOT_CONVERGED = 8  # the last OT solve stopped before its threshold (informative)
 BAD_KNOBS = 16  # epsilon <= 0, tau outside (0, 1], or a non-finite knob: step skipped
 
 STATUS_TEXT = {
     NONFINITE_POINTS: "points with NaN/inf coordinates or weights were ignored",
     EMPTY_DATA: "a cloud has no usable point",
     ROLLED_BACK: "the update diverged (non-finite parameters); the last good mixtures are kept",
-    SINKHORN_NOT_CONVERGED: "Sinkhorn reached its iteration cap before the threshold",
+    SINKHORN_NOT_CONVERGED: "the OT solve (Sinkhorn or Newton) stopped before its threshold",
     BAD_KNOBS: "epsilon must be > 0, tau in (0, 1] and all knobs finite; step skipped",
 }
 
@@ -79,8 +84,10 @@ class CoupledEMConfig(NamedTuple):
 
     ``em_steps``: EM iterations per :func:`run` call; ``m_steps``: Adam steps per M-step;
     ``max_sinkhorn_iterations`` / ``inner_iterations``: Sinkhorn caps (OTT: 2000 / 10);
-    ``warm_start``: start each Sinkhorn from the previous potentials (faster; OTT starts
-    from 0, so use False to replay OTT exactly); ``lock_gmm1``: keep mixture 1 fixed;
+    ``solver``: ``"auto"`` (Newton when tau = 1, Sinkhorn otherwise; the branch is on the
+    traced tau) or ``"sinkhorn"`` (always OTT's solver); ``warm_start``: start each solve
+    from the previous potentials (faster; OTT starts from 0: ``solver="sinkhorn",
+    warm_start=False`` replays OTT exactly); ``lock_gmm1``: keep mixture 1 fixed;
     ``trace_length``: capacity of the preallocated traces.
     """
 
@@ -88,6 +95,7 @@ class CoupledEMConfig(NamedTuple):
     m_steps: int = 20
     max_sinkhorn_iterations: int = 2000
     inner_iterations: int = 10
+    solver: str = "auto"
     warm_start: bool = True
     lock_gmm1: bool = False
     trace_length: int = 512
@@ -145,7 +153,7 @@ class Traces(NamedTuple):
     q1: jax.Array
     transport: jax.Array
     objective: jax.Array
-    sinkhorn_iters: jax.Array
+    sinkhorn_iters: jax.Array  # iterations of the OT solve (Sinkhorn sweeps or Newton steps)
 
 
 class CoupledEMState(NamedTuple):
@@ -154,7 +162,8 @@ class CoupledEMState(NamedTuple):
     ``raw0``, ``raw1``: the mixtures in OTT's parametrisation; ``adam``: optimiser state of
     the last M-step; ``f [K0]``, ``g [K1]``: Sinkhorn potentials (warm start);
     ``iteration``; ``traces``; ``status`` (bitmask of the last step); ``first_bad``: EM
-    iteration of the first roll-back (-1 if none); ``knobs``.
+    iteration of the first roll-back (-1 if none); ``knobs``; ``warm``: whether ``f``,
+    ``g`` come from a solve (Newton starts cold, with epsilon continuation, until then).
     """
 
     raw0: RawGMM
@@ -167,6 +176,7 @@ class CoupledEMState(NamedTuple):
     status: jax.Array
     first_bad: jax.Array
     knobs: Knobs
+    warm: jax.Array
 
 
 def _optimizer(learning_rate: jax.Array) -> optax.GradientTransformation:
@@ -199,6 +209,7 @@ def init(
         status=jnp.asarray(0, jnp.int32),
         first_bad=jnp.asarray(-1, jnp.int32),
         knobs=Knobs(*(jnp.asarray(k, dtype) for k in knobs)),
+        warm=jnp.asarray(False),
     )
 
 
@@ -212,24 +223,39 @@ def e_step(raw: RawGMM, feats: PointFeatures) -> SuffStats:
     return suff_stats_from_features(from_raw(raw), feats)[0]
 
 
-def _objective(params, fixed_raw1, stats0, stats1, knobs, init_fg, config):
+def _solve(cost, a, b, knobs: Knobs, init_fg, warm, config: CoupledEMConfig):
+    """The entropic OT of ``cost [K0, K1]`` between weights ``a``, ``b`` (a SinkhornOutput)."""
+    init = init_fg if config.warm_start else None
+
+    def by_sinkhorn(_):
+        return sinkhorn(
+            cost,
+            a,
+            b,
+            knobs.epsilon,
+            knobs.tau,
+            threshold=knobs.threshold,
+            init=init,
+            max_iterations=config.max_sinkhorn_iterations,
+            inner_iterations=config.inner_iterations,
+        )
+
+    def by_newton(_):
+        return newton_ot(cost, a, b, knobs.epsilon, threshold=knobs.threshold, init=init, warm=warm)
+
+    if config.solver == "sinkhorn":
+        return by_sinkhorn(None)
+    return jax.lax.cond(knobs.tau >= 1.0, by_newton, by_sinkhorn, None)
+
+
+def _objective(params, fixed_raw1, stats0, stats1, knobs, init_fg, warm, config):
     raw0 = params[0]
     raw1 = fixed_raw1 if config.lock_gmm1 else params[1]
     g0, g1 = from_raw(raw0), from_raw(raw1)
     q0 = expected_log_likelihood(g0, stats0)
     q1 = expected_log_likelihood(g1, stats1)
     cost = bures_cost_matrix(g0.means, g0.covs, g1.means, g1.covs)
-    out = sinkhorn(
-        cost,
-        g0.weights,
-        g1.weights,
-        knobs.epsilon,
-        knobs.tau,
-        threshold=knobs.threshold,
-        init=init_fg if config.warm_start else None,
-        max_iterations=config.max_sinkhorn_iterations,
-        inner_iterations=config.inner_iterations,
-    )
+    out = _solve(cost, g0.weights, g1.weights, knobs, init_fg, warm, config)
     objective = q0 + q1 - knobs.weight_transport * out.reg_ot_cost
     return objective, (q0, q1, out.reg_ot_cost, out.n_iters, out.converged, out.f, out.g)
 
@@ -241,7 +267,9 @@ def _m_step(state: CoupledEMState, stats0, stats1, config: CoupledEMConfig, m_st
 
     def body(i, carry):
         params, adam, f, g, first, _ = carry
-        (value, aux), grads = grad_fn(params, state.raw1, stats0, stats1, state.knobs, (f, g))
+        warm = state.warm | (i > 0)  # after the first solve, Newton starts from its potentials
+        args = (params, state.raw1, stats0, stats1, state.knobs, (f, g), warm)
+        (value, aux), grads = grad_fn(*args)
         updates, adam = opt.update(grads, adam, params)
         params = optax.apply_updates(params, updates)
         *_, f_new, g_new = aux
@@ -249,7 +277,7 @@ def _m_step(state: CoupledEMState, stats0, stats1, config: CoupledEMConfig, m_st
         return params, adam, f_new, g_new, first, aux[4]
 
     fg = (state.f, state.g)
-    shapes = jax.eval_shape(grad_fn, params, state.raw1, stats0, stats1, state.knobs, fg)
+    shapes = jax.eval_shape(grad_fn, params, state.raw1, stats0, stats1, state.knobs, fg, True)
     value, aux = jax.tree_util.tree_map(lambda x: jnp.zeros(x.shape, x.dtype), shapes[0])
     carry0 = (params, opt.init(params), state.f, state.g, (value, aux[:5]), jnp.bool_(False))
     # a traced m_steps (the app's slider) makes this a while loop: no recompile per value
@@ -311,7 +339,10 @@ def step(
         | jnp.where(sk_conv, 0, SINKHORN_NOT_CONVERGED)
     ).astype(jnp.int32)
     first_bad = jnp.where((state.first_bad < 0) & ~good, i, state.first_bad)
-    return CoupledEMState(raw0, raw1, adam, f, g, i + 1, traces, status, first_bad, state.knobs)
+    warm = state.warm | good
+    return CoupledEMState(
+        raw0, raw1, adam, f, g, i + 1, traces, status, first_bad, state.knobs, warm
+    )
 
 
 def run(
@@ -325,16 +356,10 @@ def run(
 
 
 def coupling_report(state: CoupledEMState, config: CoupledEMConfig) -> CouplingReport:
-    """The coupling of the current mixtures under the state's knobs (for views and exports)."""
+    """The coupling of the current mixtures under the state's knobs, by the run's own
+    solver and warm start (for views and exports; jit-safe)."""
     g0, g1 = mixtures(state)
     k = state.knobs
-    return couple(
-        g0,
-        g1,
-        k.epsilon,
-        k.tau,
-        threshold=k.threshold,
-        init=(state.f, state.g) if config.warm_start else None,
-        max_iterations=config.max_sinkhorn_iterations,
-        solver="sinkhorn",  # the report of the run's own Sinkhorn (OTT's semantics)
-    )
+    cost = bures_cost_matrix(g0.means, g0.covs, g1.means, g1.covs)
+    out = _solve(cost, g0.weights, g1.weights, k, (state.f, state.g), state.warm, config)
+    return report(cost, out, g0.weights, g1.weights, k.epsilon, k.tau)

@@ -18,6 +18,7 @@ __all__ = [
     "demo_pair",
     "moons",
     "outlier_clump",
+    "random_mixture",
     "random_mixtures",
     "random_pair",
     "rings",
@@ -113,34 +114,74 @@ def rings(n: int = 2000, seed: int = 0, noise: float = 0.08) -> np.ndarray:
     return np.stack([r * np.cos(t), r * np.sin(t)], -1).astype(np.float32)
 
 
-def random_mixtures(
-    seed: int,
-    n_components: tuple[int, ...] = (2, 3, 5),
-    centers: tuple[tuple[float, float], ...] = ((-20, -15), (60, -15), (50, 65)),
-    scales: tuple[float, ...] = (4.0, 3.0, 5.0),
-    alpha: float = 50.0,
-) -> tuple[list[GMM], np.ndarray]:
-    """The barycenter notebook's kind of test problem: M random mixtures + weights.
+NOTEBOOK_CENTERS = ((-20.0, -15.0), (60.0, -15.0), (50.0, 65.0))  # OTT notebook's ``cs``
+NOTEBOOK_SCALES = (4.0, 3.0, 5.0)  # its ``ss``
 
-    Mixture j has ``n_components[j]`` Gaussians around the ridge offset ``centers[j]``:
-    means ``c_j + s_j N(0, I)``, covariances ``R diag(s_j exp(N(0, 1))) R^T`` with a
-    random rotation (OTT's ``from_random`` recipe with ``stdev = s_j``) and weights
-    ``softmax(N(0, 1))``. Barycentric weights ``~ Dirichlet(alpha 1_M)`` (large alpha:
-    close to uniform). Returns ``(mixtures, lambdas [M])``.
+
+def random_mixture(
+    key: jax.Array,
+    n_components: int,
+    mean_spread: float,
+    scale: float,
+    center,
+    weight_spread: float = 0.1,
+) -> GMM:
+    """One random mixture, OTT's ``GaussianMixture.from_random`` draw for draw (2D).
+
+    Component k gets its own key; from it, mean ``center + mean_spread N(0, I)`` and
+    covariance ``Q diag(scale exp(N(0, I))) Q^T`` with ``Q`` the QR factor of a
+    Gaussian matrix. Weights ``softmax([weight_spread N(0, I_{K-1}), 0])``, drawn with
+    the last component's key, as OTT does. Float32 ``GMM`` of ``n_components``.
     """
-    rng = np.random.default_rng(seed)
-    mixtures = []
-    for k, c, s in zip(n_components, centers, scales, strict=True):
-        means = np.asarray(c, float) + s * rng.normal(size=(k, 2))
-        theta = rng.uniform(0.0, np.pi, k)
-        rot = np.stack([np.cos(theta), -np.sin(theta), np.sin(theta), np.cos(theta)], -1)
-        rot = rot.reshape(k, 2, 2)
-        eig = s * np.exp(rng.normal(size=(k, 2)))
-        covs = np.einsum("kij,kj,klj->kil", rot, eig, rot)
-        logits = rng.normal(size=k)
-        w = np.exp(logits - logits.max())
-        mixtures.append(GMM(*(jnp.asarray(x, jnp.float32) for x in (w / w.sum(), means, covs))))
-    lambdas = rng.dirichlet(np.full(len(n_components), alpha)).astype(np.float32)
+    means, covs = [], []
+    sub = key
+    for _ in range(n_components):
+        key, sub = jax.random.split(key)
+        _, k_mean, k_cov = jax.random.split(sub, 3)
+        means.append(jax.random.normal(k_mean, (2,)) * mean_spread + jnp.asarray(center))
+        k_eig, k_rot = jax.random.split(k_cov)
+        q, _ = jnp.linalg.qr(jax.random.normal(k_rot, (2, 2)))
+        eig = scale * jnp.exp(jax.random.normal(k_eig, (2,)))
+        covs.append((q * eig[None, :]) @ q.T)
+    logits = jax.random.normal(sub, (n_components - 1,)) * weight_spread
+    logits = jnp.concatenate([logits, jnp.zeros((1,), logits.dtype)])
+    covs = jnp.stack(covs)
+    covs = 0.5 * (covs + jnp.swapaxes(covs, -1, -2))
+    return GMM(jax.nn.softmax(logits), jnp.stack(means), covs)
+
+
+def random_mixtures(
+    seed: int = 0,
+    n_components: tuple[int, ...] = (2, 3, 5),
+    centers: tuple[tuple[float, float], ...] = NOTEBOOK_CENTERS,
+    scales: tuple[float, ...] = NOTEBOOK_SCALES,
+    alpha: float = 50.0,
+    mean_spreads: tuple[float, ...] | None = None,
+) -> tuple[list[GMM], np.ndarray]:
+    """OTT's barycenter notebook's inputs: M random mixtures and barycentric weights.
+
+    From ``key = PRNGKey(seed)`` split in three: weights ``lambdas ~ Dirichlet(alpha 1_M)``
+    from the first key, per-mixture seeds ``randint(0, 100)`` from the second, and
+    mixture j drawn by :func:`random_mixture` from ``PRNGKey(seeds[j])`` around ridge
+    ``centers[j]`` with covariance scale ``scales[j]`` and mean spread
+    ``mean_spreads[j]`` (default, as the notebook: ``0.1 * mean(centers[j])``). The
+    defaults are the notebook's setup (seeds 22, 22, 96). Returns ``(mixtures,
+    lambdas [M])``, float32.
+    """
+    m = len(n_components)
+    if not len(centers) == len(scales) == m:
+        raise ValueError("n_components, centers and scales need one entry per mixture")
+    if mean_spreads is None:
+        mean_spreads = tuple(0.1 * float(np.mean(c)) for c in centers)
+    keys = jax.random.split(jax.random.PRNGKey(seed), 3)
+    lambdas = np.asarray(jax.random.dirichlet(keys[0], jnp.full((m,), alpha)), np.float32)
+    seeds = np.asarray(jax.random.randint(keys[1], (m,), 0, 100))
+    mixtures = [
+        random_mixture(jax.random.PRNGKey(int(s)), k, spread, scale, jnp.asarray(c, jnp.float32))
+        for s, k, spread, scale, c in zip(
+            seeds, n_components, mean_spreads, scales, centers, strict=True
+        )
+    ]
     return mixtures, lambdas
 
 
