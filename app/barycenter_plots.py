@@ -8,7 +8,7 @@ from bokeh.models import ColumnDataSource, LinearColorMapper
 from bokeh.palettes import Viridis256
 from bokeh.plotting import figure
 
-from gmmot_core.figure import ellipse_outlines
+from gmmot_runs.figures import ellipse_outlines
 
 __all__ = [
     "contour_data",

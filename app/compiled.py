@@ -117,7 +117,7 @@ def warm_up() -> None:
     """Compile the jitted functions for the default dataset's shapes."""
     from app.models import DataSource
     from app.plots import raster_data
-    from gmmot_core.runs import CoupledEMRun
+    from gmmot_runs.coupled_em import CoupledEMRun
 
     src = DataSource()
     clouds = src.clouds()
@@ -129,10 +129,10 @@ def warm_up() -> None:
 
     TransportScreen(source=lambda: (run.view, run.points0))._draw_t()
     raster_data(clouds[0], np.zeros(len(clouds[0]), np.int8), 3)  # numba compiles datashader
-    from gmmot_core.descent_run import DescentRun
+    from gmmot_runs.descent import DescentRun
 
     DescentRun({"preset": "tutorial two peaks", "res": 64}, n=200).step()
-    from gmmot_core.barycenter_run import BarycenterRun, density_grids
+    from gmmot_runs.barycenter import BarycenterRun, density_grids
 
     bary = BarycenterRun()
     density_grids(bary.step())

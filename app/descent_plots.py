@@ -7,7 +7,7 @@ from bokeh.models import ColumnDataSource
 from bokeh.palettes import Category20_20
 from bokeh.plotting import figure
 
-from gmmot_core.descent_run import target_extent
+from gmmot_runs.descent import target_extent
 
 __all__ = [
     "cells_data",
@@ -67,7 +67,7 @@ def target_figure() -> tuple[figure, dict[str, ColumnDataSource]]:
 
 def image_data(values: np.ndarray) -> dict:
     """``values [W, H]`` (axis 0 = x) as a Bokeh image (rows = y), dark = dense, over the
-    target's rectangle (:func:`~gmmot_core.descent_run.target_extent`)."""
+    target's rectangle (:func:`~gmmot_runs.descent.target_extent`)."""
     v = np.asarray(values, np.float64)
     sx, sy = target_extent(v)
     return {"image": [(v.max() - v).T], "dw": [sx], "dh": [sy]}

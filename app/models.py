@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import param
 
-from gmmot_core.runs import PRESETS, preset_clouds
+from gmmot_runs.coupled_em import PRESETS, preset_clouds
 
 
 class DataSource(param.Parameterized):

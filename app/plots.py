@@ -7,7 +7,7 @@ from bokeh.models import ColumnDataSource, HoverTool, LinearColorMapper, SingleI
 from bokeh.palettes import Category10_10
 from bokeh.plotting import figure
 
-from gmmot_core.figure import ellipse_outlines
+from gmmot_runs.figures import ellipse_outlines
 
 PALETTE = Category10_10
 

@@ -90,43 +90,47 @@ class W2FitSpec:
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> W2FitSpec:
-        obj = fields.envelope(raw, KIND, VERSION)
+        return cls.from_dict(fields.decode(raw))
+
+    @classmethod
+    def from_dict(cls, obj: dict) -> W2FitSpec:
+        """Validate a parsed parameter file; :class:`SpecError` names the first bad field."""
+        obj = fields.envelope(obj, KIND, VERSION)
+        fields.known(obj, {"kind", "version", "cloud", "k", "res", "seed", "segments"})
         cloud = obj.get("cloud")
         if not isinstance(cloud, dict):
             raise fields.SpecError("field 'cloud': expected an object")
         if "points" in cloud:
-            p = fields.points(cloud, "points", MAX_POINTS)
+            p = fields.points(cloud, "points", MAX_POINTS, prefix="cloud.")
             w = cloud.get("weights")
+            fields.known(cloud, {"points", "weights"}, "cloud.")
             if w is not None:
-                w = np.asarray(w, np.float64)
-                if w.shape != (len(p),) or not np.all(np.isfinite(w)) or np.any(w < 0):
+                w = fields.matrix(w, "cloud.weights", (len(p),))
+                if np.any(w < 0):
                     raise fields.SpecError(
                         f"field 'cloud.weights': expected {len(p)} finite weights >= 0"
                     )
         else:
-            fields.choice(cloud, "preset", CLOUDS)
-            fields.integer(cloud, "n", *BOUNDS["n"])
-            fields.integer(cloud, "seed", *BOUNDS["seed"], default=0)
-        segs = obj.get("segments", [])
-        if not isinstance(segs, list):
-            raise fields.SpecError("field 'segments': expected a list")
-        for i, s in enumerate(segs):
-            try:
-                if not (isinstance(s, list) and len(s) == 2):
-                    raise fields.SpecError("not a pair")
-                fields.integer({"steps": s[0]}, "steps", *BOUNDS["steps"])
-                fields.number({"lr": s[1]}, "lr", *BOUNDS["learning_rate"])
-            except fields.SpecError:
-                raise fields.SpecError(
-                    f"field 'segments[{i}]': expected [steps in {list(BOUNDS['steps'])}, "
-                    f"learning rate in {list(BOUNDS['learning_rate'])}]"
-                ) from None
+            fields.known(cloud, {"preset", "n", "seed"}, "cloud.")
+            fields.choice(cloud, "preset", CLOUDS, prefix="cloud.")
+            fields.integer(cloud, "n", *BOUNDS["n"], prefix="cloud.")
+            fields.integer(cloud, "seed", *BOUNDS["seed"], default=0, prefix="cloud.")
+        segs = fields.rows(
+            obj,
+            "segments",
+            lambda s: (
+                len(s) == 2
+                and isinstance(fields.integer({"steps": s[0]}, "steps", *BOUNDS["steps"]), int)
+                and isinstance(fields.number({"lr": s[1]}, "lr", *BOUNDS["learning_rate"]), float)
+            ),
+            f"[steps in {list(BOUNDS['steps'])}, learning rate in {list(BOUNDS['learning_rate'])}]",
+        )
         return cls(
             cloud,
             fields.integer(obj, "k", *BOUNDS["k"]),
             fields.choice(obj, "res", RESOLUTIONS),
             fields.integer(obj, "seed", *BOUNDS["seed"], default=0),
-            [list(s) for s in segs],
+            segs,
         )
 
 

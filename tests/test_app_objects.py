@@ -13,7 +13,7 @@ from app import compiled
 from app.compiled import release_if_crowded
 from app.screens.coupled_em import CoupledEMScreen
 from app.screens.descent import DescentScreen
-from gmmot_core.runs import _frame
+from gmmot_runs.coupled_em import _frame
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +83,7 @@ def test_barycenter_of_the_coupled_em_pair_replays(screen):
     import json
 
     from app.screens.barycenter import BarycenterScreen
-    from gmmot_core.barycenter_run import BarycenterSpec, replay_barycenter
+    from gmmot_runs.barycenter import BarycenterSpec, replay_barycenter
 
     view = screen.runner.view
     bary = BarycenterScreen(pair_source=lambda: (view["gmm0"], view["gmm1"]))
@@ -103,7 +103,7 @@ def test_barycenter_of_the_coupled_em_pair_replays(screen):
     [
         ({"mixtures": [{"weights": [1.0], "means": [[0, 0]], "covs": [[[1, 0], [0, -1]]]}] * 2},
          "positive definite"),
-        ({"mixtures": [{"weights": [1.0], "means": [[0, 0]]}] * 2}, "weights, means and covs"),
+        ({"mixtures": [{"weights": [1.0], "means": [[0, 0]]}] * 2}, "'mixtures[0].covs'"),
         ({"bar_size": 0}, "'bar_size'"),
         ({"init": "input 7"}, "'init'"),
         ({"segments": [[1, [1.0], 0.1, False]]}, "segments[0]"),
@@ -113,7 +113,7 @@ def test_barycenter_of_the_coupled_em_pair_replays(screen):
 def test_barycenter_parameter_file_names_the_bad_field(change, message):
     import json
 
-    from gmmot_core.barycenter_run import BarycenterSpec
+    from gmmot_runs.barycenter import BarycenterSpec
 
     obj = json.loads(BarycenterSpec().to_json()) | change
     if "mixtures" in change:

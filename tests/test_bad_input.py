@@ -169,7 +169,7 @@ def test_bad_image_is_refused_and_the_target_kept(descent, data, message):
 
 
 def _spec_file(tmp_path, change) -> str:
-    from gmmot_core.runs import CoupledEMRun
+    from gmmot_runs.coupled_em import CoupledEMRun
 
     x = np.random.default_rng(0).normal(size=(40, 2)).astype(np.float32)
     obj = json.loads(CoupledEMRun(x, x + 1.0).spec().to_json())
@@ -199,7 +199,7 @@ def _degenerate(obj):
     ids=["unknown field", "wrong type", "future version", "missing field", "degenerate cloud"],
 )
 def test_bad_parameter_file_names_the_problem(tmp_path, capsys, change, message):
-    from gmmot_core.cli import main
+    from gmmot_runs.cli import main
 
     path = _spec_file(tmp_path, change)
     assert main(["replay", path, "--out", str(tmp_path / "r.json")]) == 2
@@ -209,11 +209,11 @@ def test_bad_parameter_file_names_the_problem(tmp_path, capsys, change, message)
 
 
 def test_a_parameter_file_that_is_not_json(tmp_path, capsys):
-    from gmmot_core.cli import main
+    from gmmot_runs.cli import main
 
     (tmp_path / "p.json").write_bytes(b"\x00\xff{not json")
     assert main(["replay", str(tmp_path / "p.json"), "--out", str(tmp_path / "r.json")]) == 2
-    assert "not a JSON document" in capsys.readouterr().err
+    assert "not a JSON parameter file" in capsys.readouterr().err
 
 
 def _chunks(upload, name: str, data: bytes, size: int) -> None:

@@ -204,7 +204,7 @@ def test_weights_and_epsilon_do_not_recompile():
 def test_iterations_per_frame_do_not_recompile():
     """The "iterations per frame" slider is traced: 1, 3 and 1 iterations per frame run
     on one executable and do exactly that many iterations."""
-    from gmmot_core.barycenter_run import BarycenterRun, _frame
+    from gmmot_runs.barycenter import BarycenterRun, _frame
 
     run = BarycenterRun()
     run.step()
@@ -259,8 +259,8 @@ def test_run_replays_through_the_cli_with_identical_numbers(tmp_path):
     replay``: the same iterations, costs and support, bit for bit."""
     import json
 
-    from gmmot_core.barycenter_run import BarycenterRun, BarycenterSpec, barycenter_results
-    from gmmot_core.cli import main
+    from gmmot_runs.barycenter import BarycenterRun, BarycenterSpec, barycenter_results
+    from gmmot_runs.cli import main
 
     run = BarycenterRun(BarycenterSpec(n_inputs=2, n_components=2, bar_size=3, seed=4))
     for _ in range(3):

@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gmmot_core.descent_run import DescentRun, DescentSpec, descent_results, replay_descent
 from gmmot_core.targets import (
     gmm_image,
     image_from_bytes,
@@ -18,6 +17,7 @@ from gmmot_core.targets import (
     tutorial_image,
     with_floor,
 )
+from gmmot_runs.descent import DescentRun, DescentSpec, descent_results, replay_descent
 
 REF = Path(__file__).resolve().parents[2] / "shared" / "reference" / "semidiscrete"
 
@@ -148,7 +148,7 @@ def test_spec_replays_the_same_numbers(run, tmp_path):
     assert np.array_equal(again.view["positions"], run.view["positions"])
     assert descent_results(again)["w2"] == descent_results(run)["w2"]
     # and through the command line
-    from gmmot_core.cli import main
+    from gmmot_runs.cli import main
 
     (tmp_path / "p.json").write_text(text)
     assert main(["replay", str(tmp_path / "p.json"), "--out", str(tmp_path / "r.json")]) == 0

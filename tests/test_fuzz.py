@@ -174,9 +174,9 @@ def _mutate(data, base):
 @pytest.fixture(scope="module")
 def specs():
     """A valid parameter file of each kind (as decoded JSON) and its parser."""
-    from gmmot_core.barycenter_run import BarycenterSpec
-    from gmmot_core.descent_run import DescentSpec
-    from gmmot_core.runs import CoupledEMRun, RunSpec
+    from gmmot_runs.barycenter import BarycenterSpec
+    from gmmot_runs.coupled_em import CoupledEMRun, RunSpec
+    from gmmot_runs.descent import DescentSpec
 
     pts = np.random.default_rng(0).normal(size=(24, 2)).astype(np.float32)
     run = CoupledEMRun(pts, pts + 1.0, data={"inline": True})

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from gmmot_core import synthetic
-from gmmot_core.runs import (
+from gmmot_runs.coupled_em import (
     CoupledEMRun,
     HostKnobs,
     RunSpec,
@@ -132,9 +132,9 @@ def test_malformed_spec_names_the_field(spec_dict, path, value, message):
 
 
 def test_not_json_and_not_an_object():
-    with pytest.raises(SpecError, match="not a JSON document"):
+    with pytest.raises(SpecError, match="not a JSON parameter file"):
         RunSpec.from_json(b"\x89PNG\r\n")
-    with pytest.raises(SpecError, match="the document: expected an object"):
+    with pytest.raises(SpecError, match="expected a JSON object"):
         RunSpec.from_json("[1, 2]")
 
 
@@ -149,7 +149,7 @@ def test_cli_replays_and_reports_bad_files(tmp_path, spec_dict):
     params = tmp_path / "params.json"
     params.write_text(json.dumps(spec_dict))
     out, fig = tmp_path / "results.json", tmp_path / "fig.svg"
-    cmd = [sys.executable, "-m", "gmmot_core", "replay", str(params), "--out", str(out)]
+    cmd = [sys.executable, "-m", "gmmot_runs", "replay", str(params), "--out", str(out)]
     done = subprocess.run([*cmd, "--figure", str(fig)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert json.loads(out.read_text()) == results(run.view)

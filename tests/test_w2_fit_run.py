@@ -9,7 +9,7 @@ import re
 import numpy as np
 import pytest
 
-from gmmot_core.cli import main as cli_main
+from gmmot_runs.cli import main as cli_main
 from gmmot_runs.figures import w2_fit_figure
 from gmmot_runs.spec import SpecError
 from gmmot_runs.w2_fit import W2FitRun, W2FitSpec, cloud_points, replay, results
@@ -65,9 +65,9 @@ def test_view_is_in_the_users_coordinates(run):
         ({"res": 50}, "'res'"),
         ({"kind": "descent"}, "'kind'"),
         ({"version": 2}, "'version'"),
-        ({"cloud": {"preset": "spiral", "n": 100}}, "'preset'"),
-        ({"cloud": {"preset": "moons", "n": 10**6}}, "'n'"),
-        ({"cloud": {"points": [[0, 0], [1, float("nan")]]}}, "'points'"),
+        ({"cloud": {"preset": "spiral", "n": 100}}, "'cloud.preset'"),
+        ({"cloud": {"preset": "moons", "n": 10**6}}, "'cloud.n'"),
+        ({"cloud": {"points": [[0, 0], [1, float("nan")]]}}, "'cloud.points'"),
         ({"cloud": {"points": [[0, 0], [1, 1]], "weights": [1.0]}}, "'cloud.weights'"),
         ({"segments": [[5, 0.02], [0, 0.02]]}, "'segments[1]'"),
         ({"segments": [[5, 50.0]]}, "'segments[0]'"),

@@ -26,7 +26,7 @@ from app.compiled import release_if_crowded
 from app.controls import PlayControls, download_buttons
 from app.descent_plots import trace_data, trace_figure
 from app.playback import Playback
-from gmmot_core.barycenter_run import (
+from gmmot_runs.barycenter import (
     MAX_BAR_SIZE,
     BarycenterRun,
     BarycenterSpec,
@@ -34,7 +34,7 @@ from gmmot_core.barycenter_run import (
     barycenter_results,
     input_grids,
 )
-from gmmot_core.figure import barycenter_figure
+from gmmot_runs.figures import barycenter_figure
 
 __all__ = ["BarycenterScreen"]
 

@@ -35,9 +35,10 @@ from app.plots import (
     traces_figures,
 )
 from app.upload import ChunkedUpload
-from gmmot_core.figure import coupled_em_figure
+from gmmot_core import coupled_em as ce
 from gmmot_core.io import MAX_BYTES, parse_points
-from gmmot_core.runs import CoupledEMRun, results
+from gmmot_runs.coupled_em import CoupledEMRun, results
+from gmmot_runs.figures import coupled_em_figure
 
 
 def _log_options(lo: int, hi: int, per_decade: int = 4, zero: bool = False) -> dict:
@@ -192,7 +193,9 @@ class CoupledEMScreen(PlayControls, pn.viewable.Viewer):
             if summary:
                 self._summary_at = now
                 self._draw_summary(view)
-        msgs = [m for m in view["messages"] if "iteration cap" not in m]
+        # the OT solve's convergence is shown in the numbers table, not as a warning
+        not_converged = ce.STATUS_TEXT[ce.SINKHORN_NOT_CONVERGED]
+        msgs = [m for m in view["messages"] if m != not_converged]
         if msgs:
             self._warn("; ".join(msgs))
 
@@ -213,12 +216,14 @@ class CoupledEMScreen(PlayControls, pn.viewable.Viewer):
             self.trace_src.data = traces_data(view["traces"], int(view["iteration"]))
         k = self.runner.knobs
         rho = "∞" if k.balanced else f"{float(rep.rho):.4g}"
+        solver = "Newton" if float(rep.tau) >= 1.0 else "Sinkhorn"
+        done = "converged" if bool(rep.converged) else "**not converged**"
         self.numbers.object = (
             f"| rho | tau | raw coupling mass F | MW2² (normalised) | UW2 | reg_ot_cost "
-            f"| Sinkhorn iters |\n|---|---|---|---|---|---|---|\n"
+            f"| OT solve |\n|---|---|---|---|---|---|---|\n"
             f"| {rho} | {float(rep.tau):.4f} | {float(rep.total_mass):.4f} | "
             f"{float(rep.mw2):.4f} | {float(rep.uw2):.4f} | {float(rep.reg_ot_cost):.4f} | "
-            f"{int(rep.n_iters)} |"
+            f"{solver}, {int(rep.n_iters)} it., {done} |"
         )
 
     def _draw_baseline(self, _event=None) -> None:

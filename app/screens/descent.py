@@ -21,8 +21,6 @@ from app.descent_plots import (
 )
 from app.playback import FrameFlow, Playback
 from app.upload import ChunkedUpload
-from gmmot_core.descent_run import FRAME_STEPS, DescentRun, descent_results
-from gmmot_core.figure import descent_figure
 from gmmot_core.targets import (
     MAX_IMAGE_BYTES,
     image_from_bytes,
@@ -30,6 +28,8 @@ from gmmot_core.targets import (
     random_gmm,
     with_floor,
 )
+from gmmot_runs.descent import FRAME_STEPS, DescentRun, descent_results
+from gmmot_runs.figures import descent_figure
 
 __all__ = ["DescentScreen"]
 

@@ -17,9 +17,9 @@ from app.barycenter_plots import contour_data
 from app.compiled import map_images, release_if_crowded, transport_frame
 from app.controls import PlayControls, download_buttons
 from app.playback import Playback
-from gmmot_core.barycenter_run import notebook_levels
-from gmmot_core.figure import ellipse_outlines, transport_figure
 from gmmot_core.mixture import GMM
+from gmmot_runs.barycenter import notebook_levels
+from gmmot_runs.figures import ellipse_outlines, transport_figure
 
 __all__ = ["TransportScreen"]
 

@@ -12,6 +12,7 @@ cannot resolve the tutorial target's density, which falls to 1e-12 of its peak.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +24,7 @@ from gmmot_core.semidiscrete.density import image_density
 from gmmot_core.semidiscrete.descent import DescentState, cells_of, descend, descent_init
 from gmmot_core.semidiscrete.status import EMPTY_CELL, NOT_CONVERGED, SIZE_BITS, STACKED, STOP_BITS
 from gmmot_core.targets import gmm_image, tutorial_image
+from gmmot_runs import spec
 
 __all__ = [
     "DESCENT_SPEC_VERSION",
@@ -40,6 +42,7 @@ DESCENT_SPEC_VERSION = 1
 HISTORY = 500  # frames kept for looking back (positions and weights of each)
 FRAME_STEPS = 10  # frames of up to this many steps share one compiled descent
 MAX_INLINE_PIXELS = 512 * 512
+MAX_DIRACS = 20_000
 
 TARGETS = ("tutorial two peaks", "gaussian mixture", "uploaded image")
 
@@ -48,21 +51,16 @@ def target_values(target: dict) -> np.ndarray:
     """Pixel values ``[W, H]`` of a target description (the ``target`` field of a spec):
     ``{"preset": "tutorial two peaks", "res": 64}``, ``{"preset": "gaussian mixture",
     "res": 128, "means": ..., "covs": ..., "weights": ...}`` or ``{"values": [[...]]}``."""
+    target = check_target(target)
     if "values" in target:
-        v = np.asarray(target["values"], np.float64)
-        if v.ndim != 2 or v.size > MAX_INLINE_PIXELS:
-            raise ValueError("field 'target.values': expected a 2D array of at most 512 x 512")
-        return v
-    preset = target.get("preset")
-    res = int(target.get("res", 64))
-    if not 4 <= res <= 1024:
-        raise ValueError(f"field 'target.res': {res} is outside [4, 1024]")
+        return np.asarray(target["values"], np.float64)
+    preset, res = target["preset"], int(target.get("res", 64))
     if preset == "tutorial two peaks":
         return tutorial_image(res)
     if preset == "gaussian mixture":
         values, _ = gmm_image(target["means"], target["covs"], target["weights"], (res, res))
         return values
-    raise ValueError(f"field 'target.preset': unknown target {preset!r}")
+    raise spec.SpecError(f"field 'target.preset': unknown target {preset!r}")
 
 
 def target_extent(values: np.ndarray) -> np.ndarray:
@@ -131,44 +129,49 @@ class DescentSpec:
 
     @classmethod
     def from_dict(cls, obj: Any) -> DescentSpec:
-        """Validate a parsed parameter file; ValueError names the first bad field."""
-        if not isinstance(obj, dict):
-            raise ValueError("the parameter file must hold a JSON object")
-        known = {"kind", "version", "gmmot", "target", "n", "init", "seed", "segments"}
-        unknown = sorted(set(obj) - known)
-        if unknown:
-            raise ValueError(f"unknown field {unknown[0]!r}")
-        version = obj.get("version")
-        if version != DESCENT_SPEC_VERSION:
-            raise ValueError(f"field 'version': {version!r} is not {DESCENT_SPEC_VERSION}")
-        target = obj.get("target")
-        if not isinstance(target, dict):
-            raise ValueError("field 'target': expected an object")
-        n = obj.get("n")
-        if not isinstance(n, int) or isinstance(n, bool) or not 2 <= n <= 20000:
-            raise ValueError(f"field 'n': expected an integer in [2, 20000], got {n!r}")
-        init = obj.get("init", "random")
-        if init not in ("random", "sample"):
-            raise ValueError(f"field 'init': {init!r} is not 'random' or 'sample'")
-        seed = obj.get("seed", 0)
-        if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-            raise ValueError(f"field 'seed': expected a non-negative integer, got {seed!r}")
-        segs = obj.get("segments", [])
-        if not isinstance(segs, list):
-            raise ValueError("field 'segments': expected a list")
-        for i, s in enumerate(segs):
-            ok = (
-                isinstance(s, list)
-                and len(s) == 3
-                and isinstance(s[0], int)
-                and 1 <= s[0] <= 1000
-                and isinstance(s[1], int | float)
-                and np.isfinite(s[1])
+        """Validate a parsed parameter file; :class:`SpecError` names the first bad field."""
+        obj = spec.envelope(obj if isinstance(obj, dict) else {}, "descent", DESCENT_SPEC_VERSION)
+        spec.known(obj, {"kind", "version", "gmmot", "target", "n", "init", "seed", "segments"})
+        target = check_target(obj.get("target"))
+        n = spec.integer(obj, "n", 2, MAX_DIRACS)
+        init = spec.choice(obj, "init", ("random", "sample"), default="random")
+        seed = spec.integer(obj, "seed", 0, 2**31 - 1, default=0)
+        segments = spec.rows(
+            obj,
+            "segments",
+            lambda s: (
+                len(s) == 3
+                and isinstance(spec.integer({"steps": s[0]}, "steps", 1, 1000), int)
+                and isinstance(spec.number({"lr": s[1]}, "lr", -math.inf, math.inf), float)
                 and isinstance(s[2], bool)
+            ),
+            "[steps, lr, lloyd]",
+        )
+        return cls(target, n, init, seed, segments)
+
+
+def check_target(target: Any) -> dict:
+    """A spec's ``target`` field, checked (see :func:`target_values` for the forms)."""
+    if not isinstance(target, dict):
+        raise spec.SpecError("field 'target': expected an object")
+    if "values" in target:
+        spec.known(target, {"values"}, "target.")
+        v = spec.matrix(target["values"], "target.values", (-1, -1))
+        if v.size > MAX_INLINE_PIXELS or min(v.shape) < 2 or np.any(v < 0) or v.sum() <= 0:
+            raise spec.SpecError(
+                "field 'target.values': expected a 2D array of at most 512 x 512 values >= 0, "
+                "not all 0"
             )
-            if not ok:
-                raise ValueError(f"field 'segments[{i}]': expected [steps, lr, lloyd]")
-        return cls(target, n, init, seed, [list(s) for s in segs])
+        return target
+    preset = spec.choice(target, "preset", TARGETS[:2], prefix="target.")
+    spec.integer(target, "res", 4, 1024, default=64, prefix="target.")
+    if preset == "tutorial two peaks":
+        spec.known(target, {"preset", "res"}, "target.")
+    else:
+        spec.known(target, {"preset", "res", "means", "covs", "weights"}, "target.")
+        parts = {k: target[k] for k in ("weights", "means", "covs") if k in target}
+        spec.mixture(parts, "target", max_k=64)
+    return target
 
 
 class DescentRun:

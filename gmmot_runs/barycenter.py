@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +25,7 @@ import numpy as np
 from gmmot_core import barycenter as bc
 from gmmot_core.mixture import GMM
 from gmmot_core.synthetic import random_mixtures
+from gmmot_runs import spec
 
 __all__ = [
     "BARYCENTER_SPEC_VERSION",
@@ -66,45 +68,16 @@ def generator_inputs(
     return random_mixtures(seed, (n_components,) * n_inputs, centers, scales, alpha, spreads)
 
 
-def _check_int(obj: dict, name: str, lo: int, hi: int, default: int | None = None) -> int:
-    v = obj.get(name, default)
-    if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
-        raise ValueError(f"field {name!r}: expected an integer in [{lo}, {hi}], got {v!r}")
-    return v
-
-
-def _check_float(obj: dict, name: str, lo: float, hi: float) -> float:
-    v = obj.get(name)
-    if not isinstance(v, int | float) or isinstance(v, bool) or not lo <= v <= hi:
-        raise ValueError(f"field {name!r}: expected a number in [{lo:g}, {hi:g}], got {v!r}")
-    return float(v)
-
-
 def _check_mixtures(value: Any) -> list | None:
     """``None`` or 2..MAX_INPUTS mixtures ``{weights [K], means [K, 2], covs [K, 2, 2]}``
     with finite values, weights >= 0 (sum > 0) and symmetric positive definite covs."""
     if value is None:
         return None
     if not isinstance(value, list) or not 2 <= len(value) <= MAX_INPUTS:
-        raise ValueError(f"field 'mixtures': expected a list of 2 to {MAX_INPUTS} mixtures")
+        raise spec.SpecError(f"field 'mixtures': expected a list of 2 to {MAX_INPUTS} mixtures")
     out = []
     for i, g in enumerate(value):
-        name = f"field 'mixtures[{i}]'"
-        if not isinstance(g, dict) or set(g) != {"weights", "means", "covs"}:
-            raise ValueError(f"{name}: expected an object with weights, means and covs")
-        try:
-            w, mu, cov = (np.asarray(g[k], np.float64) for k in ("weights", "means", "covs"))
-        except (ValueError, TypeError) as exc:
-            raise ValueError(f"{name}: not numeric ({exc})") from None
-        k = w.shape[0] if w.ndim == 1 else -1
-        if not (1 <= k <= MAX_COMPONENTS and mu.shape == (k, 2) and cov.shape == (k, 2, 2)):
-            raise ValueError(
-                f"{name}: expected K <= {MAX_COMPONENTS} weights, [K, 2] means, [K, 2, 2] covs"
-            )
-        if not all(np.all(np.isfinite(x)) for x in (w, mu, cov)) or w.min() < 0 or w.sum() <= 0:
-            raise ValueError(f"{name}: weights must be finite, >= 0 and not all 0; values finite")
-        if not np.allclose(cov, np.swapaxes(cov, 1, 2)) or np.linalg.eigvalsh(cov).min() <= 0:
-            raise ValueError(f"{name}: covariances must be symmetric positive definite")
+        w, mu, cov = spec.mixture(g, f"mixtures[{i}]", max_k=MAX_COMPONENTS, positive=False)
         out.append({"weights": w.tolist(), "means": mu.tolist(), "covs": cov.tolist()})
     return out
 
@@ -134,52 +107,36 @@ class BarycenterSpec:
 
     @classmethod
     def from_dict(cls, obj: Any) -> BarycenterSpec:
-        """Validate a parsed parameter file; ValueError names the first bad field."""
-        if not isinstance(obj, dict):
-            raise ValueError("the parameter file must hold a JSON object")
-        known = {"kind", "version", "gmmot", "segments"} | set(cls.__dataclass_fields__)
-        unknown = sorted(set(obj) - known)
-        if unknown:
-            raise ValueError(f"unknown field {unknown[0]!r}")
-        if obj.get("version") != BARYCENTER_SPEC_VERSION:
-            raise ValueError(
-                f"field 'version': {obj.get('version')!r} is not {BARYCENTER_SPEC_VERSION}"
-            )
+        """Validate a parsed parameter file; :class:`SpecError` names the first bad field."""
+        obj = spec.envelope(
+            obj if isinstance(obj, dict) else {}, "barycenter", BARYCENTER_SPEC_VERSION
+        )
+        spec.known(obj, {"kind", "version", "gmmot", "segments"} | set(cls.__dataclass_fields__))
         mixtures = _check_mixtures(obj.get("mixtures"))
-        m = _check_int(obj, "n_inputs", 2, MAX_INPUTS)
+        m = spec.integer(obj, "n_inputs", 2, MAX_INPUTS)
         if mixtures is not None and len(mixtures) != m:
-            raise ValueError(f"field 'n_inputs': {m} but 'mixtures' holds {len(mixtures)}")
-        k = _check_int(obj, "n_components", 1, MAX_COMPONENTS)
-        alpha = _check_float(obj, "alpha", 1e-3, 1e6)
-        seed = _check_int(obj, "seed", 0, 2**31 - 1)
-        b = _check_int(obj, "bar_size", 1, MAX_BAR_SIZE)
-        init = obj.get("init", "random")
-        if not isinstance(init, str) or (
-            init != "random" and init not in {f"input {i}" for i in range(m)}
-        ):
-            raise ValueError(f"field 'init': {init!r} is not 'random' or 'input i' (i < {m})")
-        segs = obj.get("segments", [])
-        if not isinstance(segs, list):
-            raise ValueError("field 'segments': expected a list")
-        for i, s in enumerate(segs):
-            ok = (
-                isinstance(s, list)
-                and len(s) == 4
-                and isinstance(s[0], int)
-                and 1 <= s[0] <= 1000
-                and isinstance(s[1], list)
-                and len(s[1]) == m
-                and all(isinstance(x, int | float) and 0 <= x < np.inf for x in s[1])
-                and sum(s[1]) > 0
-                and isinstance(s[2], int | float)
-                and 1e-6 <= s[2] <= 1e6
+            raise spec.SpecError(f"field 'n_inputs': {m} but 'mixtures' holds {len(mixtures)}")
+        k = spec.integer(obj, "n_components", 1, MAX_COMPONENTS)
+        alpha = spec.number(obj, "alpha", 1e-3, 1e6)
+        seed = spec.integer(obj, "seed", 0, 2**31 - 1)
+        b = spec.integer(obj, "bar_size", 1, MAX_BAR_SIZE)
+        init = spec.choice(obj, "init", ["random", *(f"input {i}" for i in range(m))], "random")
+
+        def segment(s) -> bool:
+            lambdas = s[1]
+            return (
+                len(s) == 4
+                and isinstance(spec.integer({"steps": s[0]}, "steps", 1, 1000), int)
+                and isinstance(lambdas, list)
+                and len(lambdas) == m
+                and all(isinstance(spec.number({"w": x}, "w", 0, math.inf), float) for x in lambdas)
+                and sum(lambdas) > 0
+                and isinstance(spec.number({"eps": s[2]}, "eps", 1e-6, 1e6), float)
                 and isinstance(s[3], bool)
             )
-            if not ok:
-                raise ValueError(
-                    f"field 'segments[{i}]': expected [steps, {m} weights >= 0, epsilon, restart]"
-                )
-        return cls(m, k, alpha, seed, b, init, [list(s) for s in segs], mixtures)
+
+        segs = spec.rows(obj, "segments", segment, f"[steps, {m} weights >= 0, epsilon, restart]")
+        return cls(m, k, alpha, seed, b, init, segs, mixtures)
 
 
 class BarycenterRun:

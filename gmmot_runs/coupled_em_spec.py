@@ -1,0 +1,271 @@
+"""Coupled-EM settings and parameter files: the knobs, the static structure, the recorded
+segments and :class:`RunSpec` (read with field-named errors), host side.
+
+A parameter file ``{"format": COUPLED_EM_FORMAT, "version", "data", "structure",
+"knobs", "initial", "segments", ...}`` holds the data (a preset or inline clouds), the
+initial mixtures and every segment of frames the run played; :func:`~gmmot_runs.
+coupled_em.replay` plays it back bit for bit.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gmmot_core import coupled_em as ce
+from gmmot_core import synthetic
+from gmmot_core.mixture import GMM
+from gmmot_core.sinkhorn import tau_from_rho
+from gmmot_runs.spec import COUPLED_EM_FORMAT, Fields, SpecError, decode
+
+__all__ = [
+    "PRESETS",
+    "SPEC_VERSION",
+    "HostKnobs",
+    "RunSpec",
+    "Segment",
+    "SpecError",
+    "Structure",
+    "gmm_to_dict",
+    "preset_clouds",
+]
+
+SPEC_VERSION = 1
+
+PRESETS = {
+    "demo pair": ("n", "seed"),
+    "random pair": ("n", "seed", "shift", "rotation", "reweight"),
+    "moons -> rings": ("n", "seed"),
+}
+
+
+def preset_clouds(preset: str, **params) -> tuple[np.ndarray, np.ndarray]:
+    """The two clouds ``([N, 2], [N, 2])`` float32 of a built-in preset (deterministic)."""
+    n, seed = int(params["n"]), int(params["seed"])
+    if preset == "demo pair":
+        return synthetic.demo_pair(n, seed)
+    if preset == "random pair":
+        return synthetic.random_pair(
+            n,
+            seed,
+            shift=float(params["shift"]),
+            rotation=float(params["rotation"]),
+            reweight=float(params["reweight"]),
+        )
+    if preset == "moons -> rings":
+        return synthetic.moons(n, seed), synthetic.rings(n, seed + 1)
+    raise ValueError(f"unknown preset {preset!r} (known: {', '.join(PRESETS)})")
+
+
+# -- host-side settings ---------------------------------------------------------------
+
+
+@dataclass
+class HostKnobs:
+    """Continuous knobs in the UI's units (rho = inf or ``balanced`` means tau = 1)."""
+
+    epsilon: float = 1e-2
+    rho: float = 1.0
+    balanced: bool = False
+    weight_transport: float = 0.1
+    learning_rate: float = 1e-3
+
+    @property
+    def tau(self) -> float:
+        if self.balanced or not math.isfinite(self.rho):
+            return 1.0
+        return float(tau_from_rho(self.epsilon, self.rho))
+
+    def to_core(self) -> ce.Knobs:
+        return ce.Knobs.make(self.epsilon, self.tau, self.weight_transport, self.learning_rate)
+
+
+@dataclass
+class Structure:
+    """Settings that change shapes or the compiled program."""
+
+    k: int = 3
+    m_steps: int = 20
+    em_per_frame: int = 1
+    trace_length: int = 2048
+
+    def config(self) -> ce.CoupledEMConfig:
+        """The static part (one executable per K and trace length); the counts below are
+        passed traced, so the M-steps and EM-per-frame sliders never recompile."""
+        return ce.CoupledEMConfig(warm_start=True, trace_length=self.trace_length)
+
+    def counts(self) -> tuple[jax.Array, jax.Array]:
+        """``(em_per_frame, m_steps)`` as traced int32 scalars."""
+        return jnp.int32(self.em_per_frame), jnp.int32(self.m_steps)
+
+
+@dataclass
+class Segment:
+    """``frames`` consecutive frames run with the same settings and knob values."""
+
+    frames: int
+    em_per_frame: int
+    m_steps: int
+    epsilon: float
+    tau: float
+    weight_transport: float
+    learning_rate: float
+
+
+# -- the spec --------------------------------------------------------------------------------
+
+
+@dataclass
+class RunSpec:
+    """A replayable run: data, structure, initial mixtures and the recorded segments."""
+
+    data: dict
+    k: int
+    seed: int
+    trace_length: int
+    initial: tuple[GMM, GMM]
+    segments: list[Segment]
+    knobs: dict = field(default_factory=lambda: asdict(HostKnobs()))
+    version: int = SPEC_VERSION
+
+    @property
+    def iterations(self) -> int:
+        return sum(s.frames * s.em_per_frame for s in self.segments)
+
+    def to_dict(self) -> dict:
+        from gmmot_core import __version__
+
+        return {
+            "format": COUPLED_EM_FORMAT,
+            "version": self.version,
+            "library_version": __version__,
+            "iterations": self.iterations,
+            "data": self.data,
+            "structure": {"k": self.k, "seed": self.seed, "trace_length": self.trace_length},
+            "knobs": self.knobs,
+            "initial": {f"gmm{i}": gmm_to_dict(g) for i, g in enumerate(self.initial)},
+            "segments": [asdict(s) for s in self.segments],
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), allow_nan=True)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> RunSpec:
+        return cls.from_dict(decode(text))
+
+    @classmethod
+    def from_dict(cls, obj: Any) -> RunSpec:
+        """Validate a decoded parameter file; raises :class:`SpecError` naming the field."""
+        top = Fields(obj, "")
+        top.expect(
+            {"format", "version", "library_version", "iterations", "data", "structure"},
+            {"knobs", "initial", "segments"},
+        )
+        if top.get("format", str) != COUPLED_EM_FORMAT:
+            raise SpecError("field 'format': expected 'gmmot.coupled_em.run'")
+        version = top.get("version", int)
+        if version > SPEC_VERSION:
+            raise SpecError(
+                f"field 'version': {version} is newer than this gmmot understands "
+                f"({SPEC_VERSION}); upgrade gmmot"
+            )
+        if version < 1:
+            raise SpecError(f"field 'version': {version} is not a valid version")
+        top.get("library_version", str)
+        data = _parse_data(top.sub("data"))
+        st = top.sub("structure")
+        st.expect({"k", "seed", "trace_length"})
+        k = st.get("k", int, lo=1, hi=50)
+        seed = st.get("seed", int, lo=0, hi=2**31 - 1)
+        trace_length = st.get("trace_length", int, lo=1, hi=1_000_000)
+        kn = top.sub("knobs")
+        kn.expect(set(asdict(HostKnobs())))
+        knobs = {
+            "epsilon": kn.get("epsilon", float),
+            "rho": kn.get("rho", float),
+            "balanced": kn.get("balanced", bool),
+            "weight_transport": kn.get("weight_transport", float),
+            "learning_rate": kn.get("learning_rate", float),
+        }
+        ini = top.sub("initial")
+        ini.expect({"gmm0", "gmm1"})
+        initial = tuple(_gmm_from_fields(ini.sub(f"gmm{i}"), k) for i in (0, 1))
+        segs = top.get("segments", list)
+        segments = []
+        for j, raw in enumerate(segs):
+            sf = Fields(raw, f"segments[{j}].")
+            sf.expect(set(Segment.__dataclass_fields__))
+            segments.append(
+                Segment(
+                    frames=sf.get("frames", int, lo=0, hi=10**7),
+                    em_per_frame=sf.get("em_per_frame", int, lo=1, hi=1000),
+                    m_steps=sf.get("m_steps", int, lo=1, hi=10_000),
+                    epsilon=sf.get("epsilon", float),
+                    tau=sf.get("tau", float),
+                    weight_transport=sf.get("weight_transport", float),
+                    learning_rate=sf.get("learning_rate", float),
+                )
+            )
+        spec = cls(data, k, seed, trace_length, initial, segments, knobs, version)
+        if top.get("iterations", int, lo=0) != spec.iterations:
+            raise SpecError(
+                f"field 'iterations': {obj['iterations']} does not match the segments "
+                f"({spec.iterations} EM iterations)"
+            )
+        return spec
+
+
+def gmm_to_dict(g: GMM) -> dict:
+    return {
+        "weights": np.asarray(g.weights, np.float32).tolist(),
+        "means": np.asarray(g.means, np.float32).tolist(),
+        "covs": np.asarray(g.covs, np.float32).tolist(),
+    }
+
+
+def _gmm_from_fields(f: Fields, k: int) -> GMM:
+    f.expect({"weights", "means", "covs"})
+    w = f.matrix("weights", (k,))
+    m = f.matrix("means", (k, 2))
+    c = f.matrix("covs", (k, 2, 2))
+    if np.any(w <= 0):
+        raise SpecError(f"field '{f.prefix}weights': weights must be positive")
+    det = c[:, 0, 0] * c[:, 1, 1] - c[:, 0, 1] * c[:, 1, 0]
+    if np.any(c[:, 0, 0] <= 0) or np.any(det <= 0) or not np.allclose(c, c.transpose(0, 2, 1)):
+        raise SpecError(f"field '{f.prefix}covs': covariances must be symmetric positive definite")
+    return GMM(w, m, c)
+
+
+def _parse_data(f: Fields) -> dict:
+    if "preset" in f.obj:
+        name = f.get("preset", str)
+        if name not in PRESETS:
+            raise SpecError(f"field 'data.preset': unknown preset {name!r}")
+        f.expect({"preset", *PRESETS[name]})
+        out = {"preset": name}
+        for p in PRESETS[name]:
+            if p in ("n", "seed"):
+                hi = 2_000_000 if p == "n" else 2**31 - 1
+                out[p] = f.get(p, int, lo=2 if p == "n" else 0, hi=hi)
+            else:
+                out[p] = f.get(p, float)
+        return out
+    f.expect({"inline", "points0", "points1", "weights0", "weights1"})
+    out = {"inline": True}
+    for i in (0, 1):
+        out[f"points{i}"] = f.matrix(f"points{i}", (-1, 2))
+        if f.obj[f"weights{i}"] is None:
+            out[f"weights{i}"] = None
+        else:
+            w = f.matrix(f"weights{i}", (len(out[f"points{i}"]),))
+            if np.any(w < 0):
+                raise SpecError(f"field 'data.weights{i}': weights must be >= 0")
+            out[f"weights{i}"] = w
+    return out

@@ -1,0 +1,113 @@
+"""Every parameter-file kind refuses a bad field by name, through the one replay path
+(``gmmot replay``: read, dispatch on the kind, validate), before any solver runs."""
+
+import json
+
+import numpy as np
+import pytest
+
+from gmmot_runs.barycenter import BarycenterSpec
+from gmmot_runs.cli import main
+from gmmot_runs.coupled_em_spec import HostKnobs, RunSpec, Segment
+from gmmot_runs.descent import DescentSpec
+from gmmot_runs.w2_fit import W2FitSpec
+
+
+def _coupled_em() -> dict:
+    g = {
+        "weights": [0.5, 0.5],
+        "means": [[0.0, 0.0], [1.0, 1.0]],
+        "covs": [np.eye(2).tolist()] * 2,
+    }
+    from gmmot_core.mixture import GMM
+
+    gmm = GMM(*(np.asarray(g[k], np.float32) for k in ("weights", "means", "covs")))
+    seg = Segment(1, 1, 2, 0.01, 1.0, 0.1, 1e-3)
+    spec = RunSpec({"preset": "demo pair", "n": 50, "seed": 0}, 2, 0, 8, (gmm, gmm), [seg])
+    spec.knobs = HostKnobs().__dict__
+    return json.loads(spec.to_json())
+
+
+def _gmm_target() -> dict:
+    return {
+        "preset": "gaussian mixture",
+        "res": 32,
+        "weights": [1.0],
+        "means": [[0.5, 0.5]],
+        "covs": [[[0.01, 0.0], [0.0, 0.01]]],
+    }
+
+
+BASES = {
+    "coupled_em": _coupled_em,
+    "descent": lambda: json.loads(
+        DescentSpec(_gmm_target(), 10, segments=[[1, 1.0, True]]).to_json()
+    ),
+    "barycenter": lambda: json.loads(
+        BarycenterSpec(segments=[[1, [1, 1, 1], 0.1, False]]).to_json()
+    ),
+    "w2_fit": lambda: json.loads(
+        W2FitSpec({"preset": "three blobs", "n": 200, "seed": 0}, segments=[[2, 0.01]]).to_json()
+    ),
+}
+
+
+def _set(obj: dict, path: str, value):
+    keys = path.split(".")
+    for k in keys[:-1]:
+        obj = obj[int(k)] if isinstance(obj, list) else obj[k]
+    if value is KeyError:
+        del obj[keys[-1]]
+    else:
+        obj[keys[-1]] = value
+
+
+BAD = [
+    ("coupled_em", "structure.k", 99, "field 'structure.k': 99 is outside"),
+    ("coupled_em", "data.preset", "spiral", "field 'data.preset': unknown preset"),
+    ("coupled_em", "segments.0.tau", "x", "field 'segments[0].tau': expected a number"),
+    ("descent", "target.means", KeyError, "missing field 'target.means'"),
+    ("descent", "target.covs", [[[1.0, 2.0], [2.0, 1.0]]], "'target.covs': covariances must be"),
+    ("descent", "target.res", 2, "field 'target.res': 2 is outside [4, 1024]"),
+    ("descent", "n", 1, "field 'n': 1 is outside [2, 20000]"),
+    ("descent", "segments", [[1, "fast", True]], "field 'segments[0]': expected [steps, lr,"),
+    ("descent", "colour", "red", "unknown field 'colour'"),
+    ("barycenter", "alpha", -1.0, "field 'alpha': -1.0 is outside"),
+    ("barycenter", "init", "input 7", "field 'init': 'input 7' is not one of"),
+    ("barycenter", "segments", [[1, [1, 1], 0.1, False]], "field 'segments[0]': expected"),
+    ("w2_fit", "k", 0, "field 'k': 0 is outside"),
+    ("w2_fit", "cloud.preset", "spiral", "field 'cloud.preset': 'spiral' is not one of"),
+    ("w2_fit", "res", 50, "field 'res': 50 is not one of"),
+    ("w2_fit", "kind", "w3_fit", "field 'kind': 'w3_fit' is not one of"),
+]
+
+
+@pytest.mark.parametrize(
+    ("kind", "path", "value", "message"), BAD, ids=[f"{b[0]}-{b[1]}" for b in BAD]
+)
+def test_every_kind_names_the_bad_field(tmp_path, capsys, kind, path, value, message):
+    obj = BASES[kind]()
+    _set(obj, path, value)
+    params = tmp_path / "bad.json"
+    params.write_text(json.dumps(obj))
+    assert main(["replay", str(params), "--out", str(tmp_path / "out.json")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"gmmot: error: {params}: ") and message in err, err
+    assert not (tmp_path / "out.json").exists()
+
+
+@pytest.mark.parametrize("kind", sorted(BASES))
+def test_the_valid_base_files_parse(kind):
+    """The bad files above differ from these in one field only."""
+    from gmmot_runs.cli import KINDS
+    from gmmot_runs.spec import kind_of
+
+    obj = BASES[kind]()
+    assert kind_of(obj) == kind and kind in KINDS
+    parse = {
+        "coupled_em": RunSpec.from_dict,
+        "descent": DescentSpec.from_dict,
+        "barycenter": BarycenterSpec.from_dict,
+        "w2_fit": W2FitSpec.from_dict,
+    }[kind]
+    parse(obj)
