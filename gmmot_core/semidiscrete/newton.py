@@ -115,12 +115,30 @@ def _evaluate(y, w, density: ImageDensity, sizes: Sizes, labels, near, fallback)
     return cell_integrals(cells, y, density, sizes.pieces)
 
 
-class _Loop(NamedTuple):
-    """The Newton loop's carry: accepted ``w``, ``ints``; direction ``d``, trial step
-    ``t``, last accepted step ``t_prev``, halvings ``tries``; counters; continuation
-    stage ``k``; ``phase`` (INIT / STAGE / TRIAL: what the next evaluation is);
-    ``warm``: still on the given weights; ``eps0``, ``e0``: KMT's floor and |m - nu|;
-    ``dens``: stage ``k``'s density."""
+class NewtonProblem(NamedTuple):
+    """What one solve is about: Diracs ``y [N, 2]``, target masses ``nu [N]``, the
+    ``density`` and the tolerance ``tol`` on max |m - nu|."""
+
+    y: jax.Array
+    nu: jax.Array
+    density: ImageDensity
+    tol: jax.Array
+
+
+class NewtonConfig(NamedTuple):
+    """Static settings (hashable): ``sizes``, ``max_iterations``, ``cg_iterations``."""
+
+    sizes: Sizes
+    max_iterations: int = 100
+    cg_iterations: int = 4000
+
+
+class NewtonState(NamedTuple):
+    """The solver's state between evaluations: accepted ``w``, ``ints``; direction ``d``,
+    trial step ``t``, last accepted step ``t_prev``, halvings ``tries``; counters;
+    continuation stage ``k``; ``phase`` (INIT / STAGE / TRIAL: what the next evaluation
+    is); ``warm``: still on the given weights; ``eps0``, ``e0``: KMT's floor and
+    |m - nu|; ``dens``: stage ``k``'s density."""
 
     w: jax.Array
     ints: CellIntegrals
@@ -144,157 +162,33 @@ class _Loop(NamedTuple):
     dens: ImageDensity
 
 
-@partial(jax.jit, static_argnames=("sizes", "max_iterations", "cg_iterations"))
-def newton_solve(
-    y, nu, density, w0, tol, sizes: Sizes, max_iterations: int, cg_iterations: int, hint=None
-):
-    """Damped Newton from ``w0`` (see :func:`solve_weights`), one evaluation per turn of
-    a single loop (so the cell builder is compiled once).
+def _last_stage(density: ImageDensity) -> int:
+    return stage_count(density.rho.shape) - 1
 
-    The first evaluation is at ``w0`` (cells from the nearby diagram ``hint``, if any).
-    A warm start (``hint``) that empties a cell (the Diracs moved) or whose cells the grid
-    cannot certify restarts cold, from Voronoi weights. A cold start whose smallest cell
-    holds less than ``COLD_ENOUGH min(nu)`` runs through the stages of
-    :mod:`~gmmot_core.continuation`: the density blurred less and less, each solved
-    loosely from the last, so that cells over almost no mass grow while the Hessian
-    still sees them; otherwise the density is solved at once.
 
-    Each stage starts with Newton on ``log m - log nu`` (acceptance by its norm, and a
-    mass floor :data:`LOG_FLOOR` times KMT's) until every cell is within
-    :data:`LOG_UNTIL` of its target, then goes on with ``m - nu``: a cell near empty
-    is grown by a factor per step, instead of by ``nu - m`` all at once, which
-    squeezes its neighbours (on the tutorial target at N = 5000: 77 -> 41 diagrams)."""
-    dt = y.dtype
-    n = y.shape[0]
-    last = stage_count(density.rho.shape) - 1
-    cg_tol = jnp.asarray(1e-10 if dt == jnp.float64 else 1e-5, dt)
+def _error(problem: NewtonProblem, ints: CellIntegrals) -> jax.Array:
+    return jnp.max(jnp.abs(ints.mass - problem.nu))
+
+
+def _residual(problem: NewtonProblem, ints: CellIntegrals, logres) -> jax.Array:
+    """``log m - log nu`` while far (cells near empty are grown by factors, not by
+    ``nu - m``, which overshoots their neighbours), then ``m - nu``."""
+    tiny = jnp.finfo(problem.y.dtype).tiny
+    m = ints.mass
+    log_nu = jnp.log(jnp.maximum(problem.nu, tiny))
+    return jnp.where(logres, jnp.log(jnp.maximum(m, tiny)) - log_nu, m - problem.nu)
+
+
+def init(problem: NewtonProblem, w0, config: NewtonConfig, hint=None) -> NewtonState:
+    """The state before the first evaluation, at ``w0`` (cells from the nearby diagram
+    ``hint [N, V]``, if any: a hint of all -1 labels is no hint, so warm and cold
+    starts share one executable)."""
+    y, density, sizes = problem.y, problem.density, config.sizes
+    dt, n = y.dtype, y.shape[0]
     labels0 = (
         jnp.full((n, sizes.max_vertices), -1, jnp.int32) if hint is None else hint.astype(jnp.int32)
     )
-    # a hint of no labels (all -1) is no hint: one executable for warm and cold starts
     with_hint = jnp.asarray(False) if hint is None else jnp.any(hint >= 0)
-
-    def err(ints):
-        return jnp.max(jnp.abs(ints.mass - nu))
-
-    tiny = jnp.finfo(dt).tiny
-    log_ok = jnp.min(nu) > 0
-    log_nu = jnp.log(jnp.maximum(nu, tiny))
-
-    def residual(ints, logres):
-        # log m - log nu while far (cells near empty are grown by factors, not by
-        # nu - m, which overshoots their neighbours), then m - nu
-        m = ints.mass
-        return jnp.where(logres, jnp.log(jnp.maximum(m, tiny)) - log_nu, m - nu)
-
-    def body(s: _Loop) -> _Loop:
-        x = jnp.where(s.phase == TRIAL, s.w + s.t * s.d, s.w)
-        ints_x = _evaluate(y, x, s.dens, sizes, s.ints.labels, s.near, s.phase != TRIAL)
-        min_m = jnp.min(ints_x.mass)
-        evals = s.evals + 1
-
-        # INIT: the start. A failed warm start is replaced by Voronoi weights
-        at_init = s.phase == INIT
-        redo = at_init & s.warm & ((min_m <= 0) | ((ints_x.status & UNCERTIFIED) != 0))
-        start = at_init & ~redo
-        eps_start = 0.5 * jnp.minimum(jnp.min(nu), min_m)
-        start_bad = ((ints_x.status & (SIZE_BITS | STACKED)) != 0) | (eps_start <= 0)
-        k_start = jnp.where(s.warm | (min_m >= COLD_ENOUGH * jnp.min(nu)), last, 0)
-
-        # TRIAL: KMT's acceptance; a trial whose ring candidates missed a cut is too far
-        # (a smaller step's new neighbours are all in the ring). A trial that ran out of a
-        # size is halved too; only a run of them ends the solve for the host to grow it
-        trial = s.phase == TRIAL
-        inexact = (ints_x.status & SIZE_BITS) != 0
-        rejected = (
-            (min_m < jnp.where(s.logres, LOG_FLOOR, 1.0) * s.eps0)
-            | ((ints_x.status & RING_MISS) != 0)
-            | ~(jnp.linalg.norm(residual(ints_x, s.logres)) <= (1.0 - s.t / 2.0) * s.e0)
-        )
-        ok = trial & ~inexact & ~rejected
-        give_up = trial & ~ok & ((inexact & (s.tries >= SIZE_PATIENCE)) | (s.tries >= 60))
-
-        # what is accepted: a start, a stage's first evaluation or a trial
-        stage_start = start | (s.phase == STAGE)
-        accepted = stage_start | ok
-        ints = jax.tree.map(lambda a, b: jnp.where(accepted, a, b), ints_x, s.ints)
-        ints = ints._replace(labels=jnp.where(redo, ints_x.labels, ints.labels))
-        w = jnp.where(redo, cold_weights(y, density), jnp.where(ok, x, s.w))
-        k = jnp.where(start, k_start, s.k)
-        eps0 = jnp.where(stage_start, eps_start, s.eps0)  # KMT's floor, per stage
-        status = s.status | jnp.where(accepted, ints_x.status, 0)
-        status = status | jnp.where(give_up, ints_x.status & SIZE_BITS, 0)
-        stalled = (start & start_bad) | give_up
-        it = s.it + (trial & (ok | give_up)).astype(s.it.dtype)
-
-        # after an acceptance: next stage, done, or a Newton direction
-        tol_k = jnp.where(k < last, jnp.maximum(tol, 0.3 * jnp.min(nu)), tol)
-        converged = accepted & (err(ints) <= tol_k)
-        next_stage = converged & (k < last)
-        finished = (converged & (k == last)) | (accepted & ~converged & (it >= max_iterations))
-        needs_stage = start & (k_start < last)  # a cold start's first stage is a blur
-        go = accepted & ~converged & ~finished & ~stalled & ~needs_stage
-        near_nu = jnp.max(jnp.abs(ints.mass - nu) / jnp.where(nu > 0, nu, 1.0)) <= LOG_UNTIL
-        logres = log_ok & jnp.where(stage_start, ~near_nu, s.logres & ~(accepted & near_nu))
-        e0 = jnp.linalg.norm(residual(ints, logres))
-
-        def direction():
-            lap = laplacian(y, ints)
-            # inexact Newton: the linear solve only as accurate as the step can use
-            # (relative residual <= min(0.1, relative error^2)): cheap far away,
-            # quadratic near the end
-            rel = jnp.where(logres, e0 / jnp.sqrt(n), e0 / jnp.linalg.norm(nu))
-            forcing = jnp.clip(rel**2, cg_tol, 0.1)
-            # log residual: d log m = (L d) / m, so L d = -m (log m - log nu)
-            rhs = jnp.where(logres, -ints.mass * residual(ints, True), nu - ints.mass)
-            # the log phase measures the linear residual in log m (r / m): in mass units
-            # a near-empty cell's rows are ~0 and its direction was left unsolved (such
-            # directions did not decrease |log m - log nu|: the solve stalled)
-            scale = jnp.where(logres, 1.0 / jnp.maximum(ints.mass, tiny), 1.0)
-            return cg(lap, jacobi(lap), lap.diag, rhs, cg_iterations, forcing, scale)
-
-        d = jax.lax.cond(go, direction, lambda: s.d)
-        t_prev = jnp.where(ok, s.t, s.t_prev)
-        # KMT backtracking, started from LS_GROWTH x the last accepted step
-        t_go = jnp.minimum(
-            jnp.where((s.phase == STAGE) & (s.k > 0), STAGE_STEP, 1.0), LS_GROWTH * t_prev
-        )
-        t = jnp.where(go, t_go, jnp.where(trial, s.t / 2.0, s.t))
-        tries = jnp.where(go, 0, s.tries + 1)
-        phase = jnp.where(
-            redo,
-            INIT,
-            jnp.where(go, TRIAL, jnp.where(next_stage | needs_stage, STAGE, s.phase)),
-        )
-        k = jnp.where(next_stage, k + 1, k)
-        dens = jax.lax.cond(
-            next_stage | needs_stage,
-            lambda: stage_density(density, k),
-            lambda: s.dens,
-        )
-        return _Loop(
-            w,
-            ints,
-            d,
-            t,
-            t_prev,
-            tries,
-            it,
-            evals,
-            status,
-            k,
-            phase.astype(s.phase.dtype),
-            s.warm & ~redo,
-            s.near | accepted | redo,
-            eps0,
-            jnp.where(go, e0, s.e0),
-            jnp.where(go, logres, s.logres),
-            s.empty | (start & (eps_start <= 0)),
-            s.stalled | stalled,
-            s.done | finished,
-            dens,
-        )
-
     zero = jnp.asarray(0)
     ints0 = CellIntegrals(
         jnp.zeros((n,), dt),
@@ -304,7 +198,7 @@ def newton_solve(
         labels0,
         jnp.asarray(0, jnp.int32),
     )
-    init = _Loop(
+    return NewtonState(
         w0,
         ints0,
         jnp.zeros_like(w0),
@@ -314,7 +208,7 @@ def newton_solve(
         zero,
         zero,
         jnp.asarray(0, jnp.int32),
-        jnp.asarray(last),
+        jnp.asarray(_last_stage(density)),
         jnp.asarray(INIT),
         with_hint,
         with_hint,
@@ -326,14 +220,175 @@ def newton_solve(
         jnp.asarray(False),
         density,
     )
-    out = jax.lax.while_loop(lambda s: ~s.done & ~s.stalled, body, init)
-    e = err(out.ints)
+
+
+def step(s: NewtonState, problem: NewtonProblem, config: NewtonConfig) -> NewtonState:
+    """One evaluation of the diagram and what follows from it: a start (INIT), a stage's
+    first evaluation (STAGE) or a trial step (TRIAL, KMT's acceptance test); then the
+    next stage, the end, or a new Newton direction."""
+    y, nu, density, tol = problem
+    sizes = config.sizes
+    dt, n = y.dtype, y.shape[0]
+    last = _last_stage(density)
+    cg_tol = jnp.asarray(1e-10 if dt == jnp.float64 else 1e-5, dt)
+    tiny = jnp.finfo(dt).tiny
+    log_ok = jnp.min(nu) > 0
+
+    def residual(ints, logres):
+        return _residual(problem, ints, logres)
+
+    x = jnp.where(s.phase == TRIAL, s.w + s.t * s.d, s.w)
+    ints_x = _evaluate(y, x, s.dens, sizes, s.ints.labels, s.near, s.phase != TRIAL)
+    min_m = jnp.min(ints_x.mass)
+    evals = s.evals + 1
+
+    # INIT: the start. A failed warm start is replaced by Voronoi weights
+    at_init = s.phase == INIT
+    redo = at_init & s.warm & ((min_m <= 0) | ((ints_x.status & UNCERTIFIED) != 0))
+    start = at_init & ~redo
+    eps_start = 0.5 * jnp.minimum(jnp.min(nu), min_m)
+    start_bad = ((ints_x.status & (SIZE_BITS | STACKED)) != 0) | (eps_start <= 0)
+    k_start = jnp.where(s.warm | (min_m >= COLD_ENOUGH * jnp.min(nu)), last, 0)
+
+    # TRIAL: KMT's acceptance; a trial whose ring candidates missed a cut is too far
+    # (a smaller step's new neighbours are all in the ring). A trial that ran out of a
+    # size is halved too; only a run of them ends the solve for the host to grow it
+    trial = s.phase == TRIAL
+    inexact = (ints_x.status & SIZE_BITS) != 0
+    rejected = (
+        (min_m < jnp.where(s.logres, LOG_FLOOR, 1.0) * s.eps0)
+        | ((ints_x.status & RING_MISS) != 0)
+        | ~(jnp.linalg.norm(residual(ints_x, s.logres)) <= (1.0 - s.t / 2.0) * s.e0)
+    )
+    ok = trial & ~inexact & ~rejected
+    give_up = trial & ~ok & ((inexact & (s.tries >= SIZE_PATIENCE)) | (s.tries >= 60))
+
+    # what is accepted: a start, a stage's first evaluation or a trial
+    stage_start = start | (s.phase == STAGE)
+    accepted = stage_start | ok
+    ints = jax.tree.map(lambda a, b: jnp.where(accepted, a, b), ints_x, s.ints)
+    ints = ints._replace(labels=jnp.where(redo, ints_x.labels, ints.labels))
+    w = jnp.where(redo, cold_weights(y, density), jnp.where(ok, x, s.w))
+    k = jnp.where(start, k_start, s.k)
+    eps0 = jnp.where(stage_start, eps_start, s.eps0)  # KMT's floor, per stage
+    status = s.status | jnp.where(accepted, ints_x.status, 0)
+    status = status | jnp.where(give_up, ints_x.status & SIZE_BITS, 0)
+    stalled = (start & start_bad) | give_up
+    it = s.it + (trial & (ok | give_up)).astype(s.it.dtype)
+
+    # after an acceptance: next stage, done, or a Newton direction
+    tol_k = jnp.where(k < last, jnp.maximum(tol, 0.3 * jnp.min(nu)), tol)
+    converged = accepted & (_error(problem, ints) <= tol_k)
+    next_stage = converged & (k < last)
+    finished = (converged & (k == last)) | (accepted & ~converged & (it >= config.max_iterations))
+    needs_stage = start & (k_start < last)  # a cold start's first stage is a blur
+    go = accepted & ~converged & ~finished & ~stalled & ~needs_stage
+    near_nu = jnp.max(jnp.abs(ints.mass - nu) / jnp.where(nu > 0, nu, 1.0)) <= LOG_UNTIL
+    logres = log_ok & jnp.where(stage_start, ~near_nu, s.logres & ~(accepted & near_nu))
+    e0 = jnp.linalg.norm(residual(ints, logres))
+
+    def direction():
+        lap = laplacian(y, ints)
+        # inexact Newton: the linear solve only as accurate as the step can use
+        # (relative residual <= min(0.1, relative error^2)): cheap far away,
+        # quadratic near the end
+        rel = jnp.where(logres, e0 / jnp.sqrt(n), e0 / jnp.linalg.norm(nu))
+        forcing = jnp.clip(rel**2, cg_tol, 0.1)
+        # log residual: d log m = (L d) / m, so L d = -m (log m - log nu)
+        rhs = jnp.where(logres, -ints.mass * residual(ints, True), nu - ints.mass)
+        # the log phase measures the linear residual in log m (r / m): in mass units
+        # a near-empty cell's rows are ~0 and its direction was left unsolved (such
+        # directions did not decrease |log m - log nu|: the solve stalled)
+        scale = jnp.where(logres, 1.0 / jnp.maximum(ints.mass, tiny), 1.0)
+        return cg(lap, jacobi(lap), lap.diag, rhs, config.cg_iterations, forcing, scale)
+
+    d = jax.lax.cond(go, direction, lambda: s.d)
+    t_prev = jnp.where(ok, s.t, s.t_prev)
+    # KMT backtracking, started from LS_GROWTH x the last accepted step
+    t_go = jnp.minimum(
+        jnp.where((s.phase == STAGE) & (s.k > 0), STAGE_STEP, 1.0), LS_GROWTH * t_prev
+    )
+    t = jnp.where(go, t_go, jnp.where(trial, s.t / 2.0, s.t))
+    tries = jnp.where(go, 0, s.tries + 1)
+    phase = jnp.where(
+        redo,
+        INIT,
+        jnp.where(go, TRIAL, jnp.where(next_stage | needs_stage, STAGE, s.phase)),
+    )
+    k = jnp.where(next_stage, k + 1, k)
+    dens = jax.lax.cond(
+        next_stage | needs_stage,
+        lambda: stage_density(density, k),
+        lambda: s.dens,
+    )
+    return NewtonState(
+        w,
+        ints,
+        d,
+        t,
+        t_prev,
+        tries,
+        it,
+        evals,
+        status,
+        k,
+        phase.astype(s.phase.dtype),
+        s.warm & ~redo,
+        s.near | accepted | redo,
+        eps0,
+        jnp.where(go, e0, s.e0),
+        jnp.where(go, logres, s.logres),
+        s.empty | (start & (eps_start <= 0)),
+        s.stalled | stalled,
+        s.done | finished,
+        dens,
+    )
+
+
+def terminate(s: NewtonState) -> jax.Array:
+    """Whether the solve is over: converged, out of iterations, or stalled."""
+    return s.done | s.stalled
+
+
+def result(s: NewtonState, problem: NewtonProblem) -> SolveResult:
+    """The solve's outcome; NOT_CONVERGED unless the last stage met ``tol``, EMPTY_CELL
+    when the start had an empty cell."""
+    e = _error(problem, s.ints)
+    last = _last_stage(problem.density)
     status = (
-        out.status
-        | jnp.where((e > tol) | (out.k < last) | out.stalled, NOT_CONVERGED, 0)
-        | jnp.where(out.empty & (jnp.min(nu) > 0), EMPTY_CELL, 0)
+        s.status
+        | jnp.where((e > problem.tol) | (s.k < last) | s.stalled, NOT_CONVERGED, 0)
+        | jnp.where(s.empty & (jnp.min(problem.nu) > 0), EMPTY_CELL, 0)
     ).astype(jnp.int32)
-    return SolveResult(out.w, out.ints, out.it, out.evals, e, status)
+    return SolveResult(s.w, s.ints, s.it, s.evals, e, status)
+
+
+@partial(jax.jit, static_argnames=("sizes", "max_iterations", "cg_iterations"))
+def newton_solve(
+    y, nu, density, w0, tol, sizes: Sizes, max_iterations: int, cg_iterations: int, hint=None
+):
+    """Damped Newton from ``w0`` (see :func:`solve_weights`): :func:`init`, then
+    :func:`step` until :func:`terminate`, one evaluation per turn of a single loop (so
+    the cell builder is compiled once).
+
+    The first evaluation is at ``w0`` (cells from the nearby diagram ``hint``, if any).
+    A warm start (``hint``) that empties a cell (the Diracs moved) or whose cells the grid
+    cannot certify restarts cold, from Voronoi weights. A cold start whose smallest cell
+    holds less than ``COLD_ENOUGH min(nu)`` runs through the stages of
+    :mod:`~gmmot_core.semidiscrete.density`: the density blurred less and less, each
+    solved loosely from the last, so that cells over almost no mass grow while the
+    Hessian still sees them; otherwise the density is solved at once.
+
+    Each stage starts with Newton on ``log m - log nu`` (acceptance by its norm, and a
+    mass floor :data:`LOG_FLOOR` times KMT's) until every cell is within
+    :data:`LOG_UNTIL` of its target, then goes on with ``m - nu``: a cell near empty
+    is grown by a factor per step, instead of by ``nu - m`` all at once, which
+    squeezes its neighbours."""
+    problem = NewtonProblem(y, nu, density, tol)
+    config = NewtonConfig(sizes, max_iterations, cg_iterations)
+    state = init(problem, w0, config, hint)
+    state = jax.lax.while_loop(lambda s: ~terminate(s), lambda s: step(s, problem, config), state)
+    return result(state, problem)
 
 
 def solve_weights(
