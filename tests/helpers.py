@@ -11,3 +11,10 @@ def random_spd(rng: np.random.Generator, n: int, cond: float = 10.0) -> np.ndarr
     rot = rot.reshape(n, 2, 2)
     eig = np.stack([scale, scale / cond], -1)
     return np.einsum("nij,nj,nkj->nik", rot, eig, rot)
+
+
+FIT = (  # a coupled-EM style mixture (weights, means, covs) far from the unit square
+    np.array([0.3, 0.7]),
+    np.array([[5.0, -3.0], [9.0, -1.0]]),
+    np.array([[[4.0, 1.0], [1.0, 2.0]], [[1.0, 0.0], [0.0, 9.0]]]),
+)

@@ -1,4 +1,5 @@
-"""gmmot_core must not pull in any UI library (it is used headless and by the CLI)."""
+"""The layers: gmmot_core (algorithms) imports no UI, oracle or host-side module;
+gmmot_runs (host side, the CLI) no UI or oracle."""
 
 import os
 import subprocess
@@ -7,14 +8,31 @@ import sys
 UI = ("panel", "param", "holoviews", "bokeh", "ott", "ot")
 
 
-def test_core_imports_no_ui_or_oracle():
+def _imported_after(package: str, forbidden: tuple[str, ...]) -> list[str]:
+    """Import every module of ``package`` in a fresh interpreter; the forbidden top-level
+    packages that ended up in ``sys.modules``."""
     code = (
-        "import sys, gmmot_core, gmmot_core.sinkhorn, gmmot_core.mixture;"
-        f"bad = [m for m in {UI!r} if m in sys.modules];"
-        "print(','.join(bad))"
+        "import importlib, pkgutil, sys;"
+        f"pkg = importlib.import_module({package!r});"
+        "[importlib.import_module(m.name) for m in pkgutil.walk_packages(pkg.__path__, "
+        "pkg.__name__ + '.') if not m.name.endswith('__main__')];"
+        f"print(','.join(m for m in {forbidden!r} if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "", f"gmmot_core imported: {out.stdout.strip()}"
+    return [m for m in out.stdout.strip().split(",") if m]
+
+
+def test_core_imports_no_ui_oracle_or_host_side():
+    """Every gmmot_core module (semidiscrete included): no UI library, no oracle, and
+    nothing of the host side (gmmot_runs, matplotlib, the app)."""
+    bad = _imported_after("gmmot_core", (*UI, "gmmot_runs", "app", "matplotlib"))
+    assert bad == [], f"gmmot_core imported: {bad}"
+
+
+def test_runs_import_no_ui_or_oracle():
+    """Every gmmot_runs module (the CLI included) runs headless: no UI library, no oracle."""
+    bad = _imported_after("gmmot_runs", (*UI, "app"))
+    assert bad == [], f"gmmot_runs imported: {bad}"
 
 
 def test_xla_cpu_flag_is_set_before_jax_starts_and_accepted():
