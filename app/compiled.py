@@ -1,7 +1,7 @@
 """Jitted core entry points used by the app, compiled once per server process.
 
 Module-level objects here are pure functions (immutable); sessions never store
-state in this module. ``warm_up`` compiles them for the default shapes at server
+state in this module. :mod:`app.warmup` compiles them for the default shapes at server
 start (``panel serve --setup app/warmup.py``) so the first page load is fast.
 """
 
@@ -23,7 +23,6 @@ __all__ = [
     "map_images",
     "release_if_crowded",
     "transport_frame",
-    "warm_up",
 ]
 
 #: Share of the kernel's memory-map budget past which compiled executables are dropped.
@@ -111,30 +110,3 @@ def transport_frame(gmm0: GMM, gmm1: GMM, coupling, points, images, t, xs, ys):
     gx, gy = jnp.meshgrid(xs, ys)
     nld = -log_prob(mu, jnp.stack([gx.ravel(), gy.ravel()], -1)).reshape(gx.shape)
     return mu, nld, (1.0 - t) * points + t * images
-
-
-def warm_up() -> None:
-    """Compile the jitted functions for the default dataset's shapes."""
-    from app.models import DataSource
-    from app.plots import raster_data
-    from gmmot_runs.coupled_em import CoupledEMRun
-
-    src = DataSource()
-    clouds = src.clouds()
-    for pts in clouds:
-        independent_fit(pts, 3)
-    run = CoupledEMRun(*clouds)
-    run.step()
-    from app.screens.transport import TransportScreen
-
-    TransportScreen(source=lambda: (run.view, run.points0))._draw_t()
-    raster_data(clouds[0], np.zeros(len(clouds[0]), np.int8), 3)  # numba compiles datashader
-    from gmmot_runs.descent import DescentRun
-
-    DescentRun({"preset": "tutorial two peaks", "res": 64}, n=200).step()
-    from gmmot_runs.barycenter import BarycenterRun, density_grids
-
-    bary = BarycenterRun()
-    density_grids(bary.step())
-    bary.set_knobs(bary.lambdas[::-1], bary.epsilon)
-    bary.step()  # the warm restart

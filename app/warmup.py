@@ -8,9 +8,16 @@ Compiled executables are also kept in JAX's persistent cache (``GMMOT_JAX_CACHE`
 import os
 
 import jax
+import numpy as np
 
-from app.compiled import warm_up
+from app.compiled import independent_fit
+from app.models import DataSource
+from app.plots.clouds import raster_data
+from app.screens.transport import TransportScreen
 from app.server_log import quiet_closed_tabs
+from gmmot_runs.barycenter import BarycenterRun, density_grids
+from gmmot_runs.coupled_em import CoupledEMRun
+from gmmot_runs.descent import DescentRun
 
 _cache = os.environ.get(
     "GMMOT_JAX_CACHE", os.path.join(os.path.expanduser("~"), ".cache/gmmot/jax")
@@ -18,6 +25,24 @@ _cache = os.environ.get(
 if _cache != "off":
     jax.config.update("jax_compilation_cache_dir", _cache)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+
+
+def warm_up() -> None:
+    """Compile the jitted functions for the default dataset's shapes."""
+    src = DataSource()
+    clouds = src.clouds()
+    for pts in clouds:
+        independent_fit(pts, 3)
+    run = CoupledEMRun(*clouds)
+    run.step()
+    TransportScreen(source=lambda: (run.view, run.points0))  # builds a map and draws mu_0
+    raster_data(clouds[0], np.zeros(len(clouds[0]), np.int8), 3)  # numba compiles datashader
+    DescentRun({"preset": "tutorial two peaks", "res": 64}, n=200).step()
+    bary = BarycenterRun()
+    density_grids(bary.step())
+    bary.set_knobs(bary.lambdas[::-1], bary.epsilon)
+    bary.step()  # the warm restart
+
 
 warm_up()
 quiet_closed_tabs()

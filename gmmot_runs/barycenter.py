@@ -29,6 +29,9 @@ from gmmot_runs import spec
 
 __all__ = [
     "BARYCENTER_SPEC_VERSION",
+    "MAX_BAR_SIZE",
+    "MAX_COMPONENTS",
+    "MAX_INPUTS",
     "BarycenterRun",
     "BarycenterSpec",
     "barycenter_grid",
@@ -43,7 +46,7 @@ __all__ = [
 BARYCENTER_SPEC_VERSION = 1
 CONFIG = bc.BarycenterConfig()
 RIDGE = 40.0  # distance of the generator's mixtures from the origin
-MAX_INPUTS, MAX_COMPONENTS, MAX_BAR_SIZE = 8, 20, 64
+MAX_INPUTS, MAX_COMPONENTS, MAX_BAR_SIZE = 8, 10, 64  # the screen's bounds too
 
 
 @jax.jit

@@ -20,6 +20,7 @@ from gmmot_core import coupled_em as ce
 from gmmot_core.io import check_cloud
 from gmmot_core.mixture import GMM, fit_em, kmeans_pp, log_joint_features
 from gmmot_runs.coupled_em_spec import (
+    BOUNDS,
     PRESETS,
     SPEC_VERSION,
     HostKnobs,
@@ -32,6 +33,7 @@ from gmmot_runs.coupled_em_spec import (
 )
 
 __all__ = [
+    "BOUNDS",
     "LABEL_LIMIT",
     "PRESETS",
     "SPEC_VERSION",

@@ -25,6 +25,7 @@ from gmmot_core.sinkhorn import tau_from_rho
 from gmmot_runs.spec import COUPLED_EM_FORMAT, Fields, SpecError, decode
 
 __all__ = [
+    "BOUNDS",
     "PRESETS",
     "SPEC_VERSION",
     "HostKnobs",
@@ -37,6 +38,8 @@ __all__ = [
 ]
 
 SPEC_VERSION = 1
+# the one set of bounds: the screen's sliders and the parameter-file reader both use it
+BOUNDS = {"k": (1, 10), "m_steps": (1, 100), "em_per_frame": (1, 20)}
 
 PRESETS = {
     "demo pair": ("n", "seed"),
@@ -182,7 +185,7 @@ class RunSpec:
         data = _parse_data(top.sub("data"))
         st = top.sub("structure")
         st.expect({"k", "seed", "trace_length"})
-        k = st.get("k", int, lo=1, hi=50)
+        k = st.get("k", int, *BOUNDS["k"])
         seed = st.get("seed", int, lo=0, hi=2**31 - 1)
         trace_length = st.get("trace_length", int, lo=1, hi=1_000_000)
         kn = top.sub("knobs")
@@ -205,8 +208,8 @@ class RunSpec:
             segments.append(
                 Segment(
                     frames=sf.get("frames", int, lo=0, hi=10**7),
-                    em_per_frame=sf.get("em_per_frame", int, lo=1, hi=1000),
-                    m_steps=sf.get("m_steps", int, lo=1, hi=10_000),
+                    em_per_frame=sf.get("em_per_frame", int, *BOUNDS["em_per_frame"]),
+                    m_steps=sf.get("m_steps", int, *BOUNDS["m_steps"]),
                     epsilon=sf.get("epsilon", float),
                     tau=sf.get("tau", float),
                     weight_transport=sf.get("weight_transport", float),

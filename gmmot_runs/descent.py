@@ -28,6 +28,7 @@ from gmmot_runs import spec
 
 __all__ = [
     "DESCENT_SPEC_VERSION",
+    "MAX_DIRACS",
     "TARGETS",
     "DescentRun",
     "DescentSpec",
@@ -42,7 +43,7 @@ DESCENT_SPEC_VERSION = 1
 HISTORY = 500  # frames kept for looking back (positions and weights of each)
 FRAME_STEPS = 10  # frames of up to this many steps share one compiled descent
 MAX_INLINE_PIXELS = 512 * 512
-MAX_DIRACS = 20_000
+MAX_DIRACS = 5000  # the screen's bound too (each N is its own compiled solver)
 
 TARGETS = ("tutorial two peaks", "gaussian mixture", "uploaded image")
 

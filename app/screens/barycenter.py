@@ -8,13 +8,12 @@ from collections.abc import Callable
 
 import numpy as np
 import panel as pn
-import param
 
-from app.barycenter_plots import (
+from app.compiled import release_if_crowded
+from app.playback import Playback
+from app.plots.contours import (
     contour_figure,
     contour_lines,
-    coupling_data,
-    coupling_figure,
     grid_extent,
     grid_minima,
     label_colors,
@@ -22,12 +21,13 @@ from app.barycenter_plots import (
     place_labels,
     support_data,
 )
-from app.compiled import release_if_crowded
-from app.controls import PlayControls, download_buttons
-from app.descent_plots import trace_data, trace_figure
-from app.playback import Playback
+from app.plots.coupling import coupling_data, coupling_figure
+from app.plots.traces import trace_data, trace_figure
+from app.screen import Screen, download_buttons
 from gmmot_runs.barycenter import (
     MAX_BAR_SIZE,
+    MAX_COMPONENTS,
+    MAX_INPUTS,
     BarycenterRun,
     BarycenterSpec,
     barycenter_grid,
@@ -42,11 +42,8 @@ EPS = {f"{v:.3g}": float(v) for v in np.logspace(-2, 2, 17)}
 FRAME_MS = 200
 
 
-class BarycenterScreen(PlayControls, pn.viewable.Viewer):
+class BarycenterScreen(Screen):
     """One barycenter run; iterations animate, weight / epsilon moves restart it warm."""
-
-    playing = param.Boolean(default=False, doc="Whether frames are being produced.")
-    message = param.String(default="", doc="Last error or warning shown to the user.")
 
     def __init__(self, pair_source: Callable[[], tuple] | None = None, **params):
         """``pair_source()`` (optional) gives this session's coupled-EM pair of mixtures,
@@ -64,8 +61,10 @@ class BarycenterScreen(PlayControls, pn.viewable.Viewer):
     def _build(self) -> None:
         sources = ["notebook generator"] + (["coupled-EM pair"] if self._pair_source else [])
         self.w_source = pn.widgets.RadioButtonGroup(options=sources, value=sources[0])
-        self.w_inputs = pn.widgets.IntSlider(label="mixtures", start=2, end=6, value=3)
-        self.w_comp = pn.widgets.IntSlider(label="components each", start=1, end=10, value=3)
+        self.w_inputs = pn.widgets.IntSlider(label="mixtures", start=2, end=MAX_INPUTS, value=3)
+        self.w_comp = pn.widgets.IntSlider(
+            label="components each", start=1, end=MAX_COMPONENTS, value=3
+        )
         self.w_alpha = pn.widgets.FloatInput(label="Dirichlet alpha", value=50.0, start=0.01)
         self.w_seed = pn.widgets.IntInput(label="seed", value=0, start=0, end=2**31 - 1)
         self.w_bar = pn.widgets.IntSlider(label="bar_size", start=1, end=MAX_BAR_SIZE, value=6)
@@ -77,7 +76,6 @@ class BarycenterScreen(PlayControls, pn.viewable.Viewer):
         self.b_step = pn.widgets.Button(label="Step")
         self.b_reset = pn.widgets.Button(label="Reset")
         self.counter = pn.pane.Markdown("")
-        self.alert = pn.pane.Alert("", alert_type="warning", visible=False)
         self.downloads = download_buttons(
             [
                 (self._params_file, "gmmot-barycenter-params.json", "parameters (JSON)"),
@@ -195,7 +193,7 @@ class BarycenterScreen(PlayControls, pn.viewable.Viewer):
             self._warn(f"Could not start that run: {exc}. The previous run is kept.")
             return
         self.run = run
-        self.alert.visible = False
+        self._clear()
         if len(self.w_weights) != len(run.lambdas) - (len(run.lambdas) == 2):
             self._weight_sliders()
         else:
@@ -209,7 +207,7 @@ class BarycenterScreen(PlayControls, pn.viewable.Viewer):
         except ValueError as exc:
             self._warn(f"{exc}; the previous weights are kept.")
             return
-        self.alert.visible = False
+        self._clear()
         if not self.playing:
             self._play()
 
@@ -218,7 +216,7 @@ class BarycenterScreen(PlayControls, pn.viewable.Viewer):
         self.run.lambdas = self._lambdas()
         self.run.epsilon = self.w_eps.value
         self.run.reset()
-        self.alert.visible = False
+        self._clear()
         self._draw()
 
     def _tick(self, force: bool = False) -> None:

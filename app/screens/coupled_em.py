@@ -11,33 +11,34 @@ import panel as pn
 import param
 
 from app.compiled import independent_fit, release_if_crowded
-from app.controls import PlayControls, download_buttons
 from app.models import DataSource
 from app.playback import FrameFlow, Playback
-from app.plots import (
+from app.plots.clouds import (
     RASTER_THRESHOLD,
     cloud_figure,
     ellipse_paths,
     extent_data,
-    heatmap_data,
-    heatmap_figure,
     label_column,
-    mass_curve_data,
-    mass_curve_figure,
     mixture_data,
-    pair_data,
-    pair_figure,
     points_data,
     raster_data,
+)
+from app.plots.coupling import (
+    heatmap_data,
+    heatmap_figure,
+    mass_curve_data,
+    mass_curve_figure,
+    pair_data,
+    pair_figure,
     reweighting_data,
     reweighting_figure,
-    traces_data,
-    traces_figures,
 )
+from app.plots.traces import traces_data, traces_figures
+from app.screen import Screen, download_buttons
 from app.upload import ChunkedUpload
 from gmmot_core import coupled_em as ce
 from gmmot_core.io import MAX_BYTES, parse_points
-from gmmot_runs.coupled_em import CoupledEMRun, results
+from gmmot_runs.coupled_em import BOUNDS, CoupledEMRun, results
 from gmmot_runs.figures import coupled_em_figure
 
 
@@ -54,13 +55,11 @@ WT = _log_options(-3, 2, zero=True)
 LR = _log_options(-4, -1)
 
 
-class CoupledEMScreen(PlayControls, pn.viewable.Viewer):
+class CoupledEMScreen(Screen):
     """Coupled EM of the two clouds, animated by a session-scoped periodic callback."""
 
     data = param.ClassSelector(class_=DataSource)
-    playing = param.Boolean(default=False, doc="Whether frames are being produced.")
     frame_count = param.Integer(default=0, doc="Frames produced since the last reset.")
-    message = param.String(default="", doc="Last error or warning shown to the user.")
 
     def __init__(self, **params):
         params.setdefault("data", DataSource())
@@ -94,19 +93,21 @@ class CoupledEMScreen(PlayControls, pn.viewable.Viewer):
             label="learning rate", options=LR, value=_nearest(LR, k.learning_rate)
         )
         s = self.runner.structure
-        self.w_k = pn.widgets.IntSlider(label="components K", start=1, end=10, value=s.k)
+        lo, hi = BOUNDS["k"]
+        self.w_k = pn.widgets.IntSlider(label="components K", start=lo, end=hi, value=s.k)
+        lo, hi = BOUNDS["m_steps"]
         self.w_msteps = pn.widgets.IntSlider(
-            label="M-steps (Adam)", start=1, end=100, value=s.m_steps
+            label="M-steps (Adam)", start=lo, end=hi, value=s.m_steps
         )
+        lo, hi = BOUNDS["em_per_frame"]
         self.w_per_frame = pn.widgets.IntSlider(
-            label="EM iterations per frame", start=1, end=20, value=s.em_per_frame
+            label="EM iterations per frame", start=lo, end=hi, value=s.em_per_frame
         )
         self.w_tau = pn.pane.Markdown("", margin=(0, 10))
         self.b_play = pn.widgets.Button(label="▶ Play", color="primary")
         self.b_step = pn.widgets.Button(label="Step")
         self.b_reset = pn.widgets.Button(label="Reset")
         self.counter = pn.pane.Markdown("", margin=(0, 10))
-        self.alert = pn.pane.Alert("", alert_type="warning", visible=False)
         # flow control: a new frame only once the browser painted the last one
         self.flow = FrameFlow(self._on_drawn, ahead=1)  # the browser paints while we step
         self._summary_at = 0.0
@@ -239,12 +240,6 @@ class CoupledEMScreen(PlayControls, pn.viewable.Viewer):
             xs, ys = ellipse_paths(fit.gmm.means, fit.gmm.covs, 1.0)
             src["baseline"].data = {"xs": xs, "ys": ys}
 
-    def _warn(self, text: str) -> None:
-        self.message = text
-        self.alert.alert_type = "warning"
-        self.alert.object = text
-        self.alert.visible = True
-
     # -- reactions ------------------------------------------------------------------
     def _on_knob(self, _event=None) -> None:
         self.runner.set_knobs(
@@ -276,7 +271,7 @@ class CoupledEMScreen(PlayControls, pn.viewable.Viewer):
 
     def _reset(self, _event=None) -> None:
         self.frame_count = 0
-        self.alert.visible = False
+        self._clear()
         self._draw(self.runner.reset(), full=True)
 
     def _replace_data(self, clouds, weights, data: dict) -> None:
@@ -297,7 +292,7 @@ class CoupledEMScreen(PlayControls, pn.viewable.Viewer):
             return
         self._clouds, self._weights, self.runner = list(clouds), list(weights), runner
         self.frame_count = 0
-        self.alert.visible = False
+        self._clear()
         self._draw(runner.view, full=True)
         self._draw_baseline()
 
@@ -328,9 +323,7 @@ class CoupledEMScreen(PlayControls, pn.viewable.Viewer):
         clouds[which], weights[which] = pts, w
         self._replace_data(clouds, weights, {"inline": True})
         if (self.runner.points0, self.runner.points1)[which] is pts:  # accepted
-            self.alert.object = f"cloud {which}: {note}"
-            self.alert.alert_type = "success"
-            self.alert.visible = True
+            self._inform(f"cloud {which}: {note}")
 
     # -- exports ----------------------------------------------------------------------
     def _params_file(self) -> io.BytesIO:

@@ -7,19 +7,12 @@ from collections.abc import Callable
 
 import numpy as np
 import panel as pn
-import param
 
 from app.compiled import release_if_crowded
-from app.controls import PlayControls, download_buttons
-from app.descent_plots import (
-    cells_data,
-    diracs_data,
-    image_data,
-    target_figure,
-    trace_data,
-    trace_figure,
-)
 from app.playback import FrameFlow, Playback
+from app.plots.cells import cells_data, diracs_data, image_data, target_figure
+from app.plots.traces import trace_data, trace_figure
+from app.screen import Screen, download_buttons
 from app.upload import ChunkedUpload
 from gmmot_core.targets import (
     MAX_IMAGE_BYTES,
@@ -28,7 +21,7 @@ from gmmot_core.targets import (
     random_gmm,
     with_floor,
 )
-from gmmot_runs.descent import FRAME_STEPS, DescentRun, descent_results
+from gmmot_runs.descent import FRAME_STEPS, MAX_DIRACS, DescentRun, descent_results
 from gmmot_runs.figures import descent_figure
 
 __all__ = ["DescentScreen"]
@@ -39,11 +32,8 @@ FITS = {"coupled-EM fit, cloud 0": 0, "coupled-EM fit, cloud 1": 1}
 FRAME_MS = 60  # at most ~16 frames a second, and only as fast as the browser paints
 
 
-class DescentScreen(PlayControls, pn.viewable.Viewer):
+class DescentScreen(Screen):
     """One Dirac descent, animated by a session-scoped periodic callback."""
-
-    playing = param.Boolean(default=False, doc="Whether frames are being produced.")
-    message = param.String(default="", doc="Last error or warning shown to the user.")
 
     def __init__(self, pair_source: Callable[[], tuple] | None = None, **params):
         """``pair_source()`` (optional) gives this session's coupled-EM pair of mixtures
@@ -70,7 +60,7 @@ class DescentScreen(PlayControls, pn.viewable.Viewer):
             label="target image (PNG or JPEG)", max_bytes=MAX_IMAGE_BYTES, previews=["image"]
         )
         self.w_invert = pn.widgets.Checkbox(label="invert (bright = dense)", value=False)
-        self.w_n = pn.widgets.IntInput(label="Diracs N", value=200, start=2, end=5000)
+        self.w_n = pn.widgets.IntInput(label="Diracs N", value=200, start=2, end=MAX_DIRACS)
         self.w_init = pn.widgets.Select(label="initialisation", options=["random", "sample"])
         self.w_seed = pn.widgets.IntInput(label="seed", value=0, start=0, end=2**31 - 1)
         self.w_lr = pn.widgets.DiscreteSlider(label="learning rate", options=LR, value=LR["100"])
@@ -83,7 +73,6 @@ class DescentScreen(PlayControls, pn.viewable.Viewer):
         self.b_reset = pn.widgets.Button(label="Reset")
         self.w_look = pn.widgets.IntSlider(label="look back (frame)", start=0, end=1, value=0)
         self.counter = pn.pane.Markdown("")
-        self.alert = pn.pane.Alert("", alert_type="warning", visible=False)
         self.downloads = download_buttons(
             [
                 (self._positions_file, "gmmot-diracs.csv", "positions (CSV)"),
@@ -175,7 +164,7 @@ class DescentScreen(PlayControls, pn.viewable.Viewer):
             self._warn(f"Could not start that run: {exc}. The previous run is kept.")
             return
         self.run = run
-        self.alert.visible = False
+        self._clear()
         self._draw_all()
 
     def _on_refused(self, event) -> None:
@@ -197,16 +186,14 @@ class DescentScreen(PlayControls, pn.viewable.Viewer):
             self.w_target.value = "uploaded image"  # triggers the rebuild
         if self.run is not before:  # the new target is in use
             w, h = self._upload_values.shape  # axis 0 = x
-            self.alert.object = (
+            self._inform(
                 f"target: {self.w_upload.filename or 'image'}, {w} x {h} pixels "
                 f"({'lighter' if self.w_invert.value else 'darker'} = more mass)"
             )
-            self.alert.alert_type = "success"
-            self.alert.visible = True
 
     def _reset(self, _event=None) -> None:
         self._pause()
-        self.alert.visible = False
+        self._clear()
         self._draw(self.run.reset())
 
     def _on_period(self) -> None:

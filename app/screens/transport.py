@@ -13,13 +13,13 @@ import param
 from bokeh.models import ColumnDataSource
 from bokeh.plotting import figure
 
-from app.barycenter_plots import contour_data
 from app.compiled import map_images, release_if_crowded, transport_frame
-from app.controls import PlayControls, download_buttons
 from app.playback import Playback
+from app.plots.contours import contour_data
+from app.screen import Screen, download_buttons
 from gmmot_core.mixture import GMM
 from gmmot_runs.barycenter import notebook_levels
-from gmmot_runs.figures import ellipse_outlines, transport_figure
+from gmmot_runs.figures import PALETTE, ellipse_outlines, transport_figure
 
 __all__ = ["TransportScreen"]
 
@@ -36,11 +36,10 @@ def _ellipses(gmm: GMM, min_weight: float = 1e-4) -> dict:
     return {"xs": list(out[..., 0]), "ys": list(out[..., 1]), "alpha": alpha}
 
 
-class TransportScreen(PlayControls, pn.viewable.Viewer):
+class TransportScreen(Screen):
     """Arrows x -> T_mean(x) for a subsample of cloud 0, and mu_t for t in [0, 1]."""
 
     playing = param.Boolean(default=False, doc="Whether t is being animated.")
-    message = param.String(default="", doc="Last error or warning shown to the user.")
 
     def __init__(self, source: Callable[[], tuple[dict, np.ndarray]], **params):
         """``source()`` gives the coupled-EM view (``gmm0``, ``gmm1``, ``report``) and
@@ -60,7 +59,6 @@ class TransportScreen(PlayControls, pn.viewable.Viewer):
         self.b_play = pn.widgets.Button(label="▶ Play", color="primary")
         self.b_refresh = pn.widgets.Button(label="Use the current coupled-EM fit")
         self.counter = pn.pane.Markdown("")
-        self.alert = pn.pane.Alert("", alert_type="warning", visible=False)
         self.downloads = download_buttons(
             [
                 (self._map_file, "gmmot-map.csv", "map T(x) of the points (CSV)"),
@@ -130,13 +128,13 @@ class TransportScreen(PlayControls, pn.viewable.Viewer):
         self._pair = (g0, g1, coupling)
         self._points, self._images = points, images
         self._mw2 = float(np.asarray(view["report"].mw2))
-        self.alert.visible = False
+        self._clear()
         with pn.io.hold():
             self.src["arrows"].data = {
                 "x0": points[:, 0], "y0": points[:, 1], "x1": images[:, 0], "y1": images[:, 1]
             }  # fmt: skip
             ends: dict[str, list] = {"xs": [], "ys": [], "dash": [], "color": []}
-            for g, color in ((g0, "#1f77b4"), (g1, "#2ca02c")):
+            for g, color in ((g0, PALETTE[0]), (g1, PALETTE[2])):
                 e = _ellipses(g)
                 ends["xs"] += e["xs"]
                 ends["ys"] += e["ys"]

@@ -13,14 +13,13 @@ import json
 
 import numpy as np
 import panel as pn
-import param
 from bokeh.models import ColumnDataSource
 from bokeh.plotting import figure
 
-from app.controls import PlayControls, download_buttons
-from app.descent_plots import trace_data, trace_figure
 from app.playback import Playback
-from app.plots import colors, ellipse_paths
+from app.plots.clouds import colors, ellipse_paths
+from app.plots.traces import trace_data, trace_figure
+from app.screen import Screen, download_buttons
 from app.upload import ChunkedUpload
 from app.worker import Worker
 from gmmot_core.io import MAX_BYTES, parse_points
@@ -88,11 +87,8 @@ def _fit_figure() -> tuple[figure, dict[str, ColumnDataSource]]:
     return fig, src
 
 
-class W2FitScreen(PlayControls, pn.viewable.Viewer):
+class W2FitScreen(Screen):
     """One W2 fit per session; frames computed off the event loop."""
-
-    playing = param.Boolean(default=False, doc="Whether frames are being produced.")
-    message = param.String(default="", doc="Last error or warning shown to the user.")
 
     def __init__(self, **params):
         super().__init__(**params)
@@ -134,7 +130,6 @@ class W2FitScreen(PlayControls, pn.viewable.Viewer):
         self.b_play = pn.widgets.Button(label="▶ Play", color="primary", disabled=True)
         self.b_step = pn.widgets.Button(label="Step", disabled=True)
         self.b_reset = pn.widgets.Button(label="Reset", disabled=True)
-        self.alert = pn.pane.Alert("", alert_type="warning", visible=False)
         self.notice = pn.pane.Alert("", alert_type="info", visible=False)
         self.worker = Worker(self.notice)
         self.counter = pn.pane.Markdown(
@@ -202,7 +197,7 @@ class W2FitScreen(PlayControls, pn.viewable.Viewer):
     def _prepared(self, run_view: tuple) -> None:
         run, self._view = run_view
         self.run = run
-        self.alert.visible = False
+        self._clear()
         for b in (self.b_play, self.b_step, self.b_reset):
             b.disabled = False
         self._draw()
@@ -270,13 +265,7 @@ class W2FitScreen(PlayControls, pn.viewable.Viewer):
         )
         self.w_cloud.value = UPLOADED
         weights = "with a weight column" if w is not None else "no weight column"
-        self.alert.object = f"{self.w_upload.filename}: {note}, {weights}. Press Prepare this fit."
-        self.alert.alert_type = "success"
-        self.alert.visible = True
-
-    def _warn(self, text: str) -> None:
-        self.alert.alert_type = "warning"
-        super()._warn(text)
+        self._inform(f"{self.w_upload.filename}: {note}, {weights}. Press Prepare this fit.")
 
     # -- drawing ----------------------------------------------------------------------
     def _mark_stale(self) -> None:

@@ -128,7 +128,7 @@ def test_barycenter_labels_do_not_overlap(seed, monkeypatch):
     nor another mixture's contour lines (seed 0 put 'input 3' on the barycenter's lines),
     and the inputs' density grids are computed once per run, not per frame."""
     import app.screens.barycenter as screen_mod
-    from app.barycenter_plots import LABEL_CHAR, LABEL_HEIGHT
+    from app.plots.contours import LABEL_CHAR, LABEL_HEIGHT
 
     calls = []
     real = screen_mod.input_grids

@@ -76,7 +76,7 @@ def test_cells_are_drawn_as_one_nan_separated_patch_per_colour():
     degenerate (< 3 vertices) cells left out."""
     from bokeh.palettes import Category20_20
 
-    from app.descent_plots import cells_data
+    from app.plots.cells import cells_data
     from gmmot_core.semidiscrete.cells import Cells
 
     rng = np.random.default_rng(5)

@@ -69,7 +69,7 @@ BAD = [
     ("descent", "target.means", KeyError, "missing field 'target.means'"),
     ("descent", "target.covs", [[[1.0, 2.0], [2.0, 1.0]]], "'target.covs': covariances must be"),
     ("descent", "target.res", 2, "field 'target.res': 2 is outside [4, 1024]"),
-    ("descent", "n", 1, "field 'n': 1 is outside [2, 20000]"),
+    ("descent", "n", 1, "field 'n': 1 is outside [2, 5000]"),
     ("descent", "segments", [[1, "fast", True]], "field 'segments[0]': expected [steps, lr,"),
     ("descent", "colour", "red", "unknown field 'colour'"),
     ("barycenter", "alpha", -1.0, "field 'alpha': -1.0 is outside"),

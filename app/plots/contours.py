@@ -1,21 +1,24 @@
-"""Pure plot functions of the barycenter screen: numpy in, Bokeh figures / column data out."""
+"""Density contours: -log density contour lines with placed labels, input colours, support ellipses.
+
+Pure functions: numpy in, Bokeh figures or column data out; no state, no Panel."""
 
 from __future__ import annotations
 
 import contourpy
 import numpy as np
-from bokeh.models import ColumnDataSource, LinearColorMapper
+from bokeh.models import ColumnDataSource
 from bokeh.palettes import Viridis256
 from bokeh.plotting import figure
 
-from gmmot_runs.figures import ellipse_outlines
+from gmmot_runs.figures import PALETTE, ellipse_outlines
 
 __all__ = [
+    "INPUT_COLORS",
+    "LABEL_CHAR",
+    "LABEL_HEIGHT",
     "contour_data",
     "contour_figure",
     "contour_lines",
-    "coupling_data",
-    "coupling_figure",
     "grid_extent",
     "grid_minima",
     "label_colors",
@@ -24,7 +27,8 @@ __all__ = [
     "support_data",
 ]
 
-INPUT_COLORS = ("#1f77b4", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22")
+
+INPUT_COLORS = tuple(PALETTE[i] for i in (0, 2, 4, 5, 6, 9, 8))  # no orange / red: the barycenter
 
 
 def contour_figure() -> tuple[figure, dict[str, ColumnDataSource]]:
@@ -76,6 +80,8 @@ def contour_lines(
 
 
 LABEL_CHAR = 0.02  # width of one 12pt bold character / plot width (520 px)
+
+
 LABEL_HEIGHT = 0.045  # height of a label / plot height
 
 
@@ -177,48 +183,3 @@ def support_data(means: np.ndarray, covs: np.ndarray) -> dict:
     """1-sigma ellipses of the barycenter's support Gaussians."""
     outlines = ellipse_outlines(means, covs, 1.0)
     return {"xs": list(outlines[..., 0]), "ys": list(outlines[..., 1])}
-
-
-def coupling_figure() -> tuple[figure, ColumnDataSource]:
-    """Transport matrices side by side: rows = support Gaussians, columns = the
-    components of input 1, then input 2, ...; colour = mass (row-normalised)."""
-    fig = figure(
-        title="transport: support (rows) x input components",
-        height=260,
-        sizing_mode="stretch_width",
-        min_width=260,
-        tools="hover,save",
-        tooltips=[("support", "@row"), ("input", "@input"), ("component", "@comp"),
-                  ("mass", "@mass{0.000e0}"), ("row share", "@share{0.00}")],
-    )  # fmt: skip
-    src = ColumnDataSource(
-        {"x": [], "y": [], "row": [], "input": [], "comp": [], "mass": [], "share": []}
-    )
-    mapper = LinearColorMapper(palette=Viridis256, low=0.0, high=1.0)
-    fig.rect(
-        "x", "y", 1, 1, source=src, fill_color={"field": "share", "transform": mapper},
-        line_color=None,
-    )  # fmt: skip
-    fig.y_range.flipped = True
-    fig.xgrid.visible = fig.ygrid.visible = False
-    return fig, src
-
-
-def coupling_data(coupling: np.ndarray) -> dict:
-    """``coupling [M, B, K]`` (zero columns = padding, dropped) as heatmap cells."""
-    out: dict[str, list] = {k: [] for k in ("x", "y", "row", "input", "comp", "mass", "share")}
-    x0 = 0
-    for m, p in enumerate(np.asarray(coupling, np.float64)):
-        live = np.nonzero(p.sum(0) > 0)[0]
-        share = p / np.maximum(p.sum(1, keepdims=True), 1e-300)
-        for c, k in enumerate(live):
-            for b in range(p.shape[0]):
-                out["x"].append(x0 + c)
-                out["y"].append(b)
-                out["row"].append(b)
-                out["input"].append(m + 1)
-                out["comp"].append(int(k))
-                out["mass"].append(p[b, k])
-                out["share"].append(share[b, k])
-        x0 += len(live) + 1  # one blank column between inputs
-    return out

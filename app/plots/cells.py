@@ -1,4 +1,7 @@
-"""Pure plot functions of the Dirac descent screen: numpy in, Bokeh figures / column data out."""
+"""Laguerre cells over a target picture: the image, the cells as NaN-separated patches
+per colour, the Diracs.
+
+Pure functions: numpy in, Bokeh figures or column data out; no state, no Panel."""
 
 from __future__ import annotations
 
@@ -9,14 +12,7 @@ from bokeh.plotting import figure
 
 from gmmot_runs.descent import target_extent
 
-__all__ = [
-    "cells_data",
-    "diracs_data",
-    "image_data",
-    "target_figure",
-    "trace_data",
-    "trace_figure",
-]
+__all__ = ["cells_data", "diracs_data", "image_data", "target_figure"]
 
 
 def target_figure() -> tuple[figure, dict[str, ColumnDataSource]]:
@@ -116,26 +112,3 @@ def diracs_data(positions: np.ndarray, barycenters: np.ndarray, masses: np.ndarr
         "err": n * np.asarray(masses) - 1.0,
         "color": _colors(n),
     }
-
-
-def trace_figure(title: str, y_label: str) -> tuple[figure, ColumnDataSource]:
-    """A log-scale trace along the steps, with a marker at the step being looked at."""
-    fig = figure(
-        title=title,
-        height=250,
-        sizing_mode="stretch_width",
-        min_width=260,
-        y_axis_type="log",
-        x_axis_label="step",
-        y_axis_label=y_label,
-        tools="pan,wheel_zoom,reset,save",
-    )
-    src = ColumnDataSource({"step": [], "value": []})
-    fig.line("step", "value", source=src, line_width=2)
-    return fig, src
-
-
-def trace_data(values: np.ndarray, floor: float = 1e-16, start: int = 0) -> dict:
-    """A trace from step (or iteration) ``start``, clipped below at ``floor`` (log axis)."""
-    v = np.maximum(np.asarray(values, np.float64), floor)
-    return {"step": start + np.arange(len(v)), "value": v}

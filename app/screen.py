@@ -1,0 +1,73 @@
+"""The skeleton every screen shares: the alert box, play / pause, export buttons.
+
+A screen subclasses :class:`Screen`, builds its widgets and plots, and reports through
+``_warn`` (something went wrong: the last good state is kept), ``_inform`` (an upload or
+a change took effect) and ``_clear``. One alert per screen, so a warning after a success
+is never shown in the success colour.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import panel as pn
+import param
+
+__all__ = ["Screen", "download_buttons"]
+
+
+def download_buttons(items: list[tuple[Callable, str, str]]) -> list[pn.widgets.FileDownload]:
+    """One full-width download button per ``(callback, filename, label)``; the file is
+    made by the callback when clicked (``embed=False``)."""
+    return [
+        pn.widgets.FileDownload(
+            callback=cb, filename=name, label=label, embed=False, sizing_mode="stretch_width"
+        )
+        for cb, name, label in items
+    ]
+
+
+class Screen(pn.viewable.Viewer):
+    """Base of the app's screens: ``playing`` and ``message`` params, the ``alert`` pane,
+    and play / pause for a screen with ``playback`` (:class:`~app.playback.Playback`)
+    and a ``b_play`` button."""
+
+    playing = param.Boolean(default=False, doc="Whether frames are being produced.")
+    message = param.String(default="", doc="Last error or warning shown to the user.")
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self.alert = pn.pane.Alert("", alert_type="warning", visible=False)
+
+    def _toggle(self, _event=None) -> None:
+        if self.playing:
+            self._pause()
+        else:
+            self._play()
+
+    def _play(self) -> None:
+        self.playback.start()
+        self.playing = True
+        self.b_play.label = "❚❚ Pause"
+
+    def _pause(self) -> None:
+        self.playback.stop()
+        self.playing = False
+        self.b_play.label = "▶ Play"
+
+    def _warn(self, text: str) -> None:
+        """Show a warning (and keep it as ``message``)."""
+        self.message = text
+        self._show(text, "warning")
+
+    def _inform(self, text: str) -> None:
+        """Show that something took effect (an upload, a new target)."""
+        self._show(text, "success")
+
+    def _clear(self) -> None:
+        self.alert.visible = False
+
+    def _show(self, text: str, kind: str) -> None:
+        self.alert.alert_type = kind
+        self.alert.object = text
+        self.alert.visible = True
