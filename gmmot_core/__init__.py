@@ -1,9 +1,21 @@
 """gmmot_core: pure-JAX optimal transport between 2D Gaussian mixtures, clouds and images.
 
-Imports jax, numpy and optax only (no UI libraries). Modules, one role each:
-``gaussians`` (Bures / W2 between Gaussians), ``mixture`` (GMM pytree, EM),
-``parametrization`` (OTT's unconstrained mixture parameters), ``sinkhorn``
-(log-domain entropic OT).
+Imports jax, numpy and optax only (no UI library, nothing of the host side). Modules,
+one role each:
+
+- ``gaussians``: W2 / Bures between Gaussians, OT maps, geodesics, Bures barycenters;
+- ``mixture``: the ``GMM`` pytree, densities, posteriors, sampling, kmeans++, EM;
+- ``parametrization``: OTT's unconstrained mixture parameters;
+- ``sinkhorn``, ``newton_ot``: small dense entropic OT (Sinkhorn; damped Newton);
+- ``gmm_ot``: GMM-OT couplings and their report, exact MW2², maps, interpolation;
+- ``coupled_em``: coupled EM as init / step / run;
+- ``barycenter``: free-support GMM barycenters;
+- ``semidiscrete``: exact semi-discrete OT (Laguerre cells, KMT Newton, W2² and its
+  gradients, Dirac descent);
+- ``gmm_w2_fit``: fitting a GMM to points by the semi-discrete W2²;
+- ``synthetic``, ``targets``, ``io``: demo data, target pictures, upload parsing.
+
+The names below are the most used ones; the modules hold the rest.
 """
 
 from gmmot_core import _xla_flags  # noqa: F401  (XLA:CPU flags, before JAX starts)

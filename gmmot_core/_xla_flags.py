@@ -1,12 +1,11 @@
 """XLA:CPU settings, applied on import, before JAX starts its backend (importing
 ``gmmot_core`` first is enough; a backend already running keeps its flags).
 
-YNNPACK fusions (on by default in jaxlib 0.10) run the Laguerre cells' ``[N, C, V]``
-support-function reductions and the CG matvec gather-reduce at 2-4x the time of XLA's own
-fused loops: a cold semi-discrete solve at N = 5000 on 64^2 took 1.55 s with them and
-1.2 s without (2-core CPU, see benchmarks/semidiscrete.py). An empty fusion-type list
-turns them off. Set only for the jaxlib minor this package pins (an unknown flag aborts
-the process) and only when the user's ``XLA_FLAGS`` does not choose it already."""
+Turns XLA:CPU's YNNPACK fusions off (an empty fusion-type list): they run the Laguerre
+cells' support-function reductions and the CG gather-reduce slower than XLA's own fused
+loops (measured in ``benchmarks/NOTES.md``). Set only for the jaxlib minor this package
+pins (an unknown flag aborts the process) and only when the user's ``XLA_FLAGS`` does
+not choose it already."""
 
 from __future__ import annotations
 
