@@ -13,7 +13,7 @@ from collections.abc import Callable
 import panel as pn
 import param
 
-__all__ = ["Screen", "download_buttons"]
+__all__ = ["Screen", "download_buttons", "session_connected"]
 
 
 def download_buttons(items: list[tuple[Callable, str, str]]) -> list[pn.widgets.FileDownload]:
@@ -25,6 +25,14 @@ def download_buttons(items: list[tuple[Callable, str, str]]) -> list[pn.widgets.
         )
         for cb, name, label in items
     ]
+
+
+def session_connected() -> bool:
+    """False once the browser tab of this session has disconnected (True outside a server)."""
+    doc = pn.state.curdoc
+    ctx = getattr(doc, "session_context", None) if doc is not None else None
+    session = getattr(ctx, "session", None) if ctx is not None else None
+    return session is None or session.connection_count > 0
 
 
 class Screen(pn.viewable.Viewer):

@@ -10,6 +10,7 @@ import numpy as np
 import panel as pn
 
 from app.compiled import release_if_crowded
+from app.knobs import log_options
 from app.playback import Playback
 from app.plots.contours import (
     contour_figure,
@@ -38,7 +39,7 @@ from gmmot_runs.figures import barycenter_figure
 
 __all__ = ["BarycenterScreen"]
 
-EPS = {f"{v:.3g}": float(v) for v in np.logspace(-2, 2, 17)}
+EPS = log_options(-2, 2)
 FRAME_MS = 200
 
 

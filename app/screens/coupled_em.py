@@ -11,6 +11,7 @@ import panel as pn
 import param
 
 from app.compiled import independent_fit, release_if_crowded
+from app.knobs import log_options, nearest
 from app.models import DataSource
 from app.playback import FrameFlow, Playback
 from app.plots.clouds import (
@@ -34,25 +35,18 @@ from app.plots.coupling import (
     reweighting_figure,
 )
 from app.plots.traces import traces_data, traces_figures
-from app.screen import Screen, download_buttons
+from app.screen import Screen, download_buttons, session_connected
 from app.upload import ChunkedUpload
 from gmmot_core import coupled_em as ce
 from gmmot_core.io import MAX_BYTES, parse_points
 from gmmot_runs.coupled_em import BOUNDS, CoupledEMRun, results
 from gmmot_runs.figures import coupled_em_figure
 
-
-def _log_options(lo: int, hi: int, per_decade: int = 4, zero: bool = False) -> dict:
-    vals = np.logspace(lo, hi, (hi - lo) * per_decade + 1)
-    opts = {f"{v:.3g}": float(v) for v in vals}
-    return ({"0": 0.0} | opts) if zero else opts
-
-
 SUMMARY_PERIOD_S = 0.25  # while playing, the summary views refresh at most 4 times a second
-EPS = _log_options(-4, 1)
-RHO = _log_options(-3, 4)
-WT = _log_options(-3, 2, zero=True)
-LR = _log_options(-4, -1)
+EPS = log_options(-4, 1)
+RHO = log_options(-3, 4)
+WT = log_options(-3, 2, zero=True)
+LR = log_options(-4, -1)
 
 
 class CoupledEMScreen(Screen):
@@ -80,17 +74,17 @@ class CoupledEMScreen(Screen):
     def _build_widgets(self) -> None:
         k = self.runner.knobs
         self.w_eps = pn.widgets.DiscreteSlider(
-            label="epsilon (entropic)", options=EPS, value=_nearest(EPS, k.epsilon)
+            label="epsilon (entropic)", options=EPS, value=nearest(EPS, k.epsilon)
         )
         self.w_rho = pn.widgets.DiscreteSlider(
-            label="rho (mass penalty)", options=RHO, value=_nearest(RHO, k.rho)
+            label="rho (mass penalty)", options=RHO, value=nearest(RHO, k.rho)
         )
         self.w_bal = pn.widgets.Switch(value=k.balanced)
         self.w_wt = pn.widgets.DiscreteSlider(
-            label="transport weight", options=WT, value=_nearest(WT, k.weight_transport)
+            label="transport weight", options=WT, value=nearest(WT, k.weight_transport)
         )
         self.w_lr = pn.widgets.DiscreteSlider(
-            label="learning rate", options=LR, value=_nearest(LR, k.learning_rate)
+            label="learning rate", options=LR, value=nearest(LR, k.learning_rate)
         )
         s = self.runner.structure
         lo, hi = BOUNDS["k"]
@@ -362,7 +356,7 @@ class CoupledEMScreen(Screen):
             self._tick()
 
     def _tick(self) -> None:
-        if not _session_connected():
+        if not session_connected():
             self._pause()  # the tab is gone: stop producing frames before the session is reaped
             return
         view = self.runner.step()
@@ -459,21 +453,6 @@ class CoupledEMScreen(Screen):
             ),
             sizing_mode="stretch_width",
         )
-
-
-def _session_connected() -> bool:
-    """False once the browser tab of this session has disconnected (True outside a server)."""
-    doc = pn.state.curdoc
-    ctx = getattr(doc, "session_context", None) if doc is not None else None
-    session = getattr(ctx, "session", None) if ctx is not None else None
-    return session is None or session.connection_count > 0
-
-
-def _nearest(options: dict, value: float) -> float:
-    vals = np.array(list(options.values()))
-    return float(
-        vals[np.argmin(np.abs(np.log10(np.maximum(vals, 1e-30)) - np.log10(max(value, 1e-30))))]
-    )
 
 
 __all__ = ["CoupledEMScreen"]

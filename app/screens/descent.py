@@ -9,6 +9,7 @@ import numpy as np
 import panel as pn
 
 from app.compiled import release_if_crowded
+from app.knobs import log_options
 from app.playback import FrameFlow, Playback
 from app.plots.cells import cells_data, diracs_data, image_data, target_figure
 from app.plots.traces import trace_data, trace_figure
@@ -26,7 +27,7 @@ from gmmot_runs.figures import descent_figure
 
 __all__ = ["DescentScreen"]
 
-LR = {f"{v:.3g}": float(v) for v in np.logspace(-3, 3, 25)}
+LR = log_options(-3, 3)
 # targets from the session's coupled-EM pair: which mixture of the pair
 FITS = {"coupled-EM fit, cloud 0": 0, "coupled-EM fit, cloud 1": 1}
 FRAME_MS = 60  # at most ~16 frames a second, and only as fast as the browser paints
