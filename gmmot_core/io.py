@@ -117,7 +117,9 @@ def parse_points(data: bytes, filename: str = "") -> tuple[np.ndarray, np.ndarra
         if weights.sum() <= 0:
             raise ValueError("all weights are 0")
         weights = weights.astype(np.float32)
-    note = f"{arr.shape[0]} points" + (f", {dropped} rows with NaN/inf dropped" if dropped else "")
+    note = f"{arr.shape[0]} points"
+    note += ", weights from column 3" if weights is not None else ""
+    note += f", {dropped} rows with NaN/inf dropped" if dropped else ""
     return arr[:, :2].astype(np.float32), weights, note
 
 

@@ -264,8 +264,8 @@ class W2FitScreen(Screen):
             {} if w is None else {"weights": w.astype(np.float64).tolist()}
         )
         self.w_cloud.value = UPLOADED
-        weights = "with a weight column" if w is not None else "no weight column"
-        self._inform(f"{self.w_upload.filename}: {note}, {weights}. Press Prepare this fit.")
+        weights = "" if w is not None else ", no weight column"
+        self._inform(f"{self.w_upload.filename}: {note}{weights}. Press Prepare this fit.")
 
     # -- drawing ----------------------------------------------------------------------
     def _mark_stale(self) -> None:
