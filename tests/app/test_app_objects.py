@@ -268,5 +268,5 @@ def test_w2_fit_screen_builds_from_the_run_bounds_and_refuses_a_bad_upload():
     s._on_upload(
         SimpleNamespace(new=b"x,y,w\n" + b"".join(b"%d,%d,1\n" % (i, i * i % 7) for i in range(30)))
     )
-    assert s.alert.alert_type == "success" and "with a weight column" in s.alert.object
+    assert s.alert.alert_type == "success" and "weights from column 3" in s.alert.object
     assert s.w_cloud.value == "uploaded CSV" and len(s._uploaded["points"]) == 30
