@@ -9,6 +9,7 @@ back into the same state, bit for bit, on the same machine and library version.
 
 from __future__ import annotations
 
+import io
 from dataclasses import asdict, dataclass, field
 from functools import partial
 
@@ -43,6 +44,7 @@ __all__ = [
     "Segment",
     "SpecError",
     "Structure",
+    "clouds_csv",
     "frame",
     "initial_mixtures",
     "preset_clouds",
@@ -266,6 +268,17 @@ def replay(spec: RunSpec) -> CoupledEMRun:
     for seg in spec.segments:
         run.play(seg)
     return run
+
+
+def clouds_csv(clouds, weights) -> str:
+    """Both clouds as one CSV ``cloud,x,y,weight`` (weight 1 where a cloud has none)."""
+    out = io.StringIO()
+    out.write("cloud,x,y,weight\n")
+    for i, (pts, w) in enumerate(zip(clouds, weights, strict=True)):
+        ws = np.ones(len(pts), np.float32) if w is None else w
+        rows = np.column_stack([np.full(len(pts), i), pts, ws])
+        np.savetxt(out, rows, fmt=["%d", "%.9g", "%.9g", "%.9g"], delimiter=",")
+    return out.getvalue()
 
 
 def results(view: dict) -> dict:

@@ -1,14 +1,28 @@
-"""Shared fixtures: paths to the peers' reference outputs, x64 switch, RNG."""
+"""Shared fixtures: paths to the peers' reference outputs, x64 switch, RNG.
+
+Compiled executables go to JAX's persistent cache, the one the served app uses
+(``GMMOT_JAX_CACHE``, default ``~/.cache/gmmot/jax``; ``off`` disables it): test modules
+drop their in-memory executables (below), and the same programs compiled again by a later
+module, or by the browser tests' server warm-up, are read back instead of recompiled.
+"""
 
 from __future__ import annotations
 
 import gc
 import json
+import os
 from pathlib import Path
 
 import jax
 import numpy as np
 import pytest
+
+_CACHE = os.environ.get(
+    "GMMOT_JAX_CACHE", os.path.join(os.path.expanduser("~"), ".cache/gmmot/jax")
+)
+if _CACHE != "off":
+    jax.config.update("jax_compilation_cache_dir", _CACHE)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT.parent / "shared" / "reference"

@@ -39,7 +39,7 @@ from app.screen import Screen, download_buttons, session_connected
 from app.upload import ChunkedUpload
 from gmmot_core import coupled_em as ce
 from gmmot_core.io import MAX_BYTES, parse_points
-from gmmot_runs.coupled_em import BOUNDS, CoupledEMRun, results
+from gmmot_runs.coupled_em import BOUNDS, CoupledEMRun, clouds_csv, results
 from gmmot_runs.figures import coupled_em_figure
 
 SUMMARY_PERIOD_S = 0.25  # while playing, the summary views refresh at most 4 times a second
@@ -328,18 +328,7 @@ class CoupledEMScreen(Screen):
         return io.BytesIO(json.dumps(results(self.runner.view)).encode())
 
     def _data_file(self) -> io.StringIO:
-        out = io.StringIO()
-        out.write("cloud,x,y,weight\n")
-        for i, (pts, w) in enumerate(zip(self._clouds, self._weights, strict=True)):
-            ws = np.ones(len(pts), np.float32) if w is None else w
-            np.savetxt(
-                out,
-                np.column_stack([np.full(len(pts), i), pts, ws]),
-                fmt=["%d", "%.9g", "%.9g", "%.9g"],
-                delimiter=",",
-            )
-        out.seek(0)
-        return out
+        return io.StringIO(clouds_csv(self._clouds, self._weights))
 
     def _figure_file(self, fmt: str) -> io.BytesIO:
         res = results(self.runner.view)
