@@ -103,6 +103,7 @@ def server_url():
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
+            proc.wait()  # reaped: no "subprocess is still running" warning at exit
 
 
 @pytest.fixture
