@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import panel as pn
+from panel.theme.fast import Fast
 
 from app.models import DataSource
 from app.screens.barycenter import BarycenterScreen
@@ -77,6 +80,16 @@ def _page(about: str, screen) -> pn.Column:
     )
 
 
+class OfflineFast(Fast):
+    """Panel's Fast design without its web font (Open Sans from fonts.googleapis.com):
+    every resource of the page is served by the app, which may have no internet."""
+
+    _resources: ClassVar[dict] = {k: v for k, v in Fast._resources.items() if k != "font"}
+
+
+SYSTEM_FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, 'Helvetica Neue', Arial, sans-serif"
+
+
 def build(autoplay: bool = True) -> pn.template.FastListTemplate:
     """A new page (template + screens) for one session."""
     screen = CoupledEMScreen(data=_data_from_url())
@@ -113,6 +126,8 @@ def build(autoplay: bool = True) -> pn.template.FastListTemplate:
         ],
         main=[tabs],
         accent="#1f77b4",
+        design=OfflineFast,
+        font=SYSTEM_FONT,
         theme_toggle=False,
         sidebar_width=340,
     )

@@ -5,6 +5,8 @@ Pure functions: numpy in, Bokeh figures or column data out; no state, no Panel."
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from bokeh.models import ColumnDataSource, HoverTool, LinearColorMapper, SingleIntervalTicker
 from bokeh.palettes import Viridis256
@@ -15,6 +17,7 @@ from app.plots.clouds import colors, ellipse_paths, styled_figure
 __all__ = [
     "coupling_data",
     "coupling_figure",
+    "fit_mass_axis",
     "heatmap_data",
     "heatmap_figure",
     "mass_curve_data",
@@ -255,17 +258,33 @@ def mass_curve_figure() -> tuple[figure, ColumnDataSource]:
         x_axis_label="F = coupling mass",
         x_range=(0, 2.0),
     )
-    f = np.linspace(1e-4, 2.0, 200)
-    fig.line(f, f * np.log(f) - f + 1.0, color="#888888", line_width=2)
+    fig.line("x", "y", source=ColumnDataSource(_mass_curve(2.0)), color="#888888", line_width=2,
+             name="curve")  # fmt: skip
     src = ColumnDataSource({"x": [], "y": [], "label": []})
     fig.scatter("x", "y", source=src, size=14, color="#d62728")
     fig.text("x", "y", text="label", source=src, x_offset=8, y_offset=-8, text_font_size="10pt")
     return fig, src
 
 
+def _mass_curve(hi: float) -> dict:
+    f = np.linspace(1e-4, hi, 200)
+    return {"x": f, "y": f * np.log(f) - f + 1.0}
+
+
 def mass_curve_data(total_mass: float) -> dict:
     f = max(float(total_mass), 1e-12)
     return {"x": [f], "y": [f * np.log(f) - f + 1.0], "label": [f"F = {f:.4f}"]}
+
+
+def fit_mass_axis(fig: figure, total_mass: float) -> None:
+    """Widen (or narrow back) the F axis of :func:`mass_curve_figure` so that F stays in
+    view: [0, 2], or the power of two times 2 above 1.25 F (F = 2.8 at eps = 10 showed
+    nowhere on a fixed [0, 2])."""
+    f = float(total_mass)
+    hi = 2.0 if not np.isfinite(f) or 1.25 * f <= 2.0 else 2.0 ** math.ceil(math.log2(1.25 * f))
+    if fig.x_range.end != hi:
+        fig.x_range.end = hi
+        fig.select_one({"name": "curve"}).data_source.data = _mass_curve(hi)
 
 
 def coupling_figure() -> tuple[figure, ColumnDataSource]:

@@ -25,6 +25,7 @@ from app.plots.clouds import (
     raster_data,
 )
 from app.plots.coupling import (
+    fit_mass_axis,
     heatmap_data,
     heatmap_figure,
     mass_curve_data,
@@ -208,6 +209,7 @@ class CoupledEMScreen(Screen):
                 self.reweight[0].x_range.factors = factors
             self.reweight[1].data = cols
             self.mass[1].data = mass_curve_data(float(rep.total_mass))
+            fit_mass_axis(self.mass[0], float(rep.total_mass))
             self.trace_src.data = traces_data(view["traces"], int(view["iteration"]))
         k = self.runner.knobs
         rho = "∞" if k.balanced else f"{float(rep.rho):.4g}"
@@ -290,13 +292,23 @@ class CoupledEMScreen(Screen):
         self._draw(runner.view, full=True)
         self._draw_baseline()
 
-    def _on_data(self, _event=None) -> None:
+    def _on_data(self, event=None) -> None:
+        uploaded = "inline" in self.runner.data
+        if uploaded and event is not None and event.name != "preset":
+            # the preset's settings do not apply to uploads: nothing is replaced silently
+            self._warn(
+                f"{event.name} = {event.new} applies to the preset; the uploaded clouds are "
+                "kept. Pick a preset to replace them."
+            )
+            return
         try:
             clouds = self.data.clouds()
         except Exception as exc:  # keep the last good data
             self._warn(f"Could not generate the preset: {exc}. The previous data are kept.")
             return
         self._replace_data(clouds, [None, None], self.data.spec())
+        if uploaded and "inline" not in self.runner.data:  # replaced, and the user is told
+            self._inform(f"The preset '{self.data.preset}' replaced the uploaded clouds.")
 
     def _on_refused(self, which: int, event) -> None:
         if event.new:

@@ -63,3 +63,27 @@ def test_pause_and_step(page, server_url, shot, server_log):
     page.get_by_role("button", name="Step").click()
     _wait(lambda: _frame(page) == before + 1, timeout=10, page=page)
     assert "Traceback" not in server_log()
+
+
+def test_page_asks_nothing_of_the_internet(page, server_url, server_log):
+    """Every resource the page loads (scripts, styles, fonts) comes from the app's own
+    server: a deployment may have no internet (the Fast design used to pull Open Sans
+    from fonts.googleapis.com)."""
+    from urllib.parse import urlparse
+
+    outside: list[str] = []
+    own = urlparse(server_url).netloc
+
+    def record(request) -> None:
+        url = urlparse(request.url)
+        if url.scheme in ("http", "https", "ws", "wss") and url.netloc != own:
+            outside.append(request.url)
+
+    page.on("request", record)
+    page.goto(server_url)
+    expect(page.get_by_text(re.compile(r"frame \d+")).first).to_be_visible(timeout=60_000)
+    for tab in ("Dirac descent", "GMM barycenter", "Transport map", "Fit GMM by W2"):
+        page.get_by_role("tab", name=tab).click()
+        page.wait_for_timeout(1500)
+    assert outside == [], outside
+    assert "Traceback" not in server_log()

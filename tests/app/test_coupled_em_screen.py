@@ -1,0 +1,33 @@
+"""The coupled-EM screen keeps what the user gave it: uploads survive preset settings."""
+
+from types import SimpleNamespace
+
+import numpy as np
+
+from app.screens.coupled_em import CoupledEMScreen
+
+
+def _cloud_csv(seed: int) -> bytes:
+    rng = np.random.default_rng(seed)
+    pts = np.concatenate([rng.normal(0, 1, (150, 2)), rng.normal(4, 1, (150, 2))])
+    return ("x,y\n" + "\n".join(f"{x:.5f},{y:.5f}" for x, y in pts)).encode()
+
+
+def test_preset_settings_never_replace_uploads_silently():
+    """Typing a new 'points per cloud' with two uploads loaded used to swap both clouds for
+    the demo pair without a word. Now the uploads stay (with a warning saying why), and
+    only picking a preset replaces them, with a message."""
+    screen = CoupledEMScreen()
+    for which in (0, 1):
+        getattr(screen, f"upload{which}").filename = f"cloud{which}.csv"
+        screen._on_upload(which, SimpleNamespace(new=_cloud_csv(which)))
+    uploaded = (screen.runner.points0, screen.runner.points1)
+    assert len(uploaded[0]) == 300 and "inline" in screen.runner.data
+    screen.data.n = 5000
+    assert screen.runner.points0 is uploaded[0] and screen.runner.points1 is uploaded[1]
+    assert screen.alert.alert_type == "warning" and "uploaded clouds are kept" in screen.message
+    screen._tick()  # the session still runs on the uploads
+    assert screen.runner.view["iteration"] >= 1
+    screen.data.preset = "moons -> rings"
+    assert len(screen.runner.points0) == 5000 and "preset" in screen.runner.data
+    assert screen.alert.alert_type == "success" and "replaced the uploaded" in screen.alert.object
