@@ -66,7 +66,12 @@ class BarycenterScreen(Screen):
         self.w_comp = pn.widgets.IntSlider(
             label="components each", start=1, end=MAX_COMPONENTS, value=3
         )
-        self.w_alpha = pn.widgets.FloatInput(label="Dirichlet alpha", value=50.0, start=0.01)
+        self.w_alpha = pn.widgets.FloatInput(
+            label="Dirichlet alpha (0.001-1e6; large = equal weights)",
+            value=50.0,
+            start=1e-3,
+            end=1e6,
+        )
         self.w_seed = pn.widgets.IntInput(label="seed", value=0, start=0, end=2**31 - 1)
         self.w_bar = pn.widgets.IntSlider(label="bar_size", start=1, end=MAX_BAR_SIZE, value=6)
         self.w_init = pn.widgets.Select(label="initial support", options=["random"])
@@ -106,7 +111,9 @@ class BarycenterScreen(Screen):
         else:
             sliders = [
                 pn.widgets.FloatSlider(
-                    label=f"weight of input {i + 1}", value=round(float(x), 2), step=0.01
+                    label=f"relative weight of input {i + 1} (λ = weights / their sum)",
+                    value=round(float(x), 2),
+                    step=0.01,
                 )
                 for i, x in enumerate(lam)
             ]

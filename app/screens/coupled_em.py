@@ -401,7 +401,9 @@ class CoupledEMScreen(Screen):
             self.w_per_frame,
             pn.pane.Markdown("### Data"),
             pn.widgets.Select.from_param(self.data.param.preset, label="Preset"),
-            pn.widgets.IntInput.from_param(self.data.param.n, label="Points per cloud"),
+            pn.widgets.IntInput.from_param(
+                self.data.param.n, label="Points per cloud (10-1,000,000)"
+            ),
             pn.widgets.IntInput.from_param(self.data.param.seed, label="Seed"),
             pn.Column(
                 pn.widgets.FloatSlider.from_param(self.data.param.shift, label="shift", step=0.5),

@@ -60,8 +60,12 @@ class DescentScreen(Screen):
         self.w_upload = ChunkedUpload(
             label="target image (PNG or JPEG)", max_bytes=MAX_IMAGE_BYTES, previews=["image"]
         )
-        self.w_invert = pn.widgets.Checkbox(label="invert (bright = dense)", value=False)
-        self.w_n = pn.widgets.IntInput(label="Diracs N", value=200, start=2, end=MAX_DIRACS)
+        self.w_invert = pn.widgets.Checkbox(
+            label="bright pixels = more mass (off: dark = more mass)", value=False
+        )
+        self.w_n = pn.widgets.IntInput(
+            label=f"Diracs N (2-{MAX_DIRACS})", value=200, start=2, end=MAX_DIRACS
+        )
         self.w_init = pn.widgets.Select(label="initialisation", options=["random", "sample"])
         self.w_seed = pn.widgets.IntInput(label="seed", value=0, start=0, end=2**31 - 1)
         self.w_lr = pn.widgets.DiscreteSlider(label="learning rate", options=LR, value=LR["100"])
