@@ -66,17 +66,38 @@ unconstrained parameters, gradients through every pixel of the mixture's raster)
 maximum-likelihood fit from the same kmeans++ start is drawn dashed.
 The box around the points is rastered; the fit's objective is W2² to the mixture inside
 the box plus the mass it puts outside (charged at the box side squared).
-*Try first:* the outlier clump is prepared when this tab opens; press **Play**. EM
-stretches a component towards the far clump and loses about 1% of its mass off the box;
-the W2 fit keeps its mass on the data, with a lower likelihood. The table compares both
-criteria.
 """
 
+# two lines a first-time user reads before anything else (the jargon is under "details")
+TRY_FIRST = {
+    "coupled": "Two clouds, one mixture fitted to each, pulled together by optimal transport. "
+    "Drag **epsilon** or **rho** and watch the links and the reweighting bars; "
+    "switch **balanced** off to let mass be created or destroyed.",
+    "descent": "Points move until each owns an equal share of the picture's mass. Press "
+    "**Play**; then upload a picture of your own (dark = more mass) or raise **N**.",
+    "barycenter": "The average of several mixtures in the optimal-transport sense. Drag a "
+    "**weight** slider: the barycenter's contours slide towards that input.",
+    "transport": "Where the transport sends each point of cloud 0, and the mixtures in "
+    "between. Press **Play** or drag **t** from 0 to 1.",
+    "w2_fit": "Fit a mixture by optimal transport instead of likelihood. Press **Play**: "
+    "EM (dashed) bends towards the far clump; the W2 fit keeps its mass on the data.",
+}
 
-def _page(about: str, screen) -> pn.Column:
-    """A tab: its explanation above its screen, both as wide as the window allows."""
+
+def _page(try_first: str, about: str, screen) -> pn.Column:
+    """A tab: what to try first, the details folded, then the screen, all as wide as the
+    window allows."""
+    details = pn.Card(
+        pn.pane.Markdown(about, sizing_mode="stretch_width"),
+        title="details",
+        collapsed=True,
+        sizing_mode="stretch_width",
+    )
     return pn.Column(
-        pn.pane.Markdown(about, sizing_mode="stretch_width"), screen, sizing_mode="stretch_width"
+        pn.pane.Markdown(f"**Try first:** {try_first}", sizing_mode="stretch_width"),
+        details,
+        screen,
+        sizing_mode="stretch_width",
     )
 
 
@@ -99,11 +120,11 @@ def build(autoplay: bool = True) -> pn.template.FastListTemplate:
     transport = TransportScreen(source=lambda: (screen.runner.view, screen.runner.points0))
     w2_fit = W2FitScreen()
     tabs = pn.Tabs(
-        ("Coupled EM", _page(ABOUT, screen)),
-        ("Dirac descent", _page(DESCENT_ABOUT, descent)),
-        ("GMM barycenter", _page(BARYCENTER_ABOUT, barycenter)),
-        ("Transport map", _page(TRANSPORT_ABOUT, transport)),
-        ("Fit GMM by W2", _page(W2FIT_ABOUT, w2_fit)),
+        ("Coupled EM", _page(TRY_FIRST["coupled"], ABOUT, screen)),
+        ("Dirac descent", _page(TRY_FIRST["descent"], DESCENT_ABOUT, descent)),
+        ("GMM barycenter", _page(TRY_FIRST["barycenter"], BARYCENTER_ABOUT, barycenter)),
+        ("Transport map", _page(TRY_FIRST["transport"], TRANSPORT_ABOUT, transport)),
+        ("Fit GMM by W2", _page(TRY_FIRST["w2_fit"], W2FIT_ABOUT, w2_fit)),
         dynamic=True,
         sizing_mode="stretch_width",
     )
