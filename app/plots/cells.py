@@ -12,7 +12,7 @@ from bokeh.plotting import figure
 
 from gmmot_runs.descent import target_extent
 
-__all__ = ["cells_data", "diracs_data", "image_data", "target_figure"]
+__all__ = ["LAYERS", "cells_data", "diracs_data", "image_data", "show_layers", "target_figure"]
 
 
 def target_figure() -> tuple[figure, dict[str, ColumnDataSource]]:
@@ -54,11 +54,28 @@ def target_figure() -> tuple[figure, dict[str, ColumnDataSource]]:
         fill_alpha=0.18,
         line_color="#1f3b57",
         line_width=0.7,
+        name="cells",
     )
-    fig.segment("x", "y", "bx", "by", source=src["diracs"], color="#d62728", line_width=1)
-    dots = fig.scatter("x", "y", source=src["diracs"], size=4, color="color", line_color="#222")
+    fig.segment(
+        "x", "y", "bx", "by", source=src["diracs"], color="#d62728", line_width=1, name="segments"
+    )
+    dots = fig.scatter(
+        "x", "y", source=src["diracs"], size=4, color="color", line_color="#222", name="diracs"
+    )
     fig.hover.renderers = [dots]
     return fig, src
+
+
+LAYERS = ("cells", "cell colours", "segments to centroids", "Diracs")
+
+
+def show_layers(fig: figure, shown: list[str]) -> None:
+    """Show only the :data:`LAYERS` in ``shown`` (at N = 2000 the full view is dense)."""
+    cells = fig.select_one({"name": "cells"})
+    cells.visible = "cells" in shown
+    cells.glyph.fill_alpha = 0.18 if "cell colours" in shown else 0.0
+    fig.select_one({"name": "segments"}).visible = "segments to centroids" in shown
+    fig.select_one({"name": "diracs"}).visible = "Diracs" in shown
 
 
 def image_data(values: np.ndarray) -> dict:

@@ -5,13 +5,20 @@ Pure functions: numpy in, Bokeh figures or column data out; no state, no Panel."
 from __future__ import annotations
 
 import numpy as np
-from bokeh.models import ColumnDataSource
+from bokeh.models import ColumnDataSource, PrintfTickFormatter, Span
 from bokeh.plotting import figure
 
 from app.plots.clouds import styled_figure
 from gmmot_runs.figures import PALETTE
 
-__all__ = ["TRACE_COLORS", "trace_data", "trace_figure", "traces_data", "traces_figures"]
+__all__ = [
+    "TRACE_COLORS",
+    "mark_step",
+    "trace_data",
+    "trace_figure",
+    "traces_data",
+    "traces_figures",
+]
 
 
 TRACE_COLORS = {
@@ -59,9 +66,23 @@ def trace_figure(title: str, y_label: str) -> tuple[figure, ColumnDataSource]:
         y_axis_label=y_label,
         tools="pan,wheel_zoom,reset,save",
     )
+    fig.yaxis.formatter = PrintfTickFormatter(format="%.2g")  # "2.5e-03", not "2.500e-3"
+    fig.yaxis.ticker.desired_num_ticks = 4  # labels of a narrow log range did not fit
     src = ColumnDataSource({"step": [], "value": []})
     fig.line("step", "value", source=src, line_width=2)
+    fig.add_layout(
+        Span(dimension="height", location=0, line_color="#d62728", line_dash="dashed",
+             line_width=2, visible=False, name="look")
+    )  # fmt: skip
     return fig, src
+
+
+def mark_step(fig: figure, step: int | None) -> None:
+    """Mark ``step`` on a :func:`trace_figure` (``None``: no mark, the latest is shown)."""
+    span = fig.select_one({"name": "look"})
+    span.visible = step is not None
+    if step is not None:
+        span.location = step
 
 
 def trace_data(values: np.ndarray, floor: float = 1e-16, start: int = 0) -> dict:

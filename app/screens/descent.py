@@ -11,8 +11,15 @@ import panel as pn
 from app.compiled import release_if_crowded
 from app.knobs import log_options
 from app.playback import FrameFlow, Playback
-from app.plots.cells import cells_data, diracs_data, image_data, target_figure
-from app.plots.traces import trace_data, trace_figure
+from app.plots.cells import (
+    LAYERS,
+    cells_data,
+    diracs_data,
+    image_data,
+    show_layers,
+    target_figure,
+)
+from app.plots.traces import mark_step, trace_data, trace_figure
 from app.screen import Screen, download_buttons
 from app.upload import ChunkedUpload
 from gmmot_core.targets import (
@@ -42,6 +49,7 @@ class DescentScreen(Screen):
         super().__init__(**params)
         self._pair_source = pair_source
         self._upload_values: np.ndarray | None = None
+        self._look: dict | None = None  # the step looked back at, if any
         self.flow = FrameFlow(self._on_drawn, ahead=1)  # the browser paints while we step
         self.playback = Playback(self._on_period, FRAME_MS)
         self.run = DescentRun({"preset": "tutorial two peaks", "res": 64}, n=200)
@@ -77,6 +85,9 @@ class DescentScreen(Screen):
         self.b_step = pn.widgets.Button(label="Step")
         self.b_reset = pn.widgets.Button(label="Reset")
         self.w_look = pn.widgets.IntSlider(label="look back (frame)", start=0, end=1, value=0)
+        self.w_layers = pn.widgets.CheckButtonGroup(
+            options=list(LAYERS), value=list(LAYERS), sizing_mode="stretch_width"
+        )
         self.counter = pn.pane.Markdown("")
         self.downloads = download_buttons(
             [
@@ -100,6 +111,7 @@ class DescentScreen(Screen):
         self.w_upload.param.watch(self._on_upload, "value")
         self.w_upload.param.watch(self._on_refused, "refused")
         self.w_look.param.watch(self._on_look, "value")
+        self.w_layers.param.watch(lambda e: show_layers(self.fig, e.new), "value")
 
     # -- drawing ----------------------------------------------------------------------
     def _draw_all(self) -> None:
@@ -127,14 +139,33 @@ class DescentScreen(Screen):
             self._warn(f"Stopped at step {view['step']}: " + "; ".join(view["messages"]))
 
     def _on_look(self, event) -> None:
-        if self.playing or event.new >= len(self.run.history) - 1:
+        if self.playing:
+            return
+        if event.new >= len(self.run.history) - 1:  # back to the latest step
+            if self._look is not None:
+                self._look = None
+                for fig in (self.w2_fig, self.err_fig):
+                    mark_step(fig, None)
+                self._draw(self.run.view)
             return
         step, y, cells = self.run.cells_at(event.new)
+        self._look = {"step": step, "positions": y, "cells": cells}
         with pn.io.hold():
             self.src["cells"].data = cells_data(cells)
             zero = np.zeros(len(y))
             self.src["diracs"].data = diracs_data(y, y, zero + 1.0 / len(y))
+            for fig in (self.w2_fig, self.err_fig):
+                mark_step(fig, step)
         self.counter.object = f"**looking back at step** {step} (drag right to return)"
+
+    def _shown_view(self) -> dict:
+        """The view on screen: the latest step, or the step being looked back at (what the
+        figure and positions exports show)."""
+        view = self.run.view
+        if self._look is None:
+            return view
+        y = self._look["positions"]
+        return view | self._look | {"barycenters": y}
 
     # -- reactions --------------------------------------------------------------------
     def _target(self) -> tuple[dict, np.ndarray | None]:
@@ -225,7 +256,7 @@ class DescentScreen(Screen):
     def _positions_file(self) -> io.StringIO:
         out = io.StringIO()
         out.write("x,y\n")
-        np.savetxt(out, self.run.view["positions"], fmt="%.17g", delimiter=",")
+        np.savetxt(out, self._shown_view()["positions"], fmt="%.17g", delimiter=",")
         out.seek(0)
         return out
 
@@ -238,7 +269,7 @@ class DescentScreen(Screen):
         return io.BytesIO(json.dumps(descent_results(self.run)).encode())
 
     def _figure_file(self, fmt: str) -> io.BytesIO:
-        return io.BytesIO(descent_figure(self.run.values, self.run.view, fmt))
+        return io.BytesIO(descent_figure(self.run.values, self._shown_view(), fmt))
 
     # -- layout -----------------------------------------------------------------------
     def sidebar(self) -> list:
@@ -277,6 +308,7 @@ class DescentScreen(Screen):
                 ),
                 sizing_mode="stretch_width",
             ),
+            self.w_layers,
             self.w_look,
             *self.flow.widgets,
             sizing_mode="stretch_width",

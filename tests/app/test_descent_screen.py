@@ -92,3 +92,27 @@ def test_cells_are_drawn_as_one_nan_separated_patch_per_colour():
             part = np.stack([part_x, part_y], 1)
             part = part[~np.isnan(part[:, 0])]
             assert np.array_equal(part, verts[i, : count[i]])
+
+
+def test_looking_back_marks_the_traces_and_the_exports_follow():
+    """The looked-back step is marked on both traces, and the figure and positions exports
+    show that step (the PNG showed the latest step while the screen showed step 0)."""
+    from app.screens.descent import DescentScreen
+
+    screen = DescentScreen()
+    for _ in range(3):
+        screen._tick()
+    assert screen.run.view["step"] == 3
+    screen.w_look.value = 0
+    span = screen.w2_fig.select_one({"name": "look"})
+    assert span.visible and span.location == 0
+    shown = screen._shown_view()
+    assert shown["step"] == 0
+    np.testing.assert_array_equal(shown["positions"], screen.run.history[0][1])
+    csv = screen._positions_file().getvalue().splitlines()
+    np.testing.assert_allclose(
+        [float(v) for v in csv[1].split(",")], screen.run.history[0][1][0], rtol=1e-15
+    )
+    assert screen._figure_file("png").getvalue()[:4] == b"\x89PNG"
+    screen.w_look.value = len(screen.run.history) - 1  # back to the latest
+    assert not span.visible and screen._shown_view()["step"] == 3

@@ -17,3 +17,19 @@ def test_the_mass_axis_follows_the_total_mass():
         assert curve["x"].max() == end and np.all(np.isfinite(curve["y"]))
         if np.isfinite(total):
             assert src.data["x"][0] <= fig.x_range.end
+
+
+def test_descent_layers_can_be_hidden():
+    """Cells, their colours, the Lloyd segments and the Diracs toggle one by one."""
+    from app.plots.cells import LAYERS, show_layers, target_figure
+
+    fig, _ = target_figure()
+    show_layers(fig, ["Diracs"])
+    assert not fig.select_one({"name": "cells"}).visible
+    assert not fig.select_one({"name": "segments"}).visible
+    assert fig.select_one({"name": "diracs"}).visible
+    show_layers(fig, ["cells", "segments to centroids"])
+    cells = fig.select_one({"name": "cells"})
+    assert cells.visible and cells.glyph.fill_alpha == 0.0  # outlines only, no colours
+    show_layers(fig, list(LAYERS))
+    assert cells.glyph.fill_alpha > 0 and fig.select_one({"name": "segments"}).visible
