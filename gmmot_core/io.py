@@ -16,6 +16,7 @@ import numpy as np
 
 __all__ = [
     "MAX_BYTES",
+    "MAX_COUPLED_COORD",
     "MAX_ROWS",
     "MIN_POINTS",
     "WEBSOCKET_MAX_BYTES",
@@ -30,6 +31,9 @@ WEBSOCKET_MAX_BYTES = 16 * 2**20
 MAX_ROWS = 2_000_000
 MIN_POINTS = 2
 FLAT = 1e-6  # a cloud whose second principal spread is below this share of the first is flat
+# coupled EM runs on the raw coordinates in float32: beyond this magnitude its entropic
+# transport cannot resolve the Bures costs (at 4e5 MW2 came out 0, at 1e12 the fit was NaN)
+MAX_COUPLED_COORD = 1e4
 
 
 def _from_npy(data: bytes) -> np.ndarray:
@@ -126,10 +130,18 @@ def parse_points(data: bytes, filename: str = "") -> tuple[np.ndarray, np.ndarra
 def check_cloud(points, k: int, name: str = "the cloud", weights=None) -> None:
     """Raise ValueError (naming ``name``) when ``points [N, 2]`` (those of positive
     ``weights``) are all equal, lie on one line (second singular value of the centred
-    cloud below ``FLAT`` x the first), or have fewer distinct points than ``k``."""
+    cloud below ``FLAT`` x the first), have fewer distinct points than ``k``, or reach
+    beyond ``MAX_COUPLED_COORD`` in magnitude (coupled EM's float32 range)."""
     p = np.asarray(points, np.float64)
     if weights is not None:
         p = p[np.asarray(weights) > 0]
+    big = float(np.max(np.abs(p))) if p.size else 0.0
+    if big > MAX_COUPLED_COORD:
+        raise ValueError(
+            f"{name}: coordinates reach {big:.3g}; coupled EM runs in float32 on the raw "
+            f"coordinates and cannot resolve transport costs beyond |x| = "
+            f"{MAX_COUPLED_COORD:g}: rescale the data (e.g. to unit spread) and upload again"
+        )
     centred = p - p.mean(0)
     sv = np.linalg.svd(centred, compute_uv=False) if len(p) > 1 else np.zeros(2)
     if sv[0] == 0:

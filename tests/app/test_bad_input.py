@@ -61,6 +61,12 @@ UPLOADS = [
     ("all points equal", _csv([(0.5, 0.5)] * 50), "a.csv", "all 50 points are equal"),
     ("collinear cloud", _csv([(t, 2 * t + 1) for t in range(50)]), "a.csv", "lie on one line"),
     ("coordinates of 1e30", _csv([(1e30, 0.0), (0.0, 1.0), (1.0, 1.0)]), "a.csv", "above 1e15"),
+    (  # passed the 1e15 check, then every number of the run was NaN
+        "coordinates of 1e12",
+        _csv([(1e12 * np.cos(t), 1e12 * np.sin(t)) for t in np.linspace(0, 6, 60)]),
+        "a.csv",
+        "rescale the data",
+    ),
     ("negative weight", b"x,y,w\n0,0,1\n1,0,-1\n0,1,1\n", "a.csv", "negative weights"),
     ("all weights zero", b"x,y,w\n0,0,0\n1,0,0\n0,1,0\n", "a.csv", "all weights are 0"),
     ("rows over the cap", b"x,y\n" + b"0,0\n" * (MAX_ROWS + 1), "a.csv", "too many rows"),
