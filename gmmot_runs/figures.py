@@ -112,8 +112,8 @@ def coupled_em_figure(results: dict, points0, points1, fmt: str = "png") -> byte
                     solid_capstyle="round",
                 )
     _mixture(ax, results["gmm0"], sigmas=(1,))
-    _mixture(ax, results["gmm1"], style=":", sigmas=(1,))
-    ax.set_title("coupling between components (mixture 1 dotted)")
+    _mixture(ax, results["gmm1"], style="--", sigmas=(1,))
+    ax.set_title("coupling between components (mixture 1 dashed)")
     ax.set_aspect("equal", adjustable="datalim")
 
     ax = axs[1, 0]
@@ -142,7 +142,7 @@ def coupled_em_figure(results: dict, points0, points1, fmt: str = "png") -> byte
     ax.bar(x0 + 0.2, row, 0.4, label="coupling marginal", color=PALETTE[0])
     ax.bar(x1 - 0.2, w1, 0.4, color="0.7")
     ax.bar(x1 + 0.2, col, 0.4, color=PALETTE[1])
-    ax.set_xticks(np.r_[x0, x1], [f"a{i}" for i in x0] + [f"b{j}" for j in range(len(w1))])
+    ax.set_xticks(np.r_[x0, x1], [f"0:{i}" for i in x0] + [f"1:{j}" for j in range(len(w1))])
     ax.legend(fontsize=8)
     ax.set_title("reweighting: masses vs marginals")
 

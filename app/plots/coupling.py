@@ -29,25 +29,26 @@ __all__ = [
 ]
 
 
+LINK_COLUMNS = (
+    *("x0", "y0", "x1", "y1", "xm", "ym", "width"),
+    *("mass", "normalized", "factor", "path", "label"),
+)
+
+
 def pair_figure() -> tuple[figure, dict[str, ColumnDataSource]]:
     """Both mixtures (solid: cloud 0, dashed: cloud 1) and coupling links between means."""
     fig = styled_figure("both mixtures and the coupling", match_aspect=True, height=380)
     src = {
         "ell0": ColumnDataSource({k: [] for k in ("xs", "ys", "color", "alpha")}),
         "ell1": ColumnDataSource({k: [] for k in ("xs", "ys", "color", "alpha")}),
-        "links": ColumnDataSource(
-            {
-                k: []
-                for k in ("x0", "y0", "x1", "y1", "width", "mass", "normalized", "factor", "path")
-            }
-        ),
+        "links": ColumnDataSource({k: [] for k in LINK_COLUMNS}),
         "means": ColumnDataSource({k: [] for k in ("x", "y", "color", "marker", "label")}),
         "extent": ColumnDataSource({"x": [], "y": []}),
     }
     # as in cloud_figure: an invisible static extent sets the ranges, the rest is overlay
     box = fig.scatter("x", "y", source=src["extent"], alpha=0.0, size=1)
     fig.x_range.renderers = fig.y_range.renderers = [box]
-    links = fig.segment(
+    fig.segment(
         "x0",
         "y0",
         "x1",
@@ -58,6 +59,16 @@ def pair_figure() -> tuple[figure, dict[str, ColumnDataSource]]:
         alpha=0.55,
         level="overlay",
     )
+    # the hover target: the same links, invisible and 16 px wide (a 1 px link was hard to hit)
+    links = fig.segment(
+        "x0", "y0", "x1", "y1", source=src["links"], line_width=16, line_alpha=0.0, level="overlay"
+    )
+    # each path's growth factor written on its link (paths with 2% of the mass or more)
+    fig.text(
+        "xm", "ym", text="label", source=src["links"], text_font_size="9pt",
+        text_align="center", text_baseline="middle", text_color="#222222", level="overlay",
+        background_fill_color="white", background_fill_alpha=0.7,
+    )  # fmt: skip
     fig.multi_line(
         "xs",
         "ys",
@@ -87,7 +98,7 @@ def pair_figure() -> tuple[figure, dict[str, ColumnDataSource]]:
                 ("path", "@path"),
                 ("mass", "@mass{0.0000}"),
                 ("normalised", "@normalized{0.0000}"),
-                ("growth factor", "x@factor{0.00}"),
+                ("path growth", "×@factor{0.00} (marginal / weight at 0, over that at 1)"),
             ],
         )
     )
@@ -115,6 +126,7 @@ def pair_data(view: dict) -> dict[str, dict]:
     total = max(float(mass.sum()), 1e-30)
     keep = mass > 1e-4 * total
     kk, ll, mass = kk[keep], ll[keep], mass[keep]
+    factor = np.asarray(rep.path_factor)[kk, ll]
     out["links"] = {
         "x0": m0[kk, 0],
         "y0": m0[kk, 1],
@@ -123,8 +135,13 @@ def pair_data(view: dict) -> dict[str, dict]:
         "width": 1.0 + 14.0 * mass / total,
         "mass": mass,
         "normalized": mass / total,
-        "factor": np.asarray(rep.path_factor)[kk, ll],
-        "path": [f"{k} -> {v}" for k, v in zip(kk, ll, strict=True)],
+        "factor": factor,
+        "path": [f"0:{k} -> 1:{v}" for k, v in zip(kk, ll, strict=True)],
+        "xm": (m0[kk, 0] + m1[ll, 0]) / 2,
+        "ym": (m0[kk, 1] + m1[ll, 1]) / 2,
+        "label": [
+            f"×{f:.2f}" if n >= 0.02 else "" for f, n in zip(factor, mass / total, strict=True)
+        ],
     }
     out["means"] = {
         "x": np.concatenate([m0[:, 0], m1[:, 0]]),
@@ -227,8 +244,8 @@ def reweighting_figure() -> tuple[figure, ColumnDataSource]:
             tooltips=[
                 ("component", "@x"),
                 ("weight", "@weight{0.000}"),
-                ("marginal", "@marginal{0.000}"),
-                ("factor", "x@factor{0.00}"),
+                ("coupling marginal", "@marginal{0.000}"),
+                ("marginal / weight", "@factor{0.00}"),
             ]
         )
     )

@@ -33,3 +33,32 @@ def test_descent_layers_can_be_hidden():
     assert cells.visible and cells.glyph.fill_alpha == 0.0  # outlines only, no colours
     show_layers(fig, list(LAYERS))
     assert cells.glyph.fill_alpha > 0 and fig.select_one({"name": "segments"}).visible
+
+
+def test_links_carry_their_growth_factor_and_a_wide_hover_target():
+    """The pair view writes each path's growth factor on its link, with the one
+    definition the bars use: (row_k / a_k) / (col_l / b_l), the ratio of the two
+    components' 'marginal / weight' (the bars said x0.64 where the link said x1.90)."""
+    import jax.numpy as jnp
+
+    from app.plots.coupling import pair_data, pair_figure, reweighting_data
+    from gmmot_core.gmm_ot import couple
+    from gmmot_core.mixture import GMM
+
+    covs = jnp.tile(jnp.eye(2) * 0.1, (2, 1, 1))
+    g0 = GMM(jnp.array([0.7, 0.3]), jnp.array([[0.0, 0.0], [3.0, 0.0]]), covs)
+    g1 = GMM(jnp.array([0.3, 0.7]), jnp.array([[0.0, 1.0], [3.0, 1.0]]), covs)
+    rep = couple(g0, g1, 0.1, 0.5, solver="sinkhorn")  # unbalanced: mass is created
+    view = {"gmm0": tuple(np.asarray(x) for x in g0), "gmm1": tuple(np.asarray(x) for x in g1)}
+    view["report"] = rep
+    links = pair_data(view)["links"]
+    _, bars = reweighting_data(view)
+    share = dict(zip(bars["x"], bars["factor"], strict=True))  # marginal / weight per bar
+    for path, factor, label in zip(links["path"], links["factor"], links["label"], strict=True):
+        src, dst = path.split(" -> ")
+        np.testing.assert_allclose(factor, share[src] / share[dst], rtol=1e-5)
+        assert label in ("", f"×{factor:.2f}")
+    assert any(links["label"])
+    fig, _ = pair_figure()
+    hover = next(t for t in fig.tools if type(t).__name__ == "HoverTool")
+    assert hover.renderers[0].glyph.line_width == 16  # the invisible wide hit target
