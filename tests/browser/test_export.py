@@ -126,7 +126,7 @@ def test_download_params_replay_and_figures(page, server_url, tmp_path, shot, se
         [
             sys.executable,
             "-m",
-            "gmmot_core",
+            "gmmot_runs",
             "replay",
             str(params),
             "--out",
