@@ -68,8 +68,14 @@ def params() -> None:
         seg = Segment(10, 1, 20, knobs.epsilon, knobs.tau, knobs.weight_transport, 1e-3)
         run.play(seg)
         (out / f"{name}.json").write_text(run.spec().to_json())
-    # "GMM barycenters": 3 mixtures, bar_size 6, epsilon 0.1, run to OTT's stopping rule
-    bary = BarycenterRun(BarycenterSpec(n_inputs=3, n_components=3, bar_size=6))
+    # "GMM barycenters": the notebook's three mixtures (2, 3, 5 components, OTT's draws) and
+    # barycentric weights, bar_size 6, epsilon 0.1, run to OTT's stopping rule
+    mixtures, lambdas = synthetic.random_mixtures()
+    given = [
+        {k: np.asarray(v, np.float64).tolist() for k, v in g._asdict().items()} for g in mixtures
+    ]
+    bary = BarycenterRun(BarycenterSpec(n_inputs=3, n_components=5, bar_size=6, mixtures=given))
+    bary.set_knobs(np.asarray(lambdas, np.float64), 0.1)
     bary.steps_per_frame = 10
     for _ in range(5):
         bary.step()

@@ -52,8 +52,10 @@ def test_coupled_em_notebook_setups_replay(tmp_path, name):
 
 
 def test_barycenter_notebook_setup_replays(tmp_path):
+    """The notebook's inputs (OTT's draws) and barycentric weights; the run converges."""
     r = _replay(tmp_path, "barycenter_notebook")
     assert r["converged"] and r["status"] == [] and len(r["means"]) == 6
+    np.testing.assert_allclose(r["lambdas"], [0.33638, 0.29498, 0.36864], atol=1e-5)
 
 
 def test_tutorial_descent_replays(tmp_path):
