@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 import panel as pn
-from panel.theme.fast import Fast
+from panel.theme import fast as fast_design
 
 from app.models import DataSource
 from app.screens.barycenter import BarycenterScreen
@@ -101,11 +101,14 @@ def _page(try_first: str, about: str, screen) -> pn.Column:
     )
 
 
-class OfflineFast(Fast):
+class Fast(fast_design.Fast):
     """Panel's Fast design without its web font (Open Sans from fonts.googleapis.com):
-    every resource of the page is served by the app, which may have no internet."""
+    every resource of the page is served by the app, which may have no internet. (The
+    class keeps the name ``Fast``: Panel finds a design's bundled files by it.)"""
 
-    _resources: ClassVar[dict] = {k: v for k, v in Fast._resources.items() if k != "font"}
+    _resources: ClassVar[dict] = {
+        k: v for k, v in fast_design.Fast._resources.items() if k != "font"
+    }
 
 
 SYSTEM_FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, 'Helvetica Neue', Arial, sans-serif"
@@ -147,7 +150,7 @@ def build(autoplay: bool = True) -> pn.template.FastListTemplate:
         ],
         main=[tabs],
         accent="#1f77b4",
-        design=OfflineFast,
+        design=Fast,
         font=SYSTEM_FONT,
         theme_toggle=False,
         sidebar_width=340,
