@@ -22,6 +22,7 @@ __all__ = [
     "heatmap_figure",
     "mass_curve_data",
     "mass_curve_figure",
+    "numbers_table",
     "pair_data",
     "pair_figure",
     "reweighting_data",
@@ -302,6 +303,21 @@ def fit_mass_axis(fig: figure, total_mass: float) -> None:
     if fig.x_range.end != hi:
         fig.x_range.end = hi
         fig.select_one({"name": "curve"}).data_source.data = _mass_curve(hi)
+
+
+def numbers_table(rep, balanced: bool) -> str:
+    """The coupling's numbers as one Markdown table row (rho, tau, F, MW2², UW2,
+    reg_ot_cost, and which OT solver ran, for how long, converged or not)."""
+    rho = "∞" if balanced else f"{float(rep.rho):.4g}"
+    solver = "Newton" if float(rep.tau) >= 1.0 else "Sinkhorn"
+    done = "converged" if bool(rep.converged) else "**not converged**"
+    return (
+        "| rho | tau | raw coupling mass F | MW2² (normalised) | UW2 | reg_ot_cost "
+        "| OT solve |\n|---|---|---|---|---|---|---|\n"
+        f"| {rho} | {float(rep.tau):.4f} | {float(rep.total_mass):.4f} | "
+        f"{float(rep.mw2):.4f} | {float(rep.uw2):.4f} | {float(rep.reg_ot_cost):.4f} | "
+        f"{solver}, {int(rep.n_iters)} it., {done} |"
+    )
 
 
 def coupling_figure() -> tuple[figure, ColumnDataSource]:

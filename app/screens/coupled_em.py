@@ -30,6 +30,7 @@ from app.plots.coupling import (
     heatmap_figure,
     mass_curve_data,
     mass_curve_figure,
+    numbers_table,
     pair_data,
     pair_figure,
     reweighting_data,
@@ -211,17 +212,7 @@ class CoupledEMScreen(Screen):
             self.mass[1].data = mass_curve_data(float(rep.total_mass))
             fit_mass_axis(self.mass[0], float(rep.total_mass))
             self.trace_src.data = traces_data(view["traces"], int(view["iteration"]))
-        k = self.runner.knobs
-        rho = "∞" if k.balanced else f"{float(rep.rho):.4g}"
-        solver = "Newton" if float(rep.tau) >= 1.0 else "Sinkhorn"
-        done = "converged" if bool(rep.converged) else "**not converged**"
-        self.numbers.object = (
-            f"| rho | tau | raw coupling mass F | MW2² (normalised) | UW2 | reg_ot_cost "
-            f"| OT solve |\n|---|---|---|---|---|---|---|\n"
-            f"| {rho} | {float(rep.tau):.4f} | {float(rep.total_mass):.4f} | "
-            f"{float(rep.mw2):.4f} | {float(rep.uw2):.4f} | {float(rep.reg_ot_cost):.4f} | "
-            f"{solver}, {int(rep.n_iters)} it., {done} |"
-        )
+        self.numbers.object = numbers_table(rep, self.runner.knobs.balanced)
 
     def _draw_baseline(self, _event=None) -> None:
         """Independent EM fits (dotted) beside the coupled ones, for comparison."""
