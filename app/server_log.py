@@ -27,14 +27,27 @@ class ClosedTabFilter(logging.Filter):
         if isinstance(exc, WebSocketClosedError | StreamClosedError):
             record.levelno, record.levelname = logging.INFO, "INFO"
             record.msg, record.args, record.exc_info = "frame for a closed tab dropped", (), None
+        elif isinstance(exc, AssertionError) and _raised_in(exc, "bokeh/server/connection.py"):
+            # a tab closed before its session was set up: Bokeh asserts on the close
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            record.msg, record.args = "tab closed before its session started", ()
+            record.exc_info = None
         return True
 
 
+def _raised_in(exc: BaseException, path: str) -> bool:
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is not None and tb.tb_frame.f_code.co_filename.replace("\\", "/").endswith(path)
+
+
 def quiet_closed_tabs() -> None:
-    """Install :class:`ClosedTabFilter` on the asyncio logger (once per process)."""
-    log = logging.getLogger("asyncio")
-    if not any(isinstance(f, ClosedTabFilter) for f in log.filters):
-        log.addFilter(ClosedTabFilter())
+    """Install :class:`ClosedTabFilter` on the asyncio and tornado loggers (once)."""
+    for name in ("asyncio", "tornado.application"):
+        log = logging.getLogger(name)
+        if not any(isinstance(f, ClosedTabFilter) for f in log.filters):
+            log.addFilter(ClosedTabFilter())
 
 
 def _live(ctx) -> int:

@@ -64,13 +64,14 @@ class Worker:
                 then = partial(failed, exc)
             else:
                 then = partial(done, result)
-            doc.add_next_tick_callback(partial(self._finish, then))
+            _post(doc, partial(self._finish, then))
 
         def tell():
             time.sleep(NOTICE_AFTER_S)
             while self._busy and self._job == job:
                 text = f"{what} ({time.monotonic() - t0:.0f} s)"
-                doc.add_next_tick_callback(partial(self._show, job, text))
+                if not _post(doc, partial(self._show, job, text)):
+                    return  # the session is gone
                 time.sleep(1.0)
 
         threading.Thread(target=work, daemon=True, name="gmmot-job").start()
@@ -86,3 +87,13 @@ class Worker:
         self._busy = False
         self.notice.visible = False
         then()
+
+
+def _post(doc, callback) -> bool:
+    """Schedule ``callback`` on the document's event loop; False when the session has
+    been released meanwhile (its document no longer takes callbacks: nothing to show)."""
+    try:
+        doc.add_next_tick_callback(callback)
+    except (AttributeError, RuntimeError, ValueError):
+        return False
+    return True

@@ -63,7 +63,7 @@ UPLOADS = [
     ("coordinates of 1e30", _csv([(1e30, 0.0), (0.0, 1.0), (1.0, 1.0)]), "a.csv", "above 1e15"),
     (  # passed the 1e15 check, then every number of the run was NaN
         "coordinates of 1e12",
-        _csv([(1e12 * np.cos(t), 1e12 * np.sin(t)) for t in np.linspace(0, 6, 60)]),
+        _csv([(1e12 * float(np.cos(t)), 1e12 * float(np.sin(t))) for t in np.linspace(0, 6, 60)]),
         "a.csv",
         "rescale the data",
     ),
