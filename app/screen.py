@@ -8,10 +8,13 @@ is never shown in the success colour.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 import panel as pn
 import param
+
+from app.worker import Worker
 
 __all__ = ["Screen", "download_buttons", "session_connected"]
 
@@ -46,6 +49,45 @@ class Screen(pn.viewable.Viewer):
     def __init__(self, **params):
         super().__init__(**params)
         self.alert = pn.pane.Alert("", alert_type="warning", visible=False)
+        self.notice = pn.pane.Alert("", alert_type="info", visible=False)
+        self.worker = Worker(self.notice)
+        doc = pn.state.curdoc
+        if doc is not None and doc.session_context is not None:
+            self.worker.doc = doc  # jobs submitted outside a session callback find it
+
+    @property
+    def busy(self) -> bool:
+        """Work for this screen is running or waiting off the event loop."""
+        return self.worker.busy
+
+    def offloop(self, what: str, fn: Callable[[], object]) -> Callable:
+        """``fn`` as an async download callback whose work runs in the worker (an export
+        made with matplotlib takes seconds: the page keeps answering, the notice tells)."""
+
+        async def callback():
+            if self.worker.doc is None:
+                return fn()
+            future = asyncio.get_running_loop().create_future()
+
+            def settle(setter, value) -> None:
+                if not future.done():
+                    setter(value)
+
+            self.worker.submit(
+                what,
+                fn,
+                lambda r: settle(future.set_result, r),
+                lambda e: settle(future.set_exception, e),
+            )
+            return await future
+
+        return callback
+
+    def downloads_for(self, items: list[tuple[Callable, str, str]]) -> list:
+        """:func:`download_buttons` whose files are made off the event loop."""
+        return download_buttons(
+            [(self.offloop(f"making {name}", cb), name, label) for cb, name, label in items]
+        )
 
     def _toggle(self, _event=None) -> None:
         if self.playing:
@@ -60,6 +102,7 @@ class Screen(pn.viewable.Viewer):
 
     def _pause(self) -> None:
         self.playback.stop()
+        self.worker.cancel("frame")  # a frame not started yet is dropped
         self.playing = False
         self.b_play.label = "▶ Play"
 

@@ -1,37 +1,161 @@
-"""One job at a time off the server's event loop, for a screen of one session.
+"""Work off the server's event loop: one :class:`Worker` per screen, one shared
+:class:`Scheduler` per server process.
 
-A job runs in a worker thread (JAX releases the GIL while XLA compiles and runs), so the
-page keeps answering; its result is applied on the session's event loop through Bokeh's
-thread-safe ``add_next_tick_callback``, holding the document lock only for the draw. A
-job that runs longer than :data:`NOTICE_AFTER_S` shows what it does and for how long.
-Without a session (tests, scripts) a job runs at once.
+A screen submits jobs (a frame, a new run that may compile, an upload to parse, an
+export) to its worker. A worker runs its jobs one at a time and in order; the scheduler
+runs the jobs of every worker of every session on a few threads (JAX releases the GIL
+while XLA compiles and runs), taking the workers in turn (round-robin), so no session
+waits behind another's queue. There are two lanes: ``frame`` for the short steps of an
+animation and ``prepare`` for work that may compile or take seconds, so one session's
+compile never holds up another session's frames.
+
+A job's result is applied on its session's event loop through Bokeh's thread-safe
+``add_next_tick_callback``, holding the document lock only for the draw. A job with a
+``key`` supersedes a pending job of the same key that has not started (a newer slider
+value); :meth:`Worker.cancel` drops pending jobs (Pause, Reset). Any job that has waited
+or run for :data:`NOTICE_AFTER_S` shows what it does and for how long in the screen's
+notice, until it ends. Without a session (tests, scripts) a job runs at once.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from functools import partial
 
 import panel as pn
 
-__all__ = ["NOTICE_AFTER_S", "Worker"]
+__all__ = ["LANES", "NOTICE_AFTER_S", "Scheduler", "Worker", "scheduler"]
 
 NOTICE_AFTER_S = 0.3
+#: Threads per lane: frames use every core; compiles (single-threaded in XLA) two at most.
+LANES = {
+    "frame": int(os.environ.get("GMMOT_FRAME_THREADS", max(1, min(4, os.cpu_count() or 1)))),
+    "prepare": int(os.environ.get("GMMOT_PREPARE_THREADS", 2)),
+}
+_CACHE_KEY = "gmmot-scheduler"
+
+
+@dataclass
+class Job:
+    what: str
+    fn: Callable[[], object]
+    done: Callable[[object], None]
+    failed: Callable[[Exception], None]
+    lane: str
+    key: str | None
+    stale: bool = False  # until it ends, the view shows the state before it
+    submitted: float = field(default_factory=time.monotonic)
+
+
+class Scheduler:
+    """Runs workers' jobs on ``lanes`` (name -> thread count), one worker at a time per
+    worker, workers taken in the order they became ready (each worker has at most one
+    job queued here at a time, so that order is round-robin)."""
+
+    def __init__(self, lanes: dict[str, int] | None = None):
+        self.lanes = dict(LANES if lanes is None else lanes)
+        self._cond = threading.Condition()
+        self._ready: dict[str, deque] = {lane: deque() for lane in self.lanes}
+        self._active: set[Worker] = set()  # workers with a job running or queued
+        self.jobs_run = 0
+        for lane, count in self.lanes.items():
+            for i in range(count):
+                threading.Thread(
+                    target=self._serve, args=(lane,), daemon=True, name=f"gmmot-{lane}-{i}"
+                ).start()
+        threading.Thread(target=self._tell, daemon=True, name="gmmot-notices").start()
+
+    def offer(self, worker: Worker) -> None:
+        """Queue ``worker`` for its next job if it is idle and has one."""
+        with self._cond:
+            if worker._running is not None or worker._queued or not worker._pending:
+                return
+            worker._queued = True
+            self._active.add(worker)
+            self._ready[worker._pending[0].lane].append(worker)
+            self._cond.notify_all()
+
+    def _serve(self, lane: str) -> None:
+        ready = self._ready[lane]
+        while True:
+            with self._cond:
+                while not ready:
+                    self._cond.wait()
+                worker = ready.popleft()
+                worker._queued = False
+                if not worker._pending:  # cancelled meanwhile
+                    self._active.discard(worker)
+                    continue
+                job = worker._pending.popleft()
+                worker._running = job
+                worker._started = time.monotonic()
+            try:
+                result = job.fn()
+            except Exception as exc:  # reported on the loop, never lost in the thread
+                then = partial(job.failed, exc)
+            else:
+                then = partial(job.done, result)
+            self.jobs_run += 1
+            if not _post(worker.doc, partial(worker._finish, job, then)):
+                self.release(worker)  # the session is gone: nothing to show, free the worker
+
+    def release(self, worker: Worker) -> None:
+        with self._cond:
+            worker._running = None
+            if not worker._pending:
+                self._active.discard(worker)
+        self.offer(worker)
+
+    def _tell(self) -> None:
+        """Every 0.25 s: each worker whose current job has taken over NOTICE_AFTER_S
+        shows what it does and for how long."""
+        while True:
+            time.sleep(0.25)
+            now = time.monotonic()
+            with self._cond:
+                long = []
+                for w in self._active:
+                    job = w._running or (w._pending[0] if w._pending else None)
+                    if job is not None and now - job.submitted >= NOTICE_AFTER_S:
+                        long.append((w, job, now - job.submitted, w._running is None))
+            for w, job, elapsed, waiting in long:
+                text = f"{job.what}: {'waiting for a free thread' if waiting else 'working'}"
+                if job.stale:
+                    text += " (the view below is from before this change)"
+                _post(w.doc, partial(w._show, job, f"{text}, {elapsed:.0f} s"))
+
+
+def scheduler() -> Scheduler:
+    """This server process's scheduler (kept in Panel's process-wide cache)."""
+    sched = pn.state.cache.get(_CACHE_KEY)
+    if sched is None:
+        sched = pn.state.cache.setdefault(_CACHE_KEY, Scheduler())
+    return sched
 
 
 class Worker:
-    """Runs ``submit``-ted jobs one at a time; ``notice`` (an Alert) tells of long ones."""
+    """A screen's jobs, run in order off the event loop; ``notice`` (an Alert) tells of
+    long ones and ``on_busy(bool)`` (optional) hears when the worker starts or stops
+    having work (a screen marks its view stale)."""
 
-    def __init__(self, notice: pn.pane.Alert):
+    def __init__(self, notice: pn.pane.Alert, on_busy: Callable[[bool], None] | None = None):
         self.notice = notice
-        self._busy = False
-        self._job = 0
+        self.on_busy = on_busy
+        self.doc = None
+        self._pending: deque[Job] = deque()
+        self._running: Job | None = None
+        self._queued = False
+        self._started = 0.0
 
     @property
     def busy(self) -> bool:
-        return self._busy
+        """A job is running or waiting."""
+        return self._running is not None or bool(self._pending)
 
     def submit(
         self,
@@ -39,12 +163,17 @@ class Worker:
         fn: Callable[[], object],
         done: Callable[[object], None],
         failed: Callable[[Exception], None],
-    ) -> bool:
-        """Start ``fn()`` unless a job is running (then False); ``done(result)`` or
-        ``failed(exception)`` run on the event loop when it ends."""
-        if self._busy:
-            return False
+        lane: str = "prepare",
+        key: str | None = None,
+        stale: bool = False,
+    ) -> None:
+        """Run ``fn()`` after this worker's earlier jobs; ``done(result)`` or
+        ``failed(exception)`` run on the event loop when it ends. A pending job with the
+        same ``key`` is replaced (it never runs); ``stale``: the view is out of date until
+        this job ends, and the notice says so."""
         doc = pn.state.curdoc
+        if doc is None or doc.session_context is None:
+            doc = self.doc  # an async callback (a download) runs without curdoc
         if doc is None or doc.session_context is None:
             try:
                 result = fn()
@@ -52,46 +181,67 @@ class Worker:
                 failed(exc)
             else:
                 done(result)
-            return True
-        self._busy = True
-        self._job += 1
-        job, t0 = self._job, time.monotonic()
-
-        def work():
-            try:
-                result = fn()
-            except Exception as exc:  # reported on the loop, never lost in the thread
-                then = partial(failed, exc)
+            return
+        self.doc = doc
+        job = Job(what, fn, done, failed, lane, key, stale)
+        sched = scheduler()
+        was_busy = self.busy
+        with sched._cond:
+            if key is not None:
+                for i, old in enumerate(self._pending):
+                    if old.key == key:
+                        job.submitted = old.submitted  # the wait goes on from the first
+                        self._pending[i] = job
+                        break
+                else:
+                    self._pending.append(job)
             else:
-                then = partial(done, result)
-            _post(doc, partial(self._finish, then))
+                self._pending.append(job)
+        sched.offer(self)
+        if not was_busy and self.on_busy is not None:
+            self.on_busy(True)
 
-        def tell():
-            time.sleep(NOTICE_AFTER_S)
-            while self._busy and self._job == job:
-                text = f"{what} ({time.monotonic() - t0:.0f} s)"
-                if not _post(doc, partial(self._show, job, text)):
-                    return  # the session is gone
-                time.sleep(1.0)
+    def cancel(self, lane: str | None = None, key: str | None = None) -> int:
+        """Drop the pending jobs (of ``lane``, or with ``key``; all by default); the running
+        one ends as it will. Returns how many were dropped."""
+        sched = pn.state.cache.get(_CACHE_KEY)
+        lock = sched._cond if sched is not None else threading.Lock()
 
-        threading.Thread(target=work, daemon=True, name="gmmot-job").start()
-        threading.Thread(target=tell, daemon=True, name="gmmot-notice").start()
-        return True
+        def dropped(job: Job) -> bool:
+            return (lane is None or job.lane == lane) and (key is None or job.key == key)
 
-    def _show(self, job: int, text: str) -> None:
-        if self._busy and self._job == job:
+        with lock:
+            keep = [j for j in self._pending if not dropped(j)]
+            count = len(self._pending) - len(keep)
+            self._pending = deque(keep)
+        if not self.busy:
+            self._idle()
+        return count
+
+    def _show(self, job: Job, text: str) -> None:
+        if job is self._running or (self._pending and job is self._pending[0]):
             self.notice.object = text
             self.notice.visible = True
 
-    def _finish(self, then: Callable[[], None]) -> None:
-        self._busy = False
+    def _finish(self, job: Job, then: Callable[[], None]) -> None:
+        try:
+            then()
+        finally:
+            scheduler().release(self)
+            if not self.busy:
+                self._idle()
+
+    def _idle(self) -> None:
         self.notice.visible = False
-        then()
+        if self.on_busy is not None:
+            self.on_busy(False)
 
 
 def _post(doc, callback) -> bool:
     """Schedule ``callback`` on the document's event loop; False when the session has
     been released meanwhile (its document no longer takes callbacks: nothing to show)."""
+    if doc is None:
+        return False
     try:
         doc.add_next_tick_callback(callback)
     except (AttributeError, RuntimeError, ValueError):

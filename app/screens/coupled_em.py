@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import time
+from collections.abc import Callable
 
 import numpy as np
 import panel as pn
@@ -37,7 +38,7 @@ from app.plots.coupling import (
     reweighting_figure,
 )
 from app.plots.traces import traces_data, traces_figures
-from app.screen import Screen, download_buttons, session_connected
+from app.screen import Screen, session_connected
 from app.upload import ChunkedUpload
 from gmmot_core import coupled_em as ce
 from gmmot_core.io import MAX_BYTES, parse_points
@@ -114,7 +115,7 @@ class CoupledEMScreen(Screen):
         self.w_baseline = pn.widgets.Checkbox(label="show independent EM baseline", value=False)
         self.upload0 = ChunkedUpload(label="cloud 0", max_bytes=MAX_BYTES)
         self.upload1 = ChunkedUpload(label="cloud 1", max_bytes=MAX_BYTES)
-        self.downloads = download_buttons(
+        self.downloads = self.downloads_for(
             [
                 (self._params_file, "gmmot-params.json", "parameters (JSON)"),
                 (self._results_file, "gmmot-results.json", "results (JSON)"),
@@ -215,56 +216,120 @@ class CoupledEMScreen(Screen):
         self.numbers.object = numbers_table(rep, self.runner.knobs.balanced)
 
     def _draw_baseline(self, _event=None) -> None:
-        """Independent EM fits (dotted) beside the coupled ones, for comparison."""
-        for i, ((_, src), pts) in enumerate(zip(self.clouds, self._clouds, strict=True)):
-            if not self.w_baseline.value:
+        """Independent EM fits (dotted) beside the coupled ones, for comparison (fitted
+        in the worker)."""
+        if not self.w_baseline.value:
+            for _, src in self.clouds:
                 src["baseline"].data = {"xs": [], "ys": []}
-                continue
+            return
+
+        def fit() -> list:
             release_if_crowded()
-            fit = independent_fit(
-                pts, self.runner.structure.k, 30, seed=i, point_weights=self._weights[i]
-            )
-            xs, ys = ellipse_paths(fit.gmm.means, fit.gmm.covs, 1.0)
-            src["baseline"].data = {"xs": xs, "ys": ys}
+            k = self.runner.structure.k
+            return [
+                independent_fit(pts, k, 30, seed=i, point_weights=self._weights[i]).gmm
+                for i, pts in enumerate(self._clouds)
+            ]
+
+        def draw(gmms: list) -> None:
+            if self.w_baseline.value:
+                for (_, src), gmm in zip(self.clouds, gmms, strict=True):
+                    xs, ys = ellipse_paths(gmm.means, gmm.covs, 1.0)
+                    src["baseline"].data = {"xs": xs, "ys": ys}
+
+        self.worker.submit(
+            "fitting the independent EM baseline",
+            fit,
+            draw,
+            lambda exc: self._warn(f"The baseline fit failed: {exc}."),
+            key="baseline",
+        )
 
     # -- reactions ------------------------------------------------------------------
+    # Every change to the run goes through the worker, after the frame in flight: the run
+    # is only ever touched by one thread at a time, and a newer value supersedes an older
+    # one still waiting (``key``).
     def _on_knob(self, _event=None) -> None:
-        self.runner.set_knobs(
-            epsilon=self.w_eps.value,
-            rho=self.w_rho.value,
-            balanced=self.w_bal.value,
-            weight_transport=self.w_wt.value,
-            learning_rate=self.w_lr.value,
+        values = {
+            "epsilon": self.w_eps.value,
+            "rho": self.w_rho.value,
+            "balanced": self.w_bal.value,
+            "weight_transport": self.w_wt.value,
+            "learning_rate": self.w_lr.value,
+        }
+        self.worker.submit(
+            "applying the knobs",
+            lambda: self.runner.set_knobs(**values),
+            lambda _r: self._update_tau(),
+            lambda exc: self._warn(f"Those knob values were refused: {exc}."),
+            lane="frame",
+            key="knobs",
         )
-        self._update_tau()
 
     def _on_structure(self, _event=None) -> None:
-        self.runner.set_structure(m_steps=self.w_msteps.value, em_per_frame=self.w_per_frame.value)
+        counts = {"m_steps": self.w_msteps.value, "em_per_frame": self.w_per_frame.value}
+        self.worker.submit(
+            "applying the step counts",
+            lambda: self.runner.set_structure(**counts),
+            lambda _view: None,
+            lambda exc: self._warn(f"Those step counts were refused: {exc}."),
+            lane="frame",
+            key="structure",
+        )
 
     def _on_k(self, _event=None) -> None:
-        if self.w_k.value == self.runner.structure.k:
-            return  # e.g. the slider put back after a refused K: the run goes on
-        release_if_crowded()
-        try:
-            view = self.runner.set_structure(k=self.w_k.value)
-        except ValueError as exc:  # keep the run; the slider goes back
+        k = self.w_k.value
+        if k == self.runner.structure.k:
+            self.worker.cancel(key="k")  # dragged back before a pending K ran
+            return  # or the slider put back after a refused K: the run goes on
+
+        def apply() -> dict:
+            release_if_crowded()
+            return self.runner.set_structure(k=k)
+
+        def refused(exc: Exception) -> None:  # keep the run; the slider goes back
             old = self.runner.structure.k
-            self._warn(f"K = {self.w_k.value} refused: {exc}. K stays {old}.")
+            self._warn(f"K = {k} refused: {exc}. K stays {old}.")
             self.w_k.value = old
-            return
+
+        self.worker.submit(
+            f"preparing K = {k} (a new K compiles the first time)",
+            apply,
+            lambda view: self._restarted(view),
+            refused,
+            key="k",
+            stale=True,
+        )
+
+    def _restarted(self, view: dict) -> None:
+        self.frame_count = 0
         self._draw(view, full=True)
         self._draw_baseline()
-        self.frame_count = 0
 
     def _reset(self, _event=None) -> None:
-        self.frame_count = 0
+        self.worker.cancel("frame")
         self._clear()
-        self._draw(self.runner.reset(), full=True)
+        self.worker.submit(
+            "back to the initial mixtures",
+            lambda: self.runner.reset(),
+            lambda view: self._restarted(view),
+            lambda exc: self._warn(f"Reset failed: {exc}."),
+            key="reset",
+        )
 
-    def _replace_data(self, clouds, weights, data: dict) -> None:
-        old = (self._clouds, self._weights, self.runner)
-        release_if_crowded()  # new cloud sizes compile a new step
-        try:
+    def _replace_data(
+        self,
+        make,
+        what: str,
+        told: Callable[[], str] | None = None,
+        refused: str = "Could not use the new data",
+    ) -> None:
+        """In the worker: ``make()`` gives ``(clouds, weights, data spec)`` and a new run
+        is built on them; on any failure the previous data and run are kept."""
+
+        def build():
+            clouds, weights, data = make()
+            release_if_crowded()  # new cloud sizes compile a new step
             runner = CoupledEMRun(
                 *clouds,
                 weights[0],
@@ -273,15 +338,19 @@ class CoupledEMScreen(Screen):
                 structure=self.runner.structure,
                 data=data,
             )
-        except Exception as exc:  # keep the last good data
-            self._clouds, self._weights, self.runner = old
-            self._warn(f"Could not use the new data: {exc}. The previous data are kept.")
-            return
-        self._clouds, self._weights, self.runner = list(clouds), list(weights), runner
-        self.frame_count = 0
-        self._clear()
-        self._draw(runner.view, full=True)
-        self._draw_baseline()
+            return list(clouds), list(weights), runner
+
+        def use(result) -> None:
+            self._clouds, self._weights, self.runner = result
+            self._clear()
+            self._restarted(self.runner.view)
+            if told is not None:
+                self._inform(told())
+
+        def failed(exc: Exception) -> None:
+            self._warn(f"{refused}: {exc}. The previous data are kept.")
+
+        self.worker.submit(what, build, use, failed, key="data", stale=True)
 
     def _on_data(self, event=None) -> None:
         uploaded = "inline" in self.runner.data
@@ -292,14 +361,19 @@ class CoupledEMScreen(Screen):
                 "kept. Pick a preset to replace them."
             )
             return
-        try:
-            clouds = self.data.clouds()
-        except Exception as exc:  # keep the last good data
-            self._warn(f"Could not generate the preset: {exc}. The previous data are kept.")
-            return
-        self._replace_data(clouds, [None, None], self.data.spec())
-        if uploaded and "inline" not in self.runner.data:  # replaced, and the user is told
-            self._inform(f"The preset '{self.data.preset}' replaced the uploaded clouds.")
+        spec = self.data.spec()
+
+        def make():
+            return self.data.clouds(), [None, None], spec
+
+        told = (
+            (lambda: f"The preset '{spec['preset']}' replaced the uploaded clouds.")
+            if uploaded
+            else None
+        )
+        self._replace_data(
+            make, f"making the preset '{self.data.preset}', {self.data.n} points", told
+        )
 
     def _on_refused(self, which: int, event) -> None:
         if event.new:
@@ -311,16 +385,21 @@ class CoupledEMScreen(Screen):
         if event.new is None:  # cleared; an empty file (b"") gets its message
             return
         widget = self.upload0 if which == 0 else self.upload1
-        try:
-            pts, w, note = parse_points(event.new, widget.filename or "")
-        except ValueError as exc:
-            self._warn(f"Upload for cloud {which} rejected: {exc}. The previous data are kept.")
-            return
-        clouds, weights = list(self._clouds), list(self._weights)
-        clouds[which], weights[which] = pts, w
-        self._replace_data(clouds, weights, {"inline": True})
-        if (self.runner.points0, self.runner.points1)[which] is pts:  # accepted
-            self._inform(f"cloud {which}: {note}")
+        raw, name, notes = event.new, widget.filename or "", []
+
+        def make():
+            pts, w, note = parse_points(raw, name)
+            notes.append(note)
+            clouds, weights = list(self._clouds), list(self._weights)
+            clouds[which], weights[which] = pts, w
+            return clouds, weights, {"inline": True}
+
+        self._replace_data(
+            make,
+            f"reading {name or 'the upload'} for cloud {which}",
+            lambda: f"cloud {which}: {notes[0]}",
+            refused=f"Upload for cloud {which} rejected",
+        )
 
     # -- exports ----------------------------------------------------------------------
     def _params_file(self) -> io.BytesIO:
@@ -351,7 +430,21 @@ class CoupledEMScreen(Screen):
         if not session_connected():
             self._pause()  # the tab is gone: stop producing frames before the session is reaped
             return
-        view = self.runner.step()
+        if self.worker.busy:
+            return  # one frame in flight at most, and none while a change is prepared
+        self.worker.submit(
+            "an EM frame",
+            lambda: self.runner.step(),
+            self._stepped,
+            lambda exc: self._failed(f"The frame failed: {exc}. The last good state is kept."),
+            lane="frame",
+        )
+
+    def _failed(self, text: str) -> None:
+        self._pause()
+        self._warn(text)
+
+    def _stepped(self, view: dict) -> None:
         self.frame_count += 1
         self._draw(view)
         self.flow.mark_sent()
@@ -425,6 +518,7 @@ class CoupledEMScreen(Screen):
         )
         return pn.Column(
             self.alert,
+            self.notice,
             clouds,
             pn.Row(
                 pn.pane.Bokeh(self.pair[0], sizing_mode="stretch_width"),
