@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from functools import partial
 
 import panel as pn
+from panel.io.state import set_curdoc
 
 __all__ = ["LANES", "NOTICE_AFTER_S", "Scheduler", "Worker", "scheduler"]
 
@@ -140,12 +141,11 @@ def scheduler() -> Scheduler:
 
 class Worker:
     """A screen's jobs, run in order off the event loop; ``notice`` (an Alert) tells of
-    long ones and ``on_busy(bool)`` (optional) hears when the worker starts or stops
-    having work (a screen marks its view stale)."""
+    long ones. ``doc``: the session's document (set on the first submit from a session
+    callback, or by the screen when it is built in one)."""
 
-    def __init__(self, notice: pn.pane.Alert, on_busy: Callable[[bool], None] | None = None):
+    def __init__(self, notice: pn.pane.Alert):
         self.notice = notice
-        self.on_busy = on_busy
         self.doc = None
         self._pending: deque[Job] = deque()
         self._running: Job | None = None
@@ -185,7 +185,6 @@ class Worker:
         self.doc = doc
         job = Job(what, fn, done, failed, lane, key, stale)
         sched = scheduler()
-        was_busy = self.busy
         with sched._cond:
             if key is not None:
                 for i, old in enumerate(self._pending):
@@ -198,8 +197,6 @@ class Worker:
             else:
                 self._pending.append(job)
         sched.offer(self)
-        if not was_busy and self.on_busy is not None:
-            self.on_busy(True)
 
     def cancel(self, lane: str | None = None, key: str | None = None) -> int:
         """Drop the pending jobs (of ``lane``, or with ``key``; all by default); the running
@@ -233,8 +230,6 @@ class Worker:
 
     def _idle(self) -> None:
         self.notice.visible = False
-        if self.on_busy is not None:
-            self.on_busy(False)
 
 
 def _post(doc, callback) -> bool:
@@ -242,8 +237,13 @@ def _post(doc, callback) -> bool:
     been released meanwhile (its document no longer takes callbacks: nothing to show)."""
     if doc is None:
         return False
+
+    def in_session() -> None:
+        with set_curdoc(doc):  # so pn.state.curdoc (periodic callbacks, Play) is this session
+            callback()
+
     try:
-        doc.add_next_tick_callback(callback)
+        doc.add_next_tick_callback(in_session)
     except (AttributeError, RuntimeError, ValueError):
         return False
     return True

@@ -24,7 +24,7 @@ from app.plots.contours import (
 )
 from app.plots.coupling import coupling_data, coupling_figure
 from app.plots.traces import trace_data, trace_figure
-from app.screen import Screen, download_buttons
+from app.screen import Screen
 from gmmot_runs.barycenter import (
     MAX_BAR_SIZE,
     MAX_COMPONENTS,
@@ -82,7 +82,7 @@ class BarycenterScreen(Screen):
         self.b_step = pn.widgets.Button(label="Step")
         self.b_reset = pn.widgets.Button(label="Reset")
         self.counter = pn.pane.Markdown("")
-        self.downloads = download_buttons(
+        self.downloads = self.downloads_for(
             [
                 (self._params_file, "gmmot-barycenter-params.json", "parameters (JSON)"),
                 (self._results_file, "gmmot-barycenter-results.json", "results (JSON)"),
@@ -128,21 +128,22 @@ class BarycenterScreen(Screen):
         return np.array([1.0 - v[0], v[0]]) if len(v) == 1 else v
 
     # -- drawing ----------------------------------------------------------------------
-    def _inputs(self) -> dict:
+    def _inputs(self, run: BarycenterRun) -> dict:
         """The inputs' grid, contour lines and minima: computed once per run (the inputs
         do not change within a run), not per frame."""
-        if self._inputs_of is not self.run:
-            xs, ys, grids, levels = input_grids(self.run.view["inputs"])
+        if self._inputs_of is not run:
+            xs, ys, grids, levels = input_grids(run.view["inputs"])
             lines = [contour_lines(xs, ys, g, levels) for g in grids]
             self._inputs_cache = dict(
                 xs=xs, ys=ys, levels=levels, lines=lines, minima=grid_minima(xs, ys, grids)
             )
-            self._inputs_of = self.run
+            self._inputs_of = run
         return self._inputs_cache
 
-    def _draw(self) -> None:
-        view = self.run.view
-        inp = self._inputs()
+    def _columns(self, run: BarycenterRun) -> dict:
+        """What the plots show of ``run``'s view (host work: made in the worker)."""
+        view = run.view
+        inp = self._inputs(run)
         xs, ys = inp["xs"], inp["ys"]
         bar = barycenter_grid(view["means"], view["covs"], xs, ys)
         lines = [*inp["lines"], contour_lines(xs, ys, bar, inp["levels"], 2.2)]
@@ -151,16 +152,33 @@ class BarycenterScreen(Screen):
             lines, names, label_colors(len(names)), grid_extent(xs, ys),
             [*inp["minima"], *grid_minima(xs, ys, [bar])],
         )  # fmt: skip
+        return {
+            "view": view,
+            "lines": merge_lines(lines),
+            "labels": labels,
+            "support": support_data(view["means"], view["covs"]),
+            "costs": trace_data(view["costs"], floor=1e-12, start=1),
+            "coupling": coupling_data(view["coupling"]),
+        }
+
+    def _draw(self, cols: dict | None = None) -> None:
+        cols = self._columns(self.run) if cols is None else cols
+        view = cols["view"]
         with pn.io.hold():
-            self.src["lines"].data = merge_lines(lines)
-            self.src["labels"].data = labels
-            self.src["support"].data = support_data(view["means"], view["covs"])
-            self.cost_src.data = trace_data(view["costs"], floor=1e-12, start=1)
-            self.map_src.data = coupling_data(view["coupling"])
+            self.src["lines"].data = cols["lines"]
+            self.src["labels"].data = cols["labels"]
+            self.src["support"].data = cols["support"]
+            self.cost_src.data = cols["costs"]
+            self.map_src.data = cols["coupling"]
         lam = ", ".join(f"{x:.2f}" for x in view["lambdas"] / view["lambdas"].sum())
         # "converged" once OTT's rule stops the run (two costs agree and >= 5 iterations)
         done, agree = view["done"], view["converged"]
-        state = "converged" if done and agree else ("stopped" if done else "running")
+        idle = "paused" if view["iteration"] else "ready: press Play"
+        state = (
+            "converged"
+            if done and agree
+            else ("stopped" if done else ("running" if self.playing else idle))
+        )
         cost = f"{view['costs'][-1]:.6g}" if len(view["costs"]) else "-"
         self.counter.object = (
             f"**iteration** {view['iteration']} · **cost** {cost} · **{state}** · "
@@ -189,51 +207,97 @@ class BarycenterScreen(Screen):
         if self.w_source.value == "coupled-EM pair":
             self._rebuild()
 
+    def _fail(self, text: str) -> Callable[[Exception], None]:
+        return lambda exc: self._warn(text.format(exc=exc))
+
     def _rebuild(self, _event=None) -> None:
-        """A new run for the current inputs and support; the old one stays on failure."""
+        """A new run for the current inputs and support, built in the worker (new input
+        shapes compile a new step); the old one stays on failure."""
         self._pause()
-        release_if_crowded()  # new input shapes compile a new step
         try:
             spec = BarycenterSpec.from_dict(json.loads(self._spec().to_json()))
-            run = BarycenterRun(spec)
-            run.epsilon = self.w_eps.value
-        except Exception as exc:  # keep the last good run
+        except Exception as exc:
             self._warn(f"Could not start that run: {exc}. The previous run is kept.")
             return
-        self.run = run
-        self._clear()
-        if len(self.w_weights) != len(run.lambdas) - (len(run.lambdas) == 2):
-            self._weight_sliders()
-        else:
-            self.run.lambdas = self._lambdas()
-        self._draw()
+        eps = self.w_eps.value
+
+        def build() -> tuple:
+            release_if_crowded()
+            run = BarycenterRun(spec)
+            run.epsilon = eps
+            return run, self._columns(run)
+
+        def use(built: tuple) -> None:
+            run, cols = built
+            self.run = run
+            self._clear()
+            if len(self.w_weights) != len(run.lambdas) - (len(run.lambdas) == 2):
+                self._weight_sliders()
+            else:
+                run.lambdas = self._lambdas()
+            self._draw(cols)
+
+        self.worker.submit(
+            f"preparing {spec.n_inputs} inputs, bar_size {spec.bar_size} (a new size compiles "
+            "the first time)",
+            build,
+            use,
+            self._fail("Could not start that run: {exc}. The previous run is kept."),
+            key="run",
+            stale=True,
+        )
 
     def _on_knob(self, _event=None) -> None:
         """Weights or epsilon moved: the run restarts warm on the next frame."""
-        try:
-            self.run.set_knobs(self._lambdas(), self.w_eps.value)
-        except ValueError as exc:
-            self._warn(f"{exc}; the previous weights are kept.")
-            return
-        self._clear()
-        if not self.playing:
-            self._play()
+        lambdas, eps = self._lambdas(), self.w_eps.value
+
+        def applied(_r) -> None:
+            self._clear()
+            if not self.playing:
+                self._play()
+
+        self.worker.submit(
+            "applying the weights",
+            lambda: self.run.set_knobs(lambdas, eps),
+            applied,
+            self._fail("{exc}; the previous weights are kept."),
+            lane="frame",
+            key="knobs",
+        )
 
     def _reset(self, _event=None) -> None:
         self._pause()
-        self.run.lambdas = self._lambdas()
-        self.run.epsilon = self.w_eps.value
-        self.run.reset()
+        lambdas, eps = self._lambdas(), self.w_eps.value
+
+        def reset() -> dict:
+            run = self.run
+            run.lambdas, run.epsilon = lambdas, eps
+            run.reset()
+            return self._columns(run)
+
         self._clear()
-        self._draw()
+        self.worker.submit("back to the initial support", reset, self._draw,
+                           self._fail("Reset failed: {exc}."), key="reset")  # fmt: skip
 
     def _tick(self, force: bool = False) -> None:
-        self.run.steps_per_frame = self.w_steps.value
+        if self.worker.busy:
+            return  # one frame in flight at most, and none while a new run is prepared
         if self.run.done and not force:
             self._pause()  # converged: idle until a knob moves
             return
-        self.run.step()
-        self._draw()
+        run, steps = self.run, self.w_steps.value
+
+        def step() -> dict:
+            run.steps_per_frame = steps
+            run.step()
+            return self._columns(run)
+
+        def stepped(cols: dict) -> None:
+            if run is self.run:
+                self._draw(cols)
+
+        self.worker.submit(f"{steps} barycenter iteration(s)", step, stepped,
+                           self._fail("The iteration failed: {exc}."), lane="frame")  # fmt: skip
 
     # -- exports ----------------------------------------------------------------------
     def _params_file(self) -> io.BytesIO:
@@ -272,6 +336,7 @@ class BarycenterScreen(Screen):
     def __panel__(self):
         return pn.Column(
             self.alert,
+            self.notice,
             self.counter,
             pn.Row(
                 pn.pane.Bokeh(self.fig),

@@ -20,7 +20,7 @@ from app.plots.cells import (
     target_figure,
 )
 from app.plots.traces import mark_step, trace_data, trace_figure
-from app.screen import Screen, download_buttons
+from app.screen import Screen
 from app.upload import ChunkedUpload
 from gmmot_core.targets import (
     MAX_IMAGE_BYTES,
@@ -50,6 +50,7 @@ class DescentScreen(Screen):
         self._pair_source = pair_source
         self._upload_values: np.ndarray | None = None
         self._look: dict | None = None  # the step looked back at, if any
+        self._told: str | None = None  # said once the run on an upload is built
         self.flow = FrameFlow(self._on_drawn, ahead=1)  # the browser paints while we step
         self.playback = Playback(self._on_period, FRAME_MS)
         self.run = DescentRun({"preset": "tutorial two peaks", "res": 64}, n=200)
@@ -89,7 +90,7 @@ class DescentScreen(Screen):
             options=list(LAYERS), value=list(LAYERS), sizing_mode="stretch_width"
         )
         self.counter = pn.pane.Markdown("")
-        self.downloads = download_buttons(
+        self.downloads = self.downloads_for(
             [
                 (self._positions_file, "gmmot-diracs.csv", "positions (CSV)"),
                 (self._params_file, "gmmot-descent-params.json", "parameters (JSON)"),
@@ -148,7 +149,19 @@ class DescentScreen(Screen):
                     mark_step(fig, None)
                 self._draw(self.run.view)
             return
-        step, y, cells = self.run.cells_at(event.new)
+        run, frame = self.run, event.new
+        self.worker.submit(
+            f"the cells of frame {frame}",
+            lambda: run.cells_at(frame),
+            lambda looked: self._looked(run, looked),
+            lambda exc: self._warn(f"Could not rebuild that step: {exc}."),
+            key="look",
+        )
+
+    def _looked(self, run: DescentRun, looked: tuple) -> None:
+        if run is not self.run or self.playing:
+            return
+        step, y, cells = looked
         self._look = {"step": step, "positions": y, "cells": cells}
         with pn.io.hold():
             self.src["cells"].data = cells_data(cells)
@@ -189,19 +202,39 @@ class DescentScreen(Screen):
         if self.w_target.value in FITS:
             self._rebuild()
 
-    def _rebuild(self, _event=None) -> None:
-        """A new run for the current target and Diracs; the old one stays on failure."""
+    def _rebuild(self, _event=None, told: Callable[[], str] | None = None) -> None:
+        """A new run for the current target and Diracs, built in the worker (a new N or
+        image size compiles a new solver); the old one stays on failure."""
         self._pause()
-        release_if_crowded()  # a new N or image size compiles a new solver
+        if told is None and self._told is not None:
+            told, self._told = (lambda text=self._told: text), None
         try:
             target, values = self._target()
-            run = DescentRun(target, self.w_n.value, self.w_init.value, self.w_seed.value, values)
-        except Exception as exc:  # keep the last good run
+        except Exception as exc:
             self._warn(f"Could not start that run: {exc}. The previous run is kept.")
             return
-        self.run = run
-        self._clear()
-        self._draw_all()
+        n, init, seed = self.w_n.value, self.w_init.value, self.w_seed.value
+
+        def build() -> DescentRun:
+            release_if_crowded()
+            return DescentRun(target, n, init, seed, values)
+
+        def use(run: DescentRun) -> None:
+            self.run = run
+            self._look = None
+            self._clear()
+            self._draw_all()
+            if told is not None:
+                self._inform(told())
+
+        self.worker.submit(
+            f"preparing N = {n} Diracs (a new N or image size compiles the first time)",
+            build,
+            use,
+            lambda exc: self._warn(f"Could not start that run: {exc}. The previous run is kept."),
+            key="run",
+            stale=True,
+        )
 
     def _on_refused(self, event) -> None:
         if event.new:
@@ -210,27 +243,39 @@ class DescentScreen(Screen):
     def _on_upload(self, event) -> None:
         if event.new is None:  # cleared; an empty file (b"") gets its message
             return
-        try:
-            self._upload_values = image_from_bytes(event.new)
-        except ValueError as exc:
-            self._warn(f"Image rejected: {exc}. The previous target is kept.")
-            return
-        before = self.run
-        if self.w_target.value == "uploaded image":
-            self._rebuild()
-        else:
-            self.w_target.value = "uploaded image"  # triggers the rebuild
-        if self.run is not before:  # the new target is in use
-            w, h = self._upload_values.shape  # axis 0 = x
-            self._inform(
-                f"target: {self.w_upload.filename or 'image'}, {w} x {h} pixels "
+        raw, name = event.new, self.w_upload.filename or "image"
+
+        def decoded(values: np.ndarray) -> None:
+            self._upload_values = values
+            w, h = values.shape  # axis 0 = x
+            told = (
+                f"target: {name}, {w} x {h} pixels "
                 f"({'lighter' if self.w_invert.value else 'darker'} = more mass)"
             )
+            if self.w_target.value == "uploaded image":
+                self._rebuild(told=lambda: told)
+            else:
+                self._told = told  # said once the run on it is built
+                self.w_target.value = "uploaded image"  # triggers the rebuild
+
+        self.worker.submit(
+            f"reading {name}",
+            lambda: image_from_bytes(raw),
+            decoded,
+            lambda exc: self._warn(f"Image rejected: {exc}. The previous target is kept."),
+            key="upload",
+        )
 
     def _reset(self, _event=None) -> None:
         self._pause()
         self._clear()
-        self._draw(self.run.reset())
+        self.worker.submit(
+            "back to the first positions",
+            lambda: self.run.reset(),
+            self._draw,
+            lambda exc: self._warn(f"Reset failed: {exc}."),
+            key="reset",
+        )
 
     def _on_period(self) -> None:
         if self.flow.ready():
@@ -245,12 +290,30 @@ class DescentScreen(Screen):
         if self.run.stopped:
             self._pause()
             return
-        self.run.lr, self.run.lloyd = self.w_lr.value, self.w_lloyd.value
-        self.run.steps_per_frame = self.w_steps.value
-        self._draw(self.run.step())
-        self.flow.mark_sent()
-        if self.run.stopped:
-            self._pause()
+        if self.worker.busy:
+            return  # one frame in flight at most, and none while a new run is prepared
+        run = self.run
+        lr, lloyd, steps = self.w_lr.value, self.w_lloyd.value, self.w_steps.value
+
+        def step() -> dict:
+            run.lr, run.lloyd, run.steps_per_frame = lr, lloyd, steps
+            return run.step()
+
+        def stepped(view: dict) -> None:
+            if run is not self.run:
+                return
+            self._draw(view)
+            self.flow.mark_sent()
+            if run.stopped:
+                self._pause()
+
+        self.worker.submit(
+            f"{steps} descent step(s), N = {len(run.view['positions'])}",
+            step,
+            stepped,
+            lambda exc: (self._pause(), self._warn(f"The step failed: {exc}.")),
+            lane="frame",
+        )
 
     # -- exports ----------------------------------------------------------------------
     def _positions_file(self) -> io.StringIO:
@@ -297,6 +360,7 @@ class DescentScreen(Screen):
     def __panel__(self):
         return pn.Column(
             self.alert,
+            self.notice,
             self.counter,
             pn.Row(
                 pn.pane.Bokeh(self.fig),  # square, fixed: the cells keep their shape

@@ -16,7 +16,7 @@ from bokeh.plotting import figure
 from app.compiled import map_images, release_if_crowded, transport_frame
 from app.playback import Playback
 from app.plots.contours import contour_data
-from app.screen import Screen, download_buttons
+from app.screen import Screen
 from gmmot_core.mixture import GMM
 from gmmot_runs.barycenter import notebook_levels
 from gmmot_runs.figures import PALETTE, ellipse_outlines, transport_figure
@@ -59,7 +59,7 @@ class TransportScreen(Screen):
         self.b_play = pn.widgets.Button(label="▶ Play", color="primary")
         self.b_refresh = pn.widgets.Button(label="Use the current coupled-EM fit")
         self.counter = pn.pane.Markdown("")
-        self.downloads = download_buttons(
+        self.downloads = self.downloads_for(
             [
                 (self._map_file, "gmmot-map.csv", "map T(x) of the points (CSV)"),
                 (lambda: self._figure_file("png"), "gmmot-transport.png", "figure (PNG)"),
@@ -113,12 +113,26 @@ class TransportScreen(Screen):
         if not (np.all(np.isfinite(coupling)) and coupling.sum() > 0):
             self._warn("The coupled-EM pair has no finite coupling yet; the last map is kept.")
             return
-        cloud = np.asarray(cloud, np.float32)
-        cloud = cloud[np.all(np.isfinite(cloud), axis=1)]
-        pick = np.random.default_rng(0).choice(len(cloud), min(self.w_n.value, len(cloud)), False)
-        points = cloud[pick]
-        release_if_crowded()  # each arrow count is a shape
-        images = np.asarray(jax.device_get(map_images(points, g0, g1, coupling)))
+        n, mw2 = self.w_n.value, float(np.asarray(view["report"].mw2))
+
+        def build() -> tuple:
+            pts = np.asarray(cloud, np.float32)
+            pts = pts[np.all(np.isfinite(pts), axis=1)]
+            points = pts[np.random.default_rng(0).choice(len(pts), min(n, len(pts)), False)]
+            release_if_crowded()  # each arrow count is a shape
+            images = np.asarray(jax.device_get(map_images(points, g0, g1, coupling)))
+            return points, images
+
+        self.worker.submit(
+            f"mapping {n} points (a new arrow count compiles the first time)",
+            build,
+            lambda built: self._use_map(g0, g1, coupling, mw2, *built),
+            lambda exc: self._warn(f"Could not map the points: {exc}. The last map is kept."),
+            key="map",
+            stale=True,
+        )
+
+    def _use_map(self, g0, g1, coupling, mw2: float, points, images) -> None:
         means = np.concatenate([g0.means, g1.means])
         var = np.trace(np.concatenate([g0.covs, g1.covs]), axis1=1, axis2=2)
         pad = 3.0 * np.sqrt(max(float(var.max()), 1e-6))
@@ -127,7 +141,7 @@ class TransportScreen(Screen):
         self._ys = np.linspace(lo[1], hi[1], GRID, dtype=np.float32)
         self._pair = (g0, g1, coupling)
         self._points, self._images = points, images
-        self._mw2 = float(np.asarray(view["report"].mw2))
+        self._mw2 = mw2
         self._clear()
         with pn.io.hold():
             self.src["arrows"].data = {
@@ -143,22 +157,38 @@ class TransportScreen(Screen):
             self.src["ends"].data = ends
             self._draw_t()
 
-    def _frame(self) -> dict:
+    def _frame(self, t: float | None = None) -> dict:
         g0, g1, coupling = self._pair
-        t = jnp.float32(self.w_t.value)
+        t = jnp.float32(self.w_t.value if t is None else t)
         mu, nld, carried = jax.device_get(
             transport_frame(g0, g1, coupling, self._points, self._images, t, self._xs, self._ys)
         )
         return {
-            "t": float(self.w_t.value), "mu": mu, "nld": np.asarray(nld),
+            "t": float(t), "mu": mu, "nld": np.asarray(nld),
             "carried": np.asarray(carried), "points": self._points, "images": self._images,
             "gmm0": g0, "gmm1": g1, "xs": self._xs, "ys": self._ys,
             "levels": notebook_levels(float(np.min(nld))),
         }  # fmt: skip
 
     def _draw_t(self) -> None:
-        f = self._frame()
-        lines, labels = contour_data(f["xs"], f["ys"], [f["nld"]], f["levels"], ["μ_t"])
+        """mu_t at the slider's t, made in the worker; a newer t supersedes one waiting."""
+        t = self.w_t.value
+
+        def make() -> tuple:
+            f = self._frame(t)
+            return f, contour_data(f["xs"], f["ys"], [f["nld"]], f["levels"], ["μ_t"])
+
+        self.worker.submit(
+            f"mu_t at t = {t:.2f}",
+            make,
+            lambda made: self._show_t(*made),
+            lambda exc: self._warn(f"Could not draw mu_t: {exc}."),
+            lane="frame",
+            key="t",
+        )
+
+    def _show_t(self, f: dict, contours: tuple) -> None:
+        lines, labels = contours
         live = int(np.sum(np.asarray(f["mu"].weights) > 1e-4))
         with pn.io.hold():
             self.src["lines"].data = lines
@@ -174,6 +204,8 @@ class TransportScreen(Screen):
 
     # -- animation --------------------------------------------------------------------
     def _tick(self) -> None:
+        if self.worker.busy:
+            return  # the last t is still being drawn
         t = self.w_t.value + 0.02 * self._direction
         if not 0.0 <= t <= 1.0:
             self._direction = -self._direction
@@ -206,4 +238,4 @@ class TransportScreen(Screen):
         ]
 
     def __panel__(self):
-        return pn.Column(self.alert, self.counter, pn.pane.Bokeh(self.fig))
+        return pn.Column(self.alert, self.notice, self.counter, pn.pane.Bokeh(self.fig))

@@ -19,9 +19,8 @@ from bokeh.plotting import figure
 from app.playback import Playback
 from app.plots.clouds import colors, ellipse_paths
 from app.plots.traces import trace_data, trace_figure
-from app.screen import Screen, download_buttons
+from app.screen import Screen
 from app.upload import ChunkedUpload
-from app.worker import Worker
 from gmmot_core.io import MAX_BYTES, parse_points
 from gmmot_runs.figures import w2_fit_figure
 from gmmot_runs.w2_fit import BOUNDS, CLOUDS, MAX_POINTS, RESOLUTIONS, W2FitRun, results
@@ -130,8 +129,6 @@ class W2FitScreen(Screen):
         self.b_play = pn.widgets.Button(label="▶ Play", color="primary", disabled=True)
         self.b_step = pn.widgets.Button(label="Step", disabled=True)
         self.b_reset = pn.widgets.Button(label="Reset", disabled=True)
-        self.notice = pn.pane.Alert("", alert_type="info", visible=False)
-        self.worker = Worker(self.notice)
         self.counter = pn.pane.Markdown(
             "Press **Prepare this fit** (the first time for a size takes about a minute)."
         )
@@ -142,7 +139,7 @@ class W2FitScreen(Screen):
         self.em_src = ColumnDataSource({"step": [], "value": []})
         self.w2_fig.line("step", "value", source=self.em_src, color="#444444", line_dash="dashed")
         self.table = pn.pane.Markdown("")
-        self.downloads = download_buttons(
+        self.downloads = self.downloads_for(
             [
                 (self._params_file, "gmmot-w2fit-params.json", "parameters (JSON)"),
                 (self._results_file, "gmmot-w2fit-results.json", "results (JSON)"),
@@ -160,10 +157,6 @@ class W2FitScreen(Screen):
             w.param.watch(lambda _e: self._draw(), "value")
 
     # -- work off the loop --------------------------------------------------------------
-    @property
-    def busy(self) -> bool:
-        return self.worker.busy
-
     def _cloud(self) -> dict:
         if self.w_cloud.value == UPLOADED:
             if self._uploaded is None:
@@ -176,8 +169,6 @@ class W2FitScreen(Screen):
         }
 
     def _prepare(self, _event=None) -> None:
-        if self.busy:
-            return
         self._pause()
         try:
             cloud = self._cloud()
@@ -192,6 +183,8 @@ class W2FitScreen(Screen):
             lambda: _with_view(W2FitRun(cloud, k, res, seed)),
             self._prepared,
             lambda exc: self._failed(f"Could not start that fit: {exc}. The previous fit is kept."),
+            key="prepare",
+            stale=True,
         )
 
     def _prepared(self, run_view: tuple) -> None:
@@ -217,6 +210,7 @@ class W2FitScreen(Screen):
             run.step,
             lambda view: self._stepped(run, view),
             lambda exc: self._failed(f"The step failed: {exc}. The last good fit is kept."),
+            lane="frame",
         )
 
     def _stepped(self, run: W2FitRun, view: dict) -> None:
@@ -234,7 +228,7 @@ class W2FitScreen(Screen):
         self._frame()
 
     def _reset(self, _event=None) -> None:
-        if self.run is None or self.busy:
+        if self.run is None:
             return
         self._pause()
         run = self.run
@@ -243,6 +237,7 @@ class W2FitScreen(Screen):
             run.reset,
             lambda view: self._stepped(run, view),
             lambda exc: self._failed(f"Reset failed: {exc}."),
+            key="reset",
         )
 
     # -- uploads ----------------------------------------------------------------------
@@ -253,19 +248,29 @@ class W2FitScreen(Screen):
     def _on_upload(self, event) -> None:
         if event.new is None:
             return
-        try:
-            pts, w, note = parse_points(event.new, self.w_upload.filename or "")
+        raw, name = event.new, self.w_upload.filename or ""
+
+        def read() -> tuple:
+            pts, w, note = parse_points(raw, name)
             if len(pts) > MAX_POINTS:
                 raise ValueError(f"{len(pts)} points; the W2 fit takes at most {MAX_POINTS}")
-        except ValueError as exc:
-            self._warn(f"File rejected: {exc}. The previous cloud is kept.")
-            return
-        self._uploaded = {"points": pts.astype(np.float64).tolist()} | (
-            {} if w is None else {"weights": w.astype(np.float64).tolist()}
+            cloud = {"points": pts.astype(np.float64).tolist()} | (
+                {} if w is None else {"weights": w.astype(np.float64).tolist()}
+            )
+            return cloud, note + ("" if w is not None else ", no weight column")
+
+        def use(read_back: tuple) -> None:
+            self._uploaded, note = read_back
+            self.w_cloud.value = UPLOADED
+            self._inform(f"{name}: {note}. Press Prepare this fit.")
+
+        self.worker.submit(
+            f"reading {name or 'the upload'}",
+            read,
+            use,
+            lambda exc: self._warn(f"File rejected: {exc}. The previous cloud is kept."),
+            key="upload",
         )
-        self.w_cloud.value = UPLOADED
-        weights = "" if w is not None else ", no weight column"
-        self._inform(f"{self.w_upload.filename}: {note}{weights}. Press Prepare this fit.")
 
     # -- drawing ----------------------------------------------------------------------
     def _mark_stale(self) -> None:
