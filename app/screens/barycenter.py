@@ -280,7 +280,9 @@ class BarycenterScreen(Screen):
                            self._fail("Reset failed: {exc}."), key="reset")  # fmt: skip
 
     def _tick(self, force: bool = False) -> None:
-        if self.worker.busy:
+        """A frame (``force``: a Step click, queued after the work in flight; a click is
+        never dropped)."""
+        if self.worker.busy and not force:
             return  # one frame in flight at most, and none while a new run is prepared
         if self.run.done and not force:
             self._pause()  # converged: idle until a knob moves

@@ -131,7 +131,7 @@ class CoupledEMScreen(Screen):
         self.w_per_frame.param.watch(self._on_structure, "value")
         self.w_k.param.watch(self._on_k, "value")
         self.b_play.on_click(self._toggle)
-        self.b_step.on_click(lambda _: self._tick())
+        self.b_step.on_click(lambda _: self._tick(clicked=True))
         self.b_reset.on_click(self._reset)
         self.w_baseline.param.watch(self._draw_baseline, "value")
         for i, up in enumerate((self.upload0, self.upload1)):
@@ -426,11 +426,13 @@ class CoupledEMScreen(Screen):
         if self.flow.ready():
             self._tick()
 
-    def _tick(self) -> None:
+    def _tick(self, clicked: bool = False) -> None:
+        """A frame (``clicked``: a Step click, queued after the work in flight; a click
+        is never dropped)."""
         if not session_connected():
             self._pause()  # the tab is gone: stop producing frames before the session is reaped
             return
-        if self.worker.busy:
+        if self.worker.busy and not clicked:
             return  # one frame in flight at most, and none while a change is prepared
         self.worker.submit(
             "an EM frame",

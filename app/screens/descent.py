@@ -105,7 +105,7 @@ class DescentScreen(Screen):
             "cell-mass error max |N m_i - 1|", "relative error"
         )
         self.b_play.on_click(self._toggle)
-        self.b_step.on_click(lambda _e: self._tick())
+        self.b_step.on_click(lambda _e: self._tick(clicked=True))
         self.b_reset.on_click(self._reset)
         for w in (self.w_target, self.w_n, self.w_init, self.w_seed, self.w_invert):
             w.param.watch(self._rebuild, "value")
@@ -286,11 +286,13 @@ class DescentScreen(Screen):
         if self.playing and self.flow.due(FRAME_MS):
             self._tick()
 
-    def _tick(self) -> None:
+    def _tick(self, clicked: bool = False) -> None:
+        """A frame (``clicked``: a Step click, queued after the work in flight; a click
+        is never dropped)."""
         if self.run.stopped:
             self._pause()
             return
-        if self.worker.busy:
+        if self.worker.busy and not clicked:
             return  # one frame in flight at most, and none while a new run is prepared
         run = self.run
         lr, lloyd, steps = self.w_lr.value, self.w_lloyd.value, self.w_steps.value

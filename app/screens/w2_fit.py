@@ -200,9 +200,9 @@ class W2FitScreen(Screen):
         self._warn(text)
         self._draw()
 
-    def _frame(self) -> None:
+    def _frame(self, clicked: bool = False) -> None:
         run = self.run
-        if run is None or self.busy:
+        if run is None or (self.busy and not clicked):  # a Step click is queued, not dropped
             return
         run.learning_rate, run.steps_per_frame = self.w_lr.value, self.w_steps.value
         self.worker.submit(
@@ -225,7 +225,7 @@ class W2FitScreen(Screen):
         self._frame()
 
     def _step_once(self, _event=None) -> None:
-        self._frame()
+        self._frame(clicked=True)
 
     def _reset(self, _event=None) -> None:
         if self.run is None:
