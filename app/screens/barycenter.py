@@ -97,8 +97,10 @@ class BarycenterScreen(Screen):
         self.b_play.on_click(self._toggle)
         self.b_step.on_click(lambda _e: self._tick(force=True))
         self.b_reset.on_click(self._reset)
-        for w in (self.w_inputs, self.w_comp, self.w_alpha, self.w_seed, self.w_bar, self.w_init):
+        for w in (self.w_alpha, self.w_seed, self.w_init):
             w.param.watch(self._rebuild, "value")
+        for w in (self.w_inputs, self.w_comp, self.w_bar):  # shapes: on release, not per value
+            w.param.watch(self._rebuild, "value_throttled")
         self.w_source.param.watch(self._rebuild, "value")
         self.w_eps.param.watch(self._on_knob, "value")
 

@@ -129,7 +129,7 @@ class CoupledEMScreen(Screen):
             w.param.watch(self._on_knob, "value")
         self.w_msteps.param.watch(self._on_structure, "value")
         self.w_per_frame.param.watch(self._on_structure, "value")
-        self.w_k.param.watch(self._on_k, "value")
+        self.w_k.param.watch(self._on_k, "value_throttled")  # K compiles: on release only
         self.b_play.on_click(self._toggle)
         self.b_step.on_click(lambda _: self._tick(clicked=True))
         self.b_reset.on_click(self._reset)

@@ -101,7 +101,7 @@ class TransportScreen(Screen):
         self.b_play.on_click(self._toggle)
         self.b_refresh.on_click(lambda _e: self.refresh())
         self.w_t.param.watch(lambda _e: self._draw_t(), "value")
-        self.w_n.param.watch(lambda _e: self.refresh(), "value")
+        self.w_n.param.watch(lambda _e: self.refresh(), "value_throttled")  # on release
         self.w_arrows.param.watch(lambda e: setattr(self._arrows, "visible", e.new), "value")
 
     # -- data -------------------------------------------------------------------------

@@ -10,6 +10,7 @@ import struct
 import zlib
 
 import numpy as np
+import param
 import pytest
 
 from app.screens.coupled_em import CoupledEMScreen
@@ -112,7 +113,10 @@ def test_k_above_the_distinct_points_is_refused_and_k_kept():
     assert screen.runner.points1.shape == (40, 2)
     screen._tick()
     runner, iteration = screen.runner, int(screen.runner.view["iteration"])
-    screen.w_k.value = 5
+    screen.w_k.value = 5  # dragged to 5: nothing applies until the release
+    assert screen.runner.structure.k == 3 and not screen.message
+    with param.edit_constant(screen.w_k):
+        screen.w_k.value_throttled = 5  # released
     assert "K = 5 refused" in screen.message and "4 distinct points" in screen.message
     assert screen.w_k.value == 3 and screen.runner.structure.k == 3
     assert screen.runner is runner and int(screen.runner.view["iteration"]) == iteration

@@ -31,3 +31,16 @@ def test_preset_settings_never_replace_uploads_silently():
     screen.data.preset = "moons -> rings"
     assert len(screen.runner.points0) == 5000 and "preset" in screen.runner.data
     assert screen.alert.alert_type == "success" and "replaced the uploaded" in screen.alert.object
+
+
+def test_k_applies_once_on_release_not_per_value_passed():
+    """Dragging K 3 -> 6 passes 4 and 5; each would be a compile. Only the release acts."""
+    import param
+
+    screen = CoupledEMScreen()
+    for k in (4, 5, 6):
+        screen.w_k.value = k
+    assert screen.runner.structure.k == 3
+    with param.edit_constant(screen.w_k):
+        screen.w_k.value_throttled = 6
+    assert screen.runner.structure.k == 6 and len(screen.runner.view["gmm0"][0]) == 6
