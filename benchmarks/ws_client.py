@@ -11,7 +11,12 @@ each frame's arrival time. Protocol, read as lines on stdout / stdin:
   Play again, closes, and prints one JSON line:
   ``{"frames": [arrival times, s], "pause_click_s": ...}``.
 
-Usage: ``python benchmarks/ws_client.py URL``.
+With ``compile N`` after the URL the client, once playing, types N into "points per
+cloud" (a cloud size the server has not run: a new program to compile), clicks Pause
+0.5 s later and prints ``{"pause_during_compile_s": ...}`` when the button reads Play;
+then it waits for the stop time as above.
+
+Usage: ``python benchmarks/ws_client.py URL [compile N]``.
 """
 
 from __future__ import annotations
@@ -70,7 +75,14 @@ def _pause_button(doc):
     return buttons[0] if len(buttons) == 1 else None
 
 
-def main(url: str) -> None:
+def _points_field(doc):
+    fields = [m for m in doc.models if "Points per cloud" in str(getattr(m, "title", ""))]
+    if len(fields) != 1:
+        raise RuntimeError(f"points-per-cloud field not found ({len(fields)})")
+    return fields[0]
+
+
+def main(url: str, compile_n: int | None = None) -> None:
     session = pull_session(url=url)
     loop = session._connection._loop  # the client's tornado IOLoop (run by loop_until_closed)
     doc = session.document
@@ -83,18 +95,45 @@ def main(url: str) -> None:
         drawn.value = new  # the echo: what the browser sends after painting
         if len(frames) == 3:
             print("playing", flush=True)
+            if compile_n is not None:
+                loop.add_callback(start_compile)
 
     def on_label(_attr, _old, new) -> None:
         if "Play" in str(new) and "clicked" in result:
             result["pause_click_s"] = time.time() - result.pop("clicked")
             loop.add_callback(session.close)
+        elif "Play" in str(new) and "compile_clicked" in result:
+            took = time.time() - result.pop("compile_clicked")
+            print(json.dumps({"pause_during_compile_s": took}), flush=True)
+
+    def on_notice(_attr, old, new) -> None:  # the compile's notice shown, then hidden
+        if new and not old:
+            result["notice_at"] = time.time()
+        elif old and not new and "notice_at" in result:
+            end = time.time()
+            print(json.dumps({"compile_from": result["changed"], "compile_to": end}), flush=True)
+
+    def start_compile() -> None:
+        for m in doc.models:
+            if "alert-info" in (getattr(m, "css_classes", None) or []):
+                m.on_change("visible", on_notice)
+        result["changed"] = time.time()
+        _points_field(doc).value = compile_n
+        loop.call_later(0.5, pause_in_compile)
+
+    def pause_in_compile() -> None:
+        button = _pause_button(doc)
+        button.on_change("label", on_label)
+        result["compile_clicked"] = time.time()
+        doc.callbacks.send_event(ButtonClick(button))
 
     def pause() -> None:
         button = _pause_button(doc)
-        if button is None:  # never played: nothing to pause
+        if button is None:  # never played (or paused already): nothing to pause
             session.close()
             return
-        button.on_change("label", on_label)
+        if "compile_clicked" not in result:
+            button.on_change("label", on_label)
         result["clicked"] = time.time()
         doc.callbacks.send_event(ButtonClick(button))
 
@@ -113,4 +152,4 @@ def main(url: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1], int(sys.argv[3]) if len(sys.argv) > 3 and sys.argv[2] == "compile" else None)
