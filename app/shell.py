@@ -154,6 +154,11 @@ def build(autoplay: bool = True) -> pn.template.FastListTemplate:
         font=SYSTEM_FONT,
         theme_toggle=False,
         sidebar_width=340,
+        # Panel's busy spinner is one process-wide state shown on every tab: each event of
+        # any session (a frame echo) updated the spinner of every other session, which
+        # took ~40% of the event loop with 8 sessions playing. Each screen's notice tells
+        # its own session what runs instead.
+        busy_indicator=None,
     )
     if autoplay and pn.state.curdoc is not None:
         pn.state.onload(screen._play)
