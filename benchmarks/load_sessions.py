@@ -332,8 +332,9 @@ def _compile_case(clients: _WebsocketClients, url: str, before_s: float = 15.0) 
         if line.startswith("{"):
             got |= json.loads(line)
     until = time.time() + 2
-    for proc, _ in clients.procs:
-        clients._tell(proc, until)
+    for proc in clients.procs:
+        if proc.poll() is None:
+            clients._tell(proc, until)
     a = clients._result(a_lines, until)
     clients.close()
     if a is None or "compile_to" not in got:
