@@ -102,7 +102,7 @@ class Screen(pn.viewable.Viewer):
 
     def _pause(self) -> None:
         self.playback.stop()
-        self.worker.cancel("frame")  # a frame not started yet is dropped
+        self.worker.cancel_frames()  # a frame not started yet is dropped; knob values stay
         self.playing = False
         self.b_play.label = "▶ Play"
 

@@ -63,7 +63,6 @@ class Scheduler:
         self._cond = threading.Condition()
         self._ready: dict[str, deque] = {lane: deque() for lane in self.lanes}
         self._active: set[Worker] = set()  # workers with a job running or queued
-        self.jobs_run = 0
         for lane, count in self.lanes.items():
             for i in range(count):
                 threading.Thread(
@@ -92,16 +91,19 @@ class Scheduler:
                 if not worker._pending:  # cancelled meanwhile
                     self._active.discard(worker)
                     continue
+                if worker._pending[0].lane != lane:  # its frame was cancelled: a compile
+                    worker._queued = True  # waits in its own lane, not on a frame thread
+                    self._ready[worker._pending[0].lane].append(worker)
+                    self._cond.notify_all()
+                    continue
                 job = worker._pending.popleft()
                 worker._running = job
-                worker._started = time.monotonic()
             try:
                 result = job.fn()
             except Exception as exc:  # reported on the loop, never lost in the thread
                 then = partial(job.failed, exc)
             else:
                 then = partial(job.done, result)
-            self.jobs_run += 1
             if not _post(worker.doc, partial(worker._finish, job, then)):
                 self.release(worker)  # the session is gone: nothing to show, free the worker
 
@@ -150,7 +152,6 @@ class Worker:
         self._pending: deque[Job] = deque()
         self._running: Job | None = None
         self._queued = False
-        self._started = 0.0
 
     @property
     def busy(self) -> bool:
@@ -201,12 +202,13 @@ class Worker:
     def cancel(self, lane: str | None = None, key: str | None = None) -> int:
         """Drop the pending jobs (of ``lane``, or with ``key``; all by default); the running
         one ends as it will. Returns how many were dropped."""
+        return self._drop(
+            lambda j: (lane is None or j.lane == lane) and (key is None or j.key == key)
+        )
+
+    def _drop(self, dropped: Callable[[Job], bool]) -> int:
         sched = pn.state.cache.get(_CACHE_KEY)
         lock = sched._cond if sched is not None else threading.Lock()
-
-        def dropped(job: Job) -> bool:
-            return (lane is None or job.lane == lane) and (key is None or job.key == key)
-
         with lock:
             keep = [j for j in self._pending if not dropped(j)]
             count = len(self._pending) - len(keep)
@@ -214,6 +216,11 @@ class Worker:
         if not self.busy:
             self._idle()
         return count
+
+    def cancel_frames(self) -> int:
+        """Drop the pending animation frames (Pause, Reset): frame-lane jobs without a
+        key. Keyed ones (a knob value) still apply."""
+        return self._drop(lambda j: j.lane == "frame" and j.key is None)
 
     def _show(self, job: Job, text: str) -> None:
         if job is self._running or (self._pending and job is self._pending[0]):

@@ -307,7 +307,7 @@ class CoupledEMScreen(Screen):
         self._draw_baseline()
 
     def _reset(self, _event=None) -> None:
-        self.worker.cancel("frame")
+        self.worker.cancel_frames()
         self._clear()
         self.worker.submit(
             "back to the initial mixtures",

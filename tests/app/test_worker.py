@@ -76,10 +76,11 @@ def test_a_newer_value_supersedes_one_waiting_and_cancel_drops_frames(loop):
     for k in (2, 3, 4):  # a slider dragged while the compile runs: only the last applies
         w.submit("k", lambda k=k: ran.append(k) or k, done.append, print, key="k")
     w.submit("frame", lambda: ran.append("frame"), done.append, print, lane="frame")
-    assert w.cancel("frame") == 1  # Pause: the frame that has not started is dropped
+    w.submit("eps", lambda: ran.append("eps") or "eps", done.append, print, "frame", "knobs")
+    assert w.cancel_frames() == 1  # Pause: the frame that has not started is dropped
     gate.set()
     _drain(loop, lambda: not w.busy)
-    assert ran == [4] and done == ["slow", 4]
+    assert ran == [4, "eps"] and done == ["slow", 4, "eps"]  # the knob value still applies
 
 
 def test_one_session_compiling_does_not_hold_up_another_sessions_frames(loop):
@@ -113,3 +114,16 @@ def test_without_a_session_a_job_runs_at_once():
     w, out = wk.Worker(pn.pane.Alert()), []
     w.submit("x", lambda: 7, out.append, print)
     assert out == [7] and not w.busy
+
+
+def test_a_compile_left_behind_a_cancelled_frame_runs_in_the_prepare_lane(loop):
+    gate, started, where = threading.Event(), threading.Event(), []
+    other, w = _worker(loop), _worker(loop)
+    other.submit("f", lambda: (started.set(), gate.wait(10)), print, print, lane="frame")
+    started.wait(10)  # the only frame thread is busy: w waits in the frame lane
+    w.submit("frame", lambda: where.append("frame"), print, print, lane="frame")
+    w.submit("compile", lambda: where.append(threading.current_thread().name), print, print)
+    assert w.cancel_frames() == 1
+    gate.set()
+    _drain(loop, lambda: not w.busy and not other.busy)
+    assert where == ["gmmot-prepare-0"]
