@@ -11,6 +11,19 @@ def _step(page) -> int:
     return int(re.search(r"step\s+(\d+)", text).group(1))
 
 
+def _settled_step(page, quiet_ms: int = 1500, tries: int = 20) -> int:
+    """The step count once it stayed the same for ``quiet_ms`` (fails if it never does:
+    Pause did not stop the run)."""
+    last = _step(page)
+    for _ in range(tries):
+        page.wait_for_timeout(quiet_ms)
+        now = _step(page)
+        if now == last:
+            return now
+        last = now
+    raise AssertionError(f"the step count still moves {tries * quiet_ms / 1000:.0f} s after Pause")
+
+
 def test_w2_fit_tab_prepares_plays_and_keeps_its_fit(page, server_url, tmp_path, shot, server_log):
     page.goto(server_url)
     expect(page.get_by_text(re.compile(r"frame \d+")).first).to_be_visible(timeout=60_000)
@@ -27,11 +40,13 @@ def test_w2_fit_tab_prepares_plays_and_keeps_its_fit(page, server_url, tmp_path,
     page.get_by_role("button", name=re.compile("Play")).click()
     page.wait_for_timeout(6000)
     page.get_by_role("button", name=re.compile("Pause")).click()
-    page.wait_for_timeout(1000)
-    assert _step(page) >= 10  # 5 Adam steps a frame, ~0.1-0.3 s a frame
+    # the server took the click once the label is back; a frame already running when it
+    # came still lands (Pause drops only frames not started), so wait for the count to rest
+    expect(page.get_by_role("button", name=re.compile("Play"))).to_be_visible(timeout=30_000)
+    before = _settled_step(page)
+    assert before >= 10  # 5 Adam steps a frame, ~0.1-0.3 s a frame
     expect(page.get_by_text(re.compile(r"objective \(W2² \+ side² x mass off\)"))).to_be_visible()
     shot(page, "w2_fit_played")
-    before = _step(page)
     bad = tmp_path / "bad.csv"
     bad.write_text("x,y\n1,2\n3,oops\n")
     page.locator("input[type=file]").last.set_input_files(str(bad))
