@@ -10,6 +10,22 @@ import param
 
 __all__ = ["ChunkedUpload"]
 
+# find this widget's view among the page's views and empty its FilePond list
+_CLEAR_JS = """
+function find(view) {
+  if (view.model === cb_obj) return view;
+  for (const child of view.children()) {
+    const hit = find(child);
+    if (hit) return hit;
+  }
+  return null;
+}
+for (const root of Bokeh.index.roots) {
+  const view = find(root);
+  if (view && view._file_pond) view._file_pond.removeFiles();
+}
+"""
+
 
 class ChunkedUpload(pn.widgets.FileDropper):
     """Panel's ``FileDropper`` (FilePond) reduced to one file at a time, with a byte cap.
@@ -22,7 +38,8 @@ class ChunkedUpload(pn.widgets.FileDropper):
 
     ``value`` is the last file received in full (``bytes``), ``filename`` its name; a file
     refused on the server sets ``refused`` to the reason instead. Only the file being
-    received is held; nothing is kept per name.
+    received is held; nothing is kept per name. :meth:`clear` empties the box in the
+    browser: a file the app rejected must not stay there as "Upload complete" in green.
     """
 
     value = param.Parameter(default=None, doc="Bytes of the last file received in full.")
@@ -43,6 +60,15 @@ class ChunkedUpload(pn.widgets.FileDropper):
         self._name: str | None = None
         self._chunks: list[bytes] = []
         self._size = 0
+        self._clears = 0
+        # ``mime_type`` is FileDropper's only other synced property this subclass leaves
+        # unused (``_process_event`` is ours): a change of it is the browser's cue
+        self.jscallback(mime_type=_CLEAR_JS)
+
+    def clear(self) -> None:
+        """Remove the file shown in the box (the data already read are not touched)."""
+        self._clears += 1
+        self.mime_type = {"cleared": str(self._clears)}
 
     def _process_event(self, event) -> None:
         if event.event_name != "upload_event":  # a file removed from the list: keep the data

@@ -40,6 +40,7 @@ from app.plots.coupling import (
 from app.plots.traces import traces_data, traces_figures
 from app.screen import Screen, session_connected
 from app.upload import ChunkedUpload
+from app.widgets import LabelledCheckbox
 from gmmot_core import coupled_em as ce
 from gmmot_core.io import MAX_BYTES, parse_points
 from gmmot_runs.coupled_em import BOUNDS, CoupledEMRun, clouds_csv, results
@@ -82,7 +83,9 @@ class CoupledEMScreen(Screen):
         self.w_rho = pn.widgets.DiscreteSlider(
             label="rho (mass penalty)", options=RHO, value=nearest(RHO, k.rho)
         )
-        self.w_bal = pn.widgets.Switch(value=k.balanced)
+        self.w_bal = LabelledCheckbox(
+            label="balanced (no mass created or destroyed)", value=k.balanced
+        )
         self.w_wt = pn.widgets.DiscreteSlider(
             label="transport weight", options=WT, value=nearest(WT, k.weight_transport)
         )
@@ -112,7 +115,7 @@ class CoupledEMScreen(Screen):
             label="target frames per second", start=1, end=30, value=20
         )
         self.w_fps.param.watch(self._on_fps, "value")
-        self.w_baseline = pn.widgets.Checkbox(label="show independent EM baseline", value=False)
+        self.w_baseline = LabelledCheckbox(label="show independent EM baseline", value=False)
         self.upload0 = ChunkedUpload(label="cloud 0", max_bytes=MAX_BYTES)
         self.upload1 = ChunkedUpload(label="cloud 1", max_bytes=MAX_BYTES)
         self.downloads = self.downloads_for(
@@ -323,9 +326,11 @@ class CoupledEMScreen(Screen):
         what: str,
         told: Callable[[], str] | None = None,
         refused: str = "Could not use the new data",
+        upload: ChunkedUpload | None = None,
     ) -> None:
         """In the worker: ``make()`` gives ``(clouds, weights, data spec)`` and a new run
-        is built on them; on any failure the previous data and run are kept."""
+        is built on them; on any failure the previous data and run are kept (and the
+        ``upload`` box that brought the data is emptied)."""
 
         def build():
             clouds, weights, data = make()
@@ -349,6 +354,8 @@ class CoupledEMScreen(Screen):
 
         def failed(exc: Exception) -> None:
             self._warn(f"{refused}: {exc}. The previous data are kept.")
+            if upload is not None:
+                upload.clear()
 
         self.worker.submit(what, build, use, failed, key="data", stale=True)
 
@@ -380,6 +387,7 @@ class CoupledEMScreen(Screen):
             self._warn(
                 f"Upload for cloud {which} rejected: {event.new}. The previous data are kept."
             )
+            (self.upload0 if which == 0 else self.upload1).clear()
 
     def _on_upload(self, which: int, event) -> None:
         if event.new is None:  # cleared; an empty file (b"") gets its message
@@ -399,6 +407,7 @@ class CoupledEMScreen(Screen):
             f"reading {name or 'the upload'} for cloud {which}",
             lambda: f"cloud {which}: {notes[0]}",
             refused=f"Upload for cloud {which} rejected",
+            upload=widget,
         )
 
     # -- exports ----------------------------------------------------------------------
@@ -476,7 +485,7 @@ class CoupledEMScreen(Screen):
             self.w_baseline,
             pn.pane.Markdown("### Transport"),
             self.w_eps,
-            pn.Row(pn.pane.Markdown("balanced", margin=(5, 10)), self.w_bal),
+            self.w_bal,
             self.w_rho,
             self.w_tau,
             self.w_wt,

@@ -22,6 +22,7 @@ from app.plots.cells import (
 from app.plots.traces import mark_step, trace_data, trace_figure
 from app.screen import Screen
 from app.upload import ChunkedUpload
+from app.widgets import LabelledCheckbox
 from gmmot_core.targets import (
     MAX_IMAGE_BYTES,
     image_from_bytes,
@@ -69,7 +70,7 @@ class DescentScreen(Screen):
         self.w_upload = ChunkedUpload(
             label="target image (PNG or JPEG)", max_bytes=MAX_IMAGE_BYTES, previews=["image"]
         )
-        self.w_invert = pn.widgets.Checkbox(
+        self.w_invert = LabelledCheckbox(
             label="bright pixels = more mass (off: dark = more mass)", value=False
         )
         self.w_n = pn.widgets.IntInput(
@@ -78,7 +79,7 @@ class DescentScreen(Screen):
         self.w_init = pn.widgets.Select(label="initialisation", options=["random", "sample"])
         self.w_seed = pn.widgets.IntInput(label="seed", value=0, start=0, end=2**31 - 1)
         self.w_lr = pn.widgets.DiscreteSlider(label="learning rate", options=LR, value=LR["100"])
-        self.w_lloyd = pn.widgets.Switch(value=True)
+        self.w_lloyd = LabelledCheckbox(label="Lloyd (move to centroids)", value=True)
         self.w_steps = pn.widgets.IntSlider(
             label="steps per frame", start=1, end=FRAME_STEPS, value=1
         )  # any value reuses one compiled descent
@@ -239,6 +240,7 @@ class DescentScreen(Screen):
     def _on_refused(self, event) -> None:
         if event.new:
             self._warn(f"Image rejected: {event.new}. The previous target is kept.")
+            self.w_upload.clear()
 
     def _on_upload(self, event) -> None:
         if event.new is None:  # cleared; an empty file (b"") gets its message
@@ -262,7 +264,10 @@ class DescentScreen(Screen):
             f"reading {name}",
             lambda: image_from_bytes(raw),
             decoded,
-            lambda exc: self._warn(f"Image rejected: {exc}. The previous target is kept."),
+            lambda exc: (
+                self._warn(f"Image rejected: {exc}. The previous target is kept."),
+                self.w_upload.clear(),
+            ),
             key="upload",
         )
 
@@ -342,7 +347,7 @@ class DescentScreen(Screen):
             pn.pane.Markdown("### Run"),
             pn.Row(self.b_play, self.b_step, self.b_reset),
             self.w_lr,
-            pn.Row(pn.pane.Markdown("Lloyd (move to centroids)", margin=(5, 10)), self.w_lloyd),
+            self.w_lloyd,
             self.w_steps,
             pn.pane.Markdown("### Target and Diracs"),
             self.w_target,

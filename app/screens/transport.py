@@ -17,6 +17,7 @@ from app.compiled import map_images, release_if_crowded, transport_frame
 from app.playback import Playback
 from app.plots.contours import contour_data
 from app.screen import Screen
+from app.widgets import LabelledCheckbox
 from gmmot_core.mixture import GMM
 from gmmot_runs.barycenter import notebook_levels
 from gmmot_runs.figures import PALETTE, ellipse_outlines, transport_figure
@@ -55,7 +56,7 @@ class TransportScreen(Screen):
     def _build(self) -> None:
         self.w_t = pn.widgets.FloatSlider(label="t", start=0.0, end=1.0, step=0.01, value=0.0)
         self.w_n = pn.widgets.IntSlider(label="arrows", start=20, end=1000, step=20, value=300)
-        self.w_arrows = pn.widgets.Checkbox(label="show the arrows x -> T(x)", value=True)
+        self.w_arrows = LabelledCheckbox(label="show the arrows x -> T(x)", value=True)
         self.b_play = pn.widgets.Button(label="▶ Play", color="primary")
         self.b_refresh = pn.widgets.Button(label="Use the current coupled-EM fit")
         self.counter = pn.pane.Markdown("")

@@ -21,6 +21,7 @@ from app.plots.clouds import colors, ellipse_paths
 from app.plots.traces import trace_data, trace_figure
 from app.screen import Screen
 from app.upload import ChunkedUpload
+from app.widgets import LabelledCheckbox
 from gmmot_core.io import MAX_BYTES, parse_points
 from gmmot_runs.figures import w2_fit_figure
 from gmmot_runs.w2_fit import BOUNDS, CLOUDS, MAX_POINTS, RESOLUTIONS, W2FitRun, results
@@ -123,8 +124,8 @@ class W2FitScreen(Screen):
             label="learning rate (share of the box)", options=LR, value=LR["0.02"]
         )
         self.w_steps = pn.widgets.IntSlider(label="Adam steps per frame", start=1, end=20, value=5)
-        self.w_cells = pn.widgets.Checkbox(label="show Laguerre cells", value=True)
-        self.w_em = pn.widgets.Checkbox(label="show EM's fit (dashed)", value=True)
+        self.w_cells = LabelledCheckbox(label="show Laguerre cells", value=True)
+        self.w_em = LabelledCheckbox(label="show EM's fit (dashed)", value=True)
         self.b_start = pn.widgets.Button(label="Prepare this fit", color="primary")
         self.b_play = pn.widgets.Button(label="▶ Play", color="primary", disabled=True)
         self.b_step = pn.widgets.Button(label="Step", disabled=True)
@@ -244,6 +245,7 @@ class W2FitScreen(Screen):
     def _on_refused(self, event) -> None:
         if event.new:
             self._warn(f"File rejected: {event.new}. The previous cloud is kept.")
+            self.w_upload.clear()
 
     def _on_upload(self, event) -> None:
         if event.new is None:
@@ -268,7 +270,10 @@ class W2FitScreen(Screen):
             f"reading {name or 'the upload'}",
             read,
             use,
-            lambda exc: self._warn(f"File rejected: {exc}. The previous cloud is kept."),
+            lambda exc: (
+                self._warn(f"File rejected: {exc}. The previous cloud is kept."),
+                self.w_upload.clear(),
+            ),
             key="upload",
         )
 
