@@ -1,4 +1,7 @@
-"""A checkbox whose label is part of it: a click on the words toggles it.
+"""Widgets the app needs beyond Panel's: a checkbox whose words toggle it, typed fields
+that refuse out-of-range values aloud.
+
+A checkbox whose label is part of it: a click on the words toggles it.
 
 Bokeh's ``Checkbox`` (Panel 1.9, Bokeh 3.9) draws its label as a separate ``div``, so a
 click on the words does nothing and the box has no accessible name; a ``Switch`` has no
@@ -8,10 +11,13 @@ is a native ``<label><input type=checkbox> text</label>``, with no outside asset
 
 from __future__ import annotations
 
+from typing import ClassVar
+
+import panel as pn
 import param
 from panel.custom import JSComponent
 
-__all__ = ["LabelledCheckbox"]
+__all__ = ["BoundedFloatInput", "BoundedIntInput", "LabelledCheckbox"]
 
 
 class LabelledCheckbox(JSComponent):
@@ -41,3 +47,60 @@ export function render({ model }) {
   return label
 }
 """
+
+
+def _num(v) -> str:
+    """``1,000,000`` for whole numbers, ``0.001`` / ``1e+06`` style otherwise."""
+    return f"{int(v):,}" if float(v).is_integer() and abs(v) < 1e15 else f"{v:g}"
+
+
+class _Bounded:
+    """Mixin for Panel's numeric inputs: a value typed in the browser outside
+    ``start``-``end`` (or an empty field) never reaches ``value`` or any watcher; the
+    field is put back to the last good value and ``warn`` (when set) says the range."""
+
+    def _process_property_change(self, msg):
+        msg = super()._process_property_change(msg)
+        if "value" in msg and not self._fits(msg["value"]):
+            self._refuse(msg.pop("value"))
+        return msg
+
+    def _fits(self, v) -> bool:
+        lo, hi = self.start, self.end
+        return v is not None and (lo is None or v >= lo) and (hi is None or v <= hi)
+
+    def _refuse(self, v) -> None:
+        label = self.label or self.name
+        lo, hi = self.start, self.end
+        words = (
+            f"{label}: {v} refused; it must lie in {_num(lo)}-{_num(hi)}. Kept {_num(self.value)}."
+        )
+        if self.warn is not None:
+            self.warn(words)
+        doc = pn.state.curdoc
+        models = [m for m, _ in self._models.values()]
+
+        def put_back() -> None:  # the browser still shows the refused value
+            for m in models:
+                m.value = self.value
+
+        if doc is not None and doc.session_context is not None:
+            doc.add_next_tick_callback(put_back)
+        else:
+            put_back()
+
+
+class BoundedIntInput(_Bounded, pn.widgets.IntInput):
+    """``IntInput`` that refuses out-of-range typing aloud (see :class:`_Bounded`)."""
+
+    warn = param.Callable(default=None, doc="Called with the refusal's words.")
+
+    _rename: ClassVar[dict] = {**pn.widgets.IntInput._rename, "warn": None}
+
+
+class BoundedFloatInput(_Bounded, pn.widgets.FloatInput):
+    """``FloatInput`` that refuses out-of-range typing aloud (see :class:`_Bounded`)."""
+
+    warn = param.Callable(default=None, doc="Called with the refusal's words.")
+
+    _rename: ClassVar[dict] = {**pn.widgets.FloatInput._rename, "warn": None}

@@ -25,6 +25,7 @@ from app.plots.contours import (
 from app.plots.coupling import coupling_data, coupling_figure
 from app.plots.traces import trace_data, trace_figure
 from app.screen import Screen
+from app.widgets import BoundedFloatInput, BoundedIntInput
 from gmmot_runs.barycenter import (
     MAX_BAR_SIZE,
     MAX_COMPONENTS,
@@ -66,13 +67,16 @@ class BarycenterScreen(Screen):
         self.w_comp = pn.widgets.IntSlider(
             label="components each", start=1, end=MAX_COMPONENTS, value=3
         )
-        self.w_alpha = pn.widgets.FloatInput(
+        self.w_alpha = BoundedFloatInput(
+            warn=self._warn,
             label="Dirichlet alpha (0.001-1e6; large = equal weights)",
             value=50.0,
             start=1e-3,
             end=1e6,
         )
-        self.w_seed = pn.widgets.IntInput(label="seed", value=0, start=0, end=2**31 - 1)
+        self.w_seed = BoundedIntInput(
+            warn=self._warn, label="seed", value=0, start=0, end=2**31 - 1
+        )
         self.w_bar = pn.widgets.IntSlider(label="bar_size", start=1, end=MAX_BAR_SIZE, value=6)
         self.w_init = pn.widgets.Select(label="initial support", options=["random"])
         self.w_eps = pn.widgets.DiscreteSlider(label="epsilon", options=EPS, value=EPS["0.1"])

@@ -40,7 +40,7 @@ from app.plots.coupling import (
 from app.plots.traces import traces_data, traces_figures
 from app.screen import Screen, session_connected
 from app.upload import ChunkedUpload
-from app.widgets import LabelledCheckbox
+from app.widgets import BoundedIntInput, LabelledCheckbox
 from gmmot_core import coupled_em as ce
 from gmmot_core.io import MAX_BYTES, parse_points
 from gmmot_runs.coupled_em import BOUNDS, CoupledEMRun, clouds_csv, results
@@ -496,10 +496,10 @@ class CoupledEMScreen(Screen):
             self.w_per_frame,
             pn.pane.Markdown("### Data"),
             pn.widgets.Select.from_param(self.data.param.preset, label="Preset"),
-            pn.widgets.IntInput.from_param(
-                self.data.param.n, label="Points per cloud (10-1,000,000)"
+            BoundedIntInput.from_param(
+                self.data.param.n, label="Points per cloud (10-1,000,000)", warn=self._warn
             ),
-            pn.widgets.IntInput.from_param(self.data.param.seed, label="Seed"),
+            BoundedIntInput.from_param(self.data.param.seed, label="Seed", warn=self._warn),
             pn.Column(
                 pn.widgets.FloatSlider.from_param(self.data.param.shift, label="shift", step=0.5),
                 pn.widgets.FloatSlider.from_param(

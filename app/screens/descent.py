@@ -22,7 +22,7 @@ from app.plots.cells import (
 from app.plots.traces import mark_step, trace_data, trace_figure
 from app.screen import Screen
 from app.upload import ChunkedUpload
-from app.widgets import LabelledCheckbox
+from app.widgets import BoundedIntInput, LabelledCheckbox
 from gmmot_core.targets import (
     MAX_IMAGE_BYTES,
     image_from_bytes,
@@ -73,11 +73,13 @@ class DescentScreen(Screen):
         self.w_invert = LabelledCheckbox(
             label="bright pixels = more mass (off: dark = more mass)", value=False
         )
-        self.w_n = pn.widgets.IntInput(
-            label=f"Diracs N (2-{MAX_DIRACS})", value=200, start=2, end=MAX_DIRACS
+        self.w_n = BoundedIntInput(
+            warn=self._warn, label=f"Diracs N (2-{MAX_DIRACS})", value=200, start=2, end=MAX_DIRACS
         )
         self.w_init = pn.widgets.Select(label="initialisation", options=["random", "sample"])
-        self.w_seed = pn.widgets.IntInput(label="seed", value=0, start=0, end=2**31 - 1)
+        self.w_seed = BoundedIntInput(
+            warn=self._warn, label="seed", value=0, start=0, end=2**31 - 1
+        )
         self.w_lr = pn.widgets.DiscreteSlider(label="learning rate", options=LR, value=LR["100"])
         self.w_lloyd = LabelledCheckbox(label="Lloyd (move to centroids)", value=True)
         self.w_steps = pn.widgets.IntSlider(

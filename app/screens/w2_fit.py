@@ -21,7 +21,7 @@ from app.plots.clouds import colors, ellipse_paths
 from app.plots.traces import trace_data, trace_figure
 from app.screen import Screen
 from app.upload import ChunkedUpload
-from app.widgets import LabelledCheckbox
+from app.widgets import BoundedIntInput, LabelledCheckbox
 from gmmot_core.io import MAX_BYTES, parse_points
 from gmmot_runs.figures import w2_fit_figure
 from gmmot_runs.w2_fit import BOUNDS, CLOUDS, MAX_POINTS, RESOLUTIONS, W2FitRun, results
@@ -108,17 +108,21 @@ class W2FitScreen(Screen):
         self.w_upload = ChunkedUpload(
             label="cloud (CSV/TSV/NPY: x, y[, weight])", max_bytes=MAX_BYTES
         )
-        self.w_n = pn.widgets.IntInput(
-            label=f"points N ({n_lo}-{n_hi})", value=600, start=n_lo, end=n_hi
+        self.w_n = BoundedIntInput(
+            warn=self._warn, label=f"points N ({n_lo}-{n_hi})", value=600, start=n_lo, end=n_hi
         )
-        self.w_k = pn.widgets.IntInput(
-            label=f"components K ({k_lo}-{k_hi})", value=2, start=k_lo, end=k_hi
+        self.w_k = BoundedIntInput(
+            warn=self._warn, label=f"components K ({k_lo}-{k_hi})", value=2, start=k_lo, end=k_hi
         )
         self.w_res = pn.widgets.Select(
             label="raster (pixels per side)", options=list(RESOLUTIONS), value=48
         )
-        self.w_seed = pn.widgets.IntInput(
-            label="seed (cloud and kmeans++ start)", value=3, start=0, end=2**31 - 1
+        self.w_seed = BoundedIntInput(
+            warn=self._warn,
+            label="seed (cloud and kmeans++ start)",
+            value=3,
+            start=0,
+            end=2**31 - 1,
         )
         self.w_lr = pn.widgets.DiscreteSlider(
             label="learning rate (share of the box)", options=LR, value=LR["0.02"]
