@@ -57,7 +57,10 @@ def _num(v) -> str:
 class _Bounded:
     """Mixin for Panel's numeric inputs: a value typed in the browser outside
     ``start``-``end`` (or an empty field) never reaches ``value`` or any watcher; the
-    field is put back to the last good value and ``warn`` (when set) says the range."""
+    field is put back to the last good value and ``warn`` (when set) says the range.
+
+    The bounds stay on the server: given ``low`` / ``high``, Bokeh's field keeps showing an
+    out-of-range value and never sends it, so nobody could say it was refused."""
 
     def _process_property_change(self, msg):
         msg = super()._process_property_change(msg)
@@ -95,7 +98,12 @@ class BoundedIntInput(_Bounded, pn.widgets.IntInput):
 
     warn = param.Callable(default=None, doc="Called with the refusal's words.")
 
-    _rename: ClassVar[dict] = {**pn.widgets.IntInput._rename, "warn": None}
+    _rename: ClassVar[dict] = {
+        **pn.widgets.IntInput._rename,
+        "warn": None,
+        "start": None,
+        "end": None,
+    }
 
 
 class BoundedFloatInput(_Bounded, pn.widgets.FloatInput):
@@ -103,4 +111,9 @@ class BoundedFloatInput(_Bounded, pn.widgets.FloatInput):
 
     warn = param.Callable(default=None, doc="Called with the refusal's words.")
 
-    _rename: ClassVar[dict] = {**pn.widgets.FloatInput._rename, "warn": None}
+    _rename: ClassVar[dict] = {
+        **pn.widgets.FloatInput._rename,
+        "warn": None,
+        "start": None,
+        "end": None,
+    }
