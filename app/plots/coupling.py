@@ -36,6 +36,10 @@ LINK_COLUMNS = (
 )
 
 
+LABEL_AT = 0.35  # where along a link (from cloud 0's mean) its factor is written
+LABEL_SHARE = 0.04  # links with less of the coupling's mass carry no label (clutter)
+
+
 def pair_figure() -> tuple[figure, dict[str, ColumnDataSource]]:
     """Both mixtures (solid: cloud 0, dashed: cloud 1) and coupling links between means."""
     fig = styled_figure("both mixtures and the coupling", match_aspect=True, height=380)
@@ -64,7 +68,7 @@ def pair_figure() -> tuple[figure, dict[str, ColumnDataSource]]:
     links = fig.segment(
         "x0", "y0", "x1", "y1", source=src["links"], line_width=16, line_alpha=0.0, level="overlay"
     )
-    # each path's growth factor written on its link (paths with 2% of the mass or more)
+    # each path's growth factor written on its link (paths with LABEL_SHARE of the mass)
     fig.text(
         "xm", "ym", text="label", source=src["links"], text_font_size="9pt",
         text_align="center", text_baseline="middle", text_color="#222222", level="overlay",
@@ -138,10 +142,13 @@ def pair_data(view: dict) -> dict[str, dict]:
         "normalized": mass / total,
         "factor": factor,
         "path": [f"0:{k} -> 1:{v}" for k, v in zip(kk, ll, strict=True)],
-        "xm": (m0[kk, 0] + m1[ll, 0]) / 2,
-        "ym": (m0[kk, 1] + m1[ll, 1]) / 2,
+        # a third of the way from cloud 0's mean: two links that cross (0:a -> 1:b and
+        # 0:b -> 1:a) meet at their midpoints, and so did their labels
+        "xm": m0[kk, 0] + LABEL_AT * (m1[ll, 0] - m0[kk, 0]),
+        "ym": m0[kk, 1] + LABEL_AT * (m1[ll, 1] - m0[kk, 1]),
         "label": [
-            f"×{f:.2f}" if n >= 0.02 else "" for f, n in zip(factor, mass / total, strict=True)
+            f"×{f:.2f}" if n >= LABEL_SHARE else ""
+            for f, n in zip(factor, mass / total, strict=True)
         ],
     }
     out["means"] = {

@@ -142,3 +142,97 @@ def test_item10_every_screen_says_what_to_try_first(page, server_url, server_log
             page.get_by_text("details", exact=True).locator("visible=true").first
         ).to_be_visible()
     assert "Traceback" not in server_log()
+
+
+# the browser's own Bokeh document: what the page draws, not what the server meant to send
+_DOC_JS = """
+(query) => {
+  const get = (d, k) => (d instanceof Map ? d.get(k) : d[k]);
+  const out = [];
+  for (const doc of Bokeh.documents) {
+    for (const m of doc.all_models) {
+      if (query.kind === "source" && m.data) {
+        const keys = m.data instanceof Map ? [...m.data.keys()] : Object.keys(m.data);
+        if (query.keys.every((k) => keys.includes(k))) {
+          const row = {};
+          for (const k of query.keys) row[k] = Array.from(get(m.data, k));
+          out.push(row);
+        }
+      }
+      const title = m.title && m.title.text;
+      if (query.kind === "figure" && title && title.includes(query.title)) {
+        out.push({start: m.x_range.start, end: m.x_range.end});
+      }
+      if (query.kind === "renderer" && m.name === query.name && m.visible !== undefined) {
+        out.push({visible: m.visible});
+      }
+    }
+  }
+  return out;
+}
+"""
+
+
+def test_item4_each_paths_growth_factor_is_written_on_its_link(page, server_url, server_log):
+    _ready(page, server_url)
+    page.wait_for_timeout(2000)
+    links = page.evaluate(_DOC_JS, {"kind": "source", "keys": ["path", "factor", "label"]})
+    assert links, "no link source in the page"
+    rows = list(zip(*(links[0][k] for k in ("path", "factor", "label")), strict=True))
+    written = [(p, f, lab) for p, f, lab in rows if lab]
+    assert len(written) >= 2  # the demo pair's main paths carry their factor
+    for _path, factor, label in written:
+        assert label == f"×{factor:.2f}"  # the label is the hover's factor: one definition
+    assert "Traceback" not in server_log()
+
+
+def test_item5_the_mass_axis_follows_a_large_total_mass(page, server_url, shot, server_log):
+    _ready(page, server_url)
+    # the epsilon slider's handle: the visible handle just below its label
+    handles = page.locator(".noUi-handle")
+    eps_label = page.get_by_text(re.compile(r"^epsilon \(entropic\)"))
+    eps_y = eps_label.bounding_box()["y"]
+    slider = min(
+        (handles.nth(i) for i in range(handles.count()) if handles.nth(i).is_visible()),
+        key=lambda h: abs(h.bounding_box()["y"] - eps_y - 25),
+    )
+    slider.focus()
+    slider.press("End")  # epsilon = 10: mass is created, F goes past 2
+    deadline, f, axis = 60, 0.0, None
+    for _ in range(deadline):
+        page.wait_for_timeout(1000)
+        marks = page.evaluate(_DOC_JS, {"kind": "source", "keys": ["x", "y", "label"]})
+        marks = [m for m in marks if m["label"] and str(m["label"][0]).startswith("F = ")]
+        axis = page.evaluate(_DOC_JS, {"kind": "figure", "title": "F log F"})
+        if marks and axis:
+            f = float(marks[0]["x"][0])
+            if f > 2.0:
+                break
+    shot(page, "finding5_mass_axis")
+    assert f > 2.0, f"F = {f} at epsilon = 10"
+    assert axis[0]["start"] <= f <= axis[0]["end"]  # in view (a fixed [0, 2] hid it)
+    assert "Traceback" not in server_log()
+
+
+def test_item7_descent_layers_hide_and_show_what_they_name(page, server_url, shot, server_log):
+    _ready(page, server_url)
+    page.get_by_text("Dirac descent", exact=True).first.click()
+    expect(page.get_by_text(re.compile(r"step 0 · N 200")).first).to_be_visible(timeout=60_000)
+
+    def visible(name: str) -> bool:
+        found = page.evaluate(_DOC_JS, {"kind": "renderer", "name": name})
+        assert found, name
+        return found[0]["visible"]
+
+    assert visible("cells") and visible("segments")
+    button = page.get_by_role("button", name="cells", exact=True)
+    assert "bk-active" in button.get_attribute("class")  # a shown layer looks pressed
+    button.click()
+    page.wait_for_timeout(1500)
+    assert not visible("cells") and visible("segments") and visible("diracs")
+    assert "bk-active" not in button.get_attribute("class")
+    page.get_by_role("button", name="segments to centroids", exact=True).click()
+    page.wait_for_timeout(1500)
+    assert not visible("segments")
+    shot(page, "finding7_layers")
+    assert "Traceback" not in server_log()
