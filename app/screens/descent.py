@@ -90,7 +90,11 @@ class DescentScreen(Screen):
         self.b_reset = pn.widgets.Button(label="Reset")
         self.w_look = pn.widgets.IntSlider(label="look back (frame)", start=0, end=1, value=0)
         self.w_layers = pn.widgets.CheckButtonGroup(
-            options=list(LAYERS), value=list(LAYERS), sizing_mode="stretch_width"
+            options=list(LAYERS),
+            value=list(LAYERS),
+            sizing_mode="stretch_width",
+            button_type="primary",  # a shown layer is filled, a hidden one outlined
+            button_style="outline",
         )
         self.counter = pn.pane.Markdown("")
         self.downloads = self.downloads_for(
