@@ -72,7 +72,7 @@ the box plus the mass it puts outside (charged at the box side squared).
 TRY_FIRST = {
     "coupled": "Two clouds, one mixture fitted to each, pulled together by optimal transport. "
     "Drag **epsilon** or **rho** and watch the links and the reweighting bars; "
-    "switch **balanced** off to let mass be created or destroyed.",
+    "untick **balanced** to let mass be created or destroyed.",
     "descent": "Points move until each owns an equal share of the picture's mass. Press "
     "**Play**; then upload a picture of your own (dark = more mass) or raise **N**.",
     "barycenter": "The average of several mixtures in the optimal-transport sense. Drag a "
