@@ -93,8 +93,8 @@ class DescentScreen(Screen):
             options=list(LAYERS),
             value=list(LAYERS),
             sizing_mode="stretch_width",
-            button_type="primary",  # a shown layer is filled, a hidden one outlined
-            button_style="outline",
+            color="primary",  # a shown layer is filled, a hidden one outlined
+            variant="outline",
         )
         self.counter = pn.pane.Markdown("")
         self.downloads = self.downloads_for(
