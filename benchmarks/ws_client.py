@@ -27,6 +27,7 @@ import pkgutil
 import sys
 import threading
 import time
+from pathlib import Path
 
 import panel.models
 from bokeh.client import pull_session
@@ -37,6 +38,9 @@ from bokeh.events import ButtonClick, DocumentReady
 # Panel's Bokeh model types must be registered for the page to decode; some load lazily
 for _mod in pkgutil.iter_modules(panel.models.__path__):
     importlib.import_module(f"panel.models.{_mod.name}")
+# and the app's own components (their data models are defined when the module is imported)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+importlib.import_module("app.widgets")
 
 
 async def _handle_messages(self: ClientConnection) -> None:
