@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from gmmot_core.buckets import pad_diracs
 from gmmot_core.mixture import GMM, kmeans_pp, log_prob
 from gmmot_core.parametrization import RawGMM, from_raw, to_raw
 from gmmot_core.semidiscrete import status as sd_status
@@ -48,6 +49,7 @@ __all__ = [
     "init",
     "initial_mixture",
     "mixture",
+    "pad_fit_data",
     "run",
     "step",
     "target_values",
@@ -137,21 +139,32 @@ class FitConfig(NamedTuple):
     sizes: Sizes | None = None
     trace_length: int = 512
 
-    def with_sizes(self, points) -> FitConfig:
+    def with_sizes(self, points, rows: int | None = None) -> FitConfig:
         """This config, with :func:`fit_sizes` of ``points [N, 2]`` if it has no sizes."""
-        return (
-            self if self.sizes is not None else self._replace(sizes=fit_sizes(points, self.shape))
-        )
+        if self.sizes is not None:
+            return self
+        return self._replace(sizes=fit_sizes(points, self.shape, rows))
 
 
-def fit_sizes(points, shape: tuple[int, int]) -> Sizes:
+def pad_fit_data(data: FitData, rows: int) -> FitData:
+    """``data`` padded to ``rows`` points with zero-mass copies of its first point: inert
+    Diracs of the semi-discrete solve (no cell), weight 0 in every EM and likelihood sum,
+    never a kmeans++ seed (drawn with probability ``nu * D^2``)."""
+    y, nu = pad_diracs(np.asarray(data.points), np.asarray(data.nu), rows)
+    dt = data.points.dtype
+    return data._replace(points=jnp.asarray(y, dt), nu=jnp.asarray(nu, dt))
+
+
+def fit_sizes(points, shape: tuple[int, int], rows: int | None = None) -> Sizes:
     """Host side: solver sizes for the fixed Diracs ``points [N, 2]`` (so that the
     first steps do not recompile): :func:`default_sizes`, with a row capacity of the
     candidate grid that holds the fullest row of this cloud (1.5x, a multiple of 8;
     clustered data crowd a few bins) and a quarter of the cells as rescue (cells over
-    the sparse parts of a cloud reach past their block of bins)."""
+    the sparse parts of a cloud reach past their block of bins). ``rows >= N``: the
+    padded row count (:func:`pad_fit_data`); the capacity is then rounded up to a
+    power of two, so that clouds of one bucket share few programs."""
     p = np.asarray(points, np.float64)
-    n = len(p)
+    n = len(p) if rows is None else rows
     sizes = default_sizes(n, shape)
     g, cap, r, rescue = sizes.grid
     if g == 0:
@@ -160,8 +173,10 @@ def fit_sizes(points, shape: tuple[int, int]) -> Sizes:
     cell = np.clip(np.floor((p - p.min(0)) / h).astype(int), 0, g - 1)
     counts = np.zeros((g, g + 2 * r), int)
     np.add.at(counts, (cell[:, 0], cell[:, 1] + r), 1)
-    rows = np.lib.stride_tricks.sliding_window_view(counts, 2 * r + 1, axis=1).sum(-1)
-    cap = max(cap, int(8 * np.ceil(1.5 * rows.max() / 8)))
+    band = np.lib.stride_tricks.sliding_window_view(counts, 2 * r + 1, axis=1).sum(-1)
+    cap = max(cap, int(8 * np.ceil(1.5 * band.max() / 8)))
+    if n > len(p):
+        cap = int(2 ** np.ceil(np.log2(cap)))
     return sizes._replace(grid=Grid(g, cap, r, max(rescue, n // 4)))
 
 
@@ -353,7 +368,10 @@ class Frame(NamedTuple):
 def _frame(state: FitState, data: FitData, config: FitConfig, steps) -> tuple[FitState, Frame]:
     state = run(state, data, config, steps)
     one = jnp.ones((2,), data.points.dtype)
-    cells = solved_cells(data.points, state.weights, 0 * one, one, config.sizes, state.labels)
+    active = data.nu > 0  # zero-mass points (padding) are inert: no cell
+    cells = solved_cells(
+        data.points, state.weights, 0 * one, one, config.sizes, state.labels, active
+    )
     return state, Frame(cells, target_values(state.raw, config)[0])
 
 

@@ -20,6 +20,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gmmot_core.buckets import bucket, pad_diracs
+from gmmot_core.semidiscrete.cells import Cells
 from gmmot_core.semidiscrete.density import image_density
 from gmmot_core.semidiscrete.descent import DescentState, cells_of, descend, descent_init
 from gmmot_core.semidiscrete.status import EMPTY_CELL, NOT_CONVERGED, SIZE_BITS, STACKED, STOP_BITS
@@ -43,7 +45,7 @@ DESCENT_SPEC_VERSION = 1
 HISTORY = 500  # frames kept for looking back (positions and weights of each)
 FRAME_STEPS = 10  # frames of up to this many steps share one compiled descent
 MAX_INLINE_PIXELS = 512 * 512
-MAX_DIRACS = 5000  # the screen's bound too (each N is its own compiled solver)
+MAX_DIRACS = 5000  # the screen's bound too (N is padded to a bucket: one solver per bucket)
 
 TARGETS = ("tutorial two peaks", "gaussian mixture", "uploaded image")
 
@@ -176,7 +178,12 @@ def check_target(target: Any) -> dict:
 
 
 class DescentRun:
-    """Dirac gradient descent / Lloyd towards a target image, frame by frame."""
+    """Dirac gradient descent / Lloyd towards a target image, frame by frame.
+
+    The ``n`` Diracs are solved in a bucket of ``size >= n`` rows (:func:`bucket`): the
+    rows past ``n`` are inert (mass 0), so any ``n`` in a bucket reuses one compiled
+    solver and the results on the first ``n`` rows are those of an unpadded run
+    (``tests/core/test_padding.py``). The view shows the first ``n`` rows only."""
 
     def __init__(
         self,
@@ -193,24 +200,32 @@ class DescentRun:
             hi = tuple(float(x) for x in target_extent(self.values))
             self.density = image_density(self.values, hi=hi, dtype=jnp.float64)
         self.positions0 = initial_positions(self.values, self.n, init, self.seed)
+        self.size = bucket(self.n)
         self.lr, self.lloyd, self.steps_per_frame = 100.0, True, 1
         self.reset()
 
     def reset(self) -> dict:
         """Back to the first Diracs (a cold Newton solve)."""
         with jax.enable_x64(True):
-            self.nu = jnp.full((self.n,), 1.0 / self.n, jnp.float64)
-            state, self.sizes = descent_init(jnp.asarray(self.positions0), self.density, self.nu)
+            y0, nu = pad_diracs(self.positions0, np.full(self.n, 1.0 / self.n), self.size)
+            self.nu = jnp.asarray(nu, jnp.float64)
+            state, self.sizes = descent_init(jnp.asarray(y0), self.density, self.nu)
             self.state: DescentState = jax.device_get(state)
-            self.cells = jax.device_get(cells_of(state, self.density, self.sizes))
+            self.cells = jax.device_get(cells_of(state, self.density, self.sizes, self.nu))
         self.segments: list = []
         self.w2 = [float(self.state.w2)]
         self.error = [self._error(self.state)]
-        self.history = [(self.state.step, self.state.positions, self.state.weights)]
+        self.history = [self._entry(self.state)]
         return self.view
 
+    def _entry(self, state) -> tuple:
+        """A history entry: step, positions and weights of the user's ``n`` Diracs."""
+        n = self.n
+        return state.step, np.asarray(state.positions)[:n], np.asarray(state.weights)[:n]
+
     def _error(self, state) -> float:
-        return float(np.max(np.abs(np.asarray(state.masses) - 1.0 / self.n)) * self.n)
+        masses = np.asarray(state.masses)[: self.n]
+        return float(np.max(np.abs(masses - 1.0 / self.n)) * self.n)
 
     @property
     def stopped(self) -> bool:
@@ -236,28 +251,30 @@ class DescentRun:
         self.state, self.cells = state, cells
         self.error.extend(float(x) for x in np.asarray(trace.mass_error)[:done])
         if done:
-            self.history.append((state.step, state.positions, state.weights))
+            self.history.append(self._entry(state))
             del self.history[: max(0, len(self.history) - HISTORY)]
 
     def cells_at(self, index: int):
         """Step, positions and cells of history entry ``index`` (for looking back)."""
         step, y, w = self.history[index]
+        yp, wp = pad_diracs(y, w, self.size)
         no_hint = np.full_like(np.asarray(self.state.labels), -1)
-        st = self.state._replace(positions=y, weights=w, labels=no_hint)
+        st = self.state._replace(positions=yp, weights=wp, labels=no_hint)
         with jax.enable_x64(True):
-            cells = jax.device_get(cells_of(jax.device_put(st), self.density, self.sizes))
-        return int(step), np.asarray(y), cells
+            st = jax.device_put(st)
+            cells = jax.device_get(cells_of(st, self.density, self.sizes, self.nu))
+        return int(step), y, _rows(cells, self.n)
 
     @property
     def view(self) -> dict:
-        s = self.state
+        s, n = self.state, self.n
         return {
             "step": int(s.step),
-            "positions": np.asarray(s.positions),
-            "barycenters": np.asarray(s.barycenters),
-            "masses": np.asarray(s.masses),
-            "weights": np.asarray(s.weights),
-            "cells": self.cells,
+            "positions": np.asarray(s.positions)[:n],
+            "barycenters": np.asarray(s.barycenters)[:n],
+            "masses": np.asarray(s.masses)[:n],
+            "weights": np.asarray(s.weights)[:n],
+            "cells": _rows(self.cells, n),
             "w2": np.asarray(self.w2),
             "error": np.asarray(self.error),
             "status": int(s.status),
@@ -267,6 +284,13 @@ class DescentRun:
     def spec(self) -> DescentSpec:
         target = self.target if "preset" in self.target else {"values": self.values.tolist()}
         return DescentSpec(target, self.n, self.init, self.seed, [list(s) for s in self.segments])
+
+
+def _rows(cells: Cells, n: int) -> Cells:
+    """The first ``n`` cells (the padding's are empty; labels never point at them)."""
+    return cells._replace(
+        vertices=cells.vertices[:n], labels=cells.labels[:n], count=cells.count[:n]
+    )
 
 
 def replay_descent(spec: DescentSpec) -> DescentRun:

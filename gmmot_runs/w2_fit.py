@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gmmot_core import gmm_w2_fit as fit
+from gmmot_core.buckets import bucket
 from gmmot_core.mixture import GMM, fit_em, log_prob
 from gmmot_core.synthetic import moons, outlier_clump, rings, three_blobs
 from gmmot_runs import spec as fields
@@ -165,7 +166,12 @@ class W2FitRun:
                 raise ValueError(
                     f"{len(self.data.nu)} distinct points with weight > 0, fewer than K = {self.k}"
                 )
-            self.config = fit.FitConfig(shape=(self.res, self.res)).with_sizes(self.data.points)
+            # padded to a bucket of rows (zero-mass points): one compiled fit per bucket
+            self.n_fit = len(self.data.nu)
+            unpadded = self.data.points
+            self.data = fit.pad_fit_data(self.data, bucket(self.n_fit))
+            config = fit.FitConfig(shape=(self.res, self.res))
+            self.config = config.with_sizes(unpadded, len(self.data.nu))
             self.start = fit.initial_mixture(jax.random.PRNGKey(self.seed), self.data, self.k)
             self._em()
         self.learning_rate, self.steps_per_frame = 0.02, 5
@@ -176,7 +182,7 @@ class W2FitRun:
         W2 objective (one step at learning rate 0: the same compiled program)."""
         d = self.data
         unit = fit.to_unit(self.start, d)
-        em = fit_em(unit, d.points, d.nu * len(d.nu), steps=EM_STEPS, ridge=1e-8)
+        em = fit_em(unit, d.points, d.nu * self.n_fit, steps=EM_STEPS, ridge=1e-8)
         self.em = fit.to_user(em, d)
         state, self.config, _ = fit.advance(
             fit.init(self.em, d, self.config, 0.0), d, self.config, 1
@@ -187,7 +193,7 @@ class W2FitRun:
 
     def _log_likelihood(self, g: GMM) -> float:
         """Mean log-density of the points (weighted), in the user's coordinates (x64)."""
-        return float(jnp.sum(self.data.nu * log_prob(g, self.user_points)))
+        return float(jnp.sum(self.data.nu[: self.n_fit] * log_prob(g, self.user_points)))
 
     def reset(self) -> dict:
         """Back to the kmeans++ start (a cold first solve)."""
@@ -236,15 +242,15 @@ class W2FitRun:
         d, s = self.data, self.state
         scale, centre = float(d.scale), np.asarray(d.centre)
         gmm = fit.mixture(jax.device_put(s), d)
-        cells = self.frame.cells
+        cells, n = self.frame.cells, self.n_fit
         return {
             "step": int(s.step),
             "points": np.asarray(self.user_points),
-            "nu": np.asarray(d.nu),
+            "nu": np.asarray(d.nu)[:n],
             "box": (centre - scale / 2, centre + scale / 2),
             "values": np.asarray(self.frame.values),
-            "cell_vertices": np.asarray(fit.user_points(cells.vertices, d)),
-            "cell_count": np.asarray(cells.count),
+            "cell_vertices": np.asarray(fit.user_points(cells.vertices[:n], d)),
+            "cell_count": np.asarray(cells.count)[:n],
             "gmm": _user_gmm(gmm),
             "em": _user_gmm(self.em),
             "w2": np.asarray(self.w2),

@@ -36,7 +36,7 @@ def default_grid(n: int) -> Grid:
     return Grid(0, 0, 0) if n <= 256 or g < 7 else Grid(g, 24, 2, max(32, n // 16))
 
 
-def block_candidates(y, w, grid: Grid):
+def block_candidates(y, w, grid: Grid, active=None):
     """The Diracs in the block of bins around each ``y_i`` (``[N, C]``, -1 = none), a
     lower bound ``d_out [N]`` on the bisector distance of every Dirac outside the block
     and whether a row of the block held more than ``grid.cap`` Diracs.
@@ -50,13 +50,16 @@ def block_candidates(y, w, grid: Grid):
     ``j`` in ``B`` outside the block lies at least ``D = max(dist(y_i, B), R_i)`` away
     (``R_i`` the distance to the block's inner sides) with ``w_i - w_j >= c = w_i -
     max_B w``, so its bisector lies at least ``(D^2 + c) / (2 D)`` from ``y_i`` (or
-    ``sqrt(c)`` when ``c > D^2``)."""
+    ``sqrt(c)`` when ``c > D^2``).
+
+    Inert Diracs (``active [N]`` False) lie in no bin and do not count in the bound."""
     n = y.shape[0]
     g, cap, r, _ = grid
-    lo = jnp.min(y, 0)
-    h = jnp.maximum((jnp.max(y, 0) - lo) / g, 1e-12)
+    on = jnp.ones((n,), bool) if active is None else active
+    lo = jnp.min(jnp.where(on[:, None], y, jnp.inf), 0)
+    h = jnp.maximum((jnp.max(jnp.where(on[:, None], y, -jnp.inf), 0) - lo) / g, 1e-12)
     cell = jnp.clip(jnp.floor((y - lo) / h).astype(jnp.int32), 0, g - 1)  # [N, 2]
-    key = cell[:, 0] * g + cell[:, 1]
+    key = jnp.where(on, cell[:, 0] * g + cell[:, 1], g * g)  # inert: past the last bin
     order = jnp.argsort(key)
     start = jnp.searchsorted(key[order], jnp.arange(g * g + 1), side="left")  # [G*G + 1]
     rows = cell[:, 0:1] + jnp.arange(-r, r + 1)[None, :]  # [N, 2r+1]
@@ -81,7 +84,9 @@ def block_candidates(y, w, grid: Grid):
     gc = min(g, 16)
     hc = h * (g / gc)
     cc = jnp.clip(jnp.floor((y - lo) / hc).astype(jnp.int32), 0, gc - 1)
-    wmax = jax.ops.segment_max(w, cc[:, 0] * gc + cc[:, 1], num_segments=gc * gc)  # [Gc^2]
+    wmax = jax.ops.segment_max(
+        jnp.where(on, w, -jnp.inf), cc[:, 0] * gc + cc[:, 1], num_segments=gc * gc
+    )  # [Gc^2]
     ix = jnp.arange(gc)
     cx = jnp.repeat(ix, gc)
     cy = jnp.tile(ix, gc)
@@ -202,7 +207,7 @@ def by_marked(mask, top: int, some, none, many, operand):
     return jax.lax.switch(which, [none] + [on(m) for m in sizes] + [many], operand)
 
 
-def rescue(y, w, sel, r2, state, batch: int):
+def rescue(y, w, sel, r2, state, batch: int, active=None):
     """Finish the cells ``sel [m]`` (``n`` = none) against every Dirac.
 
     Only the Diracs whose bisector lies closer to ``y_i`` than the farthest vertex of the
@@ -221,17 +226,19 @@ def rescue(y, w, sel, r2, state, batch: int):
     d2 = jnp.sum(diff**2, -1)
     num = d2 + w[rr][:, None] - w[None, :]
     near = (d2 > 0) & ((num <= 0) | (num**2 < 4.0 * r2[rr][:, None] * d2)) & live[:, None]
+    if active is not None:
+        near = near & active[None, :]
     k = min(RESCUE_KEEP, n)
     cols, upto = first_true(near, k)
     cand_k = jnp.where(cols < n, cols, -1)  # [m, k]: the near Diracs, -1 padded
 
     def few():
-        a, b, _ = half_planes(y, w, rr, cand_k)
+        a, b, _ = half_planes(y, w, rr, cand_k, active)
         return clip_rounds(poly, a, b, cand_k, batch)[:2]
 
     def every():
         cand = jnp.where(live[:, None], jnp.arange(n)[None, :], -1)
-        a, b, _ = half_planes(y, w, rr, cand)
+        a, b, _ = half_planes(y, w, rr, cand, active)
         return clip_rounds(poly, a, b, cand, batch)[:2]
 
     new, o = jax.lax.cond(jnp.any(upto[:, -1] > k), every, few)

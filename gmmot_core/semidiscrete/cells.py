@@ -140,7 +140,7 @@ def _tiles(verts, count, lo, hi):
     return jnp.abs(area - box) <= slack
 
 
-def _reuse_or_clip(y, w, lo, hi, hint, a, b, ring, poly0, batch: int):
+def _reuse_or_clip(y, w, lo, hi, hint, a, b, ring, poly0, batch: int, active=None):
     """Cells reused from the diagram of ``hint`` where they fit (:func:`_reuse`); the
     others clipped by the ring candidates: a subset of static size
     (:func:`by_marked`) up to half of them (measured at N = 5000: most trials far
@@ -148,6 +148,8 @@ def _reuse_or_clip(y, w, lo, hi, hint, a, b, ring, poly0, batch: int):
     n, v = poly0[1].shape
     lo, hi = jnp.asarray(lo, y.dtype), jnp.asarray(hi, y.dtype)
     poly, fit = _reuse(y, w, lo, hi, hint, a, b, v)
+    if active is not None:  # an inert cell is emptied by the caller
+        fit = fit | ~active
 
     def some(sel, poly):
         m = sel.shape[0]
@@ -184,7 +186,7 @@ def _boxes(lo, hi, m: int, v: int, dtype):
     )
 
 
-def repair_cells(y, w, lo, hi, cells: Cells, sel, width: int, batch: int = 1):
+def repair_cells(y, w, lo, hi, cells: Cells, sel, width: int, batch: int = 1, active=None):
     """Rebuild only the cells ``sel [M]`` (``N`` = none) of a ring diagram that does not
     tile the box, from the widened ring of its labels (:func:`ring_candidates` with
     ``around``), and check the tiling again. Returns the cells (RING_MISS as found
@@ -195,7 +197,7 @@ def repair_cells(y, w, lo, hi, cells: Cells, sel, width: int, batch: int = 1):
     ring, more = ring_candidates(cells.labels, width, around=True, rows=rr)
     cand = jnp.where(live[:, None], ring, -1)
     hint = jnp.where(live[:, None], cells.labels[rr], -1)
-    a, b, _ = half_planes(y, w, rr, cand)
+    a, b, _ = half_planes(y, w, rr, cand, active)
     poly0 = _boxes(lo, hi, sel.shape[0], v, y.dtype)
     (vs, ls, cs), over, _ = clip_rounds(poly0, a, b, cand, batch, hint)
     verts = cells.vertices.at[sel].set(vs, mode="drop")
@@ -210,6 +212,17 @@ def repair_cells(y, w, lo, hi, cells: Cells, sel, width: int, batch: int = 1):
     return Cells(verts, labels, count, status), more
 
 
+def _empty_inert(verts, labels, count, active):
+    """The polygons with the rows of inert Diracs (``active [N]`` False) emptied."""
+    if active is None:
+        return verts, labels, count
+    return (
+        jnp.where(active[:, None, None], verts, 0.0),
+        jnp.where(active[:, None], labels, -1),
+        jnp.where(active, count, 0),
+    )
+
+
 def power_cells(
     y,
     w,
@@ -220,6 +233,7 @@ def power_cells(
     hint=None,
     batch: int = 1,
     ring=None,
+    active=None,
 ) -> Cells:
     """Laguerre cells of ``y [N, 2]``, ``w [N]`` clipped to the box ``lo``-``hi``.
 
@@ -236,6 +250,9 @@ def power_cells(
     ``ring [N, C]`` (from :func:`ring_candidates`) replaces the grid: cells are clipped by
     those candidates only and RING_MISS is flagged unless the cells tile the box (then
     they are exact: each contains its true cell).
+
+    ``active [N]`` (default all): inert Diracs (False) own no cell and cut none, so the
+    other cells are those of the active Diracs alone (padding to a static size).
     """
     n = y.shape[0]
     grid = default_grid(n) if grid is None else grid
@@ -244,21 +261,23 @@ def power_cells(
     everyone = lambda m: jnp.broadcast_to(rows[None, :], (m, n))  # noqa: E731
     miss = jnp.asarray(False)
     if ring is not None:
-        a, b, stacked = half_planes(y, w, rows, ring)
+        a, b, stacked = half_planes(y, w, rows, ring, active)
         if hint is None:
             (verts, labels, count), over, _ = clip_rounds(poly0, a, b, ring, batch, hint)
         else:
             (verts, labels, count), over = _reuse_or_clip(
-                y, w, lo, hi, hint, a, b, ring, poly0, batch
+                y, w, lo, hi, hint, a, b, ring, poly0, batch, active
             )
+        verts, labels, count = _empty_inert(verts, labels, count, active)
         miss = ~_tiles(verts, count, jnp.asarray(lo, y.dtype), jnp.asarray(hi, y.dtype))
         uncertified = bin_over = jnp.asarray(False)
     elif grid.bins == 0:
         cand = everyone(n)
-        a, b, stacked = half_planes(y, w, rows, cand)
+        a, b, stacked = half_planes(y, w, rows, cand, active)
         (verts, labels, count), over, cut_on = clip_rounds(
             poly0, a, b, cand, batch, hint, keep=KEEP
         )
+        verts, labels, count = _empty_inert(verts, labels, count, active)
         (verts, labels, count), over = jax.lax.cond(
             jnp.any(cut_on),
             lambda p: clip_rounds(p[0], a, b, cand, batch)[:2],
@@ -268,11 +287,12 @@ def power_cells(
         uncertified = jnp.asarray(False)
         bin_over = jnp.asarray(False)
     else:
-        cand, d_out, bin_over = block_candidates(y, w, grid)
-        a, b, stacked = half_planes(y, w, rows, cand)
+        cand, d_out, bin_over = block_candidates(y, w, grid, active)
+        a, b, stacked = half_planes(y, w, rows, cand, active)
         (verts, labels, count), over, cut_on = clip_rounds(
             poly0, a, b, cand, batch, hint, keep=KEEP
         )
+        verts, labels, count = _empty_inert(verts, labels, count, active)
         vmask = jnp.arange(max_vertices)[None, :] < count[:, None]
         r2 = jnp.max(jnp.where(vmask, jnp.sum((verts - y[:, None]) ** 2, -1), 0.0), 1)
         bad = (~((d_out > 0) & (d_out**2 > r2)) | cut_on) & (count > 0)
@@ -282,7 +302,7 @@ def power_cells(
         if m > 0:
             verts, labels, count, over = jax.lax.cond(
                 jnp.any(bad),
-                lambda s: rescue(y, w, sel, r2, s, batch),
+                lambda s: rescue(y, w, sel, r2, s, batch, active),
                 lambda s: s,
                 (verts, labels, count, over),
             )
@@ -303,7 +323,16 @@ REPAIR_SHARE = 8
 
 
 def near_cells(
-    y, w, lo, hi, sizes: Sizes, labels, fallback: bool = True, repeats: int = 3, ring=None
+    y,
+    w,
+    lo,
+    hi,
+    sizes: Sizes,
+    labels,
+    fallback: bool = True,
+    repeats: int = 3,
+    ring=None,
+    active=None,
 ):
     """Cells of ``(y, w)`` from the neighbours of a nearby diagram (``labels [N, V]``;
     ``ring``: ``ring_candidates(labels, sizes.ring)`` when already at hand).
@@ -317,7 +346,9 @@ def near_cells(
         if ring is None:
             ring = ring_candidates(labels, sizes.ring, around)
         ring, more = ring
-        cells = power_cells(y, w, lo, hi, sizes.max_vertices, sizes.grid, labels, ring=ring)
+        cells = power_cells(
+            y, w, lo, hi, sizes.max_vertices, sizes.grid, labels, ring=ring, active=active
+        )
         return cells, more
 
     def missed(c):
@@ -328,7 +359,8 @@ def near_cells(
         # its neighbours are lost, and no widening finds them; a Newton trial with it
         # is rejected anyway
         cells, _, k = s
-        return missed(cells) & (k < repeats) & ~jnp.any(cells.count == 0)
+        empty = cells.count == 0
+        return missed(cells) & (k < repeats) & ~jnp.any(empty if active is None else empty & active)
 
     n = y.shape[0]
 
@@ -343,7 +375,7 @@ def near_cells(
         cells, more = by_marked(
             inconsistent_cells(cells.labels),
             max(64, n // REPAIR_SHARE),
-            lambda sel, c: repair_cells(y, w, lo, hi, c, sel, sizes.ring),
+            lambda sel, c: repair_cells(y, w, lo, hi, c, sel, sizes.ring, active=active),
             every,
             every,
             cells,
@@ -365,15 +397,15 @@ def near_cells(
         return cells
     return jax.lax.cond(
         missed(cells),
-        lambda: power_cells(y, w, lo, hi, sizes.max_vertices, sizes.grid, labels),
+        lambda: power_cells(y, w, lo, hi, sizes.max_vertices, sizes.grid, labels, active=active),
         lambda: cells,
     )
 
 
-def solved_cells(y, w, lo, hi, sizes: Sizes, labels):
+def solved_cells(y, w, lo, hi, sizes: Sizes, labels, active=None):
     """The cells of a solved diagram ``(y, w)`` from its own labels ``[N, V]``: all pairs
     (clipped first by those neighbours) when ``sizes.grid`` says so, else
     :func:`near_cells`."""
     if sizes.grid.bins == 0:
-        return power_cells(y, w, lo, hi, sizes.max_vertices, sizes.grid, labels)
-    return near_cells(y, w, lo, hi, sizes, labels)
+        return power_cells(y, w, lo, hi, sizes.max_vertices, sizes.grid, labels, active=active)
+    return near_cells(y, w, lo, hi, sizes, labels, active=active)

@@ -60,16 +60,19 @@ def _clip(poly, half_plane):
     return clipped, any_out & any_in & (total > v)
 
 
-def half_planes(y, w, rows, cand):
+def half_planes(y, w, rows, cand, active=None):
     """Half-planes ``a . x <= b`` of cells ``rows [M]`` against candidates ``cand [M, C]``
-    (``-1`` = none): ``a = y_j - y_i``, ``b = (|a|^2 + w_i - w_j) / 2 + a . y_i``. Self and
-    padding never cut (``a = 0, b = inf``); a stacked pair has ``a = 0`` and cuts
-    everything when ``w_i < w_j``. Also whether a stacked pair exists."""
+    (``-1`` = none): ``a = y_j - y_i``, ``b = (|a|^2 + w_i - w_j) / 2 + a . y_i``. Self,
+    padding and inert Diracs (``active [N]`` False) never cut (``a = 0, b = inf``); a
+    stacked pair has ``a = 0`` and cuts everything when ``w_i < w_j``. Also whether a
+    stacked pair exists."""
     n = y.shape[0]
     jj = jnp.clip(cand, 0, n - 1)
     yi = y[rows][:, None, :]
     a = y[jj] - yi
     none = (cand < 0) | (cand == rows[:, None])
+    if active is not None:
+        none = none | ~active[jj] | ~active[rows][:, None]
     d2 = jnp.sum(a**2, -1)
     stacked = (d2 == 0) & ~none
     b = (d2 + w[rows][:, None] - w[jj]) / 2.0 + jnp.sum(a * yi, -1)

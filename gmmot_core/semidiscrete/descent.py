@@ -65,12 +65,12 @@ def w2(positions, density: ImageDensity, nu=None):
     return w2_and_status(positions, density, nu)[0]
 
 
-def _dual_density_grad(res, y, density: ImageDensity, w_shift):
+def _dual_density_grad(res, y, density: ImageDensity, w_shift, active):
     """d/d(density fields) of ``int phi_w rho = sum_i int_{L_i} (|x - y_i|^2 - w_i) rho`` at
     the solved cells (the integrals are linear in the fields at fixed cells)."""
-    sizes = res.sizes
+    sizes, labels = res.sizes, res.integrals.labels
     cells = jax.lax.stop_gradient(
-        solved_cells(y, res.weights, density.lo, density.hi, sizes, res.integrals.labels)
+        solved_cells(y, res.weights, density.lo, density.hi, sizes, labels, active)
     )
 
     def dual(d):
@@ -94,9 +94,12 @@ def _w2_fwd(positions, density, nu, w0, hint, sizes):
     value, status, res = _solve(y, density, nu, w0, hint, sizes)
     bad = (status & STOP_BITS) != 0
     nan = jnp.asarray(jnp.nan, y.dtype)
-    w = res.weights - jnp.mean(res.weights)
+    # the weights shifted to mean zero over the Diracs that are not inert (0 on those)
+    active = _uniform(y, nu) > 0
+    mean_w = jnp.sum(jnp.where(active, res.weights, 0.0)) / jnp.sum(active)
+    w = jnp.where(active, res.weights - mean_w, 0.0)
     grad_y = -2.0 * res.integrals.first  # 2 m_i (y_i - b_i) = -2 int (x - y_i) rho
-    grad_d = _dual_density_grad(res, y, density, w)
+    grad_d = _dual_density_grad(res, y, density, w, active)
     grads = jax.tree.map(lambda a: jnp.where(bad, nan, a), (grad_y, w, grad_d))
     grad_y, grad_nu, grad_d = grads
     primal = (value, status, res.weights, res.integrals.labels)
@@ -117,7 +120,8 @@ w2_solve.defvjp(_w2_fwd, _w2_bwd)
 
 class Trace(NamedTuple):
     """Per step: ``w2 [steps]`` (W2^2 after the step) and ``mass_error [steps]``
-    (max |m_i - nu_i| / mean(nu), what the Newton solve left)."""
+    (max |m_i - nu_i| / mean(nu) over the Diracs that are not inert, what the Newton
+    solve left)."""
 
     w2: jax.Array
     mass_error: jax.Array
@@ -190,24 +194,28 @@ def _run(
 
     def one(s: DescentState, i):
         out = jax.lax.cond(i < steps, step, lambda s: s, s)  # steps is traced: no recompile
-        return out, Trace(out.w2, jnp.max(jnp.abs(out.masses - nu)) / jnp.mean(nu))
+        return out, Trace(out.w2, jnp.max(jnp.abs(out.masses - nu)) / mean_nu)
+
+    mean_nu = jnp.sum(nu) / jnp.sum(nu > 0)
 
     state, trace = jax.lax.scan(one, state, jnp.arange(length))
     if not with_cells:
         return state, trace, None
-    return state, trace, _cells(state, density, sizes)
+    return state, trace, _cells(state, density, sizes, nu)
 
 
-def _cells(state: DescentState, density: ImageDensity, sizes: Sizes) -> Cells:
+def _cells(state: DescentState, density: ImageDensity, sizes: Sizes, nu=None) -> Cells:
     y, w, lo, hi = state.positions, state.weights, density.lo, density.hi
+    active = None if nu is None else nu > 0
     if sizes.grid.bins == 0:  # all pairs: as the solve builds them (no ring search)
-        return power_cells(y, w, lo, hi, sizes.max_vertices, sizes.grid)
-    return near_cells(y, w, lo, hi, sizes, state.labels)
+        return power_cells(y, w, lo, hi, sizes.max_vertices, sizes.grid, active=active)
+    return near_cells(y, w, lo, hi, sizes, state.labels, active=active)
 
 
 cells_of = jax.jit(_cells, static_argnames=("sizes",))
 
-cells_of.__doc__ = "The Laguerre cells of ``state`` (for drawing a past step), jitted."
+cells_of.__doc__ = """The Laguerre cells of ``state`` (for drawing a past step), jitted;
+``nu [N]``: the Diracs' masses (those with 0, inert, own no cell)."""
 
 
 def descend(

@@ -44,12 +44,16 @@ class SolveResult(NamedTuple):
     sizes: Sizes | None = None
 
 
-def integrals(y, w, density: ImageDensity, sizes: Sizes, hint=None, ring=None) -> CellIntegrals:
+def integrals(
+    y, w, density: ImageDensity, sizes: Sizes, hint=None, ring=None, active=None
+) -> CellIntegrals:
     """Cells of ``(y, w)`` and their exact integrals; ``hint [N, H]``: likely neighbours,
-    ``ring [N, C]``: the only candidates (see :func:`~.cells.power_cells`)."""
+    ``ring [N, C]``: the only candidates, ``active [N]``: the Diracs that are not inert
+    (see :func:`~.cells.power_cells`)."""
     cells = power_cells(
-        y, w, density.lo, density.hi, sizes.max_vertices, sizes.grid, hint, ring=ring
-    )
+        y, w, density.lo, density.hi, sizes.max_vertices, sizes.grid, hint, ring=ring,
+        active=active,
+    )  # fmt: skip
     return cell_integrals(cells, y, density, sizes.pieces)
 
 
@@ -83,7 +87,7 @@ STAGE_STEP = 0.5
 INIT, STAGE, TRIAL = 0, 1, 2  # what the Newton loop evaluates next (see newton_solve)
 
 
-def _evaluate(y, w, density: ImageDensity, sizes: Sizes, labels, near, fallback):
+def _evaluate(y, w, density: ImageDensity, sizes: Sizes, labels, near, fallback, active):
     """The one cell builder of a solve: cells of ``(y, w)`` and their integrals.
 
     All pairs when ``sizes.grid`` says so (small N: no candidate search is cheaper),
@@ -91,10 +95,11 @@ def _evaluate(y, w, density: ImageDensity, sizes: Sizes, labels, near, fallback)
     then final after that one pass; a ring and cell reuse cost more at this size).
     Otherwise, with ``near`` (traced), the ring candidates of the nearby diagram
     ``labels [N, V]``; where they miss a cut and ``fallback`` (traced) is set, or
-    without ``near``, the candidate grid. A miss left is flagged RING_MISS."""
+    without ``near``, the candidate grid. A miss left is flagged RING_MISS. Inert
+    Diracs (``active [N]`` False) own no cell and cut none."""
     lo, hi, v = density.lo, density.hi, sizes.max_vertices
     if sizes.grid.bins == 0:
-        cells = power_cells(y, w, lo, hi, v, sizes.grid, labels)
+        cells = power_cells(y, w, lo, hi, v, sizes.grid, labels, active=active)
     else:
         n = y.shape[0]
         missed = Cells(
@@ -105,19 +110,23 @@ def _evaluate(y, w, density: ImageDensity, sizes: Sizes, labels, near, fallback)
         )
         cells = jax.lax.cond(
             near,
-            lambda: near_cells(y, w, lo, hi, sizes, labels, fallback=False),
+            lambda: near_cells(y, w, lo, hi, sizes, labels, fallback=False, active=active),
             lambda: missed,
         )
         grid = (cells.status & RING_MISS != 0) & (fallback | ~near)
         cells = jax.lax.cond(
-            grid, lambda: power_cells(y, w, lo, hi, v, sizes.grid, labels), lambda: cells
+            grid,
+            lambda: power_cells(y, w, lo, hi, v, sizes.grid, labels, active=active),
+            lambda: cells,
         )
     return cell_integrals(cells, y, density, sizes.pieces)
 
 
 class NewtonProblem(NamedTuple):
     """What one solve is about: Diracs ``y [N, 2]``, target masses ``nu [N]``, the
-    ``density`` and the tolerance ``tol`` on max |m - nu|."""
+    ``density`` and the tolerance ``tol`` on max |m - nu|. A Dirac with ``nu_i = 0`` is
+    inert: it owns no cell, cuts no other and keeps its weight (padding to a static
+    size leaves the solve of the others unchanged)."""
 
     y: jax.Array
     nu: jax.Array
@@ -160,6 +169,12 @@ class NewtonState(NamedTuple):
     stalled: jax.Array
     done: jax.Array
     dens: ImageDensity
+
+
+def _active(nu):
+    """``[N]`` the Diracs that are not inert, their count and their smallest mass."""
+    on = nu > 0
+    return on, jnp.sum(on), jnp.min(jnp.where(on, nu, jnp.inf))
 
 
 def _last_stage(density: ImageDensity) -> int:
@@ -228,27 +243,28 @@ def step(s: NewtonState, problem: NewtonProblem, config: NewtonConfig) -> Newton
     next stage, the end, or a new Newton direction."""
     y, nu, density, tol = problem
     sizes = config.sizes
-    dt, n = y.dtype, y.shape[0]
+    dt = y.dtype
     last = _last_stage(density)
     cg_tol = jnp.asarray(1e-10 if dt == jnp.float64 else 1e-5, dt)
     tiny = jnp.finfo(dt).tiny
-    log_ok = jnp.min(nu) > 0
+    active, n_active, min_nu = _active(nu)
+    log_ok = min_nu > 0
 
     def residual(ints, logres):
         return _residual(problem, ints, logres)
 
     x = jnp.where(s.phase == TRIAL, s.w + s.t * s.d, s.w)
-    ints_x = _evaluate(y, x, s.dens, sizes, s.ints.labels, s.near, s.phase != TRIAL)
-    min_m = jnp.min(ints_x.mass)
+    ints_x = _evaluate(y, x, s.dens, sizes, s.ints.labels, s.near, s.phase != TRIAL, active)
+    min_m = jnp.min(jnp.where(active, ints_x.mass, jnp.inf))
     evals = s.evals + 1
 
     # INIT: the start. A failed warm start is replaced by Voronoi weights
     at_init = s.phase == INIT
     redo = at_init & s.warm & ((min_m <= 0) | ((ints_x.status & UNCERTIFIED) != 0))
     start = at_init & ~redo
-    eps_start = 0.5 * jnp.minimum(jnp.min(nu), min_m)
+    eps_start = 0.5 * jnp.minimum(min_nu, min_m)
     start_bad = ((ints_x.status & (SIZE_BITS | STACKED)) != 0) | (eps_start <= 0)
-    k_start = jnp.where(s.warm | (min_m >= COLD_ENOUGH * jnp.min(nu)), last, 0)
+    k_start = jnp.where(s.warm | (min_m >= COLD_ENOUGH * min_nu), last, 0)
 
     # TRIAL: KMT's acceptance; a trial whose ring candidates missed a cut is too far
     # (a smaller step's new neighbours are all in the ring). A trial that ran out of a
@@ -277,7 +293,7 @@ def step(s: NewtonState, problem: NewtonProblem, config: NewtonConfig) -> Newton
     it = s.it + (trial & (ok | give_up)).astype(s.it.dtype)
 
     # after an acceptance: next stage, done, or a Newton direction
-    tol_k = jnp.where(k < last, jnp.maximum(tol, 0.3 * jnp.min(nu)), tol)
+    tol_k = jnp.where(k < last, jnp.maximum(tol, 0.3 * min_nu), tol)
     converged = accepted & (_error(problem, ints) <= tol_k)
     next_stage = converged & (k < last)
     finished = (converged & (k == last)) | (accepted & ~converged & (it >= config.max_iterations))
@@ -292,7 +308,7 @@ def step(s: NewtonState, problem: NewtonProblem, config: NewtonConfig) -> Newton
         # inexact Newton: the linear solve only as accurate as the step can use
         # (relative residual <= min(0.1, relative error^2)): cheap far away,
         # quadratic near the end
-        rel = jnp.where(logres, e0 / jnp.sqrt(n), e0 / jnp.linalg.norm(nu))
+        rel = jnp.where(logres, e0 / jnp.sqrt(n_active.astype(dt)), e0 / jnp.linalg.norm(nu))
         forcing = jnp.clip(rel**2, cg_tol, 0.1)
         # log residual: d log m = (L d) / m, so L d = -m (log m - log nu)
         rhs = jnp.where(logres, -ints.mass * residual(ints, True), nu - ints.mass)
@@ -358,7 +374,7 @@ def result(s: NewtonState, problem: NewtonProblem) -> SolveResult:
     status = (
         s.status
         | jnp.where((e > problem.tol) | (s.k < last) | s.stalled, NOT_CONVERGED, 0)
-        | jnp.where(s.empty & (jnp.min(problem.nu) > 0), EMPTY_CELL, 0)
+        | jnp.where(s.empty & (_active(problem.nu)[2] > 0), EMPTY_CELL, 0)
     ).astype(jnp.int32)
     return SolveResult(s.w, s.ints, s.it, s.evals, e, status)
 

@@ -1,0 +1,120 @@
+"""Shape buckets: a solve padded with inert Diracs (mass 0) is the unpadded solve.
+
+The padded rows own no cell and cut none, so the diagram of the user's Diracs, and hence
+every Newton iterate, is the same; only the order of floating-point operations in the
+cell builder can differ (a different candidate grid at a different N). Tolerances: x64,
+and 1e-12 relative on W2^2 and the weights (the solves stop at 1e-11 on the masses, so a
+rounding difference in one step could move the result by at most that; measured: equal
+to ~1e-15).
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from gmmot_core.buckets import bucket, buckets_up_to, pad_diracs
+from gmmot_core.semidiscrete.density import image_density
+from gmmot_core.semidiscrete.descent import cells_of, descend, descent_init, w2_solve
+from gmmot_core.semidiscrete.newton import solve_weights
+
+TOL = 1e-11
+
+
+def _smooth_image(shape=(48, 40)):
+    t = [(np.arange(s) + 0.5) / s for s in shape]
+    x, y = np.meshgrid(*t, indexing="ij")
+    return 1.0 + 3.0 * np.exp(-((x - 0.3) ** 2 + (y - 0.6) ** 2) / 0.05) + 0.5 * x
+
+
+def _case(n, pad, seed):
+    rng = np.random.default_rng(seed)
+    y = 0.05 + 0.9 * rng.random((n, 2))
+    nu = rng.random(n) + 0.5
+    nu = nu / nu.sum()
+    yp, nup = pad_diracs(y, nu, n + pad)
+    return jnp.asarray(y), jnp.asarray(nu), jnp.asarray(yp), jnp.asarray(nup)
+
+
+def test_buckets_step_by_at_most_the_ratio():
+    b = buckets_up_to(5000)
+    assert b[0] >= 64 and b[-1] >= 5000
+    assert all(1.0 < q / p <= 1.5 + 8 / p for p, q in itertools.pairwise(b))
+    assert all(bucket(n) >= n and bucket(n) in b for n in (1, 64, 65, 200, 2000, 5000))
+
+
+@pytest.mark.parametrize(("n", "pad"), [(150, 66), (400, 200)])  # all pairs; candidate grid
+def test_padded_solve_is_the_unpadded_one(x64, n, pad):
+    dens = image_density(_smooth_image())
+    y, nu, yp, nup = _case(n, pad, seed=n)
+    ref = solve_weights(y, nu, dens, tol=TOL)
+    got = solve_weights(yp, nup, dens, tol=TOL)
+    assert int(ref.status) == 0 and int(got.status) == 0
+    # the same Newton path
+    assert int(got.iterations) == int(ref.iterations)
+    assert int(got.evaluations) == int(ref.evaluations)
+    w2_ref = float(jnp.sum(ref.integrals.second))
+    assert float(jnp.sum(got.integrals.second)) == pytest.approx(w2_ref, rel=1e-12)
+    # weights are defined up to a constant; both start from the same cold weights
+    np.testing.assert_allclose(got.weights[:n], ref.weights, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(got.integrals.mass[:n], ref.integrals.mass, rtol=0, atol=1e-13)
+    # the inert rows: no mass, no cell, weights untouched
+    assert np.all(np.asarray(got.integrals.mass[n:]) == 0.0)
+    assert np.all(np.asarray(got.integrals.labels[n:]) == -1)
+    # the cells of the user's Diracs are the unpadded cells: the same neighbours across
+    # their edges (the solves' own cells, certified: status 0)
+    for i in range(n):
+        mine = set(np.asarray(got.integrals.labels[i])) - {-1}
+        assert mine == set(np.asarray(ref.integrals.labels[i])) - {-1}
+        assert all(j < n for j in mine)
+
+
+def test_padded_gradients_are_the_unpadded_ones(x64):
+    """W2^2's gradients in positions and masses (the weights shifted to mean zero over
+    the user's Diracs); the inert rows get zero."""
+    dens = image_density(_smooth_image())
+    n = 120
+    y, nu, yp, nup = _case(n, 40, seed=7)
+    (v, *_), (gy, gnu) = _value_and_grads(y, nu, dens)
+    (vp, *_), (gyp, gnup) = _value_and_grads(yp, nup, dens)
+    assert float(vp) == pytest.approx(float(v), rel=1e-12)
+    np.testing.assert_allclose(gyp[:n], gy, rtol=0, atol=1e-11)
+    np.testing.assert_allclose(gnup[:n], gnu, rtol=0, atol=1e-11)
+    assert np.all(np.asarray(gyp[n:]) == 0.0) and np.all(np.asarray(gnup[n:]) == 0.0)
+
+
+def _value_and_grads(y, nu, dens):
+    import jax
+
+    def f(y, nu):
+        return w2_solve(y, dens, nu)[0]
+
+    return (f(y, nu),), jax.grad(f, argnums=(0, 1))(y, nu)
+
+
+@pytest.mark.parametrize(
+    ("n", "pad", "lr", "lloyd"), [(150, 66, 0.5, False), (400, 200, 0.0, True)]
+)
+def test_padded_descent_is_the_unpadded_one(x64, n, pad, lr, lloyd):
+    """Five warm descent steps (ring candidates from the last diagram above 256 Diracs):
+    the same trace and positions, and the inert Diracs never move."""
+    dens = image_density(_smooth_image())
+    y, nu, yp, nup = _case(n, pad, seed=n + 1)
+    s0, sizes = descent_init(y, dens, nu, tol=TOL)
+    p0, psizes = descent_init(yp, dens, nup, tol=TOL)
+    s, trace, sizes, _ = descend(s0, dens, nu, lr, lloyd, 5, sizes, tol=TOL)
+    p, ptrace, psizes, cells = descend(
+        p0, dens, nup, lr, lloyd, 5, psizes, tol=TOL, with_cells=True
+    )
+    assert int(s.status) == 0 and int(p.status) == 0
+    np.testing.assert_allclose(ptrace.w2, trace.w2, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(ptrace.mass_error, trace.mass_error, rtol=0, atol=1e-11)
+    np.testing.assert_allclose(p.positions[:n], s.positions, rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(p.positions[n:], yp[n:])
+    assert np.all(np.asarray(cells.count[n:]) == 0)
+    drawn = cells_of(p, dens, psizes, nup)
+    assert np.all(np.asarray(drawn.count[n:]) == 0)
+    np.testing.assert_array_equal(drawn.count[:n], cells.count[:n])
