@@ -36,19 +36,22 @@ def buckets_up_to(n: int, smallest: int = 64, ratio: float = RATIO) -> list[int]
 
 def pad_diracs(positions, nu, size: int):
     """``positions [N, 2]``, ``nu [N]`` padded to ``size`` rows with inert Diracs (mass 0,
-    placed on the first Dirac; they never move). Returns numpy arrays of the inputs'
+    placed on the first finite Dirac; they never move). Returns numpy arrays of the inputs'
     dtypes."""
     y, m = np.asarray(positions), np.asarray(nu)
     pad = size - y.shape[0]
     if pad < 0:
         raise ValueError(f"{y.shape[0]} Diracs do not fit a bucket of {size}")
+    finite = np.flatnonzero(np.all(np.isfinite(y), 1))
+    fill = y[finite[:1]] if finite.size else np.zeros((1, y.shape[1]), y.dtype)
     return (
-        np.concatenate([y, np.repeat(y[:1], pad, 0)]),
+        np.concatenate([y, np.repeat(fill, pad, 0)]),
         np.concatenate([m, np.zeros(pad, m.dtype)]),
     )
 
 
 def pad_points(points, weights, size: int):
     """A weighted cloud ``points [N, D]``, ``weights [N]`` padded to ``size`` rows with
-    zero-weight copies of its first point (they count in no sum)."""
+    zero-weight copies of its first finite point (they count in no sum; a non-finite
+    row would be reported as dropped)."""
     return pad_diracs(points, weights, size)

@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gmmot_core import coupled_em as ce
+from gmmot_core.buckets import bucket, pad_points
 from gmmot_core.io import check_cloud
 from gmmot_core.mixture import GMM, fit_em, kmeans_pp, log_joint_features
 from gmmot_runs.coupled_em_spec import (
@@ -53,6 +54,7 @@ __all__ = [
 ]
 
 LABEL_LIMIT = 200_000  # above this many points per cloud, frames carry no point labels
+CLOUD_BUCKET = 512  # the smallest cloud bucket: clouds are padded with zero-weight points
 
 
 # -- the jitted frame -------------------------------------------------------------------
@@ -60,7 +62,10 @@ LABEL_LIMIT = 200_000  # above this many points per cloud, frames carry no point
 
 @partial(jax.jit, static_argnames=("n_components", "steps"))
 def _pooled_fit(key, pooled, weights, n_components: int, steps: int):
-    scale = jnp.sqrt(jnp.mean(jnp.var(pooled, axis=0)))
+    # the weighted spread: zero-weight rows (bucket padding) change nothing
+    w = weights / jnp.sum(weights)
+    mean = w @ pooled
+    scale = jnp.sqrt(jnp.mean(w @ (pooled - mean) ** 2))
     ridge = 1e-6 * jnp.maximum(scale, 1e-12) ** 2
     return fit_em(kmeans_pp(key, pooled, n_components, weights), pooled, weights, steps, ridge)
 
@@ -79,7 +84,8 @@ def initial_mixtures(
     pooled = np.concatenate([p0, p1])
     w = np.concatenate([w0, w1])
     ok = np.all(np.isfinite(pooled), axis=1) & np.isfinite(w) & (w >= 0)
-    g = _pooled_fit(jax.random.key(seed), jnp.asarray(pooled[ok]), jnp.asarray(w[ok]), k, steps)
+    pooled, w = pad_points(pooled[ok], w[ok], bucket(int(ok.sum()), CLOUD_BUCKET))
+    g = _pooled_fit(jax.random.key(seed), jnp.asarray(pooled), jnp.asarray(w), k, steps)
     g = GMM(*(np.asarray(x, np.float32) for x in jax.device_get(g)))
     return g, g
 
@@ -150,7 +156,14 @@ class CoupledEMRun:
     def reset(self, initial: tuple[GMM, GMM] | None = None) -> dict:
         """Back to the initial mixtures (kmeans++ + EM on the pooled clouds by default)."""
         self._config = self.structure.config()
-        self._data = ce.PairData.make(self.points0, self.points1, self.weights0, self.weights1)
+        # each cloud padded to a bucket with zero-weight points: one program per bucket
+        padded = [
+            pad_points(
+                p, np.ones(len(p), np.float32) if w is None else w, bucket(len(p), CLOUD_BUCKET)
+            )
+            for p, w in ((self.points0, self.weights0), (self.points1, self.weights1))
+        ]
+        self._data = ce.PairData.make(padded[0][0], padded[1][0], padded[0][1], padded[1][1])
         if initial is None:
             initial = initial_mixtures(
                 self.points0,
@@ -192,6 +205,9 @@ class CoupledEMRun:
     def _advance(self, advance: bool) -> None:
         counts = self.structure.counts()
         self._state, self.view = frame(self._state, self._data, self._config, counts, advance)
+        for i, p in enumerate((self.points0, self.points1)):  # the user's rows only
+            if f"labels{i}" in self.view:
+                self.view[f"labels{i}"] = self.view[f"labels{i}"][: len(p)]
 
     def step(self) -> dict:
         """One frame (``em_per_frame`` EM iterations); a diverging update never lands:

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import itertools
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gmmot_core.buckets import bucket, buckets_up_to, pad_diracs
+from gmmot_core.buckets import bucket, buckets_up_to, pad_diracs, pad_points
 from gmmot_core.semidiscrete.density import image_density
 from gmmot_core.semidiscrete.descent import cells_of, descend, descent_init, w2_solve
 from gmmot_core.semidiscrete.newton import solve_weights
@@ -118,3 +119,38 @@ def test_padded_descent_is_the_unpadded_one(x64, n, pad, lr, lloyd):
     drawn = cells_of(p, dens, psizes, nup)
     assert np.all(np.asarray(drawn.count[n:]) == 0)
     np.testing.assert_array_equal(drawn.count[:n], cells.count[:n])
+
+
+def test_padded_clouds_give_the_unpadded_coupled_em(x64):
+    """Zero-weight points (cloud buckets) count in no E-step sum, so every EM iterate,
+    trace value and the final coupling match. Tolerance 1e-10: only the summation order
+    of the padded reductions differs (x64)."""
+    from gmmot_core import coupled_em as ce
+    from gmmot_core import kmeans_pp, synthetic
+
+    x0, x1 = (np.asarray(x, np.float64) for x in synthetic.demo_pair(700, 3))
+    rng = np.random.default_rng(3)
+    w0, w1 = rng.uniform(0.2, 2.0, len(x0)), rng.uniform(0.2, 2.0, len(x1))
+    init = kmeans_pp(jax.random.key(0), jnp.asarray(np.concatenate([x0, x1])), 3)
+    cfg = ce.CoupledEMConfig(em_steps=6, m_steps=5, solver="sinkhorn", trace_length=6)
+    knobs = ce.Knobs.make(0.1, 0.8, 0.1, 1e-2)
+    run = jax.jit(ce.run, static_argnames="config")
+
+    def fit(p0, p1, q0, q1):
+        out = run(ce.init(init, init, knobs, cfg), ce.PairData.make(p0, p1, q0, q1), cfg)
+        return out, ce.mixtures(out), ce.coupling_report(out, cfg)
+
+    ref = fit(x0, x1, w0, w1)
+    p0, q0 = pad_points(x0, w0, bucket(len(x0), 512))
+    p1, q1 = pad_points(x1, w1, bucket(len(x1), 512))
+    assert len(p0) > len(x0) and len(p1) > len(x1)
+    got = fit(p0, p1, q0, q1)
+    for key in ("q0", "q1", "transport", "objective"):
+        np.testing.assert_allclose(
+            getattr(got[0].traces, key), getattr(ref[0].traces, key), rtol=1e-10, err_msg=key
+        )
+    np.testing.assert_array_equal(got[0].traces.sinkhorn_iters, ref[0].traces.sinkhorn_iters)
+    for g_got, g_ref in zip(got[1], ref[1], strict=True):
+        for a, b in zip(g_got, g_ref, strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(got[2].coupling, ref[2].coupling, rtol=1e-10, atol=1e-14)
