@@ -55,3 +55,13 @@ def pad_points(points, weights, size: int):
     zero-weight copies of its first finite point (they count in no sum; a non-finite
     row would be reported as dropped)."""
     return pad_diracs(points, weights, size)
+
+
+# image sides: x1.5 / x1.33 steps, so a padded image holds at least 44% of its pixels
+IMAGE_SIDES = (32, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
+
+
+def image_grid(shape: tuple[int, int]) -> tuple[int, int]:
+    """The padded array ``[W', H']`` for an image of ``shape`` pixels: each side rounded up
+    to :data:`IMAGE_SIDES` (a side beyond them is kept)."""
+    return tuple(next((s for s in IMAGE_SIDES if s >= n), n) for n in shape)

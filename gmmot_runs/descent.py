@@ -20,9 +20,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gmmot_core.buckets import bucket, pad_diracs
+from gmmot_core.buckets import bucket, image_grid, pad_diracs
 from gmmot_core.semidiscrete.cells import Cells
-from gmmot_core.semidiscrete.density import image_density
+from gmmot_core.semidiscrete.density import image_density, pad_density
 from gmmot_core.semidiscrete.descent import DescentState, cells_of, descend, descent_init
 from gmmot_core.semidiscrete.status import EMPTY_CELL, NOT_CONVERGED, SIZE_BITS, STACKED, STOP_BITS
 from gmmot_core.targets import gmm_image, tutorial_image
@@ -183,7 +183,9 @@ class DescentRun:
     The ``n`` Diracs are solved in a bucket of ``size >= n`` rows (:func:`bucket`): the
     rows past ``n`` are inert (mass 0), so any ``n`` in a bucket reuses one compiled
     solver and the results on the first ``n`` rows are those of an unpadded run
-    (``tests/core/test_padding.py``). The view shows the first ``n`` rows only."""
+    (``tests/core/test_padding.py``). The view shows the first ``n`` rows only. The
+    image is held in a :func:`image_grid` array (zero pixels beyond its box), so images
+    of nearby shapes share the solver too."""
 
     def __init__(
         self,
@@ -198,7 +200,9 @@ class DescentRun:
         self.n, self.init, self.seed = int(n), init, int(seed)
         with jax.enable_x64(True):
             hi = tuple(float(x) for x in target_extent(self.values))
-            self.density = image_density(self.values, hi=hi, dtype=jnp.float64)
+            # on a bucketed grid: zero pixels beyond the box, which no cell reaches
+            exact = image_density(self.values, hi=hi, dtype=jnp.float64)
+            self.density = pad_density(exact, image_grid(self.values.shape))
         self.positions0 = initial_positions(self.values, self.n, init, self.seed)
         self.size = bucket(self.n)
         self.lr, self.lloyd, self.steps_per_frame = 100.0, True, 1

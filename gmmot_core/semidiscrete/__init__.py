@@ -15,6 +15,7 @@ from gmmot_core.semidiscrete.density import (
     density_from_values,
     gmm_values,
     image_density,
+    pad_density,
 )
 from gmmot_core.semidiscrete.descent import (
     DescentState,
@@ -49,6 +50,7 @@ __all__ = [
     "describe",
     "gmm_values",
     "image_density",
+    "pad_density",
     "power_cells",
     "solve_weights",
     "w2",

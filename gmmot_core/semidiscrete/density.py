@@ -21,6 +21,9 @@ class ImageDensity(NamedTuple):
     ``rho [W, H]``: value on pixel ``(i, j)`` (axis 0 = x), per unit area.
     ``s0, s1, s2 [H, W + 1]``: row prefix sums ``sum_{i' < i} rho[i', j] int t^k dt`` over
     the columns left of column ``i`` (k = 0, 1, 2), for Green's ``F``.
+    ``pixels [2]``: the image's pixel counts (float). Within a padded array (see
+    :func:`pad_density`) the image is the first ``pixels`` of each axis, on ``lo``-``hi``;
+    the pixels beyond ``hi`` are zeros that no cell reaches.
     """
 
     rho: jax.Array
@@ -29,6 +32,7 @@ class ImageDensity(NamedTuple):
     s0: jax.Array
     s1: jax.Array
     s2: jax.Array
+    pixels: jax.Array
 
 
 def image_density(values, lo=(0.0, 0.0), hi=(1.0, 1.0), dtype=None) -> ImageDensity:
@@ -47,15 +51,35 @@ def image_density(values, lo=(0.0, 0.0), hi=(1.0, 1.0), dtype=None) -> ImageDens
     xs = lo[0] + dx * np.arange(w + 1)
     col = [rho * (np.diff(xs ** (k + 1)) / (k + 1))[:, None] for k in range(3)]  # [W, H]
     pref = [np.concatenate([np.zeros((1, h)), np.cumsum(c, 0)], 0).T for c in col]  # [H, W+1]
-    return ImageDensity(*(jnp.asarray(a, dtype) for a in (rho, lo, hi, *pref)))
+    arrays = (rho, lo, hi, *pref, np.array(v.shape, np.float64))
+    return ImageDensity(*(jnp.asarray(a, dtype) for a in arrays))
 
 
-def prefix_sums(rho, lo, hi) -> tuple[jax.Array, jax.Array, jax.Array]:
+def pad_density(density: ImageDensity, shape: tuple[int, int]) -> ImageDensity:
+    """``density`` on a ``shape`` array (each side >= the image's): zero pixels appended
+    beyond ``hi`` on each axis, prefix sums extended (their rows of zeros, their columns
+    constant). The box, the pixel size and every integral over the box are unchanged, so
+    one program serves every image that fits ``shape`` (cells are clipped to the box)."""
+    wdt, hgt = density.rho.shape
+    pw, ph = shape[0] - wdt, shape[1] - hgt
+    if pw < 0 or ph < 0:
+        raise ValueError(f"a {wdt} x {hgt} image does not fit a {shape[0]} x {shape[1]} grid")
+    rho = jnp.pad(density.rho, ((0, pw), (0, ph)))
+    pref = [
+        jnp.pad(jnp.pad(s, ((0, 0), (0, pw)), mode="edge"), ((0, ph), (0, 0)))
+        for s in (density.s0, density.s1, density.s2)
+    ]
+    return density._replace(rho=rho, s0=pref[0], s1=pref[1], s2=pref[2])
+
+
+def prefix_sums(rho, lo, hi, pixels=None) -> tuple[jax.Array, jax.Array, jax.Array]:
     """Row prefix sums ``s0, s1, s2 [H, W + 1]`` of ``rho [W, H]`` on ``lo``-``hi`` (see
-    :class:`ImageDensity`), in jnp (traceable and differentiable in ``rho``)."""
+    :class:`ImageDensity`; ``pixels``: the image's counts in a padded ``rho``), in jnp
+    (traceable and differentiable in ``rho``)."""
     wdt, hgt = rho.shape
     dt = rho.dtype
-    xs = lo[0] + (hi[0] - lo[0]) / wdt * jnp.arange(wdt + 1, dtype=dt)
+    count = wdt if pixels is None else pixels[0]
+    xs = lo[0] + (hi[0] - lo[0]) / count * jnp.arange(wdt + 1, dtype=dt)
     zero = jnp.zeros((1, hgt), dt)
     return tuple(
         jnp.concatenate([zero, jnp.cumsum(rho * (jnp.diff(xs ** (k + 1)) / (k + 1))[:, None], 0)]).T
@@ -75,7 +99,8 @@ def density_from_values(values, lo=(0.0, 0.0), hi=(1.0, 1.0)) -> ImageDensity:
     lo, hi = jnp.asarray(lo, dt), jnp.asarray(hi, dt)
     cell = jnp.prod((hi - lo) / jnp.array(v.shape, dt))
     rho = v / (jnp.sum(v) * cell)
-    return ImageDensity(rho, lo, hi, *prefix_sums(rho, lo, hi))
+    pixels = jnp.array(v.shape, dt)
+    return ImageDensity(rho, lo, hi, *prefix_sums(rho, lo, hi), pixels)
 
 
 def gmm_values(
@@ -121,14 +146,25 @@ def stage_count(shape: tuple[int, int]) -> int:
     return math.floor(math.log2(max(shape))) + 3
 
 
-def _gaussian_filter(n: int, lo, hi, s, dt) -> jax.Array:
-    """``[n, n]`` column-stochastic filter: column ``j`` spreads pixel ``j``'s mass over
-    the pixels within ``BLUR_CUT`` sigmas (renormalised at the edges: no mass leaves)."""
-    x = lo + (hi - lo) * (jnp.arange(n, dtype=dt) + 0.5) / n
+def last_stage(density: ImageDensity) -> jax.Array:
+    """``stage_count(image shape) - 1`` (traced: a padded array holds images of many
+    shapes), from the integer ``floor(log2(max(W, H)))``."""
+    m = jnp.max(density.pixels).astype(jnp.int32)
+    return (31 - jax.lax.clz(m)) + 2
+
+
+def _gaussian_filter(n: int, count, lo, hi, s, dt) -> jax.Array:
+    """``[n, n]`` column-stochastic filter on the first ``count`` of ``n`` pixels (zero
+    elsewhere): column ``j`` spreads pixel ``j``'s mass over the pixels within
+    ``BLUR_CUT`` sigmas (renormalised at the image's edges: no mass leaves it)."""
+    i = jnp.arange(n, dtype=dt)
+    x = lo + (hi - lo) * (i + 0.5) / count
     sigma = s * BLUR_WIDTH * (hi - lo)
     d = (x[:, None] - x[None, :]) / sigma
-    g = jnp.where(jnp.abs(d) <= BLUR_CUT, jnp.exp(-0.5 * d**2), 0.0)
-    return g / jnp.sum(g, 0, keepdims=True)
+    inside = (i[:, None] < count) & (i[None, :] < count)
+    g = jnp.where(inside & (jnp.abs(d) <= BLUR_CUT), jnp.exp(-0.5 * d**2), 0.0)
+    total = jnp.sum(g, 0, keepdims=True)
+    return g / jnp.where(total > 0, total, 1.0)
 
 
 def blurred(density: ImageDensity, s) -> ImageDensity:
@@ -137,23 +173,19 @@ def blurred(density: ImageDensity, s) -> ImageDensity:
     rho, lo, hi = density.rho, density.lo, density.hi
     wdt, hgt = rho.shape
     dt = rho.dtype
-    gx = _gaussian_filter(wdt, lo[0], hi[0], s, dt)
-    gy = _gaussian_filter(hgt, lo[1], hi[1], s, dt)
+    px = density.pixels
+    gx = _gaussian_filter(wdt, px[0], lo[0], hi[0], s, dt)
+    gy = _gaussian_filter(hgt, px[1], lo[1], hi[1], s, dt)
     r = gx @ rho @ gy.T
-    pref = prefix_sums(r, lo, hi)
+    pref = prefix_sums(r, lo, hi, px)
     return density._replace(rho=r, s0=pref[0], s1=pref[1], s2=pref[2])
-
-
-def is_target(k, shape: tuple[int, int]):
-    """Whether stage ``k`` is the target itself (the last)."""
-    return k == stage_count(shape) - 1
 
 
 def stage_density(density: ImageDensity, k) -> ImageDensity:
     """The density of stage ``k`` (traced)."""
     dt = density.rho.dtype
     return jax.lax.cond(
-        is_target(k, density.rho.shape),
+        k == last_stage(density),
         lambda: density,
         lambda: blurred(density, jnp.exp2(-jnp.asarray(k, dt))),
     )

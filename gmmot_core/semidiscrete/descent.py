@@ -78,7 +78,11 @@ def _dual_density_grad(res, y, density: ImageDensity, w_shift, active):
         return jnp.sum(ints.second) - jnp.dot(w_shift, ints.mass)
 
     g = jax.grad(dual)(density)
-    return g._replace(lo=jnp.zeros_like(density.lo), hi=jnp.zeros_like(density.hi))
+    return g._replace(
+        lo=jnp.zeros_like(density.lo),
+        hi=jnp.zeros_like(density.hi),
+        pixels=jnp.zeros_like(density.pixels),
+    )
 
 
 def _solve(positions, density, nu, w0=None, hint=None, sizes=None):

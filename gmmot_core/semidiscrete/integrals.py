@@ -79,8 +79,9 @@ def cell_integrals(cells: Cells, y, density: ImageDensity, budget: int) -> CellI
     n, v = cells.labels.shape
     dt = cells.vertices.dtype
     lo, hi = density.lo, density.hi
-    wdt, hgt = density.rho.shape
-    h = (hi - lo) / jnp.array([wdt, hgt], dt)
+    # pixel sides from the image's counts (a padded array's extra pixels lie beyond hi)
+    h = (hi - lo) / density.pixels
+    last = density.pixels.astype(jnp.int32) - 1
     p0 = cells.vertices.reshape(n * v, 2)
     nxt = jnp.where(jnp.arange(v)[None, :] + 1 < cells.count[:, None], jnp.arange(v) + 1, 0)
     p1 = jnp.take_along_axis(cells.vertices, nxt[..., None], 1).reshape(n * v, 2)
@@ -121,8 +122,8 @@ def cell_integrals(cells: Cells, y, density: ImageDensity, budget: int) -> CellI
 
         # each piece lies in one pixel: the one holding its midpoint
         mid = 0.5 * (a + b)
-        i = jnp.clip(jnp.floor((mid[:, 0] - lo[0]) / h[0]).astype(jnp.int32), 0, wdt - 1)
-        j = jnp.clip(jnp.floor((mid[:, 1] - lo[1]) / h[1]).astype(jnp.int32), 0, hgt - 1)
+        i = jnp.clip(jnp.floor((mid[:, 0] - lo[0]) / h[0]).astype(jnp.int32), 0, last[0])
+        j = jnp.clip(jnp.floor((mid[:, 1] - lo[1]) / h[1]).astype(jnp.int32), 0, last[1])
         rho = density.rho[i, j]
         xi = lo[0] + h[0] * i.astype(dt)
         s0, s1, s2 = density.s0[j, i], density.s1[j, i], density.s2[j, i]

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 
 from gmmot_core.gaussians import check_2d
 from gmmot_core.semidiscrete.cells import Cells, near_cells, power_cells
-from gmmot_core.semidiscrete.density import ImageDensity, stage_count, stage_density
+from gmmot_core.semidiscrete.density import ImageDensity, last_stage, stage_density
 from gmmot_core.semidiscrete.hessian import cg, jacobi, laplacian
 from gmmot_core.semidiscrete.integrals import CellIntegrals, cell_integrals
 from gmmot_core.semidiscrete.sizes import Sizes, default_sizes, grow_sizes
@@ -177,8 +177,8 @@ def _active(nu):
     return on, jnp.sum(on), jnp.min(jnp.where(on, nu, jnp.inf))
 
 
-def _last_stage(density: ImageDensity) -> int:
-    return stage_count(density.rho.shape) - 1
+def _last_stage(density: ImageDensity) -> jax.Array:
+    return last_stage(density)
 
 
 def _error(problem: NewtonProblem, ints: CellIntegrals) -> jax.Array:

@@ -17,8 +17,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gmmot_core.buckets import bucket, buckets_up_to, pad_diracs, pad_points
-from gmmot_core.semidiscrete.density import image_density
+from gmmot_core.buckets import bucket, buckets_up_to, image_grid, pad_diracs, pad_points
+from gmmot_core.semidiscrete.density import image_density, pad_density, stage_count
 from gmmot_core.semidiscrete.descent import cells_of, descend, descent_init, w2_solve
 from gmmot_core.semidiscrete.newton import solve_weights
 
@@ -154,3 +154,39 @@ def test_padded_clouds_give_the_unpadded_coupled_em(x64):
         for a, b in zip(g_got, g_ref, strict=True):
             np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(got[2].coupling, ref[2].coupling, rtol=1e-10, atol=1e-14)
+
+
+def test_padded_image_is_the_unpadded_one(x64):
+    """A 45 x 30 image on [0, 1.5] x [0, 1] in a 64 x 32 array (zero pixels beyond the
+    box, which the cells never reach): the same cold solve through the same blurred
+    stages (their count is the image's, not the array's), then three Lloyd steps with
+    inert Diracs too. Tolerances as above (only summation order differs)."""
+    t = [(np.arange(s) + 0.5) / s for s in (45, 30)]
+    x, yy = np.meshgrid(*t, indexing="ij")
+    img = 1e-6 + np.exp(-((x - 0.3) ** 2 + (yy - 0.6) ** 2) / 0.01) + 0.3 * (x > 0.7)
+    dens = image_density(img, hi=(1.5, 1.0))
+    padded = pad_density(dens, image_grid(img.shape))
+    assert padded.rho.shape == (64, 32) and stage_count((64, 32)) > stage_count(img.shape)
+    rng = np.random.default_rng(7)
+    y = jnp.asarray(rng.random((150, 2)) * np.array([1.5, 1.0]))
+    nu = jnp.full(150, 1 / 150)
+    ref = solve_weights(y, nu, dens, tol=TOL)
+    got = solve_weights(y, nu, padded, tol=TOL)
+    assert int(ref.status) == 0 and int(got.status) == 0
+    assert int(ref.evaluations) > 20  # the cold start ran through the blurred stages
+    assert int(got.iterations) == int(ref.iterations)
+    assert int(got.evaluations) == int(ref.evaluations)
+    w2_ref = float(jnp.sum(ref.integrals.second))
+    assert float(jnp.sum(got.integrals.second)) == pytest.approx(w2_ref, rel=1e-12)
+    np.testing.assert_allclose(got.weights, ref.weights, rtol=0, atol=1e-12 * w2_ref)
+    np.testing.assert_allclose(got.integrals.mass, ref.integrals.mass, rtol=0, atol=1e-13)
+    np.testing.assert_array_equal(got.integrals.labels, ref.integrals.labels)
+
+    yp, nup = (jnp.asarray(a) for a in pad_diracs(y, nu, bucket(150)))
+    s0, sizes = descent_init(y, dens, nu, tol=TOL)
+    p0, psizes = descent_init(yp, padded, nup, tol=TOL)
+    s, trace, _, _ = descend(s0, dens, nu, 0.0, True, 3, sizes, tol=TOL)
+    p, ptrace, _, _ = descend(p0, padded, nup, 0.0, True, 3, psizes, tol=TOL)
+    assert int(s.status) == 0 and int(p.status) == 0
+    np.testing.assert_allclose(ptrace.w2, trace.w2, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(p.positions[:150], s.positions, rtol=0, atol=1e-12)
