@@ -21,9 +21,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from gmmot_core.buckets import bucket, image_grid, pad_diracs
+from gmmot_core.semidiscrete.candidates import Grid
 from gmmot_core.semidiscrete.cells import Cells
 from gmmot_core.semidiscrete.density import image_density, pad_density
-from gmmot_core.semidiscrete.descent import DescentState, cells_of, descend, descent_init
+from gmmot_core.semidiscrete.descent import DescentState, descend
+from gmmot_core.semidiscrete.newton import cold_weights
+from gmmot_core.semidiscrete.sizes import Sizes, default_sizes
 from gmmot_core.semidiscrete.status import EMPTY_CELL, NOT_CONVERGED, SIZE_BITS, STACKED, STOP_BITS
 from gmmot_core.targets import gmm_image, tutorial_image
 from gmmot_runs import spec
@@ -45,6 +48,7 @@ DESCENT_SPEC_VERSION = 1
 HISTORY = 500  # frames kept for looking back (positions and weights of each)
 FRAME_STEPS = 10  # frames of up to this many steps share one compiled descent
 MAX_INLINE_PIXELS = 512 * 512
+MAX_ITERATIONS = 100  # Newton iterations per solve (a cold one runs through blurred stages)
 MAX_DIRACS = 5000  # the screen's bound too (N is padded to a bucket: one solver per bucket)
 
 TARGETS = ("tutorial two peaks", "gaussian mixture", "uploaded image")
@@ -213,9 +217,17 @@ class DescentRun:
         with jax.enable_x64(True):
             y0, nu = pad_diracs(self.positions0, np.full(self.n, 1.0 / self.n), self.size)
             self.nu = jnp.asarray(nu, jnp.float64)
-            state, self.sizes = descent_init(jnp.asarray(y0), self.density, self.nu)
+            self.sizes = run_sizes(self.size, self.density.rho.shape)
+            # the cold solve is one step that does not move (lr 0) from Voronoi weights and
+            # no hint: the frames' own program, not a second one
+            y0 = jnp.asarray(y0)
+            start = _unsolved(y0, cold_weights(y0, self.density), self.sizes)
+            state, _, self.sizes, cells = descend(
+                start, self.density, self.nu, 0.0, False, 1, self.sizes, with_cells=True,
+                length=FRAME_STEPS, max_iterations=MAX_ITERATIONS,
+            )  # fmt: skip
             self.state: DescentState = jax.device_get(state)
-            self.cells = jax.device_get(cells_of(state, self.density, self.sizes, self.nu))
+            self.cells = jax.device_get(cells)
         self.segments: list = []
         self.w2 = [float(self.state.w2)]
         self.error = [self._error(self.state)]
@@ -246,7 +258,7 @@ class DescentRun:
         with jax.enable_x64(True):
             state, trace, self.sizes, cells = descend(
                 self.state, self.density, self.nu, lr, lloyd, steps, self.sizes, with_cells=True,
-                length=max(steps, FRAME_STEPS),
+                length=max(steps, FRAME_STEPS), max_iterations=MAX_ITERATIONS,
             )  # fmt: skip
             state, trace, cells = jax.device_get((state, trace, cells))
         self.segments.append([int(steps), float(lr), bool(lloyd)])
@@ -266,7 +278,12 @@ class DescentRun:
         st = self.state._replace(positions=yp, weights=wp, labels=no_hint)
         with jax.enable_x64(True):
             st = jax.device_put(st)
-            cells = jax.device_get(cells_of(st, self.density, self.sizes, self.nu))
+            # zero steps: the cells of the given state, from the frames' program
+            _, _, _, cells = descend(
+                st, self.density, self.nu, 0.0, False, 0, self.sizes, with_cells=True,
+                length=FRAME_STEPS, max_iterations=MAX_ITERATIONS,
+            )  # fmt: skip
+            cells = jax.device_get(cells)
         return int(step), y, _rows(cells, self.n)
 
     @property
@@ -288,6 +305,36 @@ class DescentRun:
     def spec(self) -> DescentSpec:
         target = self.target if "preset" in self.target else {"values": self.values.tolist()}
         return DescentSpec(target, self.n, self.init, self.seed, [list(s) for s in self.segments])
+
+
+def run_sizes(size: int, shape: tuple[int, int]) -> Sizes:
+    """The static sizes a run of ``size`` Diracs starts with: the defaults with 4x the bin
+    capacity and the rescued cells, which Diracs that gather on a peaked target need
+    (measured on the tutorial target: the first Lloyd steps at N = 1000 grew both twice,
+    each a recompile of the frame), so that one bucket is one program."""
+    sizes = default_sizes(size, shape)
+    g = sizes.grid
+    if not g.bins:
+        return sizes
+    return sizes._replace(grid=Grid(g.bins, 4 * g.cap, g.radius, min(4 * g.rescue, size // 2)))
+
+
+def _unsolved(y, w, sizes: Sizes) -> DescentState:
+    """A state at ``y [N, 2]`` with weights ``w [N]`` that no solve has seen: one step of
+    ``lr = 0`` from it is the cold solve (no hint: labels all -1)."""
+    n, dt = y.shape[0], y.dtype
+    zero = jnp.zeros((n,), dt)
+    return DescentState(
+        y,
+        w,
+        zero,
+        y,
+        jnp.asarray(0.0, dt),
+        jnp.zeros_like(y),
+        jnp.asarray(0, jnp.int32),
+        np.asarray(-1),
+        jnp.full((n, sizes.max_vertices), -1, jnp.int32),
+    )  # fmt: skip  (a strong step dtype, as a state from the host: the same program)
 
 
 def _rows(cells: Cells, n: int) -> Cells:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import numpy as np
 import pytest
@@ -46,6 +47,28 @@ def test_steps_per_frame_does_not_recompile_or_change_the_numbers():
     assert a.view["step"] == b.view["step"] == 3
     assert np.array_equal(a.view["positions"], b.view["positions"])
     assert a.w2 == b.w2 and len(a.w2) == 4
+
+
+def test_one_program_per_bucket(caplog):
+    """Every N of a bucket and every image of a grid use one executable, from the cold
+    start through the frames and the history's cells: a new N or image size in a bucket
+    lowers no new program (the cold solve is a frame of one lr = 0 step; JAX logs every
+    lowering under ``jax_log_compiles``, persistent-cache hits included)."""
+    import jax
+
+    rng = np.random.default_rng(0)
+    first = DescentRun({"values": (0.5 + rng.random((40, 50))).tolist()}, n=70)
+    first.play(2, 50.0, False)
+    first.cells_at(0)
+    with jax.log_compiles(True), caplog.at_level(logging.WARNING):
+        for n, shape in ((65, (33, 40)), (96, (64, 64))):  # bucket 96, grid 64 x 64
+            run = DescentRun({"values": (0.5 + rng.random(shape)).tolist()}, n=n)
+            run.play(2, 50.0, False)
+            step, y, cells = run.cells_at(0)
+            assert step == 0 and len(y) == n and cells.count.shape == (n,)
+            assert run.view["positions"].shape == (n, 2) and not run.stopped
+    lowered = [r.getMessage() for r in caplog.records if "MLIR" in r.getMessage()]
+    assert not [m for m in lowered if "_run" in m or "newton" in m or "_cells" in m], lowered
 
 
 def test_spec_replays_the_same_numbers(run, tmp_path):
