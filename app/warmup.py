@@ -1,15 +1,16 @@
 """``panel serve --setup`` hook: compile the core once per process before any session.
 
-Compiled executables are also kept in JAX's persistent cache (``GMMOT_JAX_CACHE``, default
-``~/.cache/gmmot/jax``; ``off`` disables it), so a restarted server skips most of the
-~2 min warm-up.
+:func:`warm_up` compiles what a first visit needs, before the page is served. Compiled
+executables are kept in JAX's persistent cache (``GMMOT_JAX_CACHE``, default
+``~/.cache/gmmot/jax``; ``off`` disables it), so a restarted server skips most of it; and
+while the page is up, :mod:`app.warm_more` fills that cache with the shapes a user
+reaches next, in a low-priority child process (``GMMOT_WARM_MORE=0`` skips it; the
+browser tests do, to keep their cores).
 """
 
-import os
-
-import jax
 import numpy as np
 
+from app import warm_more
 from app.compiled import independent_fit
 from app.models import DataSource
 from app.plots.clouds import raster_data
@@ -18,13 +19,6 @@ from app.server_log import quiet_closed_tabs
 from gmmot_runs.barycenter import BarycenterRun, density_grids
 from gmmot_runs.coupled_em import CoupledEMRun
 from gmmot_runs.descent import DescentRun
-
-_cache = os.environ.get(
-    "GMMOT_JAX_CACHE", os.path.join(os.path.expanduser("~"), ".cache/gmmot/jax")
-)
-if _cache != "off":
-    jax.config.update("jax_compilation_cache_dir", _cache)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 
 
 def warm_up() -> None:
@@ -46,3 +40,4 @@ def warm_up() -> None:
 
 warm_up()
 quiet_closed_tabs()
+warm_more.start()

@@ -85,7 +85,9 @@ def server_url():
         str(WEBSOCKET_MAX_BYTES),
     ]
     with log.open("w") as fh:
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT)
+        # no background warm-up (app/warmup.py): the tests need the cores
+        env = dict(os.environ, GMMOT_WARM_MORE="0")
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT, env=env)
     try:
         deadline = time.time() + 600  # the warm-up compiles the core first (~2 min)
         while True:

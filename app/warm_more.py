@@ -1,0 +1,67 @@
+"""The shapes a user reaches after the first visit, compiled into JAX's persistent cache
+by a child of the server (``python -m app.warm_more SERVER_PID``, started by
+:mod:`app.warmup`): coupled EM for K = 2..8 (one program per K: zero-weight components
+would put log 0 in the E-step and zero marginals in Sinkhorn, so K is not padded), then
+every Dirac descent bucket up to 5,000 on the 64^2 targets. The server
+then reads each from the cache on first use (its tracing only) instead of compiling it.
+The child stops when the server is gone, and drops each executable once it is cached
+(each keeps thousands of memory maps)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import time
+
+import jax
+
+from app.jax_cache import CACHE_DIR  # the same persistent cache as the server
+from app.models import DataSource
+from gmmot_core.buckets import bucket, buckets_up_to
+from gmmot_runs.coupled_em import CoupledEMRun
+from gmmot_runs.coupled_em_spec import Structure
+from gmmot_runs.descent import MAX_DIRACS, DescentRun
+
+MORE_K = (2, 4, 5, 6, 8, 7)  # cheap first (~3-8 s each on 2 cores), then the Dirac buckets
+# every Dirac bucket up to MAX_DIRACS but the default N = 200's (compiled at start),
+# small first (~5-40 s each)
+MORE_N = tuple(min(b, MAX_DIRACS) for b in buckets_up_to(MAX_DIRACS) if b != bucket(200))
+
+LOG = logging.getLogger("gmmot.warmup")
+
+
+def warm_more(server_pid: int | None = None, ks=MORE_K, ns=MORE_N) -> int:
+    """Compile each case (until the server ``server_pid`` is gone); how many were done."""
+    t0, done = time.perf_counter(), 0
+    clouds = DataSource().clouds()
+    cases = [("coupled EM K", k) for k in ks] + [("Diracs N", n) for n in ns]
+    for name, value in cases:
+        if server_pid is not None and os.getppid() != server_pid:
+            break
+        if name == "coupled EM K":
+            CoupledEMRun(*clouds, structure=Structure(k=value)).step()
+        else:
+            DescentRun({"preset": "tutorial two peaks", "res": 64}, n=value).step()
+        jax.clear_caches()
+        done += 1
+        LOG.info("warm-up: %s = %d cached (%.0f s)", name, value, time.perf_counter() - t0)
+    return done
+
+
+def start() -> subprocess.Popen | None:
+    """This module in a child process at nice 10 (a process of its own keeps its memory
+    maps and CPU time off the server, which reads what it caches), unless
+    ``GMMOT_WARM_MORE=0`` or the cache is off (then it would serve nobody)."""
+    if os.environ.get("GMMOT_WARM_MORE", "1") == "0" or CACHE_DIR == "off":
+        return None
+    # nice execs the child, so the server stays its parent (the child checks)
+    cmd = ["nice", "-n", "10", sys.executable, "-m", "app.warm_more", str(os.getpid())]
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return subprocess.Popen(cmd, cwd=root)
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    warm_more(int(sys.argv[1]) if len(sys.argv) > 1 else None)

@@ -1,0 +1,32 @@
+"""The background warm-up (app.warm_more): it compiles what it lists, stops when its
+server is gone, and is not started where it would serve nobody."""
+
+from __future__ import annotations
+
+import os
+
+from app import warm_more
+
+
+def test_compiles_each_case_and_reports_them():
+    assert warm_more.warm_more(None, ks=(2,), ns=(64,)) == 2
+
+
+def test_stops_once_its_server_is_gone():
+    # a server pid that is not this process's parent: the server has exited
+    assert warm_more.warm_more(os.getppid() + 1_000_000, ks=(2,), ns=(64,)) == 0
+
+
+def test_not_started_when_switched_off_or_without_a_cache(monkeypatch):
+    monkeypatch.setenv("GMMOT_WARM_MORE", "0")
+    assert warm_more.start() is None
+    monkeypatch.setenv("GMMOT_WARM_MORE", "1")
+    monkeypatch.setattr(warm_more, "CACHE_DIR", "off")
+    assert warm_more.start() is None
+
+
+def test_covers_every_dirac_bucket_and_k():
+    from gmmot_core.buckets import bucket, buckets_up_to
+
+    assert {bucket(n) for n in warm_more.MORE_N} | {bucket(200)} == set(buckets_up_to(5000))
+    assert set(warm_more.MORE_K) | {3} == set(range(2, 9))  # K = 3 is compiled at start
