@@ -157,7 +157,8 @@ def pad_fit_data(data: FitData, rows: int) -> FitData:
 
 def fit_sizes(points, shape: tuple[int, int], rows: int | None = None) -> Sizes:
     """Host side: solver sizes for the fixed Diracs ``points [N, 2]`` (so that the
-    first steps do not recompile): :func:`default_sizes`, with a row capacity of the
+    first steps do not recompile): :func:`default_sizes` with twice the vertices, ring
+    candidates and pieces, and with a row capacity of the
     candidate grid that holds the fullest row of this cloud (1.5x, a multiple of 8;
     clustered data crowd a few bins) and a quarter of the cells as rescue (cells over
     the sparse parts of a cloud reach past their block of bins). ``rows >= N``: the
@@ -177,7 +178,15 @@ def fit_sizes(points, shape: tuple[int, int], rows: int | None = None) -> Sizes:
     cap = max(cap, int(8 * np.ceil(1.5 * band.max() / 8)))
     if n > len(p):
         cap = int(2 ** np.ceil(np.log2(cap)))
-    return sizes._replace(grid=Grid(g, cap, r, max(rescue, n // 4)))
+    # 2x the vertices, ring and pieces: cells of clustered points on a mixture's density
+    # outgrow 16 vertices (three blobs, N = 2000: both grew in the first frame, a second
+    # 45 s compile of it)
+    return sizes._replace(
+        max_vertices=2 * sizes.max_vertices,
+        pieces=2 * sizes.pieces,
+        grid=Grid(g, cap, r, max(rescue, n // 4)),
+        ring=2 * sizes.ring,
+    )
 
 
 class Trace(NamedTuple):
