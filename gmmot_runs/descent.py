@@ -222,10 +222,7 @@ class DescentRun:
             # no hint: the frames' own program, not a second one
             y0 = jnp.asarray(y0)
             start = _unsolved(y0, cold_weights(y0, self.density), self.sizes)
-            state, _, self.sizes, cells = descend(
-                start, self.density, self.nu, 0.0, False, 1, self.sizes, with_cells=True,
-                length=FRAME_STEPS, max_iterations=MAX_ITERATIONS,
-            )  # fmt: skip
+            state, _, self.sizes, cells = self._descend(start, 0.0, False, 1)
             self.state: DescentState = jax.device_get(state)
             self.cells = jax.device_get(cells)
         self.segments: list = []
@@ -256,10 +253,7 @@ class DescentRun:
         if self.stopped:
             return
         with jax.enable_x64(True):
-            state, trace, self.sizes, cells = descend(
-                self.state, self.density, self.nu, lr, lloyd, steps, self.sizes, with_cells=True,
-                length=max(steps, FRAME_STEPS), max_iterations=MAX_ITERATIONS,
-            )  # fmt: skip
+            state, trace, self.sizes, cells = self._descend(self.state, lr, lloyd, steps)
             state, trace, cells = jax.device_get((state, trace, cells))
         self.segments.append([int(steps), float(lr), bool(lloyd)])
         done = int(state.step) - int(self.state.step)
@@ -270,6 +264,15 @@ class DescentRun:
             self.history.append(self._entry(state))
             del self.history[: max(0, len(self.history) - HISTORY)]
 
+    def _descend(self, state: DescentState, lr: float, lloyd: bool, steps: int):
+        """``steps`` steps from ``state`` and the last cells, by the one program of this
+        run's bucket (the cold start and the history's cells use it too); returns
+        ``(state, trace, sizes, cells)`` of :func:`descend` (call under x64)."""
+        return descend(
+            state, self.density, self.nu, lr, lloyd, steps, self.sizes, with_cells=True,
+            length=max(steps, FRAME_STEPS), max_iterations=MAX_ITERATIONS,
+        )  # fmt: skip
+
     def cells_at(self, index: int):
         """Step, positions and cells of history entry ``index`` (for looking back)."""
         step, y, w = self.history[index]
@@ -279,11 +282,7 @@ class DescentRun:
         with jax.enable_x64(True):
             st = jax.device_put(st)
             # zero steps: the cells of the given state, from the frames' program
-            _, _, _, cells = descend(
-                st, self.density, self.nu, 0.0, False, 0, self.sizes, with_cells=True,
-                length=FRAME_STEPS, max_iterations=MAX_ITERATIONS,
-            )  # fmt: skip
-            cells = jax.device_get(cells)
+            cells = jax.device_get(self._descend(st, 0.0, False, 0)[3])
         return int(step), y, _rows(cells, self.n)
 
     @property
@@ -332,9 +331,9 @@ def _unsolved(y, w, sizes: Sizes) -> DescentState:
         jnp.asarray(0.0, dt),
         jnp.zeros_like(y),
         jnp.asarray(0, jnp.int32),
-        np.asarray(-1),
+        np.asarray(-1),  # a strong dtype, as in a state from the host: the same program
         jnp.full((n, sizes.max_vertices), -1, jnp.int32),
-    )  # fmt: skip  (a strong step dtype, as a state from the host: the same program)
+    )
 
 
 def _rows(cells: Cells, n: int) -> Cells:

@@ -177,10 +177,6 @@ def _active(nu):
     return on, jnp.sum(on), jnp.min(jnp.where(on, nu, jnp.inf))
 
 
-def _last_stage(density: ImageDensity) -> jax.Array:
-    return last_stage(density)
-
-
 def _error(problem: NewtonProblem, ints: CellIntegrals) -> jax.Array:
     return jnp.max(jnp.abs(ints.mass - problem.nu))
 
@@ -223,7 +219,7 @@ def init(problem: NewtonProblem, w0, config: NewtonConfig, hint=None) -> NewtonS
         zero,
         zero,
         jnp.asarray(0, jnp.int32),
-        jnp.asarray(_last_stage(density)),
+        jnp.asarray(last_stage(density)),
         jnp.asarray(INIT),
         with_hint,
         with_hint,
@@ -244,7 +240,7 @@ def step(s: NewtonState, problem: NewtonProblem, config: NewtonConfig) -> Newton
     y, nu, density, tol = problem
     sizes = config.sizes
     dt = y.dtype
-    last = _last_stage(density)
+    last = last_stage(density)
     cg_tol = jnp.asarray(1e-10 if dt == jnp.float64 else 1e-5, dt)
     tiny = jnp.finfo(dt).tiny
     active, n_active, min_nu = _active(nu)
@@ -370,7 +366,7 @@ def result(s: NewtonState, problem: NewtonProblem) -> SolveResult:
     """The solve's outcome; NOT_CONVERGED unless the last stage met ``tol``, EMPTY_CELL
     when the start had an empty cell."""
     e = _error(problem, s.ints)
-    last = _last_stage(problem.density)
+    last = last_stage(problem.density)
     status = (
         s.status
         | jnp.where((e > problem.tol) | (s.k < last) | s.stalled, NOT_CONVERGED, 0)
