@@ -54,6 +54,7 @@ class Screen(pn.viewable.Viewer):
         doc = pn.state.curdoc
         if doc is not None and doc.session_context is not None:
             self.worker.doc = doc  # jobs submitted outside a session callback find it
+            pn.state.on_session_destroyed(lambda _ctx: self.worker.close())
 
     @property
     def busy(self) -> bool:

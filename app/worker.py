@@ -217,6 +217,16 @@ class Worker:
             self._idle()
         return count
 
+    def close(self) -> None:
+        """The session is gone: drop its pending jobs (a closed tab's compile must not hold
+        a thread others wait for) and forget its document (a running job's result is
+        dropped). The notice is left alone: its document no longer draws."""
+        sched = pn.state.cache.get(_CACHE_KEY)
+        lock = sched._cond if sched is not None else threading.Lock()
+        with lock:
+            self._pending.clear()
+            self.doc = None
+
     def cancel_frames(self) -> int:
         """Drop the pending animation frames (Pause, Reset): frame-lane jobs without a
         key. Keyed ones (a knob value) still apply."""

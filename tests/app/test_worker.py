@@ -127,3 +127,18 @@ def test_a_compile_left_behind_a_cancelled_frame_runs_in_the_prepare_lane(loop):
     gate.set()
     _drain(loop, lambda: not w.busy and not other.busy)
     assert where == ["gmmot-prepare-0"]
+
+
+def test_a_closed_sessions_jobs_free_the_thread_for_others(loop):
+    """A tab closes while its compile runs and another waits: the waiting one never runs,
+    the running one's result is dropped, and the next session's job gets the thread."""
+    gate, started, ran, drawn = threading.Event(), threading.Event(), [], []
+    gone, other = _worker(loop), _worker(loop)
+    gone.submit("compile", lambda: (started.set(), gate.wait(10)), drawn.append, print)
+    started.wait(10)
+    gone.submit("compile 2", lambda: ran.append("gone 2"), drawn.append, print)
+    other.submit("compile", lambda: ran.append("other") or "other", drawn.append, print)
+    gone.close()
+    gate.set()
+    _drain(loop, lambda: not other.busy and not gone.busy)
+    assert ran == ["other"] and drawn == ["other"]

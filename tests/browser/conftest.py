@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -85,8 +87,11 @@ def server_url():
         str(WEBSOCKET_MAX_BYTES),
     ]
     with log.open("w") as fh:
-        # no background warm-up (app/warmup.py): the tests need the cores
-        env = dict(os.environ, GMMOT_WARM_MORE="0")
+        # no background warm-up (app/warmup.py): the tests need the cores; a fresh JAX
+        # cache, so every run compiles what a fresh machine's first visit compiles (a
+        # test that waits for a compile is not turned into a cache read by an older run)
+        cache = tempfile.mkdtemp(prefix="gmmot-jax-cache-")
+        env = dict(os.environ, GMMOT_WARM_MORE="0", GMMOT_JAX_CACHE=cache)
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT, env=env)
     try:
         deadline = time.time() + 600  # the warm-up compiles the core first (~2 min)
@@ -106,6 +111,7 @@ def server_url():
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()  # reaped: no "subprocess is still running" warning at exit
+        shutil.rmtree(cache, ignore_errors=True)
 
 
 @pytest.fixture

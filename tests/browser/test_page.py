@@ -23,6 +23,36 @@ def _wait(predicate, timeout: float = 30.0, page=None) -> None:
     raise AssertionError("condition not met in time")
 
 
+# each element from a node up to the page, across shadow roots: what hides it
+_ANCESTRY_JS = """
+(el) => {
+  const out = [`connected=${el.isConnected}`];
+  for (let n = el; n; n = n.parentNode || null) {
+    if (n.nodeType === 11) { n = n.host; }
+    if (!n || n.nodeType !== 1) continue;
+    const cs = getComputedStyle(n), r = n.getBoundingClientRect();
+    const cls = typeof n.className === "string" ? n.className.split(" ").slice(0, 3).join(".") : "";
+    out.push(`${n.tagName.toLowerCase()}.${cls} display=${cs.display} ` +
+             `visibility=${cs.visibility} ${Math.round(r.width)}x${Math.round(r.height)}`);
+  }
+  return out.join("\\n");
+}
+"""
+
+
+def _expect_visible(locator, timeout: float) -> None:
+    """``expect(locator).to_be_visible``; when it fails, the message tells which of the
+    element's ancestors hides it (display, size), or that no element matched."""
+    try:
+        expect(locator).to_be_visible(timeout=timeout)
+    except AssertionError as exc:
+        try:
+            why = locator.first.evaluate(_ANCESTRY_JS, timeout=2_000)
+        except Exception as inner:  # nothing matched, or the page is gone
+            why = f"(no element to inspect: {inner})"
+        raise AssertionError(f"{exc}\nwhat hides it:\n{why}") from None
+
+
 def _canvases(page) -> int:
     return page.evaluate(
         """() => { let n = 0; const walk = (root) => { root.querySelectorAll('*').forEach(el => {

@@ -5,6 +5,8 @@ import re
 
 from playwright.sync_api import expect
 
+from tests.browser.test_page import _expect_visible
+
 
 def _step(page) -> int:
     text = page.get_by_text(re.compile(r"step \d+ · N 600")).first.inner_text()
@@ -30,9 +32,7 @@ def test_w2_fit_tab_prepares_plays_and_keeps_its_fit(page, server_url, tmp_path,
     page.get_by_text("Fit GMM by W2", exact=True).first.click()
     # the first build compiles (about a minute on 2 cores): a notice says so meanwhile,
     # and the rest of the page keeps answering
-    expect(page.get_by_text(re.compile(r"preparing the W2 fit for N = 600"))).to_be_visible(
-        timeout=30_000
-    )
+    _expect_visible(page.get_by_text(re.compile(r"preparing the W2 fit for N = 600")), 30_000)
     page.get_by_text("Coupled EM", exact=True).first.click()
     expect(page.get_by_text(re.compile(r"frame \d+")).first).to_be_visible(timeout=5_000)
     page.get_by_text("Fit GMM by W2", exact=True).first.click()
