@@ -8,6 +8,7 @@ start (``panel serve --setup app/warmup.py``) so the first page load is fast.
 from __future__ import annotations
 
 import gc
+import logging
 from functools import partial
 
 import jax
@@ -24,6 +25,9 @@ __all__ = [
     "release_if_crowded",
     "transport_frame",
 ]
+
+LOG = logging.getLogger("gmmot.compiled")
+LOG.setLevel(logging.INFO)  # panel serve leaves the root logger at WARNING
 
 #: Share of the kernel's memory-map budget past which compiled executables are dropped.
 CROWDED = 0.5
@@ -55,6 +59,12 @@ def release_if_crowded(fraction: float | None = None, limit: int | None = None) 
         return False
     jax.clear_caches()
     gc.collect()
+    LOG.info(
+        "compiled programs dropped: %d memory maps of %d, %d after",
+        used,
+        limit,
+        _count_lines("/proc/self/maps"),
+    )
     return True
 
 

@@ -70,6 +70,8 @@ def trace_figure(title: str, y_label: str) -> tuple[figure, ColumnDataSource]:
     fig.yaxis.ticker.desired_num_ticks = 4  # labels of a narrow log range did not fit
     src = ColumnDataSource({"step": [], "value": []})
     fig.line("step", "value", source=src, line_width=2)
+    # a dot per step: a trace of one step (just after Reset) is a point, not an empty plot
+    fig.scatter("step", "value", source=src, size=4)
     fig.add_layout(
         Span(dimension="height", location=0, line_color="#d62728", line_dash="dashed",
              line_width=2, visible=False, name="look")

@@ -16,6 +16,7 @@ import panel as pn
 from bokeh.models import ColumnDataSource
 from bokeh.plotting import figure
 
+from app.compiled import release_if_crowded
 from app.playback import Playback
 from app.plots.clouds import colors, ellipse_paths
 from app.plots.traces import trace_data, trace_figure
@@ -33,7 +34,10 @@ FRAME_MS = 80
 UPLOADED = "uploaded CSV"
 
 
-def _with_view(run: W2FitRun) -> tuple[W2FitRun, dict]:
+def _new_fit(cloud: dict, k: int, res: int, seed: int) -> tuple[W2FitRun, dict]:
+    """A new fit and its first view (in the worker: it may compile ~5,500 memory maps)."""
+    release_if_crowded()
+    run = W2FitRun(cloud, k, res, seed)
     return run, run.view
 
 
@@ -185,7 +189,7 @@ class W2FitScreen(Screen):
         self._mark_stale()
         self.worker.submit(
             f"preparing the W2 fit for N = {n}, K = {k}, {res}² (a new size compiles first)",
-            lambda: _with_view(W2FitRun(cloud, k, res, seed)),
+            lambda: _new_fit(cloud, k, res, seed),
             self._prepared,
             lambda exc: self._failed(f"Could not start that fit: {exc}. The previous fit is kept."),
             key="prepare",

@@ -62,3 +62,16 @@ def test_links_carry_their_growth_factor_and_a_wide_hover_target():
     fig, _ = pair_figure()
     hover = next(t for t in fig.tools if type(t).__name__ == "HoverTool")
     assert hover.renderers[0].glyph.line_width == 16  # the invisible wide hit target
+
+
+def test_a_trace_of_one_step_is_drawn_as_a_point():
+    """Just after Reset a trace has one value: a line alone draws nothing for it."""
+    from bokeh.models import Scatter
+
+    from app.plots.traces import trace_data, trace_figure
+
+    fig, src = trace_figure("W2²", "W2²")
+    src.data = trace_data(np.array([0.05]))
+    on_src = [r for r in fig.renderers if getattr(r, "data_source", None) is src]
+    assert any(isinstance(r.glyph, Scatter) for r in on_src)
+    assert len(src.data["step"]) == 1

@@ -40,17 +40,22 @@ _ANCESTRY_JS = """
 """
 
 
-def _expect_visible(locator, timeout: float) -> None:
+def _expect_visible(locator, timeout: float, inspect=None) -> None:
     """``expect(locator).to_be_visible``; when it fails, the message tells which of the
-    element's ancestors hides it (display, size), or that no element matched."""
+    ancestors of ``inspect`` (default: ``locator``) hides it (display, size), or that no
+    element matched."""
     try:
         expect(locator).to_be_visible(timeout=timeout)
     except AssertionError as exc:
         try:
-            why = locator.first.evaluate(_ANCESTRY_JS, timeout=2_000)
+            why = (inspect or locator).first.evaluate(_ANCESTRY_JS, timeout=2_000)
         except Exception as inner:  # nothing matched, or the page is gone
             why = f"(no element to inspect: {inner})"
-        raise AssertionError(f"{exc}\nwhat hides it:\n{why}") from None
+        try:  # and what the page says meanwhile (a warning instead of the notice?)
+            alerts = locator.page.get_by_role("alert").locator("visible=true").all_inner_texts()
+        except Exception as inner:
+            alerts = [f"(could not read: {inner})"]
+        raise AssertionError(f"{exc}\nwhat hides it:\n{why}\nvisible alerts: {alerts}") from None
 
 
 def _canvases(page) -> int:
