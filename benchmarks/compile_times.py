@@ -8,6 +8,7 @@ is within it).
 
     python benchmarks/compile_times.py            # the default cases
     python benchmarks/compile_times.py --all      # also N = 500 and 5000 and a 256^2 target
+    python benchmarks/compile_times.py --only descent   # the cases whose name has "descent"
 """
 
 from __future__ import annotations
@@ -100,6 +101,9 @@ def main() -> None:
         _child(sys.argv[2])
         return
     cases = DEFAULT + (MORE if "--all" in sys.argv else [])
+    if "--only" in sys.argv:
+        part = sys.argv[sys.argv.index("--only") + 1]
+        cases = [c for c in cases if part in c]
     env = dict(os.environ, GMMOT_JAX_CACHE="off", PYTHONPATH=os.getcwd())
     rows = []
     for case in cases:

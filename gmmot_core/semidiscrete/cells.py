@@ -402,6 +402,20 @@ def near_cells(
     )
 
 
+def labelled_cells(y, w, lo, hi, max_vertices: int, labels, active=None) -> Cells:
+    """The cells of a solved diagram ``(y, w)`` from its own labels ``[N, V]`` alone: a
+    convex cell is the box cut by the half-planes of its edges, so clipping by exactly
+    the neighbours across them rebuilds it (one clip per edge, no candidate search).
+    A row with no edge is an empty cell; its Dirac cuts no other cell (it is nearer to no
+    point than they are), so it is left out like an inert one (``active [N]`` False).
+    RING_MISS when the cells do not tile the box (the labels were not this diagram's);
+    :func:`near_cells` is then the builder to call."""
+    cand = jnp.where(labels >= 0, labels, -1).astype(jnp.int32)
+    owns = jnp.any(labels != -1, 1)
+    active = owns if active is None else active & owns
+    return power_cells(y, w, lo, hi, max_vertices, ring=cand, active=active)
+
+
 def solved_cells(y, w, lo, hi, sizes: Sizes, labels, active=None):
     """The cells of a solved diagram ``(y, w)`` from its own labels ``[N, V]``: all pairs
     (clipped first by those neighbours) when ``sizes.grid`` says so, else

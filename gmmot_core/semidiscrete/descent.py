@@ -9,12 +9,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gmmot_core.semidiscrete.cells import Cells, near_cells, power_cells, solved_cells
+from gmmot_core.semidiscrete.cells import (
+    Cells,
+    labelled_cells,
+    near_cells,
+    power_cells,
+    solved_cells,
+)
 from gmmot_core.semidiscrete.density import ImageDensity
 from gmmot_core.semidiscrete.integrals import cell_integrals
 from gmmot_core.semidiscrete.newton import newton_solve, solve_weights
 from gmmot_core.semidiscrete.sizes import Sizes, grow_sizes
-from gmmot_core.semidiscrete.status import SIZE_BITS, STOP_BITS
+from gmmot_core.semidiscrete.status import RING_MISS, SIZE_BITS, STOP_BITS
 
 
 def _uniform(positions, nu):
@@ -205,7 +211,12 @@ def _run(
     state, trace = jax.lax.scan(one, state, jnp.arange(length))
     if not with_cells:
         return state, trace, None
-    return state, trace, _cells(state, density, sizes, nu)
+    y, w, lo, hi = state.positions, state.weights, density.lo, density.hi
+    if sizes.grid.bins == 0:
+        return state, trace, _cells(state, density, sizes, nu)
+    # from the solve's own labels: a second copy of the solve's cell builders in this
+    # program took a third of its compile (``descend`` falls back where they miss)
+    return state, trace, labelled_cells(y, w, lo, hi, sizes.max_vertices, state.labels, nu > 0)
 
 
 def _cells(state: DescentState, density: ImageDensity, sizes: Sizes, nu=None) -> Cells:
@@ -258,6 +269,8 @@ def descend(
         bits = int(new.status) & ~int(state.status)
         bigger = grow_sizes(sizes, bits, n) if bits & SIZE_BITS else None
         if bigger is None:
+            if cells is not None and int(cells.status) & RING_MISS:
+                cells = cells_of(new, density, sizes, nu)  # labels not the diagram's
             return new, trace, sizes, cells
         sizes = bigger
         state = state._replace(labels=_fit(state.labels, sizes.max_vertices))

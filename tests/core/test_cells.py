@@ -18,7 +18,12 @@ from gmmot_core.semidiscrete.candidates import (
     ring_candidates,
     subset_sizes,
 )
-from gmmot_core.semidiscrete.cells import near_cells, power_cells, repair_cells
+from gmmot_core.semidiscrete.cells import (
+    labelled_cells,
+    near_cells,
+    power_cells,
+    repair_cells,
+)
 from gmmot_core.semidiscrete.density import image_density
 from gmmot_core.semidiscrete.hessian import cg, jacobi, laplacian
 from gmmot_core.semidiscrete.integrals import cell_integrals
@@ -241,6 +246,25 @@ def test_ring_cells_are_exact_or_flagged(x64, rng):
     poor = jnp.where(jnp.arange(ring.shape[1])[None, :] < 1, ring, -1)
     bad = power_cells(y, w, dens.lo, dens.hi, ring=poor)
     assert int(bad.status) & RING_MISS
+
+
+def test_a_diagram_rebuilt_from_its_own_labels_is_exact_and_others_are_flagged(x64, rng):
+    """The cells a descent frame draws come from the solve's labels alone: equal to the
+    all-pairs cells (inert Diracs empty); another diagram's labels are flagged."""
+    dens = image_density(rng.uniform(0.5, 2.0, (16, 16)))
+    y = jnp.asarray(rng.uniform(0, 1, (160, 2)))
+    w = jnp.asarray(rng.normal(size=160) * 4e-4)
+    active = jnp.arange(160) < 150  # the last 10 inert, as padding
+    full = power_cells(y, w, dens.lo, dens.hi, grid=Grid(0, 0, 0), active=active)
+    assert np.any(np.asarray(full.count)[:150] == 0)  # uneven weights: an empty cell too
+    again = labelled_cells(y, w, dens.lo, dens.hi, 32, full.labels, active)
+    assert int(again.status) == 0 and np.all(np.asarray(again.count)[150:] == 0)
+    a, b = cell_integrals(full, y, dens, 8192), cell_integrals(again, y, dens, 8192)
+    assert np.allclose(a.mass, b.mass, rtol=0, atol=1e-15)
+    assert np.allclose(a.second, b.second, rtol=0, atol=1e-15)
+    voronoi = power_cells(y, 0.0 * w, dens.lo, dens.hi, grid=Grid(0, 0, 0), active=active)
+    wrong = labelled_cells(y, w, dens.lo, dens.hi, 32, voronoi.labels, active)
+    assert int(wrong.status) & RING_MISS
 
 
 @pytest.mark.parametrize("mutual", [False, True])
