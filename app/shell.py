@@ -128,7 +128,9 @@ def build(autoplay: bool = True) -> pn.template.FastListTemplate:
         ("GMM barycenter", _page(TRY_FIRST["barycenter"], BARYCENTER_ABOUT, barycenter)),
         ("Transport map", _page(TRY_FIRST["transport"], TRANSPORT_ABOUT, transport)),
         ("Fit GMM by W2", _page(TRY_FIRST["w2_fit"], W2FIT_ABOUT, w2_fit)),
-        dynamic=True,
+        # every tab's models made with the page: Panel 1.9 points the stylesheets of models
+        # a dynamic tab makes on its first opening at cdn.holoviz.org (not offline)
+        dynamic=False,
         sizing_mode="stretch_width",
     )
     active = tabs.param.active.rx()

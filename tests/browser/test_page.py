@@ -2,7 +2,6 @@
 
 import re
 
-import pytest
 from playwright.sync_api import expect
 
 
@@ -129,12 +128,9 @@ def test_page_asks_nothing_of_the_internet(page, server_url, server_log):
     assert "Traceback" not in server_log()
 
 
-@pytest.mark.xfail(
-    reason="Panel 1.9 (issue #7073): models a dynamic tab creates later keep CDN stylesheet "
-    "URLs (markdown.css, loading.css from cdn.holoviz.org); strict: passes once fixed",
-    strict=True,
-)
 def test_other_tabs_ask_nothing_of_the_internet(page, server_url):
+    """Every tab's models are made with the page (not on a tab's first opening: Panel 1.9
+    names cdn.holoviz.org in the stylesheets of models a dynamic tab makes later)."""
     outside = _outside_requests(page, server_url)
     page.goto(server_url)
     expect(page.get_by_text(re.compile(r"frame \d+")).first).to_be_visible(timeout=60_000)
