@@ -90,10 +90,9 @@ def initial_mixtures(
     return g, g
 
 
-@partial(jax.jit, static_argnames=("config", "advance", "with_labels"))
-def _frame(state, data, config, counts, advance: bool, with_labels: bool):
-    if advance:
-        state = ce.run(state, data, config, counts)
+@partial(jax.jit, static_argnames=("config", "with_labels"))
+def _frame(state, data, config, counts, with_labels: bool):
+    state = ce.run(state, data, config, counts)
     g0, g1 = ce.mixtures(state)
     view = {
         "gmm0": g0,
@@ -119,7 +118,9 @@ def frame(state, data, config, counts, advance: bool = True):
     ``LABEL_LIMIT`` points), copied to the host in one transfer.
     """
     n = max(data.feats0.phi.shape[0], data.feats1.phi.shape[0])
-    state, view = _frame(state, data, config, counts, advance, n <= LABEL_LIMIT)
+    if not advance:  # the view alone: zero EM iterations (traced), the same program
+        counts = (jnp.zeros_like(counts[0]), counts[1])
+    state, view = _frame(state, data, config, counts, n <= LABEL_LIMIT)
     view = jax.device_get(view)
     status = int(view["status"])
     view["messages"] = ce.describe_status(status)

@@ -165,3 +165,22 @@ def test_cli_replays_and_reports_bad_files(tmp_path, spec_dict):
         [*cmd[:4], str(tmp_path / "nope.json"), "--out", str(out)], capture_output=True, text=True
     )
     assert missing.returncode == 2 and "cannot read" in missing.stderr
+
+
+def test_the_view_and_the_frames_share_one_program(caplog):
+    """A reset's view is a frame of zero EM iterations (traced): after one run's reset
+    and frame, a second run of another K lowers one program, not one for its view and
+    one for its frames (JAX logs every lowering under ``jax_log_compiles``)."""
+    import logging
+
+    import jax
+
+    clouds = preset_clouds("demo pair", n=300, seed=0)
+    first = CoupledEMRun(*clouds, structure=Structure(k=2))
+    before = first.view
+    first.step()
+    assert int(before["iteration"]) == 0 and int(first.view["iteration"]) == 1
+    with jax.log_compiles(True), caplog.at_level(logging.WARNING):
+        CoupledEMRun(*clouds, structure=Structure(k=4)).step()
+    lowered = [r.getMessage() for r in caplog.records if "MLIR" in r.getMessage()]
+    assert len([m for m in lowered if "_frame" in m]) == 1, lowered
