@@ -206,10 +206,14 @@ class Worker:
             lambda j: (lane is None or j.lane == lane) and (key is None or j.key == key)
         )
 
-    def _drop(self, dropped: Callable[[Job], bool]) -> int:
+    @staticmethod
+    def _lock():
+        """The scheduler's lock on every worker's queue (a fresh one without a scheduler)."""
         sched = pn.state.cache.get(_CACHE_KEY)
-        lock = sched._cond if sched is not None else threading.Lock()
-        with lock:
+        return sched._cond if sched is not None else threading.Lock()
+
+    def _drop(self, dropped: Callable[[Job], bool]) -> int:
+        with self._lock():
             keep = [j for j in self._pending if not dropped(j)]
             count = len(self._pending) - len(keep)
             self._pending = deque(keep)
@@ -221,9 +225,7 @@ class Worker:
         """The session is gone: drop its pending jobs (a closed tab's compile must not hold
         a thread others wait for) and forget its document (a running job's result is
         dropped). The notice is left alone: its document no longer draws."""
-        sched = pn.state.cache.get(_CACHE_KEY)
-        lock = sched._cond if sched is not None else threading.Lock()
-        with lock:
+        with self._lock():
             self._pending.clear()
             self.doc = None
 

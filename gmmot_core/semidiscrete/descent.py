@@ -211,9 +211,9 @@ def _run(
     state, trace = jax.lax.scan(one, state, jnp.arange(length))
     if not with_cells:
         return state, trace, None
-    y, w, lo, hi = state.positions, state.weights, density.lo, density.hi
     if sizes.grid.bins == 0:
         return state, trace, _cells(state, density, sizes, nu)
+    y, w, lo, hi = state.positions, state.weights, density.lo, density.hi
     # from the solve's own labels: a second copy of the solve's cell builders in this
     # program took a third of its compile (``descend`` falls back where they miss)
     return state, trace, labelled_cells(y, w, lo, hi, sizes.max_vertices, state.labels, nu > 0)
