@@ -10,13 +10,17 @@ unconverged). Here the row potential is eliminated in closed form,
 and the concave semi-dual ``S(g) = <a, f(g)> + <b, g>`` is maximised by Newton's
 method in ``g [K]``: gradient ``b - P^T 1``, Hessian ``-L / eps`` with the weighted
 graph Laplacian ``L = diag(W 1) - W``, ``W_jk = sum_i P_ij P_ik / a_i`` (j != k; null
-vector 1: the gauge). Steps are damped by halving until the column error shrinks (a
-residual test: ``S`` itself cannot resolve the last digits in float32 when
-``C / eps ~ 1e4``). A cold start begins at ``eps = max(eps, cost spread)`` and scales
-eps down by ``SCALING`` each time a stage is solved to ``STAGE_TOLERANCE``; a stall
-away from the solution (a near-singular ``L``: rows no longer split between columns)
-raises eps again. With K <= a few dozen columns an iteration is a ``[B, K]``
-exponential and a ``K x K`` solve: ~10-35 iterations cold, a few warm.
+vector 1: the gauge). The step length is found by bisection on the sign of the slope
+``<d, grad S>`` (monotone: ``S`` is concave) until the column error shrinks (a residual
+test: ``S`` itself cannot resolve the last digits in float32 when ``C / eps ~ 1e4``); a
+full step still short of the maximum is taken when it moves ``g`` by more than ``eps``,
+so a step across a plateau of ``L ~ 0`` (a warm start on the wrong side of a small
+mass to move) neither skips the narrow window where the error drops nor stalls before
+it. A cold start begins at ``eps = max(eps, cost spread)`` and scales eps down by
+``SCALING`` each time a stage is solved to ``STAGE_TOLERANCE``; a stall away from the
+solution (a near-singular ``L``: rows no longer split between columns), or a rejected
+step longer than ``eps``, raises eps again. With K <= a few dozen columns an iteration
+is a ``[B, K]`` exponential and a ``K x K`` solve: ~10-35 iterations cold, a few warm.
 
 Zero entries of ``b`` (padding) are excluded (their ``g`` is ``-inf``); ``a`` must be
 positive. The output has the fields and conventions of :class:`SinkhornOutput`.
@@ -55,13 +59,14 @@ def newton_ot(
     init: tuple[jax.Array, jax.Array] | None = None,
     warm: bool | jax.Array = True,
     max_iterations: int = 100,
-    max_halvings: int = 16,
+    max_trials: int = 32,
 ) -> SinkhornOutput:
     """Solve balanced entropic OT between ``a [B] > 0`` and ``b [K] >= 0`` for ``cost [B, K]``.
 
     ``threshold`` (traced) bounds the L1 column-marginal error, as OTT's Sinkhorn;
     ``init``: warm-start potentials ``(f [B], g [K])`` (only ``g`` is used), taken
-    where ``warm`` (traced bool) holds. A stall at the rounding floor stops the loop
+    where ``warm`` (traced bool) holds; ``max_trials`` bounds the line search's plan
+    evaluations per iteration. A stall at the rounding floor stops the loop
     (``converged`` then tells whether ``threshold`` was met); so do non-finite values.
     ``n_iters`` counts Newton iterations (``max_iterations`` when stopped by a stall).
     """
@@ -107,29 +112,53 @@ def newton_ot(
         d = jax.scipy.linalg.cho_solve(jax.scipy.linalg.cho_factor(lap), rhs)
         return jnp.where(live, d, 0.0)
 
+    def slope(p):
+        """``<d, grad S>`` along the step: non-increasing in t (S is concave)."""
+        return lambda d: jnp.sum(jnp.where(live, d * (b_ - jnp.sum(p, axis=0)), 0.0))
+
     def trial(c):
-        g, d, t, e_cur, _, _, _, n = c
-        t = t * 0.5
-        f_new, p_new = _plan(g + t * d, c_, log_a, e_cur)
-        return g, d, t, e_cur, f_new, p_new, error(p_new), n + 1
+        # bisection on the sign of the slope: bracket [lo, hi] around the maximum of S
+        # along d, so a step that must cross a plateau of L ~ 0 (a mass too small for
+        # the stage to see) lands in the narrow window where the error drops, which
+        # halving from t = 1 skips over
+        g, d, e_cur, lo, hi, t, _, p_t, _, n = c
+        past = slope(p_t)(d) < 0
+        lo, hi = jnp.where(past, lo, t), jnp.where(past, t, hi)
+        t = 0.5 * (lo + hi)
+        f_t, p_t = _plan(g + t * d, c_, log_a, e_cur)
+        return g, d, e_cur, lo, hi, t, f_t, p_t, error(p_t), n + 1
 
     def body(carry):
         g, f, p, err, e_cur, it, raises = carry
         d = direction(p, e_cur)
         f1, p1 = _plan(g + d, c_, log_a, e_cur)
 
-        def worse(c):
-            return ~(c[6] <= (1.0 - 0.25 * c[2]) * err) & (c[7] < max_halvings)
+        long = jnp.max(jnp.abs(d)) > e_cur
 
-        start = (g, d, jnp.asarray(1.0, dtype), e_cur, f1, p1, error(p1), 0)
-        _, _, t, _, f_t, p_t, e_t, _ = jax.lax.while_loop(worse, trial, start)
-        ok = e_t <= (1.0 - 0.25 * t) * err
+        def accepted(c):
+            # the error drops enough, or a full step that stays short of the maximum
+            # along d and moves g by more than e_cur (crossing a plateau; at the
+            # rounding floor steps are short and the slope is noise)
+            t, p_t, e_t = c[5], c[7], c[8]
+            short_of_max = (t == 1.0) & (slope(p_t)(d) >= 0) & long
+            return (e_t <= (1.0 - 0.25 * t) * err) | short_of_max
+
+        def worse(c):
+            return ~accepted(c) & (c[9] < max_trials)
+
+        zero, one = jnp.asarray(0.0, dtype), jnp.asarray(1.0, dtype)
+        start = (g, d, e_cur, zero, one, one, f1, p1, error(p1), 0)
+        end = jax.lax.while_loop(worse, trial, start)
+        *_, t, f_t, p_t, e_t, _ = end
+        ok = accepted(end) & jnp.isfinite(e_t)
         g = jnp.where(ok, g + t * d, g)
         f, p, err = (jnp.where(ok, x, y) for x, y in ((f_t, f), (p_t, p), (e_t, err)))
         # continuation: stuck (a near-singular L) away from the solution -> larger eps
         # (at most MAX_RAISES times); a stage solved -> smaller eps (down to eps);
-        # stuck within FLOOR_FACTOR * threshold at eps: the rounding floor -> stop
-        up = ~ok & (err > FLOOR_FACTOR * threshold) & (raises < MAX_RAISES)
+        # stuck within FLOOR_FACTOR * threshold at eps with a short step: the rounding
+        # floor -> stop. A rejected step longer than e_cur is not the floor, however
+        # small err is (the plan's graph came apart): raise eps as when far away
+        up = ~ok & ((err > FLOOR_FACTOR * threshold) | long) & (raises < MAX_RAISES)
         down = ~up & (e_cur > eps) & ((err <= stage_tol) | ~ok)
         stop = ~ok & ~up & ~down
         e_new = jnp.where(up, e_cur / SCALING, e_cur)

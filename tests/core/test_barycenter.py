@@ -136,8 +136,13 @@ def test_replay_reference(load_json, config):
     ids=["2-inputs-0.9-0.1", "4-inputs-bar3"],
 )
 def test_live_ott(n_comp, lambdas, bar_size):
-    """Both configs against one OTT run: OTT's rules to 1e-3 and the Newton default
-    (setups where OTT's Sinkhorn converges, so the plans agree)."""
+    """Both configs against one OTT run (setups where OTT's Sinkhorn converges, so the
+    plans agree): OTT's rules, the same algorithm, to 1e-3 of the largest entry; the
+    Newton default to 3e-3. Two different solvers each stop anywhere within an L1 column
+    error of 1e-3, against support weights of 1/bar_size, and the support is a
+    plan-weighted average of the inputs: their means and covariances differ by ~1e-3 of
+    the scale (measured 1.3e-3 on the covariances of the 4-input case, also against OTT
+    run to 1e-5; 6e-4 with both at 1e-5)."""
     centers = ((-20, -15), (60, -15), (50, 65), (0, 40))[: len(n_comp)]
     mixtures, lam = synthetic.random_mixtures(
         1, n_comp, centers, (4.0, 3.0, 5.0, 2.0)[: len(n_comp)]
@@ -147,14 +152,14 @@ def test_live_ott(n_comp, lambdas, bar_size):
     x_means = jnp.asarray(rng.normal(size=(bar_size, 2)) * 5 + 20, jnp.float32)
     x_covs = jnp.tile(jnp.eye(2, dtype=jnp.float32) * 2.0, (bar_size, 1, 1))
     theirs_m, theirs_c, theirs_costs = _ott_run(mixtures, lam, 0.1, x_means, x_covs)
-    for config in (OTT_RULES, bc.BarycenterConfig()):
+    for config, rtol in ((OTT_RULES, 1e-3), (bc.BarycenterConfig(), 3e-3)):
         out = _ours(mixtures, lam, 0.1, x_means, x_covs, config=config)
         n = int(out.iteration)
         assert n == len(theirs_costs)
         np.testing.assert_allclose(out.costs[:n], theirs_costs, rtol=1e-3)
         perm = _match(np.asarray(out.means), theirs_m)
-        _relclose(np.asarray(out.means)[perm], theirs_m, 1e-3)
-        _relclose(np.asarray(out.covs)[perm], theirs_c, 1e-3)
+        _relclose(np.asarray(out.means)[perm], theirs_m, rtol)
+        _relclose(np.asarray(out.covs)[perm], theirs_c, rtol)
 
 
 def test_copies_of_one_mixture_give_that_mixture():

@@ -90,3 +90,46 @@ def test_float32_reaches_threshold_or_stops_at_rounding_floor(rng):
     assert np.all(np.isfinite(p))
     assert np.abs(p.sum(0) - b).sum() <= 1e-2
     assert np.isfinite(float(out.reg_ot_cost))
+
+
+# Two solves recorded in coupled EM on the 300x-eps pair (tests/helpers.separated_pair),
+# eps 0.1: the weights nearly agree, so the mass to move is ~1e-3 and its direction
+# flipped since the warm start's solve (g must travel ~60 = 600 eps, across a plateau
+# where the plan's off-diagonal entries underflow and L ~ 0). Halving from t = 1 skipped
+# the narrow window where the error drops and stalled at its cap on every CPU.
+PLATEAU_CASES = [
+    (
+        [[0.0371030271, 30.4005241394], [30.2856426239, 0.0327906534]],
+        [0.5543112755, 0.4456887543],
+        [0.5552865267, 0.4447135031],
+        [-29.7132625580, 0.0241214652],
+    ),
+    (
+        [[0.0369987823, 30.2591209412], [30.2459659576, 0.0387860499]],
+        [0.5560525060, 0.4439474642],
+        [0.5534166098, 0.4465833903],
+        [-0.0719799697, -29.7396793365],
+    ),
+]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("case", [0, 1])
+def test_warm_start_across_a_plateau_converges(dtype, case):
+    """Converged at the app's threshold 1e-3 in a few iterations (was: 100, the cap,
+    column error 2e-3), and the coupling is POT's exact LP plan (``ot.emd``) to 1e-3 (the
+    threshold bounds the L1 column error; with the off-diagonal costs 300 eps, entropy
+    moves the plan by ~exp(-300) from the LP's). OTT's float64 Sinkhorn does not reach
+    1e-9 here in 1e6 sweeps."""
+    import jax
+
+    cost, a, b, g = (np.asarray(x) for x in PLATEAU_CASES[case])
+    ref = ot.emd(a / a.sum(), b / b.sum(), cost)
+    with jax.enable_x64(dtype == "float64"):
+        args = (jnp.asarray(x, dtype) for x in (cost, a, b))
+        init = (jnp.zeros(2, dtype), jnp.asarray(g, dtype))
+        out = newton_ot(*args, 0.1, threshold=1e-3, init=init, warm=True)
+        assert bool(out.converged) and int(out.n_iters) <= 10, (out.n_iters, out.error)
+        p = np.asarray(out.coupling, np.float64)
+    assert np.abs(p.sum(0) - b).sum() <= 1e-3 + 1e-6
+    np.testing.assert_allclose(p, ref, atol=1e-3)
