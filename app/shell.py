@@ -134,13 +134,18 @@ def build(autoplay: bool = True) -> pn.template.FastListTemplate:
         sizing_mode="stretch_width",
     )
     active = tabs.param.active.rx()
-    on_open = {
-        1: descent.refresh_fit,
-        2: barycenter.refresh_pair,
-        3: transport.refresh,
-        4: w2_fit.opened,
-    }
-    tabs.param.watch(lambda e: on_open[e.new]() if e.new in on_open else None, "active")
+    tabs.param.watch(
+        _TabSwitch(
+            (screen, descent, barycenter, transport, w2_fit),
+            {
+                1: descent.refresh_fit,
+                2: barycenter.refresh_pair,
+                3: transport.refresh,
+                4: w2_fit.opened,
+            },
+        ),
+        "active",
+    )
     page = pn.template.FastListTemplate(
         title="gmmot — GMM optimal transport explorer",
         sidebar=[
@@ -165,6 +170,27 @@ def build(autoplay: bool = True) -> pn.template.FastListTemplate:
     if autoplay and pn.state.curdoc is not None:
         pn.state.onload(screen._play)
     return page
+
+
+class _TabSwitch:
+    """On a tab change: the tab left pauses if it was playing (a hidden animation takes
+    the session's share of the server for frames nobody sees) and plays again when it is
+    shown again; the tab opened refreshes what it reads from the others."""
+
+    def __init__(self, screens: tuple, on_open: dict):
+        self.screens, self.on_open, self.resume = screens, on_open, set()
+
+    def __call__(self, event) -> None:
+        left = self.screens[event.old] if event.old is not None else None
+        if left is not None and left.playing:
+            left._pause()
+            self.resume.add(event.old)
+        if event.new in self.on_open:
+            self.on_open[event.new]()
+        if event.new in self.resume:
+            self.resume.discard(event.new)
+            if not self.screens[event.new].playing:
+                self.screens[event.new]._play()
 
 
 def _data_from_url() -> DataSource:

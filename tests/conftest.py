@@ -28,6 +28,44 @@ ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT.parent / "shared" / "reference"
 
 
+# Files whose tests compile the same programs (same shapes, dtype and static settings):
+# one xdist group each, run in one worker one after the other, so the later files read
+# the persistent cache instead of compiling in parallel in the other worker.
+SHARED_PROGRAMS = {
+    "w2 fit, N=600 K=2 48x48": (
+        "tests/core/test_gmm_w2_fit.py",
+        "tests/runs/test_w2_fit_run.py",
+        "tests/runs/test_assets.py",
+    ),
+}
+# The longest groups first (2-core runs, seconds): the last group to start should be
+# short, or one worker idles while the other finishes it.
+LONGEST_FIRST = (
+    "tests/core/test_padding.py",
+    "tests/core/test_semidiscrete.py",
+    "w2 fit, N=600 K=2 48x48",
+    "tests/core/test_cells.py",
+    "tests/core/test_coupled_em.py",
+    "tests/core/test_w2_gradients.py",
+    "tests/core/test_barycenter.py",
+)
+
+
+def _group(item) -> str:
+    path = Path(str(item.fspath)).resolve().relative_to(ROOT).as_posix()
+    return next((g for g, files in SHARED_PROGRAMS.items() if path in files), path)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items):
+    """One xdist group per file or per :data:`SHARED_PROGRAMS` entry (``--dist loadgroup``:
+    a module's compiled programs stay in one process), the longest groups first."""
+    rank = {g: i for i, g in enumerate(LONGEST_FIRST)}
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(_group(item)))
+    items.sort(key=lambda item: rank.get(_group(item), len(rank)))  # stable: file order kept
+
+
 @pytest.fixture(scope="session")
 def reference() -> Path:
     if not REFERENCE.is_dir():

@@ -138,3 +138,26 @@ def test_other_tabs_ask_nothing_of_the_internet(page, server_url):
         page.get_by_text(tab, exact=True).first.click()
         page.wait_for_timeout(1500)
     assert outside == [], sorted(set(outside))
+
+
+def test_a_hidden_tab_pauses_and_plays_again_when_shown(page, server_url):
+    """Issue 42 item 5: coupled EM played on while the user worked on other tabs (4,669
+    frames nobody saw; warm changes there 2-4x slower). Leaving the tab pauses it;
+    coming back plays again, as it was playing."""
+    page.goto(server_url)
+    expect(page.get_by_text(re.compile(r"frame \d+")).first).to_be_visible(timeout=60_000)
+    _wait(lambda: _frame(page) >= 3, page=page)
+    page.get_by_text("Dirac descent", exact=True).first.click()
+    expect(page.get_by_text(re.compile(r"step \d+ · N")).first).to_be_visible(timeout=30_000)
+    page.wait_for_timeout(1000)  # a frame already computing when the tab changed may land
+    page.get_by_text("Coupled EM", exact=True).first.click()
+    left = _frame(page)
+    page.get_by_text("Dirac descent", exact=True).first.click()
+    page.wait_for_timeout(4000)
+    page.get_by_text("Coupled EM", exact=True).first.click()
+    back = _frame(page)
+    # paused while hidden (it plays 5 or more frames/s here, 20+ in those 4 s): at most
+    # the frames in flight at each switch
+    assert back - left <= 4, (left, back)
+    expect(page.get_by_role("button", name=re.compile("Pause")).first).to_be_visible()
+    _wait(lambda: _frame(page) >= back + 3, page=page)  # and it plays again

@@ -14,11 +14,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gmmot_core.semidiscrete.candidates import Grid
 from gmmot_core.semidiscrete.density import image_density
 from gmmot_core.semidiscrete.descent import descend, descent_init, w2
 from gmmot_core.semidiscrete.newton import integrals, solve_weights
-from gmmot_core.semidiscrete.sizes import Sizes, grow_sizes
+from gmmot_core.semidiscrete.sizes import Sizes, default_sizes, grow_sizes
 from gmmot_core.semidiscrete.status import EMPTY_CELL, NOT_CONVERGED, SIZE_BITS, STACKED
 from gmmot_core.targets import with_floor
 
@@ -145,19 +144,21 @@ def test_a_cell_over_zero_density_is_flagged_not_looped(x64):
 
 @pytest.mark.slow
 def test_sizes_that_run_out_are_grown_and_the_solve_still_converges(tutorial):
-    """Static sizes too small (8 vertex slots, a quarter of the boundary pieces, 6 slots
+    """Static sizes too small (half the default vertex slots, boundary pieces and slots
     per row of bins) are flagged inside the jitted solve, grown on the host and the solve
     re-run from its start: it ends converged with larger sizes, and with the same weights
-    as a solve that never ran out (both to the 1e-11 tolerance)."""
+    as a solve that never ran out (both to the 1e-11 tolerance). All three run out at
+    once, so one growth reaches the defaults: two programs, not five (each ~20-30 s)."""
     _, dens, _, _ = tutorial
     y = jnp.asarray(np.random.default_rng(3).uniform(0.05, 0.95, (400, 2)))
     nu = jnp.full(400, 1.0 / 400)
-    tiny = Sizes(8, 8192, Grid(14, 6, 2, 32), 16)
+    full = default_sizes(400, dens.rho.shape)
+    tiny = Sizes(8, full.pieces // 2, full.grid._replace(cap=full.grid.cap // 2), full.ring)
     grown = solve_weights(y, nu, dens, tol=TOL, sizes=tiny)
     plain = solve_weights(y, nu, dens, tol=TOL)
     assert int(grown.status) == 0 and int(plain.status) == 0
-    assert grown.sizes.max_vertices > 8 and grown.sizes.pieces > 8192
-    assert grown.sizes.grid.cap > 6
+    assert grown.sizes.max_vertices > tiny.max_vertices and grown.sizes.pieces > tiny.pieces
+    assert grown.sizes.grid.cap > tiny.grid.cap
     # weights are defined up to a constant
     dw = np.asarray(grown.weights - plain.weights)
     assert np.ptp(dw) < 1e-8
