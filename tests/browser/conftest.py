@@ -87,10 +87,12 @@ def server_url():
         str(WEBSOCKET_MAX_BYTES),
     ]
     with log.open("w") as fh:
-        # no background warm-up (app/warmup.py): the tests need the cores; a fresh JAX
-        # cache, so every run compiles what a fresh machine's first visit compiles (a
-        # test that waits for a compile is not turned into a cache read by an older run)
-        cache = tempfile.mkdtemp(prefix="gmmot-jax-cache-")
+        # no background warm-up (app/warmup.py): the tests need the cores. The JAX cache
+        # is this test run's (GMMOT_RUN_JAX_CACHE: `bash .ci/dev test` makes one per run
+        # and the library tests before filled it) or a fresh one: never an older run's,
+        # so a test that waits for a compile is not turned into a cache read
+        run_cache = os.environ.get("GMMOT_RUN_JAX_CACHE")
+        cache = run_cache or tempfile.mkdtemp(prefix="gmmot-jax-cache-")
         env = dict(os.environ, GMMOT_WARM_MORE="0", GMMOT_JAX_CACHE=cache)
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT, env=env)
     try:
@@ -111,7 +113,8 @@ def server_url():
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()  # reaped: no "subprocess is still running" warning at exit
-        shutil.rmtree(cache, ignore_errors=True)
+        if not run_cache:
+            shutil.rmtree(cache, ignore_errors=True)
 
 
 @pytest.fixture

@@ -130,6 +130,7 @@ def test_replay_reference(load_json, config):
     _relclose(np.asarray(out.covs)[perm], theirs_c, 1e-3)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("n_comp", "lambdas", "bar_size"),
     [((3, 4), (0.9, 0.1), 4), ((2, 3, 2, 4), None, 3)],

@@ -170,6 +170,7 @@ def _brute_force_masses(y, w, values, sub=64):
     return np.bincount(owner, rho, len(y)) / rho.sum()
 
 
+@pytest.mark.slow
 def test_grid_candidates_give_the_all_pairs_diagram(x64, rng):
     """The binned candidate search (its outside-the-block bound, and the rescue of the
     cells it does not certify) builds the same cells as clipping against every Dirac,
@@ -217,6 +218,7 @@ def test_too_few_rescued_cells_are_flagged_not_silent(x64, rng):
     assert int(cells.status) & 2
 
 
+@pytest.mark.slow
 def test_ring_cells_are_exact_or_flagged(x64, rng):
     """Cells clipped only by candidates from a nearby diagram (its neighbours and edge
     flips), partly replayed from its edge sequences, equal the all-pairs cells when they

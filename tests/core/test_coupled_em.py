@@ -114,6 +114,7 @@ def _ott_locked_fit(init, x0, x1, w0, w1, eps, tau, wt, lr, em_steps, m_steps):
     return gaussian_mixture_pair.GaussianMixturePair(g0, g1, eps, tau), value(g0, obs0, obs1)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("k", "tau", "lock", "weighted", "wt"),
     [(2, 0.8, False, True, 0.1), (5, 1.0, True, False, 0.05)],

@@ -84,6 +84,7 @@ def known():
         )
 
 
+@pytest.mark.slow
 def test_recovers_a_known_mixture_from_its_samples(known):
     """Tolerances: with N = 600 samples a component's mean has a sampling error of
     sigma / sqrt(N w) ~ 0.03-0.05 sigma-units, its weight sqrt(w (1 - w) / N) ~ 0.02 and
@@ -102,6 +103,7 @@ def test_recovers_a_known_mixture_from_its_samples(known):
         assert np.linalg.norm(got - want) < 0.25 * np.linalg.norm(want)
 
 
+@pytest.mark.slow
 def test_trace_descends_and_ends_near_the_em_fit(known):
     """The W2^2 trace falls by > 20% from the kmeans++ start (Adam is not monotone step
     by step: we compare the first, the mid-run and the last values), and on data drawn
@@ -120,6 +122,7 @@ def test_trace_descends_and_ends_near_the_em_fit(known):
     assert np.max(np.abs(em.means[oe] - f.means[of])) < 0.2 * sigma
 
 
+@pytest.mark.slow
 def test_an_outlier_clump_separates_the_w2_and_likelihood_optima(known):
     """Two clusters and 6% of the points in a far, tight clump, K = 2, the same start.
     EM widens a component over the clump, which puts 1.2% of its mass outside the box;
@@ -144,6 +147,7 @@ def test_an_outlier_clump_separates_the_w2_and_likelihood_optima(known):
         assert float(state.trace.outside[299]) < 0.1 * 0.012
 
 
+@pytest.mark.slow
 def test_a_diverging_update_is_rolled_back(known):
     """An infinite learning rate makes the parameters overflow: the step is not taken, the
     mixture stays the last good one and the status says so."""

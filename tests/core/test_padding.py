@@ -47,6 +47,7 @@ def test_buckets_step_by_at_most_the_ratio():
     assert all(bucket(n) >= n and bucket(n) in b for n in (1, 64, 65, 200, 2000, 5000))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("n", "pad"), [(150, 66), (400, 200)])  # all pairs; candidate grid
 def test_padded_solve_is_the_unpadded_one(x64, n, pad):
     dens = image_density(_smooth_image())
@@ -73,6 +74,7 @@ def test_padded_solve_is_the_unpadded_one(x64, n, pad):
         assert all(j < n for j in mine)
 
 
+@pytest.mark.slow
 def test_padded_gradients_are_the_unpadded_ones(x64):
     """W2^2's gradients in positions and masses (the weights shifted to mean zero over
     the user's Diracs); the inert rows get zero."""
@@ -88,14 +90,12 @@ def test_padded_gradients_are_the_unpadded_ones(x64):
 
 
 def _value_and_grads(y, nu, dens):
-    import jax
-
-    def f(y, nu):
-        return w2_solve(y, dens, nu)[0]
-
-    return (f(y, nu),), jax.grad(f, argnums=(0, 1))(y, nu)
+    """W2^2 and its gradients in one solve (value_and_grad: not a second forward pass)."""
+    value, grads = jax.value_and_grad(lambda y, nu: w2_solve(y, dens, nu)[0], (0, 1))(y, nu)
+    return (value,), grads
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("n", "pad", "lr", "lloyd"), [(150, 66, 0.5, False), (400, 200, 0.0, True)]
 )
@@ -121,6 +121,7 @@ def test_padded_descent_is_the_unpadded_one(x64, n, pad, lr, lloyd):
     np.testing.assert_array_equal(drawn.count[:n], cells.count[:n])
 
 
+@pytest.mark.slow
 def test_padded_clouds_give_the_unpadded_coupled_em(x64):
     """Zero-weight points (cloud buckets) count in no E-step sum, so every EM iterate,
     trace value and the final coupling match. Tolerance 1e-10: only the summation order
@@ -156,6 +157,7 @@ def test_padded_clouds_give_the_unpadded_coupled_em(x64):
     np.testing.assert_allclose(got[2].coupling, ref[2].coupling, rtol=1e-10, atol=1e-14)
 
 
+@pytest.mark.slow
 def test_padded_image_is_the_unpadded_one(x64):
     """A 45 x 30 image on [0, 1.5] x [0, 1] in a 64 x 32 array (zero pixels beyond the
     box, which the cells never reach): the same cold solve through the same blurred

@@ -43,6 +43,7 @@ def test_w2_at_positions0_matches_sdot(tutorial):
     assert float(jnp.sum(res.integrals.second)) == pytest.approx(W2_REFERENCE, rel=1e-10)
 
 
+@pytest.mark.slow
 def test_value_and_grad_as_in_the_tutorial(tutorial):
     """``jax.value_and_grad(w2)`` gives W2^2 and 2 m_i (y_i - b_i), checked against a
     central finite difference of W2^2 along a random direction (envelope theorem)."""

@@ -46,6 +46,7 @@ def test_density_from_values_equals_image_density(case):
         np.testing.assert_allclose(np.asarray(x), np.asarray(z), rtol=1e-12, atol=1e-14)
 
 
+@pytest.mark.slow
 def test_gradient_in_nu_is_the_shifted_laguerre_weights(case):
     """Along zero-sum directions (nu stays a probability) the derivative of W2^2 is
     sum_i w_i d_i; the cotangent is w - mean(w), which sums to zero."""
@@ -93,6 +94,7 @@ def test_gradient_in_positions_under_jit(case):
     assert float(jnp.sum(g * d)) == pytest.approx(fd, rel=1e-5)
 
 
+@pytest.mark.slow
 def test_a_failed_solve_returns_nan_and_says_why(reference):
     """Float32 on sdot's tutorial target (down to 1e-12 of its peak): float32 prefix
     sums leave Voronoi cells empty. The value was 0.0016 (true 0.0504), silently; now

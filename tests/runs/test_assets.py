@@ -63,6 +63,7 @@ def test_tutorial_descent_replays(tmp_path):
     assert r["step"] == 10 and r["w2"][-1] < r["w2"][0]
 
 
+@pytest.mark.slow
 def test_w2_fit_replays(tmp_path):
     r = _replay(tmp_path, "w2_fit_outlier_clump")
     assert r["step"] == 40 and r["status"] == []

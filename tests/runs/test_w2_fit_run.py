@@ -25,6 +25,7 @@ def run():
     return r
 
 
+@pytest.mark.slow
 def test_replay_is_bit_identical_and_the_files_are_complete(run, tmp_path):
     spec = W2FitSpec.from_json(run.spec().to_json())
     assert spec.segments == [[5, 0.02], [3, 0.05]]
@@ -44,6 +45,7 @@ def test_replay_is_bit_identical_and_the_files_are_complete(run, tmp_path):
     assert json.loads(out.read_text()) == a
 
 
+@pytest.mark.slow
 def test_view_is_in_the_users_coordinates(run):
     v = run.view
     p = cloud_points(CLOUD["preset"], CLOUD["n"], CLOUD["seed"])
@@ -93,6 +95,7 @@ def test_data_that_cannot_be_fit_is_refused_with_a_reason():
         W2FitRun({"points": np.random.default_rng(0).normal(size=(5001, 2)).tolist()})
 
 
+@pytest.mark.slow
 def test_the_trace_keeps_every_step_past_the_ring_length():
     """550 steps through a 512-step trace ring: every step's W2^2 is its own (with the
     ring clamped at its last slot, the last 39 steps all read the last value)."""
