@@ -106,8 +106,10 @@ def image_from_bytes(data: bytes, invert: bool = False) -> np.ndarray:
             arr = np.asarray(gray, np.float64) / 255.0  # [rows, cols], row 0 = top
     except Image.DecompressionBombError:  # PIL's own check, on far larger images
         raise ValueError(f"the image is over the {MAX_IMAGE_PIXELS:,} pixel limit") from None
-    except (UnidentifiedImageError, OSError) as exc:
-        raise ValueError(f"not a readable image ({type(exc).__name__})") from None
+    except UnidentifiedImageError:
+        raise ValueError("not a readable image: not a PNG or JPEG file, or a damaged one") from None
+    except OSError:  # PIL's decoders: a truncated or corrupt file of a known format
+        raise ValueError("not a readable image: the file is damaged or cut short") from None
     values = arr if invert else 1.0 - arr
     values = values[::-1].T.copy()  # [x, y] with y up
     if not np.any(values > 0):

@@ -83,11 +83,14 @@ def test_uploaded_image_orientation_and_darkness():
     ("data", "message"),
     [
         (b"", "empty"),
-        (b"\x89PNG\r\n\x1a\n garbage", "not a readable image"),
-        (b"x,y\n1,2\n", "not a readable image"),
+        (b"\x89PNG\r\n\x1a\n garbage", "not a readable image: the file is damaged or cut short"),
+        (b"x,y\n1,2\n", "not a readable image: not a PNG or JPEG file, or a damaged one"),
+        (_png(np.zeros((8, 8)))[:40], "not a readable image: not a PNG or JPEG file, or a damaged"),
         (_png(np.full((4, 4), 255)), "no mass"),
     ],
 )
 def test_bad_images_are_refused_with_a_message(data, message):
-    with pytest.raises(ValueError, match=message):
+    """In the user's words (issue 42 item 11: the message named a Python class)."""
+    with pytest.raises(ValueError, match=message) as info:
         image_from_bytes(data)
+    assert "Error" not in str(info.value)
