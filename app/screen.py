@@ -107,6 +107,14 @@ class Screen(pn.viewable.Viewer):
         self.playing = False
         self.b_play.label = "▶ Play"
 
+    def hide(self) -> bool:
+        """Stop producing frames because the screen is no longer shown (nothing redrawn:
+        nobody sees it); whether it was playing."""
+        if not self.playing:
+            return False
+        Screen._pause(self)
+        return True
+
     def _warn(self, text: str) -> None:
         """Show a warning (and keep it as ``message``)."""
         self.message = text

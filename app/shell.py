@@ -181,9 +181,7 @@ class _TabSwitch:
         self.screens, self.on_open, self.resume = screens, on_open, set()
 
     def __call__(self, event) -> None:
-        left = self.screens[event.old] if event.old is not None else None
-        if left is not None and left.playing:
-            left._pause()
+        if event.old is not None and self.screens[event.old].hide():
             self.resume.add(event.old)
         if event.new in self.on_open:
             self.on_open[event.new]()
