@@ -187,7 +187,7 @@ class _TabSwitch:
             self.on_open[event.new]()
         if event.new in self.resume:
             self.resume.discard(event.new)
-            if not self.screens[event.new].playing:
+            if not self.screens[event.new].playing:  # Play may have been pressed meanwhile
                 self.screens[event.new]._play()
 
 

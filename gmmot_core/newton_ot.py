@@ -112,9 +112,9 @@ def newton_ot(
         d = jax.scipy.linalg.cho_solve(jax.scipy.linalg.cho_factor(lap), rhs)
         return jnp.where(live, d, 0.0)
 
-    def slope(p):
-        """``<d, grad S>`` along the step: non-increasing in t (S is concave)."""
-        return lambda d: jnp.sum(jnp.where(live, d * (b_ - jnp.sum(p, axis=0)), 0.0))
+    def slope(p, d):
+        """``<d, grad S>`` at the plan ``p``: non-increasing along d (S is concave)."""
+        return jnp.sum(jnp.where(live, d * (b_ - jnp.sum(p, axis=0)), 0.0))
 
     def trial(c):
         # bisection on the sign of the slope: bracket [lo, hi] around the maximum of S
@@ -122,7 +122,7 @@ def newton_ot(
         # the stage to see) lands in the narrow window where the error drops, which
         # halving from t = 1 skips over
         g, d, e_cur, lo, hi, t, _, p_t, _, n = c
-        past = slope(p_t)(d) < 0
+        past = slope(p_t, d) < 0
         lo, hi = jnp.where(past, lo, t), jnp.where(past, t, hi)
         t = 0.5 * (lo + hi)
         f_t, p_t = _plan(g + t * d, c_, log_a, e_cur)
@@ -140,7 +140,7 @@ def newton_ot(
             # along d and moves g by more than e_cur (crossing a plateau; at the
             # rounding floor steps are short and the slope is noise)
             t, p_t, e_t = c[5], c[7], c[8]
-            short_of_max = (t == 1.0) & (slope(p_t)(d) >= 0) & long
+            short_of_max = (t == 1.0) & (slope(p_t, d) >= 0) & long
             return (e_t <= (1.0 - 0.25 * t) * err) | short_of_max
 
         def worse(c):

@@ -61,9 +61,10 @@ def pytest_collection_modifyitems(items):
     """One xdist group per file or per :data:`SHARED_PROGRAMS` entry (``--dist loadgroup``:
     a module's compiled programs stay in one process), the longest groups first."""
     rank = {g: i for i, g in enumerate(LONGEST_FIRST)}
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(_group(item)))
-    items.sort(key=lambda item: rank.get(_group(item), len(rank)))  # stable: file order kept
+    groups = {item: _group(item) for item in items}
+    for item, group in groups.items():
+        item.add_marker(pytest.mark.xdist_group(group))
+    items.sort(key=lambda item: rank.get(groups[item], len(rank)))  # stable: file order kept
 
 
 @pytest.fixture(scope="session")

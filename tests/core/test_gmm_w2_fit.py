@@ -43,8 +43,8 @@ def _config():
     """One config for every case: the app's W2 fit of the outlier clump (padded to its
     bucket, sizes from that cloud; the known cloud fits in them), so this file, the run
     tests and the asset replay share one compiled program (``SHARED_PROGRAMS``)."""
-    unpadded = fit.fit_data(_outlier_points()).points
-    return fit.FitConfig(shape=SHAPE).with_sizes(unpadded, len(_data(_outlier_points()).nu))
+    data = fit.fit_data(_outlier_points())
+    return fit.FitConfig(shape=SHAPE).with_sizes(data.points, bucket(len(data.nu)))
 
 
 def _known_points():

@@ -149,7 +149,7 @@ def test_sizes_that_run_out_are_grown_and_the_solve_still_converges(tutorial):
     per row of bins) are flagged inside the jitted solve, grown on the host and the solve
     re-run from its start: it ends converged with larger sizes, and with the same weights
     as a solve that never ran out (both to the 1e-11 tolerance). All three run out at
-    once, so one growth reaches the defaults: two programs, not five (each ~20-30 s)."""
+    once: three programs compiled, not the five of quarter-size starts (~20-30 s each)."""
     _, dens, _, _ = tutorial
     y = jnp.asarray(np.random.default_rng(3).uniform(0.05, 0.95, (400, 2)))
     nu = jnp.full(400, 1.0 / 400)
