@@ -183,12 +183,14 @@ def _one_sided(lab, slots: int = 4):
 
 
 def subset_sizes(n: int, top: int) -> list[int]:
-    """Static sizes for working on a marked subset of ``n`` rows: 64, 256, 1024, ...
-    while twice the size fits under ``top``, then ``top`` (each at most ``n``)."""
+    """Static sizes for working on a marked subset of ``n`` rows: 64, 512, 4096, ...
+    while twice the size fits under ``top``, then ``top`` (each at most ``n``). Each size
+    is a compiled copy of the work: steps of 8 (not 4) cut the copies by one at N = 1000
+    to 5000 for the same warm steps (benchmarks/NOTES.md)."""
     sizes, s = [], 64
     while 2 * s <= top:
         sizes.append(s)
-        s *= 4
+        s *= 8
     return sorted({min(n, m) for m in [*sizes, top]})
 
 
@@ -203,11 +205,14 @@ def by_marked(mask, top: int, some, none, many, operand):
     def on(m):
         return lambda x: some(jnp.nonzero(mask, size=m, fill_value=n)[0], x)
 
+    branches = [none, *map(on, sizes), many]
     which = jnp.where(marked == 0, 0, 1 + jnp.sum(marked > jnp.asarray(sizes)))
-    return jax.lax.switch(which, [none] + [on(m) for m in sizes] + [many], operand)
+    if none is many:  # one branch for both: every branch is compiled, a copy is not free
+        branches, which = branches[1:], jnp.where(marked == 0, len(sizes), which - 1)
+    return jax.lax.switch(which, branches, operand)
 
 
-def rescue(y, w, sel, r2, state, batch: int, active=None):
+def rescue(y, w, sel, r2, state, active=None):
     """Finish the cells ``sel [m]`` (``n`` = none) against every Dirac.
 
     Only the Diracs whose bisector lies closer to ``y_i`` than the farthest vertex of the
@@ -234,12 +239,12 @@ def rescue(y, w, sel, r2, state, batch: int, active=None):
 
     def few():
         a, b, _ = half_planes(y, w, rr, cand_k, active)
-        return clip_rounds(poly, a, b, cand_k, batch)[:2]
+        return clip_rounds(poly, a, b, cand_k)[:2]
 
     def every():
         cand = jnp.where(live[:, None], jnp.arange(n)[None, :], -1)
         a, b, _ = half_planes(y, w, rr, cand, active)
-        return clip_rounds(poly, a, b, cand, batch)[:2]
+        return clip_rounds(poly, a, b, cand)[:2]
 
     new, o = jax.lax.cond(jnp.any(upto[:, -1] > k), every, few)
     return (

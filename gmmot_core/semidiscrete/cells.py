@@ -140,7 +140,7 @@ def _tiles(verts, count, lo, hi):
     return jnp.abs(area - box) <= slack
 
 
-def _reuse_or_clip(y, w, lo, hi, hint, a, b, ring, poly0, batch: int, active=None):
+def _reuse_or_clip(y, w, lo, hi, hint, a, b, ring, poly0, active=None):
     """Cells reused from the diagram of ``hint`` where they fit (:func:`_reuse`); the
     others clipped by the ring candidates: a subset of static size
     (:func:`by_marked`) up to half of them (measured at N = 5000: most trials far
@@ -160,14 +160,13 @@ def _reuse_or_clip(y, w, lo, hi, hint, a, b, ring, poly0, batch: int, active=Non
             a[rr],
             b[rr],
             jnp.where(live, ring[rr], -1),
-            batch,
             jnp.where(live, hint[rr], -1),
         )
         new = tuple(x.at[sel].set(s, mode="drop") for x, s in zip(poly, sub, strict=True))
         return new, over
 
     def every(_poly):
-        return clip_rounds(poly0, a, b, ring, batch, hint)[:2]
+        return clip_rounds(poly0, a, b, ring, hint)[:2]
 
     def none(poly):
         return poly, jnp.asarray(False)
@@ -186,7 +185,7 @@ def _boxes(lo, hi, m: int, v: int, dtype):
     )
 
 
-def repair_cells(y, w, lo, hi, cells: Cells, sel, width: int, batch: int = 1, active=None):
+def repair_cells(y, w, lo, hi, cells: Cells, sel, width: int, active=None):
     """Rebuild only the cells ``sel [M]`` (``N`` = none) of a ring diagram that does not
     tile the box, from the widened ring of its labels (:func:`ring_candidates` with
     ``around``), and check the tiling again. Returns the cells (RING_MISS as found
@@ -199,7 +198,7 @@ def repair_cells(y, w, lo, hi, cells: Cells, sel, width: int, batch: int = 1, ac
     hint = jnp.where(live[:, None], cells.labels[rr], -1)
     a, b, _ = half_planes(y, w, rr, cand, active)
     poly0 = _boxes(lo, hi, sel.shape[0], v, y.dtype)
-    (vs, ls, cs), over, _ = clip_rounds(poly0, a, b, cand, batch, hint)
+    (vs, ls, cs), over, _ = clip_rounds(poly0, a, b, cand, hint)
     verts = cells.vertices.at[sel].set(vs, mode="drop")
     labels = cells.labels.at[sel].set(ls, mode="drop")
     count = cells.count.at[sel].set(cs, mode="drop")
@@ -231,9 +230,9 @@ def power_cells(
     max_vertices: int = 32,
     grid: Grid | None = None,
     hint=None,
-    batch: int = 1,
     ring=None,
     active=None,
+    reuse: bool = True,
 ) -> Cells:
     """Laguerre cells of ``y [N, 2]``, ``w [N]`` clipped to the box ``lo``-``hi``.
 
@@ -253,6 +252,8 @@ def power_cells(
 
     ``active [N]`` (default all): inert Diracs (False) own no cell and cut none, so the
     other cells are those of the active Diracs alone (padding to a static size).
+    ``reuse``: with a ring and a hint, the hint's cells that still fit are kept
+    (:func:`_reuse_or_clip`); False clips every cell (a smaller program).
     """
     n = y.shape[0]
     grid = default_grid(n) if grid is None else grid
@@ -262,11 +263,11 @@ def power_cells(
     miss = jnp.asarray(False)
     if ring is not None:
         a, b, stacked = half_planes(y, w, rows, ring, active)
-        if hint is None:
-            (verts, labels, count), over, _ = clip_rounds(poly0, a, b, ring, batch, hint)
+        if hint is None or not reuse:
+            (verts, labels, count), over, _ = clip_rounds(poly0, a, b, ring, hint)
         else:
             (verts, labels, count), over = _reuse_or_clip(
-                y, w, lo, hi, hint, a, b, ring, poly0, batch, active
+                y, w, lo, hi, hint, a, b, ring, poly0, active
             )
         verts, labels, count = _empty_inert(verts, labels, count, active)
         miss = ~_tiles(verts, count, jnp.asarray(lo, y.dtype), jnp.asarray(hi, y.dtype))
@@ -274,13 +275,11 @@ def power_cells(
     elif grid.bins == 0:
         cand = everyone(n)
         a, b, stacked = half_planes(y, w, rows, cand, active)
-        (verts, labels, count), over, cut_on = clip_rounds(
-            poly0, a, b, cand, batch, hint, keep=KEEP
-        )
+        (verts, labels, count), over, cut_on = clip_rounds(poly0, a, b, cand, hint, keep=KEEP)
         verts, labels, count = _empty_inert(verts, labels, count, active)
         (verts, labels, count), over = jax.lax.cond(
             jnp.any(cut_on),
-            lambda p: clip_rounds(p[0], a, b, cand, batch)[:2],
+            lambda p: clip_rounds(p[0], a, b, cand)[:2],
             lambda p: p,
             ((verts, labels, count), over),
         )
@@ -289,9 +288,7 @@ def power_cells(
     else:
         cand, d_out, bin_over = block_candidates(y, w, grid, active)
         a, b, stacked = half_planes(y, w, rows, cand, active)
-        (verts, labels, count), over, cut_on = clip_rounds(
-            poly0, a, b, cand, batch, hint, keep=KEEP
-        )
+        (verts, labels, count), over, cut_on = clip_rounds(poly0, a, b, cand, hint, keep=KEEP)
         verts, labels, count = _empty_inert(verts, labels, count, active)
         vmask = jnp.arange(max_vertices)[None, :] < count[:, None]
         r2 = jnp.max(jnp.where(vmask, jnp.sum((verts - y[:, None]) ** 2, -1), 0.0), 1)
@@ -302,7 +299,7 @@ def power_cells(
         if m > 0:
             verts, labels, count, over = jax.lax.cond(
                 jnp.any(bad),
-                lambda s: rescue(y, w, sel, r2, s, batch, active),
+                lambda s: rescue(y, w, sel, r2, s, active),
                 lambda s: s,
                 (verts, labels, count, over),
             )
@@ -342,12 +339,21 @@ def near_cells(
     times; then, with ``fallback``, the candidate grid. A miss that remains is flagged
     RING_MISS, and OVERFLOW_RING when a ring was truncated."""
 
-    def build(labels, ring=None, around=False):
+    def build(labels, ring=None, around=False, reuse=True):
         if ring is None:
             ring = ring_candidates(labels, sizes.ring, around)
         ring, more = ring
         cells = power_cells(
-            y, w, lo, hi, sizes.max_vertices, sizes.grid, labels, ring=ring, active=active
+            y,
+            w,
+            lo,
+            hi,
+            sizes.max_vertices,
+            sizes.grid,
+            labels,
+            ring=ring,
+            active=active,
+            reuse=reuse,
         )
         return cells, more
 
@@ -369,8 +375,9 @@ def near_cells(
         # alone from the widened ring, when they are few; else every cell
         cells, _, k = s
 
-        def every(c):  # none marked (yet the box is not tiled), or too many
-            return build(c.labels, around=True)
+        def every(c):  # none marked (yet the box is not tiled), or too many: rare, so
+            # every cell is clipped (a reuse switch inside this one compiled 4x the code)
+            return build(c.labels, around=True, reuse=False)
 
         cells, more = by_marked(
             inconsistent_cells(cells.labels),

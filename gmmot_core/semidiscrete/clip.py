@@ -107,16 +107,17 @@ def first_true(mask, k: int):
     return cols.astype(jnp.int32), upto
 
 
-def clip_rounds(poly, a, b, cand, batch: int, hint=None, keep: int = 0):
+def clip_rounds(poly, a, b, cand, hint=None, keep: int = 0):
     """Clip the polygons ``poly`` (``[M, V, 2]``, labels, counts) by every candidate
     half-plane (``a [M, C, 2]``, ``b [M, C]``, labels ``cand``) that cuts them, exactly.
 
     ``hint [M, H]`` (Dirac indices, -1 = none), e.g. the neighbours of a nearby diagram,
-    are clipped by first, in one pass. Then each round measures how deep every unused
-    candidate cuts (the polygon's support function in its direction, minus ``b``, over
-    ``|a|``) and clips by the ``batch`` deepest: like quickhull, deepest cuts reach the
-    final cell in few rounds. A candidate that misses a polygon misses every later,
-    smaller one, so the loop ends when none cuts, after at most ``C`` rounds.
+    are clipped by first, one column per round. Then each round measures how deep every
+    unused candidate cuts (the polygon's support function in its direction, minus ``b``,
+    over ``|a|``) and clips by the deepest: like quickhull, deepest cuts reach the final
+    cell in few rounds. A candidate that misses a polygon misses every later, smaller
+    one, so the loop ends when none cuts, after at most ``C`` rounds. Both kinds of round
+    are one loop with one clip (each clip in the program is compiled code of its own).
 
     ``keep > 0`` (and ``< C``): after :data:`FULL_ROUNDS` rounds, the candidates that
     still cut each polygon (a handful: the rest were dropped by the first deep cuts) are
@@ -126,22 +127,16 @@ def clip_rounds(poly, a, b, cand, batch: int, hint=None, keep: int = 0):
     Returns the polygons, whether one ran out of vertices and ``truncated [M]``."""
     m, c = b.shape
     v = poly[0].shape[1]
+    hint = None if hint is None or hint.shape[1] == 0 else hint
     col = jnp.arange(c)[None, :]
     norm = jnp.sqrt(jnp.sum(a**2, -1))
     norm = jnp.where(norm > 0, norm, 1.0)
-    over = jnp.asarray(False)
     used = jnp.zeros((m, c), bool)
+    slots = 0  # rounds that clip by a hint column
     if hint is not None:
         cols, ok = _columns(cand, hint)
         used = jnp.any((col[:, None, :] == cols[..., None]) & ok[..., None], 1)
         slots = jnp.max(jnp.where(ok, jnp.arange(hint.shape[1]) + 1, 0), initial=0)
-
-        def pre(t, s):
-            poly, over = s
-            poly, o = _clip_by(poly, a, b, cand, cols[:, t], ok[:, t])
-            return poly, over | o
-
-        poly, over = jax.lax.fori_loop(0, slots, pre, (poly, over))
 
     def depth(poly, used):
         # the support function: a max over the vertices in use (padding repeats vertex 0)
@@ -159,26 +154,32 @@ def clip_rounds(poly, a, b, cand, batch: int, hint=None, keep: int = 0):
         cut = (h > b) & ~used & (count > 0)[:, None]
         return jnp.where(cut, (h - b) / norm, -jnp.inf)
 
+    def depth_after(r, poly, used, deep):
+        # measured only once the hint's rounds are done
+        if hint is None:
+            return depth(poly, used)
+        return jax.lax.cond(r >= slots, depth, lambda *_: deep, poly, used)
+
     def cond(s):
-        return jnp.any(s[2] > -jnp.inf) & (s[4] <= c)
+        return (s[4] < slots) | (jnp.any(s[2] > -jnp.inf) & (s[4] <= c + slots))
 
     def body(s):
         poly, used, deep, over, r = s
-        for _ in range(batch):
-            p = jnp.argmax(deep, 1)  # [M]
-            hit = col == p[:, None]
-            has = jnp.any(hit & (deep > -jnp.inf), 1)
-            deep = jnp.where(hit, -jnp.inf, deep)
-            used = used | (hit & has[:, None])
-            poly, o = _clip_by(poly, a, b, cand, p, has)
-            over = over | o
-        return poly, used, depth(poly, used), over, r + 1
+        p = jnp.argmax(deep, 1)  # [M]
+        has = jnp.any((col == p[:, None]) & (deep > -jnp.inf), 1)
+        if hint is not None:
+            t = jnp.minimum(r, hint.shape[1] - 1)
+            p = jnp.where(r < slots, cols[:, t], p)
+            has = jnp.where(r < slots, ok[:, t], has)
+        used = used | ((col == p[:, None]) & has[:, None])
+        poly, o = _clip_by(poly, a, b, cand, p, has)
+        return poly, used, depth_after(r + 1, poly, used, deep), over | o, r + 1
 
+    start = (poly, used, depth_after(0, poly, used, jnp.full(b.shape, -jnp.inf, b.dtype)))
+    start = (*start, jnp.asarray(False), jnp.asarray(0))
     if 0 < keep < c:
         poly, _, deep, over, _ = jax.lax.while_loop(
-            lambda s: cond(s) & (s[4] < FULL_ROUNDS),
-            body,
-            (poly, used, depth(poly, used), over, jnp.asarray(0)),
+            lambda s: cond(s) & (s[4] < FULL_ROUNDS + slots), body, start
         )
         live = deep > -jnp.inf
         cols, upto = first_true(live, keep)
@@ -187,9 +188,7 @@ def clip_rounds(poly, a, b, cand, batch: int, hint=None, keep: int = 0):
         a_k = jnp.where(some[..., None], jnp.take_along_axis(a, cols[..., None], 1), 0.0)
         b_k = jnp.where(some, jnp.take_along_axis(b, cols, 1), jnp.inf)
         cand_k = jnp.where(some, jnp.take_along_axis(cand, cols, 1), -1)
-        poly, o, _ = clip_rounds(poly, a_k, b_k, cand_k, batch)
+        poly, o, _ = clip_rounds(poly, a_k, b_k, cand_k)
         return poly, over | o, upto[:, -1] > keep
-    poly, _, _, over, _ = jax.lax.while_loop(
-        cond, body, (poly, used, depth(poly, used), over, jnp.asarray(0))
-    )
+    poly, _, _, over, _ = jax.lax.while_loop(cond, body, start)
     return poly, over, jnp.zeros((m,), bool)
