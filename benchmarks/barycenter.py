@@ -1,6 +1,6 @@
 """GMM barycenter: gmmot_core vs OTT-JAX 0.6.0 ``FreeWassersteinBarycenter`` (Bures cost).
 
-Cases: the notebook setup of ``../shared/reference/barycenter`` (3 inputs with 2/3/5
+Cases: the notebook setup of ``tests/reference/barycenter`` (3 inputs with 2/3/5
 components, bar_size 6, eps 0.1, from its ``x_init``), and a larger one (8 inputs of 10
 components, bar_size 50). Both sides jitted and timed warm (best of 3,
 block_until_ready); ``compile_s`` is trace + lower + XLA compile of our ``run``
@@ -26,7 +26,7 @@ import numpy as np
 from gmmot_core import GMM, synthetic
 from gmmot_core import barycenter as bc
 
-REF = Path(__file__).resolve().parents[2] / "shared/reference/barycenter/barycenter.json"
+REF = Path(__file__).resolve().parents[1] / "tests/reference/barycenter/barycenter.json"
 
 
 def best_of(fn, *args, n=3):

@@ -24,7 +24,7 @@ from served import ROOT, measure_pages, rate_and_pause
 
 WINDOW_S = 10.0
 RES = 256
-TARGET = ROOT.parent / "shared/reference/semidiscrete/target.npy"
+TARGET = ROOT / "tests/reference/semidiscrete/target.npy"
 
 
 def _step(page) -> int:

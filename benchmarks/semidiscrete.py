@@ -38,7 +38,7 @@ from gmmot_core.semidiscrete.newton import solve_weights  # noqa: E402
 from gmmot_core.targets import with_floor  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-REFERENCE = HERE.parent.parent / "shared" / "reference" / "semidiscrete"
+REFERENCE = HERE.parent / "tests" / "reference" / "semidiscrete"
 REPEATS = 3
 
 PEER = r"""

@@ -25,7 +25,7 @@ if _CACHE != "off":
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 
 ROOT = Path(__file__).resolve().parents[1]
-REFERENCE = ROOT.parent / "shared" / "reference"
+REFERENCE = ROOT / "tests" / "reference"  # the peers' outputs (provenance: its README)
 
 
 # Files whose tests compile the same programs (same shapes, dtype and static settings):
@@ -70,7 +70,7 @@ def pytest_collection_modifyitems(items):
 @pytest.fixture(scope="session")
 def reference() -> Path:
     if not REFERENCE.is_dir():
-        pytest.fail(f"reference data missing: {REFERENCE} (../shared/reference beside the repo)")
+        pytest.fail(f"reference data missing: {REFERENCE}")
     return REFERENCE
 
 

@@ -1,4 +1,4 @@
-"""Exact semi-discrete OT against sdot's reference outputs (../shared/reference/semidiscrete).
+"""Exact semi-discrete OT against sdot's reference outputs (tests/reference/semidiscrete).
 
 The reference (sdot 2026.10.22.1; its JAX path, numpy path and pysdot agree to 7e-14 on
 GD and 1e-11 on Lloyd) fixes the semantics: pixel-constant density on [0,1]^2, axis 0 = x,
