@@ -48,7 +48,7 @@ DESCENT_SPEC_VERSION = 1
 HISTORY = 500  # frames kept for looking back (positions and weights of each)
 FRAME_STEPS = 10  # frames of up to this many steps share one compiled descent
 MAX_INLINE_PIXELS = 512 * 512
-MAX_ITERATIONS = 100  # Newton iterations per solve (a cold one runs through blurred stages)
+MAX_ITERATIONS = 300  # Newton iterations per solve (a cold one runs through blurred stages)
 MAX_DIRACS = 5000  # the screen's bound too (N is padded to a bucket: one solver per bucket)
 
 TARGETS = ("tutorial two peaks", "gaussian mixture", "uploaded image")

@@ -30,6 +30,8 @@ __all__ = [
     "W2FitRun",
     "W2FitSpec",
     "cloud_points",
+    "em_mixture",
+    "fit_inputs",
     "replay",
     "results",
 ]
@@ -139,6 +141,31 @@ def _user_gmm(g: GMM) -> dict:
     return {k: np.asarray(v, np.float64) for k, v in g._asdict().items()}
 
 
+def fit_inputs(points, weights, k: int, res: int, seed: int):
+    """What a fit starts from (call under x64): the :class:`~gmmot_core.gmm_w2_fit.FitData`
+    of ``points [N, 2]`` (``weights [N]`` or None) padded to a bucket of rows (zero-mass
+    points: one compiled fit per bucket), the number of fitted points (duplicates
+    merged), the :class:`~gmmot_core.gmm_w2_fit.FitConfig` of a ``res``² raster with its
+    sizes, and the kmeans++ start (user coordinates). Raises ``ValueError`` on data that
+    cannot be fit."""
+    data = fit.fit_data(points, weights)
+    n_fit = len(data.nu)
+    if n_fit < max(2, k):
+        raise ValueError(f"{n_fit} distinct points with weight > 0, fewer than K = {k}")
+    unpadded = data.points
+    data = fit.pad_fit_data(data, bucket(n_fit))
+    config = fit.FitConfig(shape=(res, res)).with_sizes(unpadded, len(data.nu))
+    start = fit.initial_mixture(jax.random.PRNGKey(seed), data, k)
+    return data, n_fit, config, start
+
+
+def em_mixture(data, n_fit: int, start: GMM) -> GMM:
+    """EM's fit (user coordinates) of the points of ``data`` from ``start``, run in the
+    fit's unit coordinates (any data range); call under x64."""
+    em = fit_em(fit.to_unit(start, data), data.points, data.nu * n_fit, steps=EM_STEPS, ridge=1e-8)
+    return fit.to_user(em, data)
+
+
 class W2FitRun:
     """One W2 fit, frame by frame, with EM's fit of the same cloud from the same start."""
 
@@ -159,20 +186,11 @@ class W2FitRun:
                 f"the W2 fit takes at most {MAX_POINTS} points, got {len(self.points)}"
             )
         with jax.enable_x64(True):
-            self.data = fit.fit_data(self.points, self.point_weights)
+            self.data, self.n_fit, self.config, self.start = fit_inputs(
+                self.points, self.point_weights, self.k, self.res, self.seed
+            )
             # the fit's points (duplicates merged) in the user's coordinates
-            self.user_points = fit.user_points(self.data.points, self.data)
-            if len(self.data.nu) < max(2, self.k):
-                raise ValueError(
-                    f"{len(self.data.nu)} distinct points with weight > 0, fewer than K = {self.k}"
-                )
-            # padded to a bucket of rows (zero-mass points): one compiled fit per bucket
-            self.n_fit = len(self.data.nu)
-            unpadded = self.data.points
-            self.data = fit.pad_fit_data(self.data, bucket(self.n_fit))
-            config = fit.FitConfig(shape=(self.res, self.res))
-            self.config = config.with_sizes(unpadded, len(self.data.nu))
-            self.start = fit.initial_mixture(jax.random.PRNGKey(self.seed), self.data, self.k)
+            self.user_points = fit.user_points(self.data.points[: self.n_fit], self.data)
             self._em()
         self.learning_rate, self.steps_per_frame = 0.02, 5
         self.reset()
@@ -181,9 +199,7 @@ class W2FitRun:
         """EM from the same start, in the fit's unit coordinates (any data range), and its
         W2 objective (one step at learning rate 0: the same compiled program)."""
         d = self.data
-        unit = fit.to_unit(self.start, d)
-        em = fit_em(unit, d.points, d.nu * self.n_fit, steps=EM_STEPS, ridge=1e-8)
-        self.em = fit.to_user(em, d)
+        self.em = em_mixture(d, self.n_fit, self.start)
         state, self.config, _ = fit.advance(
             fit.init(self.em, d, self.config, 0.0), d, self.config, 1
         )
