@@ -21,6 +21,7 @@ from gmmot_core.buckets import bucket, buckets_up_to, image_grid, pad_diracs, pa
 from gmmot_core.semidiscrete.density import image_density, pad_density, stage_count
 from gmmot_core.semidiscrete.descent import cells_of, descend, descent_init, w2_solve
 from gmmot_core.semidiscrete.newton import solve_weights
+from gmmot_runs.descent import run_sizes
 
 TOL = 1e-11
 
@@ -52,8 +53,11 @@ def test_buckets_step_by_at_most_the_ratio():
 def test_padded_solve_is_the_unpadded_one(x64, n, pad):
     dens = image_density(_smooth_image())
     y, nu, yp, nup = _case(n, pad, seed=n)
-    ref = solve_weights(y, nu, dens, tol=TOL)
-    got = solve_weights(yp, nup, dens, tol=TOL)
+    # the sizes a descent run starts with (run_sizes): the defaults' rescue is outgrown
+    # at these N, and each growth was a second compile; the descent test below reuses
+    # these programs (same shapes and sizes)
+    ref = solve_weights(y, nu, dens, tol=TOL, sizes=run_sizes(n, dens.rho.shape))
+    got = solve_weights(yp, nup, dens, tol=TOL, sizes=run_sizes(n + pad, dens.rho.shape))
     assert int(ref.status) == 0 and int(got.status) == 0
     # the same Newton path
     assert int(got.iterations) == int(ref.iterations)
@@ -104,8 +108,8 @@ def test_padded_descent_is_the_unpadded_one(x64, n, pad, lr, lloyd):
     the same trace and positions, and the inert Diracs never move."""
     dens = image_density(_smooth_image())
     y, nu, yp, nup = _case(n, pad, seed=n + 1)
-    s0, sizes = descent_init(y, dens, nu, tol=TOL)
-    p0, psizes = descent_init(yp, dens, nup, tol=TOL)
+    s0, sizes = descent_init(y, dens, nu, tol=TOL, sizes=run_sizes(n, dens.rho.shape))
+    p0, psizes = descent_init(yp, dens, nup, tol=TOL, sizes=run_sizes(n + pad, dens.rho.shape))
     s, trace, sizes, _ = descend(s0, dens, nu, lr, lloyd, 5, sizes, tol=TOL)
     p, ptrace, psizes, cells = descend(
         p0, dens, nup, lr, lloyd, 5, psizes, tol=TOL, with_cells=True

@@ -20,6 +20,7 @@ from gmmot_core.semidiscrete.newton import integrals, solve_weights
 from gmmot_core.semidiscrete.sizes import Sizes, default_sizes, grow_sizes
 from gmmot_core.semidiscrete.status import EMPTY_CELL, NOT_CONVERGED, SIZE_BITS, STACKED
 from gmmot_core.targets import with_floor
+from gmmot_runs.descent import run_sizes
 
 W2_REFERENCE = 5.039501324528e-02
 TOL = 1e-11
@@ -149,14 +150,17 @@ def test_sizes_that_run_out_are_grown_and_the_solve_still_converges(tutorial):
     per row of bins) are flagged inside the jitted solve, grown on the host and the solve
     re-run from its start: it ends converged with larger sizes, and with the same weights
     as a solve that never ran out (both to the 1e-11 tolerance). All three run out at
-    once: three programs compiled, not the five of quarter-size starts (~20-30 s each)."""
+    once and grow to the sizes the plain solve starts with (the defaults, with the rescue
+    a descent run starts with, which the defaults outgrow at this N): two programs
+    compiled, not the five of quarter-size starts (~15-30 s each)."""
     _, dens, _, _ = tutorial
     y = jnp.asarray(np.random.default_rng(3).uniform(0.05, 0.95, (400, 2)))
     nu = jnp.full(400, 1.0 / 400)
-    full = default_sizes(400, dens.rho.shape)
+    d = default_sizes(400, dens.rho.shape)
+    full = d._replace(grid=d.grid._replace(rescue=run_sizes(400, dens.rho.shape).grid.rescue))
     tiny = Sizes(8, full.pieces // 2, full.grid._replace(cap=full.grid.cap // 2), full.ring)
     grown = solve_weights(y, nu, dens, tol=TOL, sizes=tiny)
-    plain = solve_weights(y, nu, dens, tol=TOL)
+    plain = solve_weights(y, nu, dens, tol=TOL, sizes=full)
     assert int(grown.status) == 0 and int(plain.status) == 0
     assert grown.sizes.max_vertices > tiny.max_vertices and grown.sizes.pieces > tiny.pieces
     assert grown.sizes.grid.cap > tiny.grid.cap
@@ -215,13 +219,17 @@ def test_a_disk_on_an_empty_background_converges_cold(x64):
     n = 4000
     pts = jnp.asarray(np.random.default_rng(0).random((n, 2)))
     nu = jnp.full(n, 1.0 / n)
-    res = solve_weights(pts, nu, dens)
+    # from the sizes a descent run starts with: the defaults' rescue is outgrown here,
+    # and each growth is another compile (~20 s); the check is one jitted program too
+    # (eager, its loops and branches compiled one by one)
+    res = solve_weights(pts, nu, dens, sizes=run_sizes(n, dens.rho.shape))
     assert int(res.status) == 0, int(res.status)
     sizes = res.sizes
-    again = integrals(pts, res.weights, dens, sizes)
+    check = jax.jit(integrals, static_argnames="sizes")
+    again = check(pts, res.weights, dens, sizes)
     while int(again.status) & SIZE_BITS:
         sizes = grow_sizes(sizes, int(again.status), n)
-        again = integrals(pts, res.weights, dens, sizes)
+        again = check(pts, res.weights, dens, sizes)
     assert int(again.status) == 0
     assert float(jnp.max(jnp.abs(again.mass - nu))) <= 1e-8
     # every cell's barycentre lies in the hull of the disk's pixels (the floor's share
