@@ -18,17 +18,17 @@ from gmmot_runs.w2_fit import BOUNDS, CLOUDS, cloud_points, em_mixture, fit_inpu
 @pytest.mark.slow
 def test_prepare_solves_cold_at_every_k_on_every_preset():
     """What "Prepare this fit" solves cold: W2^2 at the kmeans++ start and at EM's fit,
-    for K over the screen's whole range on each preset (N = 600, 48^2, seed 0). Both must
-    converge (status 0, finite W2^2). Was: K = 3 on the outlier clump stalled at the
-    rounding floor of the masses (1.14e-8 against tol 1e-8) or ran out of its 100
-    iterations; EM's fit at K = 3, seed 2 never converged. One solver program for all
-    (the largest of the presets' sizes; the fit's own program differs in K only through
-    the raster, which is an input here)."""
+    for K over the screen's whole range on each preset (the screen's defaults: N = 600,
+    48^2, seed 3). Both must converge (status 0, finite W2^2). Was: K = 3 on the
+    outlier clump stalled at the rounding floor of the masses (1.14e-8 against tol 1e-8)
+    or ran out of its 100 iterations; EM's fit at K = 3, seed 2 never converged. One
+    solver program for all (the largest of the presets' sizes; the fit's own program
+    differs in K only through the raster, which is an input here)."""
     with jax.enable_x64(True):
         inputs = {}
         for preset in CLOUDS:
-            points = cloud_points(preset, 600, 0)
-            inputs[preset] = [fit_inputs(points, None, k, 48, 0) for k in range(1, 9)]
+            points = cloud_points(preset, 600, 3)
+            inputs[preset] = [fit_inputs(points, None, k, 48, 3) for k in range(1, 9)]
         configs = [c for rows in inputs.values() for _, _, c, _ in rows]
         sizes = configs[0].sizes._replace(
             max_vertices=max(c.sizes.max_vertices for c in configs),
@@ -40,7 +40,7 @@ def test_prepare_solves_cold_at_every_k_on_every_preset():
         failed = []
         for preset, rows in inputs.items():
             for k, (data, n_fit, config, start) in enumerate(rows, 1):
-                for name, g in (("start", start), ("EM", em_mixture(data, n_fit, start))):
+                for name, g in (("start", start), ("EM", em_mixture(data, n_fit, start, 48))):
                     values, _ = fit.target_values(to_raw(fit.to_unit(g, data)), config)
                     value, status, _, _ = w2_solve(
                         data.points, density_from_values(values), data.nu, sizes=sizes
