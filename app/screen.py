@@ -50,7 +50,7 @@ class Screen(pn.viewable.Viewer):
         super().__init__(**params)
         self.alert = pn.pane.Alert("", alert_type="warning", visible=False)
         self.notice = pn.pane.Alert("", alert_type="info", visible=False)
-        self.worker = Worker(self.notice)
+        self.worker = Worker(self.notice, on_work=self._clear_success)
         doc = pn.state.curdoc
         if doc is not None and doc.session_context is not None:
             self.worker.doc = doc  # jobs submitted outside a session callback find it
@@ -126,6 +126,11 @@ class Screen(pn.viewable.Viewer):
 
     def _clear(self) -> None:
         self.alert.visible = False
+
+    def _clear_success(self) -> None:
+        """New work began: a success message is about earlier work (a warning stays)."""
+        if self.alert.visible and self.alert.alert_type == "success":
+            self._clear()
 
     def _show(self, text: str, kind: str) -> None:
         self.alert.alert_type = kind

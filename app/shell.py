@@ -71,8 +71,9 @@ the box plus the mass it puts outside (charged at the box side squared).
 # two lines a first-time user reads before anything else (the jargon is under "details")
 TRY_FIRST = {
     "coupled": "Two clouds, one mixture fitted to each, pulled together by optimal transport. "
-    "Drag **epsilon** or **rho** and watch the links and the reweighting bars; "
-    "untick **balanced** to let mass be created or destroyed.",
+    "It opens balanced (no mass created or destroyed): drag **epsilon** and watch the "
+    "links. Then untick **balanced** and drag **rho**: the reweighting bars show which "
+    "populations grow or shrink.",
     "descent": "Points move until each owns an equal share of the picture's mass. Press "
     "**Play**; then upload a picture of your own (dark = more mass) or raise **N**.",
     "barycenter": "The average of several mixtures in the optimal-transport sense. Drag a "

@@ -9,10 +9,12 @@ The child stops when the server is gone, and drops each executable once it is ca
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import subprocess
 import sys
+import threading
 import time
 
 import jax
@@ -59,7 +61,17 @@ def start() -> subprocess.Popen | None:
     # nice execs the child, so the server stays its parent (the child checks)
     cmd = ["nice", "-n", "10", sys.executable, "-m", "app.warm_more", str(os.getpid())]
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    return subprocess.Popen(cmd, cwd=root)
+    child = subprocess.Popen(cmd, cwd=root)
+    # reaped when it ends (it stayed a zombie until the server exited), and stopped with
+    # the server (it only checks between cases, which take up to ~40 s)
+    threading.Thread(target=child.wait, daemon=True, name="gmmot-warm-more-reaper").start()
+    atexit.register(_stop, child)
+    return child
+
+
+def _stop(child: subprocess.Popen) -> None:
+    if child.poll() is None:
+        child.terminate()
 
 
 if __name__ == "__main__":

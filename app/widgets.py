@@ -1,5 +1,5 @@
 """Widgets the app needs beyond Panel's: a checkbox whose words toggle it, typed fields
-that refuse out-of-range values aloud.
+that refuse out-of-range values aloud, a discrete slider whose label has one writer.
 
 A checkbox whose label is part of it: a click on the words toggles it.
 
@@ -17,7 +17,7 @@ import panel as pn
 import param
 from panel.custom import JSComponent
 
-__all__ = ["BoundedFloatInput", "BoundedIntInput", "LabelledCheckbox"]
+__all__ = ["BoundedFloatInput", "BoundedIntInput", "LabelledCheckbox", "OptionSlider"]
 
 
 class LabelledCheckbox(JSComponent):
@@ -117,3 +117,18 @@ class BoundedFloatInput(_Bounded, pn.widgets.FloatInput):
         "start": None,
         "end": None,
     }
+
+
+class OptionSlider(pn.widgets.DiscreteSlider):
+    """Panel's ``DiscreteSlider`` with its label written by the server alone.
+
+    Panel writes the label twice: in the browser (a JS link from the inner slider) and on
+    the server (on each value). A fast drag while the server was busy left it stale: the
+    browser's own write (1.78) reached the server's model first, so the server's later
+    write of the same text was no change and was never sent, after a late write of an
+    earlier value (0.316) had been. With one writer the last value's label always
+    arrives (a moment after the handle, when the server is busy)."""
+
+    def _update_options(self, *events):
+        super()._update_options(*events)
+        self._jslink.unwatch()

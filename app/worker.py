@@ -143,11 +143,14 @@ def scheduler() -> Scheduler:
 
 class Worker:
     """A screen's jobs, run in order off the event loop; ``notice`` (an Alert) tells of
-    long ones. ``doc``: the session's document (set on the first submit from a session
-    callback, or by the screen when it is built in one)."""
+    long ones; ``on_work()`` is called when a job other than a frame is submitted (the
+    screen clears a success message that no longer concerns what runs). ``doc``: the
+    session's document (set on the first submit from a session callback, or by the
+    screen when it is built in one)."""
 
-    def __init__(self, notice: pn.pane.Alert):
+    def __init__(self, notice: pn.pane.Alert, on_work: Callable[[], None] | None = None):
         self.notice = notice
+        self.on_work = on_work
         self.doc = None
         self._pending: deque[Job] = deque()
         self._running: Job | None = None
@@ -172,6 +175,8 @@ class Worker:
         ``failed(exception)`` run on the event loop when it ends. A pending job with the
         same ``key`` is replaced (it never runs); ``stale``: the view is out of date until
         this job ends, and the notice says so."""
+        if lane != "frame" and self.on_work is not None:
+            self.on_work()
         doc = pn.state.curdoc
         if doc is None or doc.session_context is None:
             doc = self.doc  # an async callback (a download) runs without curdoc

@@ -183,7 +183,9 @@ class BarycenterRun:
         return self.view
 
     def set_knobs(self, lambdas, epsilon: float) -> None:
-        """New barycentric weights / epsilon: applied (restart) on the next frame."""
+        """New barycentric weights (kept normalised to sum 1: what the solver uses, and
+        what the view, the files and the figure show) / epsilon: applied (restart) on
+        the next frame."""
         lam = np.asarray(lambdas, np.float64)
         if lam.shape != (len(self.mixtures),) or not np.all(np.isfinite(lam)) or lam.min() < 0:
             raise ValueError(f"expected {len(self.mixtures)} non-negative weights")
@@ -191,6 +193,7 @@ class BarycenterRun:
             raise ValueError("the weights must not all be 0")
         if not (np.isfinite(epsilon) and 1e-6 <= epsilon <= 1e6):
             raise ValueError(f"epsilon {epsilon!r} is outside [1e-6, 1e6]")
+        lam = lam / lam.sum()
         if not (np.allclose(lam, self.lambdas) and epsilon == self.epsilon):
             self.lambdas, self.epsilon = lam, float(epsilon)
             self._pending_restart = self.iterations > 0

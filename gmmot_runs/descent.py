@@ -278,11 +278,20 @@ class DescentRun:
         step, y, w = self.history[index]
         yp, wp = pad_diracs(y, w, self.size)
         no_hint = np.full_like(np.asarray(self.state.labels), -1)
-        st = self.state._replace(positions=yp, weights=wp, labels=no_hint)
+        st = self.state._replace(
+            positions=yp,
+            weights=wp,
+            labels=no_hint,
+            grad=np.zeros_like(yp),
+            status=np.zeros_like(np.asarray(self.state.status)),
+        )
         with jax.enable_x64(True):
             st = jax.device_put(st)
-            # zero steps: the cells of the given state, from the frames' program
-            cells = jax.device_get(self._descend(st, 0.0, False, 0)[3])
+            # one step that does not move (lr 0) from the entry's solved weights: the solve
+            # stops at its first diagram, whose labels give the cells, all in the frames'
+            # program (zero steps drew from labels it did not have, and the fallback was a
+            # program of its own: the first look-back compiled it, 60 s at N = 2000)
+            cells = jax.device_get(self._descend(st, 0.0, False, 1)[3])
         return int(step), y, _rows(cells, self.n)
 
     @property

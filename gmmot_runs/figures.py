@@ -76,12 +76,19 @@ def _cloud(ax, points: np.ndarray, gmm: dict, title: str) -> None:
     ax.set_aspect("equal", adjustable="datalim")
 
 
+# each coupling path's growth factor is written on its link, this far along it from cloud
+# 0's mean, when the path holds this share of the coupling's mass (the screen does the same)
+LINK_LABEL_AT = 0.35
+LINK_LABEL_SHARE = 0.04
+
+
 def coupled_em_figure(results: dict, points0, points1, fmt: str = "png") -> bytes:
     """A 2 x 3 panel figure of ``results`` (as :func:`gmmot_runs.coupled_em.results` returns).
 
     Panels: each cloud with its mixture (1- and 2-sigma ellipses), both mixtures with the
-    coupling as links (width by mass), the annotated raw coupling, component masses vs
-    coupling marginals, and the traces. ``fmt``: ``"png"`` or ``"svg"``.
+    coupling as links (width by mass, each main path's growth factor written on it, as on
+    the screen), the annotated raw coupling, component masses vs coupling marginals (one
+    colour per cloud), and the traces. ``fmt``: ``"png"`` or ``"svg"``.
     """
     import matplotlib
 
@@ -99,7 +106,8 @@ def coupled_em_figure(results: dict, points0, points1, fmt: str = "png") -> byte
     ax = axs[0, 2]
     raw = np.asarray(cp["raw"])
     m0, m1 = np.asarray(results["gmm0"]["means"]), np.asarray(results["gmm1"]["means"])
-    top = max(raw.max(), 1e-12)
+    top, total = max(raw.max(), 1e-12), max(raw.sum(), 1e-30)
+    factor = np.asarray(cp["path_factor"])
     for i in range(raw.shape[0]):
         for j in range(raw.shape[1]):
             if raw[i, j] > 1e-3 * top:
@@ -111,6 +119,11 @@ def coupled_em_figure(results: dict, points0, points1, fmt: str = "png") -> byte
                     alpha=0.6,
                     solid_capstyle="round",
                 )
+            if raw[i, j] >= LINK_LABEL_SHARE * total:
+                at = m0[i] + LINK_LABEL_AT * (m1[j] - m0[i])
+                box = {"fc": "white", "alpha": 0.7, "lw": 0, "pad": 1}
+                ax.text(*at, f"×{factor[i, j]:.2f}", ha="center", va="center", fontsize=8,
+                        bbox=box, zorder=5)  # fmt: skip
     _mixture(ax, results["gmm0"], sigmas=(1,))
     _mixture(ax, results["gmm1"], style="--", sigmas=(1,))
     ax.set_title("coupling between components (mixture 1 dashed)")
@@ -139,9 +152,9 @@ def coupled_em_figure(results: dict, points0, points1, fmt: str = "png") -> byte
     row, col = raw.sum(1), raw.sum(0)
     x0, x1 = np.arange(len(w0)), len(w0) + 1 + np.arange(len(w1))
     ax.bar(x0 - 0.2, w0, 0.4, label="component weight", color="0.7")
-    ax.bar(x0 + 0.2, row, 0.4, label="coupling marginal", color=PALETTE[0])
+    ax.bar(x0 + 0.2, row, 0.4, label="coupling marginal, cloud 0", color=PALETTE[0])
     ax.bar(x1 - 0.2, w1, 0.4, color="0.7")
-    ax.bar(x1 + 0.2, col, 0.4, color=PALETTE[1])
+    ax.bar(x1 + 0.2, col, 0.4, label="coupling marginal, cloud 1", color=PALETTE[1])
     ax.set_xticks(np.r_[x0, x1], [f"0:{i}" for i in x0] + [f"1:{j}" for j in range(len(w1))])
     ax.legend(fontsize=8)
     ax.set_title("reweighting: masses vs marginals")
@@ -272,7 +285,8 @@ def transport_figure(frame: dict, fmt: str = "png") -> bytes:
 def w2_fit_figure(view: dict, fmt: str = "png") -> bytes:
     """The W2 fit of a :class:`~gmmot_runs.w2_fit.W2FitRun` view: the mixture's density,
     the points' Laguerre cells, both fits' 1- and 2-sigma ellipses (W2 solid, EM dashed
-    grey), and W2^2 along the steps (EM's dashed)."""
+    grey), and the objective the fit descends along the steps (W2^2 + side^2 x mass off
+    the box; EM's dashed), as the screen plots it."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -298,11 +312,15 @@ def w2_fit_figure(view: dict, fmt: str = "png") -> bytes:
                     ax.plot(e[:, 0], e[:, 1], "-", color=PALETTE[j % len(PALETTE)], lw=2)
     ax.set(xlim=(lo[0], hi[0]), ylim=(lo[1], hi[1]), aspect="equal")
     ax.set_title(f"W2 fit at step {view['step']} (EM dashed)")
-    w2 = view["w2"]
-    if len(w2):
-        tr.semilogy(np.arange(len(w2)), w2, color="#1f77b4", label="W2 fit")
-    tr.axhline(view["em_w2"], color="0.25", ls="--", label="EM")
-    tr.set(xlabel="Adam step", ylabel="W2² (no 1/2)", title="W2² along the steps")
+    obj = view["objective"]
+    if len(obj):
+        tr.semilogy(np.arange(len(obj)), obj, color="#1f77b4", label="W2 fit")
+    tr.axhline(view["em_objective"], color="0.25", ls="--", label="EM")
+    tr.set(
+        xlabel="Adam step",
+        ylabel="W2² + side² x mass off the box",
+        title="objective along the Adam steps",
+    )
     tr.legend()
     tr.grid(True, which="both", alpha=0.3)
     buf = io.BytesIO()

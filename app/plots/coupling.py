@@ -8,11 +8,18 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from bokeh.models import ColumnDataSource, HoverTool, LinearColorMapper, SingleIntervalTicker
+from bokeh.models import (
+    ColumnDataSource,
+    HoverTool,
+    Legend,
+    LinearColorMapper,
+    SingleIntervalTicker,
+)
 from bokeh.palettes import Viridis256
 from bokeh.plotting import figure
 
 from app.plots.clouds import colors, ellipse_paths, styled_figure
+from gmmot_runs.figures import LINK_LABEL_AT, LINK_LABEL_SHARE
 
 __all__ = [
     "coupling_data",
@@ -36,8 +43,9 @@ LINK_COLUMNS = (
 )
 
 
-LABEL_AT = 0.35  # where along a link (from cloud 0's mean) its factor is written
-LABEL_SHARE = 0.04  # links with less of the coupling's mass carry no label (clutter)
+# where along a link its factor is written, and the share of the coupling's mass below
+# which a link carries none (clutter): as on the exported figure
+LABEL_AT, LABEL_SHARE = LINK_LABEL_AT, LINK_LABEL_SHARE
 
 
 def pair_figure() -> tuple[figure, dict[str, ColumnDataSource]]:
@@ -68,12 +76,6 @@ def pair_figure() -> tuple[figure, dict[str, ColumnDataSource]]:
     links = fig.segment(
         "x0", "y0", "x1", "y1", source=src["links"], line_width=16, line_alpha=0.0, level="overlay"
     )
-    # each path's growth factor written on its link (paths with LABEL_SHARE of the mass)
-    fig.text(
-        "xm", "ym", text="label", source=src["links"], text_font_size="9pt",
-        text_align="center", text_baseline="middle", text_color="#222222", level="overlay",
-        background_fill_color="white", background_fill_alpha=0.7,
-    )  # fmt: skip
     fig.multi_line(
         "xs",
         "ys",
@@ -96,6 +98,13 @@ def pair_figure() -> tuple[figure, dict[str, ColumnDataSource]]:
     fig.scatter(
         "x", "y", source=src["means"], color="color", marker="marker", size=10, level="overlay"
     )
+    # each path's growth factor written on its link (paths with LABEL_SHARE of the mass),
+    # drawn last: under the means and ellipses, "×1.00" read like "x00"
+    fig.text(
+        "xm", "ym", text="label", source=src["links"], text_font_size="9pt",
+        text_align="center", text_baseline="middle", text_color="#222222", level="overlay",
+        background_fill_color="white", background_fill_alpha=0.8,
+    )  # fmt: skip
     fig.add_tools(
         HoverTool(
             renderers=[links],
@@ -225,7 +234,7 @@ def reweighting_figure() -> tuple[figure, ColumnDataSource]:
         x_range=FactorRange(factors=[]),
     )
     src = ColumnDataSource({k: [] for k in ("x", "weight", "marginal", "factor", "color")})
-    fig.vbar(
+    bars = fig.vbar(
         x="x",
         top="weight",
         width=0.8,
@@ -233,19 +242,17 @@ def reweighting_figure() -> tuple[figure, ColumnDataSource]:
         fill_color="color",
         fill_alpha=0.25,
         line_color="color",
-        legend_label="component weight",
     )
-    fig.scatter(
-        x="x",
-        y="marginal",
-        source=src,
-        marker="diamond",
-        size=14,
-        color="color",
-        legend_label="coupling marginal",
+    marks = fig.scatter(x="x", y="marginal", source=src, marker="diamond", size=14, color="color")
+    # above the plot: inside, it covered the tops of the bars
+    legend = Legend(
+        items=[("component weight", [bars]), ("coupling marginal", [marks])],
+        orientation="horizontal",
+        label_text_font_size="9pt",
+        margin=0,
+        padding=2,
     )
-    fig.legend.location = "top_left"
-    fig.legend.label_text_font_size = "9pt"
+    fig.add_layout(legend, "above")
     fig.xaxis.major_label_orientation = 0.8
     fig.add_tools(
         HoverTool(

@@ -25,7 +25,7 @@ from app.plots.contours import (
 from app.plots.coupling import coupling_data, coupling_figure
 from app.plots.traces import trace_data, trace_figure
 from app.screen import Screen
-from app.widgets import BoundedFloatInput, BoundedIntInput
+from app.widgets import BoundedFloatInput, BoundedIntInput, OptionSlider
 from gmmot_runs.barycenter import (
     MAX_BAR_SIZE,
     MAX_COMPONENTS,
@@ -79,7 +79,7 @@ class BarycenterScreen(Screen):
         )
         self.w_bar = pn.widgets.IntSlider(label="bar_size", start=1, end=MAX_BAR_SIZE, value=6)
         self.w_init = pn.widgets.Select(label="initial support", options=["random"])
-        self.w_eps = pn.widgets.DiscreteSlider(label="epsilon", options=EPS, value=EPS["0.1"])
+        self.w_eps = OptionSlider(label="epsilon", options=EPS, value=EPS["0.1"])
         self.w_steps = pn.widgets.IntSlider(label="iterations per frame", start=1, end=10, value=1)
         self.weights_box = pn.Column()
         self.b_play = pn.widgets.Button(label="▶ Play", color="primary")
@@ -225,22 +225,23 @@ class BarycenterScreen(Screen):
         except Exception as exc:
             self._warn(f"Could not start that run: {exc}. The previous run is kept.")
             return
-        eps = self.w_eps.value
+        lambdas, eps = self._lambdas(), self.w_eps.value
 
         def build() -> tuple:
             release_if_crowded()
             run = BarycenterRun(spec)
-            run.epsilon = eps
-            return run, self._columns(run)
+            # the sliders' weights when they fit the new inputs, set before the view is
+            # drawn (the status line showed the defaults while Play used the sliders)
+            keep = len(lambdas) == len(run.lambdas) and lambdas.sum() > 0
+            run.set_knobs(lambdas if keep else run.lambdas, eps)
+            return run, self._columns(run), keep
 
         def use(built: tuple) -> None:
-            run, cols = built
+            run, cols, keep = built
             self.run = run
             self._clear()
-            if len(self.w_weights) != len(run.lambdas) - (len(run.lambdas) == 2):
+            if not keep:
                 self._weight_sliders()
-            else:
-                run.lambdas = self._lambdas()
             self._draw(cols)
 
         self.worker.submit(

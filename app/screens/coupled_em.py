@@ -40,10 +40,11 @@ from app.plots.coupling import (
 from app.plots.traces import traces_data, traces_figures
 from app.screen import Screen, session_connected
 from app.upload import ChunkedUpload
-from app.widgets import BoundedIntInput, LabelledCheckbox
+from app.widgets import BoundedIntInput, LabelledCheckbox, OptionSlider
 from gmmot_core import coupled_em as ce
 from gmmot_core.io import MAX_BYTES, parse_points
 from gmmot_runs.coupled_em import BOUNDS, CoupledEMRun, clouds_csv, results
+from gmmot_runs.coupled_em_spec import HostKnobs
 from gmmot_runs.figures import coupled_em_figure
 
 SUMMARY_PERIOD_S = 0.25  # while playing, the summary views refresh at most 4 times a second
@@ -64,7 +65,11 @@ class CoupledEMScreen(Screen):
         super().__init__(**params)
         self._clouds = self.data.clouds()
         self._weights: list[np.ndarray | None] = [None, None]
-        self.runner = CoupledEMRun(*self._clouds, data=self.data.spec())
+        self._sources: list[str | None] = [None, None]  # an uploaded cloud's file name
+        # opens balanced, as the notebook runs first; the "Try first" hint leads to unbalanced
+        self.runner = CoupledEMRun(
+            *self._clouds, data=self.data.spec(), knobs=HostKnobs(balanced=True)
+        )
         self._last_labels: list[np.ndarray | None] = [None, None]
         self._build_widgets()
         self.playback = Playback(self._on_period, self._period())
@@ -77,19 +82,19 @@ class CoupledEMScreen(Screen):
     # -- widgets --------------------------------------------------------------------
     def _build_widgets(self) -> None:
         k = self.runner.knobs
-        self.w_eps = pn.widgets.DiscreteSlider(
+        self.w_eps = OptionSlider(
             label="epsilon (entropic)", options=EPS, value=nearest(EPS, k.epsilon)
         )
-        self.w_rho = pn.widgets.DiscreteSlider(
+        self.w_rho = OptionSlider(
             label="rho (mass penalty)", options=RHO, value=nearest(RHO, k.rho)
         )
         self.w_bal = LabelledCheckbox(
             label="balanced (no mass created or destroyed)", value=k.balanced
         )
-        self.w_wt = pn.widgets.DiscreteSlider(
+        self.w_wt = OptionSlider(
             label="transport weight", options=WT, value=nearest(WT, k.weight_transport)
         )
-        self.w_lr = pn.widgets.DiscreteSlider(
+        self.w_lr = OptionSlider(
             label="learning rate", options=LR, value=nearest(LR, k.learning_rate)
         )
         s = self.runner.structure
@@ -104,6 +109,7 @@ class CoupledEMScreen(Screen):
             label="EM iterations per frame", start=lo, end=hi, value=s.em_per_frame
         )
         self.w_tau = pn.pane.Markdown("", margin=(0, 10))
+        self.data_in_use = pn.pane.Markdown("", margin=(0, 10))
         self.b_play = pn.widgets.Button(label="▶ Play", color="primary")
         self.b_step = pn.widgets.Button(label="Step")
         self.b_reset = pn.widgets.Button(label="Reset")
@@ -141,6 +147,7 @@ class CoupledEMScreen(Screen):
             up.param.watch(lambda e, i=i: self._on_upload(i, e), "value")
             up.param.watch(lambda e, i=i: self._on_refused(i, e), "refused")
         self._update_tau()
+        self._show_data_in_use()
 
     def _update_tau(self) -> None:
         k = self.runner.knobs
@@ -327,10 +334,12 @@ class CoupledEMScreen(Screen):
         told: Callable[[], str] | None = None,
         refused: str = "Could not use the new data",
         upload: ChunkedUpload | None = None,
+        sources: list | None = None,
     ) -> None:
         """In the worker: ``make()`` gives ``(clouds, weights, data spec)`` and a new run
         is built on them; on any failure the previous data and run are kept (and the
-        ``upload`` box that brought the data is emptied)."""
+        ``upload`` box that brought the data is emptied). ``sources``: each cloud's file
+        name once in use (None: the preset's)."""
 
         def build():
             clouds, weights, data = make()
@@ -347,10 +356,12 @@ class CoupledEMScreen(Screen):
 
         def use(result) -> None:
             self._clouds, self._weights, self.runner = result
+            self._sources = [None, None] if sources is None else sources
             self._clear()
             self._restarted(self.runner.view)
             if told is not None:
                 self._inform(told())
+            self._show_data_in_use()
 
         def failed(exc: Exception) -> None:
             self._warn(f"{refused}: {exc}. The previous data are kept.")
@@ -402,13 +413,29 @@ class CoupledEMScreen(Screen):
             clouds[which], weights[which] = pts, w
             return clouds, weights, {"inline": True}
 
+        sources = list(self._sources)
+        sources[which] = name or "an upload"
         self._replace_data(
             make,
             f"reading {name or 'the upload'} for cloud {which}",
             lambda: f"cloud {which}: {notes[0]}",
+            sources=sources,
             refused=f"Upload for cloud {which} rejected",
             upload=widget,
         )
+
+    def _show_data_in_use(self) -> None:
+        """The Data section says which clouds are in use: the preset's settings below it
+        describe a cloud only while it comes from the preset."""
+        d = self.data
+        preset = f"preset '{d.preset}', seed {d.seed}"
+        parts = []
+        rows = zip(self._clouds, self._weights, self._sources, strict=True)
+        for i, (pts, w, src) in enumerate(rows):
+            origin = f"uploaded {src}" if src else preset
+            weighted = ", weighted" if w is not None else ""
+            parts.append(f"cloud {i} from {origin} ({len(pts)} points{weighted})")
+        self.data_in_use.object = "**In use:** " + "; ".join(parts)
 
     # -- exports ----------------------------------------------------------------------
     def _params_file(self) -> io.BytesIO:
@@ -495,6 +522,7 @@ class CoupledEMScreen(Screen):
             self.w_lr,
             self.w_per_frame,
             pn.pane.Markdown("### Data"),
+            self.data_in_use,
             pn.widgets.Select.from_param(self.data.param.preset, label="Preset"),
             BoundedIntInput.from_param(
                 self.data.param.n, label="Points per cloud (10-1,000,000)", warn=self._warn

@@ -22,7 +22,7 @@ from app.plots.cells import (
 from app.plots.traces import mark_step, trace_data, trace_figure
 from app.screen import Screen
 from app.upload import ChunkedUpload
-from app.widgets import BoundedIntInput, LabelledCheckbox
+from app.widgets import BoundedIntInput, LabelledCheckbox, OptionSlider
 from gmmot_core.targets import (
     MAX_IMAGE_BYTES,
     image_from_bytes,
@@ -80,7 +80,7 @@ class DescentScreen(Screen):
         self.w_seed = BoundedIntInput(
             warn=self._warn, label="seed", value=0, start=0, end=2**31 - 1
         )
-        self.w_lr = pn.widgets.DiscreteSlider(label="learning rate", options=LR, value=LR["100"])
+        self.w_lr = OptionSlider(label="learning rate", options=LR, value=LR["100"])
         self.w_lloyd = LabelledCheckbox(label="Lloyd (move to centroids)", value=True)
         self.w_steps = pn.widgets.IntSlider(
             label="steps per frame", start=1, end=FRAME_STEPS, value=1
@@ -330,9 +330,14 @@ class DescentScreen(Screen):
 
     # -- exports ----------------------------------------------------------------------
     def _positions_file(self) -> io.StringIO:
+        """The positions on screen, with the step they are at (the step looked back at,
+        or the latest: the results file is the run's latest step and says which)."""
+        view = self._shown_view()
+        y = np.asarray(view["positions"])
         out = io.StringIO()
-        out.write("x,y\n")
-        np.savetxt(out, self._shown_view()["positions"], fmt="%.17g", delimiter=",")
+        out.write("x,y,step\n")
+        step = np.full((len(y), 1), int(view["step"]))
+        np.savetxt(out, np.hstack([y, step]), fmt=["%.17g", "%.17g", "%d"], delimiter=",")
         out.seek(0)
         return out
 

@@ -22,7 +22,7 @@ from app.plots.clouds import colors, ellipse_paths
 from app.plots.traces import trace_data, trace_figure
 from app.screen import Screen
 from app.upload import ChunkedUpload
-from app.widgets import BoundedIntInput, LabelledCheckbox
+from app.widgets import BoundedIntInput, LabelledCheckbox, OptionSlider
 from gmmot_core.io import MAX_BYTES, parse_points
 from gmmot_runs.figures import w2_fit_figure
 from gmmot_runs.w2_fit import BOUNDS, CLOUDS, MAX_POINTS, RESOLUTIONS, W2FitRun, results
@@ -64,7 +64,7 @@ def _ellipses(gmm: dict) -> dict:
 
 def _fit_figure() -> tuple[figure, dict[str, ColumnDataSource]]:
     fig = figure(
-        title="W2 fit: mixture density, Laguerre cells of the points, ellipses (EM dashed)",
+        title="density, cells and ellipses (EM dashed)",  # short: the plot may be narrow
         match_aspect=True,
         width=560,
         height=540,
@@ -128,7 +128,7 @@ class W2FitScreen(Screen):
             start=0,
             end=2**31 - 1,
         )
-        self.w_lr = pn.widgets.DiscreteSlider(
+        self.w_lr = OptionSlider(
             label="learning rate (share of the box)", options=LR, value=LR["0.02"]
         )
         self.w_steps = pn.widgets.IntSlider(label="Adam steps per frame", start=1, end=20, value=5)
@@ -142,9 +142,7 @@ class W2FitScreen(Screen):
             "Press **Prepare this fit** (the first time for a size takes about a minute)."
         )
         self.fig, self.src = _fit_figure()
-        self.w2_fig, self.w2_src = trace_figure(
-            "objective along the Adam steps (EM: dashed)", "W2² + side² x off"
-        )
+        self.w2_fig, self.w2_src = trace_figure("objective (EM dashed)", "W2² + side² x mass off")
         self.em_src = ColumnDataSource({"step": [], "value": []})
         self.w2_fig.line("step", "value", source=self.em_src, color="#444444", line_dash="dashed")
         self.table = pn.pane.Markdown("")
@@ -164,6 +162,14 @@ class W2FitScreen(Screen):
         self.w_upload.param.watch(self._on_refused, "refused")
         for w in (self.w_cells, self.w_em):
             w.param.watch(lambda _e: self._draw(), "value")
+        # a committed N, K, raster or seed (Enter, or leaving the box) prepares that fit,
+        # as a slider acts on the other tabs (it did nothing until Prepare was pressed)
+        for w in (self.w_n, self.w_k, self.w_res, self.w_seed):
+            w.param.watch(self._on_shape, "value")
+
+    def _on_shape(self, _event=None) -> None:
+        if self.run is not None:  # before the tab is first opened, opening prepares
+            self._prepare()
 
     # -- work off the loop --------------------------------------------------------------
     def _cloud(self) -> dict:
@@ -321,13 +327,15 @@ class W2FitScreen(Screen):
             self.em_src.data = {"step": [0, steps], "value": [v["em_objective"]] * 2}
         w2 = f"{v['w2'][-1]:.5g}" if len(v["w2"]) else "(after the first step)"
         self.counter.object = f"**step** {v['step']} · **N** {len(v['points'])} · **W2²** {w2}"
-        off = v["outside"][-1] if len(v["outside"]) else float("nan")
-        obj = f"{v['objective'][-1]:.5g}" if len(v["objective"]) else "-"
+        # before the first step the fit has no value yet (its trace is of the steps)
+        later = "(after the first step)"
+        off = f"{v['outside'][-1]:.2e}" if len(v["outside"]) else later
+        obj = f"{v['objective'][-1]:.5g}" if len(v["objective"]) else later
         self.table.object = (
             "| | W2 fit | EM |\n|---|---|---|\n"
             f"| objective (W2² + side² x mass off) | {obj} | {v['em_objective']:.5g} |\n"
             f"| W2² to the mixture in the box | {w2} | {v['em_w2']:.5g} |\n"
-            f"| mass off the box | {off:.2e} | {v['em_outside']:.2e} |\n"
+            f"| mass off the box | {off} | {v['em_outside']:.2e} |\n"
             f"| mean log-likelihood | {v['log_likelihood']:.4f} | {v['em_log_likelihood']:.4f} |"
         )
         if v["message"]:

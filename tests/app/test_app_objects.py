@@ -270,3 +270,44 @@ def test_w2_fit_screen_builds_from_the_run_bounds_and_refuses_a_bad_upload():
     )
     assert s.alert.alert_type == "success" and "weights from column 3" in s.alert.object
     assert s.w_cloud.value == "uploaded CSV" and len(s._uploaded["points"]) == 30
+
+
+def test_barycenter_weights_shown_are_the_weights_used():
+    """After a bar_size change the status line showed the default λ while the sliders
+    (0.05 / 0.29 / 0.90) were used, normalised; the files and the figure labelled the raw
+    slider values (sum 1.24) as λ. Now the run keeps λ normalised, set from the sliders
+    before the new run is drawn: status line, view, parameter file and figure agree."""
+    import json
+
+    from app.screens.barycenter import BarycenterScreen
+
+    bary = BarycenterScreen()
+    assert len(bary.w_weights) == 3
+    for s, v in zip(bary.w_weights, (0.05, 0.29, 0.90), strict=True):
+        s.value = v
+    bary.w_bar.value = bary.w_bar.value + 1
+    bary._rebuild()
+    want = np.array([0.05, 0.29, 0.90]) / 1.24
+    np.testing.assert_allclose(bary.run.view["lambdas"], want, rtol=1e-12)
+    shown = ", ".join(f"{x:.2f}" for x in want)
+    assert f"({shown})" in bary.counter.object, bary.counter.object
+    bary._tick(force=True)
+    segment = json.loads(bary.run.spec().to_json())["segments"][-1]
+    np.testing.assert_allclose(segment[1], want, rtol=1e-12)
+
+
+def test_w2_fit_prepares_a_committed_k(monkeypatch):
+    """Typing a new K and pressing Enter did nothing, and said nothing, until "Prepare
+    this fit" was pressed: a committed N, K, raster or seed now prepares that fit (once the
+    tab has a fit; the first opening prepares the default one)."""
+    from app.screens.w2_fit import W2FitScreen
+
+    screen = W2FitScreen()
+    asked = []
+    monkeypatch.setattr(screen, "_prepare", lambda *_: asked.append(screen.w_k.value))
+    screen.w_k.value = 3
+    assert asked == []  # not opened yet: opening the tab prepares
+    monkeypatch.setattr(screen, "run", object())  # a fit is on screen
+    screen.w_k.value = 4
+    screen.w_res.value = 64
+    assert asked == [4, 4]

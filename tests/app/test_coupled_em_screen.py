@@ -18,11 +18,16 @@ def test_preset_settings_never_replace_uploads_silently():
     the demo pair without a word. Now the uploads stay (with a warning saying why), and
     only picking a preset replaces them, with a message."""
     screen = CoupledEMScreen()
+    assert "cloud 0 from preset 'demo pair'" in screen.data_in_use.object
     for which in (0, 1):
         getattr(screen, f"upload{which}").filename = f"cloud{which}.csv"
         screen._on_upload(which, SimpleNamespace(new=_cloud_csv(which)))
     uploaded = (screen.runner.points0, screen.runner.points1)
     assert len(uploaded[0]) == 300 and "inline" in screen.runner.data
+    # the Data section says what is in use (it said "demo pair / 2000 points" after uploads)
+    in_use = screen.data_in_use.object
+    assert "cloud 0 from uploaded cloud0.csv (300 points)" in in_use, in_use
+    assert "cloud 1 from uploaded cloud1.csv (300 points)" in in_use, in_use
     screen.data.n = 5000
     assert screen.runner.points0 is uploaded[0] and screen.runner.points1 is uploaded[1]
     assert screen.alert.alert_type == "warning" and "uploaded clouds are kept" in screen.message
@@ -30,6 +35,8 @@ def test_preset_settings_never_replace_uploads_silently():
     assert screen.runner.view["iteration"] >= 1
     screen.data.preset = "moons -> rings"
     assert len(screen.runner.points0) == 5000 and "preset" in screen.runner.data
+    assert "uploaded" not in screen.data_in_use.object
+    assert "preset 'moons -> rings'" in screen.data_in_use.object
     assert screen.alert.alert_type == "success" and "replaced the uploaded" in screen.alert.object
 
 

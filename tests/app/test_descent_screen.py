@@ -109,10 +109,13 @@ def test_looking_back_marks_the_traces_and_the_exports_follow():
     shown = screen._shown_view()
     assert shown["step"] == 0
     np.testing.assert_array_equal(shown["positions"], screen.run.history[0][1])
+    # the positions file says which step it holds (it held step 0 with no step column,
+    # beside a results file of the latest step)
     csv = screen._positions_file().getvalue().splitlines()
-    np.testing.assert_allclose(
-        [float(v) for v in csv[1].split(",")], screen.run.history[0][1][0], rtol=1e-15
-    )
+    assert csv[0] == "x,y,step"
+    x, y, step = csv[1].split(",")
+    np.testing.assert_allclose([float(x), float(y)], screen.run.history[0][1][0], rtol=1e-15)
+    assert step == "0" and all(row.endswith(",0") for row in csv[1:])
     assert screen._figure_file("png").getvalue()[:4] == b"\x89PNG"
     screen.w_look.value = len(screen.run.history) - 1  # back to the latest
     assert not span.visible and screen._shown_view()["step"] == 3

@@ -75,3 +75,19 @@ def test_a_trace_of_one_step_is_drawn_as_a_point():
     on_src = [r for r in fig.renderers if getattr(r, "data_source", None) is src]
     assert any(isinstance(r.glyph, Scatter) for r in on_src)
     assert len(src.data["step"]) == 1
+
+
+def test_growth_labels_are_drawn_over_the_means_and_the_legend_clears_the_bars():
+    """The links' growth labels sat under the mean markers and ellipses (at K = 6 "×1.00"
+    read like "x00"): they are now the last renderer of the pair plot. The reweighting
+    legend sat inside the plot over the tops of the bars: it is now above the plot."""
+    from bokeh.models import GlyphRenderer, Legend, Text
+
+    from app.plots.coupling import pair_figure, reweighting_figure
+
+    fig, _ = pair_figure()
+    glyphs = [r for r in fig.renderers if isinstance(r, GlyphRenderer)]
+    assert isinstance(glyphs[-1].glyph, Text) and glyphs[-1].glyph.text == "label"
+    bars, _ = reweighting_figure()
+    assert any(isinstance(m, Legend) for m in bars.above)
+    assert not any(isinstance(m, Legend) for m in bars.center)

@@ -30,3 +30,24 @@ def test_covers_every_dirac_bucket_and_k():
 
     assert {bucket(n) for n in warm_more.MORE_N} | {bucket(200)} == set(buckets_up_to(5000))
     assert set(warm_more.MORE_K) | {3} == set(range(2, 9))  # K = 3 is compiled at start
+
+
+def test_the_child_is_reaped_when_it_ends(monkeypatch):
+    """The child stayed a zombie from its end until the server exited: nobody waited for
+    it. Now a thread of the server waits for it (its return code is then known without
+    anyone polling)."""
+    import subprocess
+    import sys
+    import time
+
+    real = subprocess.Popen
+    monkeypatch.setattr(
+        warm_more.subprocess, "Popen", lambda cmd, cwd: real([sys.executable, "-c", "pass"])
+    )
+    monkeypatch.setenv("GMMOT_WARM_MORE", "1")
+    monkeypatch.setattr(warm_more, "CACHE_DIR", "/nonexistent-cache")
+    child = warm_more.start()
+    deadline = time.monotonic() + 30
+    while child.returncode is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert child.returncode == 0

@@ -49,3 +49,24 @@ def test_labelled_checkbox_is_a_boolean_widget():
     box.value = False
     assert seen == [False] and box.label == "balanced"
     assert isinstance(pn.panel(box), LabelledCheckbox)
+
+
+def test_an_option_slider_label_has_one_writer_and_follows_the_value():
+    """DiscreteSlider's label had two writers (a JS link in the browser and the server):
+    a fast drag on a busy server left 0.316 shown while 1.78 was in effect. The option
+    slider's label is written by the server alone, from the value in effect."""
+    from bokeh.models import Slider
+
+    from app.knobs import log_options
+    from app.widgets import OptionSlider
+
+    opts = log_options(-1, 1)
+    for cls, links in ((pn.widgets.DiscreteSlider, True), (OptionSlider, False)):
+        w = cls(label="epsilon", options=opts, value=opts["0.316"])
+        root = w.get_root(Document())
+        inner = next(iter(root.select({"type": Slider})))
+        assert bool(inner.js_property_callbacks) is links, cls
+    for label in ("1.78", "0.1", "1.78"):  # drags reported by the browser, in order
+        w._slider._process_events({"value": list(opts).index(label)})
+        assert w.value == opts[label]
+        assert w._text.value.endswith(f"<b>{label}</b>"), w._text.value

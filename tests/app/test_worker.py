@@ -142,3 +142,19 @@ def test_a_closed_sessions_jobs_free_the_thread_for_others(loop):
     gate.set()
     _drain(loop, lambda: not other.busy and not gone.busy)
     assert ran == ["other"] and drawn == ["other"]
+
+
+def test_new_work_clears_an_old_success_message_but_not_a_warning():
+    """ "cloud 1: 20000 points ..." stayed on screen through later, unrelated work. Work
+    submitted after a success (not a frame) clears it; a warning stays until dealt with."""
+    from app.screen import Screen
+
+    screen = Screen()
+    screen._inform("cloud 1: 20000 points")
+    screen.worker.submit("a frame", lambda: 1, lambda _r: None, lambda _e: None, lane="frame")
+    assert screen.alert.visible  # frames are not new work
+    screen.worker.submit("K = 4", lambda: 1, lambda _r: None, lambda _e: None)
+    assert not screen.alert.visible
+    screen._warn("that file was refused")
+    screen.worker.submit("K = 5", lambda: 1, lambda _r: None, lambda _e: None)
+    assert screen.alert.visible and screen.alert.alert_type == "warning"

@@ -16,6 +16,14 @@ def _ready(page, server_url) -> None:
     expect(page.get_by_text(re.compile(r"frame \d+")).first).to_be_visible(timeout=120_000)
 
 
+def _unbalanced(page) -> None:
+    """Untick "balanced" (the page opens balanced, as the notebook runs first)."""
+    balanced = page.get_by_role("checkbox", name=re.compile(r"^balanced"))
+    expect(balanced).to_be_checked()
+    page.get_by_text(re.compile(r"^balanced \(no mass")).click()
+    expect(page.get_by_text(re.compile(r"rho = 1\b")).first).to_be_visible(timeout=10_000)
+
+
 def _upload_both(page) -> None:
     uploads = page.locator("input[type=file]")
     uploads.nth(0).set_input_files(str(ASSETS / "clouds" / "moons.csv"))
@@ -175,6 +183,7 @@ _DOC_JS = """
 
 def test_item4_each_paths_growth_factor_is_written_on_its_link(page, server_url, server_log):
     _ready(page, server_url)
+    _unbalanced(page)
     page.wait_for_timeout(2000)
     links = page.evaluate(_DOC_JS, {"kind": "source", "keys": ["path", "factor", "label"]})
     assert links, "no link source in the page"
@@ -188,6 +197,7 @@ def test_item4_each_paths_growth_factor_is_written_on_its_link(page, server_url,
 
 def test_item5_the_mass_axis_follows_a_large_total_mass(page, server_url, shot, server_log):
     _ready(page, server_url)
+    _unbalanced(page)
     # the epsilon slider's handle: the visible handle just below its label
     handles = page.locator(".noUi-handle")
     eps_label = page.get_by_text(re.compile(r"^epsilon \(entropic\)"))
