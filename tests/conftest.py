@@ -44,6 +44,7 @@ LONGEST_FIRST = (
     "tests/core/test_padding.py",
     "tests/core/test_semidiscrete.py",
     "w2 fit, N=600 K=2 48x48",
+    "tests/runs/test_w2_fit_every_k.py",
     "tests/core/test_cells.py",
     "tests/core/test_coupled_em.py",
     "tests/core/test_w2_gradients.py",
