@@ -43,11 +43,6 @@ LINK_COLUMNS = (
 )
 
 
-# where along a link its factor is written, and the share of the coupling's mass below
-# which a link carries none (clutter): as on the exported figure
-LABEL_AT, LABEL_SHARE = LINK_LABEL_AT, LINK_LABEL_SHARE
-
-
 def pair_figure() -> tuple[figure, dict[str, ColumnDataSource]]:
     """Both mixtures (solid: cloud 0, dashed: cloud 1) and coupling links between means."""
     fig = styled_figure("both mixtures and the coupling", match_aspect=True, height=380)
@@ -98,8 +93,9 @@ def pair_figure() -> tuple[figure, dict[str, ColumnDataSource]]:
     fig.scatter(
         "x", "y", source=src["means"], color="color", marker="marker", size=10, level="overlay"
     )
-    # each path's growth factor written on its link (paths with LABEL_SHARE of the mass),
-    # drawn last: under the means and ellipses, "×1.00" read like "x00"
+    # each path's growth factor written on its link (paths with LINK_LABEL_SHARE of the
+    # mass, the exported figure's rule), drawn last: under the means and ellipses, "×1.00"
+    # read like "x00"
     fig.text(
         "xm", "ym", text="label", source=src["links"], text_font_size="9pt",
         text_align="center", text_baseline="middle", text_color="#222222", level="overlay",
@@ -153,10 +149,10 @@ def pair_data(view: dict) -> dict[str, dict]:
         "path": [f"0:{k} -> 1:{v}" for k, v in zip(kk, ll, strict=True)],
         # a third of the way from cloud 0's mean: two links that cross (0:a -> 1:b and
         # 0:b -> 1:a) meet at their midpoints, and so did their labels
-        "xm": m0[kk, 0] + LABEL_AT * (m1[ll, 0] - m0[kk, 0]),
-        "ym": m0[kk, 1] + LABEL_AT * (m1[ll, 1] - m0[kk, 1]),
+        "xm": m0[kk, 0] + LINK_LABEL_AT * (m1[ll, 0] - m0[kk, 0]),
+        "ym": m0[kk, 1] + LINK_LABEL_AT * (m1[ll, 1] - m0[kk, 1]),
         "label": [
-            f"×{f:.2f}" if n >= LABEL_SHARE else ""
+            f"×{f:.2f}" if n >= LINK_LABEL_SHARE else ""
             for f, n in zip(factor, mass / total, strict=True)
         ],
     }

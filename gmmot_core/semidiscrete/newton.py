@@ -159,7 +159,8 @@ class NewtonState(NamedTuple):
     trial step ``t``, last accepted step ``t_prev``, halvings ``tries``; counters;
     continuation stage ``k``; ``phase`` (INIT / STAGE / TRIAL: what the next evaluation
     is); ``warm``: still on the given weights; ``eps0``, ``e0``: KMT's floor and
-    |m - nu|; ``dens``: stage ``k``'s density."""
+    |m - nu|; ``floor``: stopped at the masses' rounding floor (see FLOOR_STEP);
+    ``dens``: stage ``k``'s density."""
 
     w: jax.Array
     ints: CellIntegrals
@@ -304,11 +305,10 @@ def step(s: NewtonState, problem: NewtonProblem, config: NewtonConfig) -> Newton
 
     # after an acceptance: next stage, done, or a Newton direction
     tol_k = jnp.where(k < last, jnp.maximum(tol, 0.3 * min_nu), tol)
-    converged = accepted & (_error(problem, ints) <= tol_k)
+    err = _error(problem, ints)
+    converged = accepted & (err <= tol_k)
     next_stage = converged & (k < last)
-    at_floor = (
-        trial & (s.t <= FLOOR_STEP) & (k == last) & (_error(problem, ints) <= FLOOR_FACTOR * tol)
-    )
+    at_floor = trial & (s.t <= FLOOR_STEP) & (k == last) & (err <= FLOOR_FACTOR * tol)
     finished = (
         (converged & (k == last))
         | (accepted & ~converged & (it >= config.max_iterations))
