@@ -163,3 +163,23 @@ def server_log():
         return "".join(r for r in RECORD.split(text) if not _closed_tab_race(r))
 
     return _read
+
+
+@pytest.fixture
+def open_tab():
+    """``open_tab(page, label)`` clicks a tab and waits until the sidebar shows that tab's
+    controls: the sidebar follows the tab a moment later (a server round trip), and
+    until then a button name such as "Step" or "Play" may still find coupled EM's."""
+    from playwright.sync_api import expect
+
+    counter = re.compile(r"frame \d+")  # coupled EM's counter, in its sidebar
+
+    def _open(page, label: str) -> None:
+        page.get_by_text(label, exact=True).first.click()
+        shown = page.get_by_text(counter).first
+        if label == "Coupled EM":
+            expect(shown).to_be_visible(timeout=30_000)
+        else:
+            expect(shown).to_be_hidden(timeout=30_000)
+
+    return _open

@@ -10,10 +10,10 @@ def _step(page) -> int:
     return int(re.search(r"step\s+(\d+)", text).group(1))
 
 
-def test_descent_tab_steps_and_plays(page, server_url, shot, server_log):
+def test_descent_tab_steps_and_plays(page, server_url, shot, server_log, open_tab):
     page.goto(server_url)
     expect(page.get_by_text(re.compile(r"frame \d+")).first).to_be_visible(timeout=60_000)
-    page.get_by_text("Dirac descent", exact=True).first.click()
+    open_tab(page, "Dirac descent")
     expect(page.get_by_text(re.compile(r"step 0 · N 200")).first).to_be_visible(timeout=30_000)
     page.get_by_role("button", name="Step").click()
     expect(page.get_by_text(re.compile(r"step 1 · N 200")).first).to_be_visible(timeout=30_000)
@@ -26,7 +26,7 @@ def test_descent_tab_steps_and_plays(page, server_url, shot, server_log):
     assert "Traceback" not in server_log()
 
 
-def test_uploaded_image_becomes_the_target(page, server_url, tmp_path, shot, server_log):
+def test_uploaded_image_becomes_the_target(page, server_url, tmp_path, shot, server_log, open_tab):
     """A PNG dropped on the descent tab (chunked upload) is the new target: dark = mass,
     so the Diracs gather on the dark ring; a non-image file is refused, target kept."""
     import numpy as np
@@ -38,7 +38,7 @@ def test_uploaded_image_becomes_the_target(page, server_url, tmp_path, shot, ser
     Image.fromarray(np.where(ring, 20, 255).astype(np.uint8), "L").save(png)
     page.goto(server_url)
     expect(page.get_by_text(re.compile(r"frame \d+")).first).to_be_visible(timeout=60_000)
-    page.get_by_text("Dirac descent", exact=True).first.click()
+    open_tab(page, "Dirac descent")
     expect(page.get_by_text(re.compile(r"step 0 · N 200")).first).to_be_visible(timeout=30_000)
     upload = page.locator("input[type=file]").nth(2)  # after the two clouds' uploads
     upload.set_input_files(str(png))

@@ -10,14 +10,14 @@ def _t(page) -> float:
     return float(re.search(r"t\s+(\d\.\d\d)", text).group(1))
 
 
-def test_transport_tab_interpolates(page, server_url, shot, server_log):
+def test_transport_tab_interpolates(page, server_url, shot, server_log, open_tab):
     page.goto(server_url)
     expect(page.get_by_text(re.compile(r"frame \d+")).first).to_be_visible(timeout=60_000)
-    page.get_by_text("Transport map", exact=True).first.click()
+    open_tab(page, "Transport map")
     expect(page.get_by_text(re.compile(r"t 0\.00 · paths \d+ of \d+×\d+")).first).to_be_visible(
         timeout=30_000
     )
-    page.get_by_role("button", name=re.compile("Play")).last.click()
+    page.get_by_role("button", name=re.compile("Play")).click()
     page.wait_for_timeout(3000)
     assert _t(page) > 0.05  # t advances by 0.02 per frame
     page.get_by_role("button", name=re.compile("Pause")).last.click()

@@ -26,10 +26,12 @@ def _settled_step(page, quiet_ms: int = 1500, tries: int = 20) -> int:
     raise AssertionError(f"the step count still moves {tries * quiet_ms / 1000:.0f} s after Pause")
 
 
-def test_w2_fit_tab_prepares_plays_and_keeps_its_fit(page, server_url, tmp_path, shot, server_log):
+def test_w2_fit_tab_prepares_plays_and_keeps_its_fit(
+    page, server_url, tmp_path, shot, server_log, open_tab
+):
     page.goto(server_url)
     expect(page.get_by_text(re.compile(r"frame \d+")).first).to_be_visible(timeout=60_000)
-    page.get_by_text("Fit GMM by W2", exact=True).first.click()
+    open_tab(page, "Fit GMM by W2")
     # the first build on this server compiles (about a minute on 2 cores): a notice says
     # so meanwhile, and the rest of the page keeps answering. An earlier test's tab may
     # have compiled it already (the fit is then ready in a second or two): either shows.
@@ -37,9 +39,9 @@ def test_w2_fit_tab_prepares_plays_and_keeps_its_fit(page, server_url, tmp_path,
     ready = page.get_by_text(re.compile(r"step 0 · N 600")).first
     _expect_visible(notice.or_(ready).locator("visible=true").first, 30_000, inspect=notice)
     if notice.is_visible():
-        page.get_by_text("Coupled EM", exact=True).first.click()
+        open_tab(page, "Coupled EM")
         expect(page.get_by_text(re.compile(r"frame \d+")).first).to_be_visible(timeout=5_000)
-        page.get_by_text("Fit GMM by W2", exact=True).first.click()
+        open_tab(page, "Fit GMM by W2")
     expect(page.get_by_text(re.compile(r"step 0 · N 600")).first).to_be_visible(timeout=600_000)
     page.get_by_role("button", name=re.compile("Play")).click()
     page.wait_for_timeout(6000)
