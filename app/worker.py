@@ -32,7 +32,10 @@ from panel.io.state import set_curdoc
 
 __all__ = ["LANES", "NOTICE_AFTER_S", "Scheduler", "Worker", "scheduler"]
 
-NOTICE_AFTER_S = 0.3
+NOTICE_AFTER_S = 0.2
+#: How often the notices are looked at: a long job's notice shows within
+#: NOTICE_AFTER_S + TELL_EVERY_S = 0.25 s of its submission (plus the round trip).
+TELL_EVERY_S = 0.05
 #: Threads per lane: frames use every core; compiles (single-threaded in XLA) two at most.
 LANES = {
     "frame": int(os.environ.get("GMMOT_FRAME_THREADS", max(1, min(4, os.cpu_count() or 1)))),
@@ -115,10 +118,11 @@ class Scheduler:
         self.offer(worker)
 
     def _tell(self) -> None:
-        """Every 0.25 s: each worker whose current job has taken over NOTICE_AFTER_S
-        shows what it does and for how long."""
+        """Every TELL_EVERY_S: each worker whose current job has taken over NOTICE_AFTER_S
+        shows what it does and for how long (posted only when the text changes)."""
+        shown: dict[int, str] = {}  # id(worker) -> the text last posted
         while True:
-            time.sleep(0.25)
+            time.sleep(TELL_EVERY_S)
             now = time.monotonic()
             with self._cond:
                 long = []
@@ -126,11 +130,17 @@ class Scheduler:
                     job = w._running or (w._pending[0] if w._pending else None)
                     if job is not None and now - job.submitted >= NOTICE_AFTER_S:
                         long.append((w, job, now - job.submitted, w._running is None))
+            texts = {}
             for w, job, elapsed, waiting in long:
                 text = f"{job.what}: {'waiting for a free thread' if waiting else 'working'}"
                 if job.stale:
                     text += " (the view below is from before this change)"
-                _post(w.doc, partial(w._show, job, f"{text}, {elapsed:.0f} s"))
+                if elapsed >= 1.0:
+                    text = f"{text}, {elapsed:.0f} s"
+                texts[id(w)] = text
+                if shown.get(id(w)) != text:
+                    _post(w.doc, partial(w._show, job, text))
+            shown = texts
 
 
 def scheduler() -> Scheduler:
