@@ -82,6 +82,19 @@ LINK_LABEL_AT = 0.35
 LINK_LABEL_SHARE = 0.04
 
 
+def link_label(factor: float, share: float) -> str:
+    """The text on a coupling path's link: its growth ``factor`` when the path holds
+    ``share >= LINK_LABEL_SHARE`` of the coupling's mass, else ''."""
+    return f"×{factor:.2f}" if share >= LINK_LABEL_SHARE else ""
+
+
+def link_label_at(start, end):
+    """Where a link's label sits, ``[..., 2]``: LINK_LABEL_AT of the way from ``start``
+    (cloud 0's mean) to ``end`` (cloud 1's); two links that cross (0:a -> 1:b and
+    0:b -> 1:a) meet at their midpoints, and so would their labels."""
+    return start + LINK_LABEL_AT * (end - start)
+
+
 def coupled_em_figure(results: dict, points0, points1, fmt: str = "png") -> bytes:
     """A 2 x 3 panel figure of ``results`` (as :func:`gmmot_runs.coupled_em.results` returns).
 
@@ -119,11 +132,11 @@ def coupled_em_figure(results: dict, points0, points1, fmt: str = "png") -> byte
                     alpha=0.6,
                     solid_capstyle="round",
                 )
-            if raw[i, j] >= LINK_LABEL_SHARE * total:
-                at = m0[i] + LINK_LABEL_AT * (m1[j] - m0[i])
+            text = link_label(factor[i, j], raw[i, j] / total)
+            if text:
                 box = {"fc": "white", "alpha": 0.7, "lw": 0, "pad": 1}
-                ax.text(*at, f"×{factor[i, j]:.2f}", ha="center", va="center", fontsize=8,
-                        bbox=box, zorder=5)  # fmt: skip
+                ax.text(*link_label_at(m0[i], m1[j]), text, ha="center", va="center",
+                        fontsize=8, bbox=box, zorder=5)  # fmt: skip
     _mixture(ax, results["gmm0"], sigmas=(1,))
     _mixture(ax, results["gmm1"], style="--", sigmas=(1,))
     ax.set_title("coupling between components (mixture 1 dashed)")

@@ -19,7 +19,7 @@ from bokeh.palettes import Viridis256
 from bokeh.plotting import figure
 
 from app.plots.clouds import colors, ellipse_paths, styled_figure
-from gmmot_runs.figures import LINK_LABEL_AT, LINK_LABEL_SHARE
+from gmmot_runs.figures import link_label, link_label_at
 
 __all__ = [
     "coupling_data",
@@ -137,6 +137,7 @@ def pair_data(view: dict) -> dict[str, dict]:
     keep = mass > 1e-4 * total
     kk, ll, mass = kk[keep], ll[keep], mass[keep]
     factor = np.asarray(rep.path_factor)[kk, ll]
+    at = link_label_at(m0[kk], m1[ll])
     out["links"] = {
         "x0": m0[kk, 0],
         "y0": m0[kk, 1],
@@ -147,14 +148,9 @@ def pair_data(view: dict) -> dict[str, dict]:
         "normalized": mass / total,
         "factor": factor,
         "path": [f"0:{k} -> 1:{v}" for k, v in zip(kk, ll, strict=True)],
-        # a third of the way from cloud 0's mean: two links that cross (0:a -> 1:b and
-        # 0:b -> 1:a) meet at their midpoints, and so did their labels
-        "xm": m0[kk, 0] + LINK_LABEL_AT * (m1[ll, 0] - m0[kk, 0]),
-        "ym": m0[kk, 1] + LINK_LABEL_AT * (m1[ll, 1] - m0[kk, 1]),
-        "label": [
-            f"×{f:.2f}" if n >= LINK_LABEL_SHARE else ""
-            for f, n in zip(factor, mass / total, strict=True)
-        ],
+        "xm": at[:, 0],
+        "ym": at[:, 1],
+        "label": [link_label(f, n) for f, n in zip(factor, mass / total, strict=True)],
     }
     out["means"] = {
         "x": np.concatenate([m0[:, 0], m1[:, 0]]),
