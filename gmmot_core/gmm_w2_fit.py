@@ -12,7 +12,9 @@ gradient flows back through the raster (the density cotangent of
 The fit runs in unit coordinates: the points are mapped by one similarity onto the box
 ``[0, 1]^2`` with a margin (:func:`fit_data`), so that any finite data range works and
 the learning rate is a share of the box; :func:`mixture` and :func:`w2_user` report in
-the user's coordinates. ``config`` is static; the learning rate is traced. Failures are
+the user's coordinates. ``config`` is static; the learning rate is traced; components of
+weight 0 (``weight_params`` at -inf) are inert, so a mixture padded to the largest K
+(:func:`pad_components`) gives one compiled fit for every K. Failures are
 values: a step whose solve failed (warm) is retried cold at the next step, one whose
 cold solve failed halts the run, one that produced non-finite parameters is rolled back.
 """
@@ -49,6 +51,7 @@ __all__ = [
     "init",
     "initial_mixture",
     "mixture",
+    "pad_components",
     "pad_fit_data",
     "run",
     "step",
@@ -250,6 +253,22 @@ def w2_user(w2_unit, data: FitData):
     return w2_unit * data.scale**2
 
 
+def pad_components(gmm: GMM, k: int) -> GMM:
+    """``gmm`` (K components) with ``k - K`` inert components in front: weight 0 (their
+    ``weight_params`` are -inf, so their gradients are 0 and Adam leaves them there),
+    the first component's mean and covariance (finite everywhere). The real components
+    keep their order and the last stays the reference of the weights' softmax, so every
+    step is the unpadded one; the fit is the last K rows of :func:`mixture`."""
+    pad = k - gmm.weights.shape[0]
+    if pad < 0:
+        raise ValueError(f"{gmm.weights.shape[0]} components do not fit in {k}")
+    return GMM(
+        jnp.concatenate([jnp.zeros((pad,), gmm.weights.dtype), gmm.weights]),
+        jnp.concatenate([jnp.repeat(gmm.means[:1], pad, 0), gmm.means]),
+        jnp.concatenate([jnp.repeat(gmm.covs[:1], pad, 0), gmm.covs]),
+    )
+
+
 def initial_mixture(key: jax.Array, data: FitData, k: int, ridge: float = 1e-4) -> GMM:
     """A start in the user's coordinates: kmeans++ seeds and one hard assignment on the
     points (weighted by ``nu``), covariances widened by ``ridge`` (unit coordinates) so
@@ -304,6 +323,12 @@ def _finite(tree) -> jax.Array:
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(a)) for a in jax.tree.leaves(tree)]))
 
 
+def _finite_raw(raw: RawGMM) -> jax.Array:
+    """Every parameter finite, but for the -inf weight parameters of inert components."""
+    w = raw.weight_params
+    return _finite((raw.loc, raw.scale_params)) & jnp.all(jnp.isfinite(w) | (w == -jnp.inf))
+
+
 def step(state: FitState, data: FitData, config: FitConfig) -> FitState:
     """One Adam step on W2^2 (never raises; ``config.sizes`` must be set, see
     :meth:`FitConfig.with_sizes`). A halted state is returned unchanged."""
@@ -323,7 +348,7 @@ def _step(state: FitState, data: FitData, config: FitConfig) -> FitState:
     failed = (solve_bits & sd_status.STOP_BITS) != 0
     updates, adam = _ADAM.update(grads, state.adam, state.raw)
     raw = jax.tree.map(lambda p, u: p - state.learning_rate * u, state.raw, updates)
-    finite = _finite((raw, adam)) & jnp.isfinite(objective)
+    finite = _finite_raw(raw) & _finite(adam) & jnp.isfinite(objective)
     take = ~failed & finite
 
     def keep(new, old):

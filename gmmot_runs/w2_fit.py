@@ -26,6 +26,7 @@ from gmmot_runs import spec as fields
 __all__ = [
     "BOUNDS",
     "CLOUDS",
+    "DEFAULTS",
     "KIND",
     "W2FitRun",
     "W2FitSpec",
@@ -49,6 +50,12 @@ BOUNDS = {
     "steps": (1, 50),
 }
 CLOUDS = ("outlier clump", "three blobs", "moons", "rings")
+# the fit a first visit prepares (the screen's initial widgets; the server's warm-up
+# compiles its program, which serves every K)
+DEFAULTS = {"preset": CLOUDS[0], "n": 600, "k": 2, "res": 48, "seed": 3}
+# every fit is padded to this many components (inert, weight 0): one compiled fit per
+# (point bucket, raster) for every K, so a change of K does not compile the fit again
+K_MAX = BOUNDS["k"][1]
 
 
 def cloud_points(name: str, n: int, seed: int) -> np.ndarray:
@@ -204,9 +211,8 @@ class W2FitRun:
         W2 objective (one step at learning rate 0: the same compiled program)."""
         d = self.data
         self.em = em_mixture(d, self.n_fit, self.start, self.res)
-        state, self.config, _ = fit.advance(
-            fit.init(self.em, d, self.config, 0.0), d, self.config, 1
-        )
+        em = fit.pad_components(self.em, K_MAX)
+        state, self.config, _ = fit.advance(fit.init(em, d, self.config, 0.0), d, self.config, 1)
         self.em_w2 = float(fit.w2_user(state.trace.w2[0], d))
         self.em_outside = float(state.trace.outside[0])
         self.em_log_likelihood = self._log_likelihood(self.em)
@@ -218,7 +224,8 @@ class W2FitRun:
     def reset(self) -> dict:
         """Back to the kmeans++ start (a cold first solve)."""
         with jax.enable_x64(True):
-            state = fit.init(self.start, self.data, self.config, self.learning_rate)
+            start = fit.pad_components(self.start, K_MAX)
+            state = fit.init(start, self.data, self.config, self.learning_rate)
             state, self.config, frame = fit.advance(state, self.data, self.config, 0)
             self.state, self.frame = jax.device_get((state, frame))
         self.segments: list = []
@@ -261,7 +268,8 @@ class W2FitRun:
     def _view(self) -> dict:
         d, s = self.data, self.state
         scale, centre = float(d.scale), np.asarray(d.centre)
-        gmm = fit.mixture(jax.device_put(s), d)
+        # the fit's components: the last K (the others are the inert padding)
+        gmm = GMM(*(a[-self.k :] for a in fit.mixture(jax.device_put(s), d)))
         cells, n = self.frame.cells, self.n_fit
         return {
             "step": int(s.step),

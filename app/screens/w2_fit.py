@@ -25,7 +25,15 @@ from app.upload import ChunkedUpload
 from app.widgets import BoundedIntInput, LabelledCheckbox, OptionSlider
 from gmmot_core.io import MAX_BYTES, parse_points
 from gmmot_runs.figures import w2_fit_figure
-from gmmot_runs.w2_fit import BOUNDS, CLOUDS, MAX_POINTS, RESOLUTIONS, W2FitRun, results
+from gmmot_runs.w2_fit import (
+    BOUNDS,
+    CLOUDS,
+    DEFAULTS,
+    MAX_POINTS,
+    RESOLUTIONS,
+    W2FitRun,
+    results,
+)
 
 __all__ = ["W2FitScreen"]
 
@@ -107,24 +115,32 @@ class W2FitScreen(Screen):
         k_lo, k_hi = BOUNDS["k"]
         n_lo, n_hi = BOUNDS["n"]
         self.w_cloud = pn.widgets.Select(
-            label="cloud", options=[*CLOUDS, UPLOADED], value=CLOUDS[0]
+            label="cloud", options=[*CLOUDS, UPLOADED], value=DEFAULTS["preset"]
         )
         self.w_upload = ChunkedUpload(
             label="cloud (CSV/TSV/NPY: x, y[, weight])", max_bytes=MAX_BYTES
         )
         self.w_n = BoundedIntInput(
-            warn=self._warn, label=f"points N ({n_lo}-{n_hi})", value=600, start=n_lo, end=n_hi
+            warn=self._warn,
+            label=f"points N ({n_lo}-{n_hi})",
+            value=DEFAULTS["n"],
+            start=n_lo,
+            end=n_hi,
         )
         self.w_k = BoundedIntInput(
-            warn=self._warn, label=f"components K ({k_lo}-{k_hi})", value=2, start=k_lo, end=k_hi
+            warn=self._warn,
+            label=f"components K ({k_lo}-{k_hi})",
+            value=DEFAULTS["k"],
+            start=k_lo,
+            end=k_hi,
         )
         self.w_res = pn.widgets.Select(
-            label="raster (pixels per side)", options=list(RESOLUTIONS), value=48
+            label="raster (pixels per side)", options=list(RESOLUTIONS), value=DEFAULTS["res"]
         )
         self.w_seed = BoundedIntInput(
             warn=self._warn,
             label="seed (cloud and kmeans++ start)",
-            value=3,
+            value=DEFAULTS["seed"],
             start=0,
             end=2**31 - 1,
         )

@@ -9,7 +9,26 @@ from app import warm_more
 
 
 def test_compiles_each_case_and_reports_them():
-    assert warm_more.warm_more(None, ks=(2,), ns=(64,)) == 2
+    assert warm_more.warm_more(None, ks=(2,), ns=(64,), w2_fit=False) == 2
+
+
+def test_warms_the_w2_fit_a_first_visit_prepares():
+    """The W2 tab's first fit (its widgets' defaults) is compiled in the background; its
+    program serves every K (the runs pad to K_MAX). The run tests compile the same
+    program (the same cloud, bucket, sizes and raster): this reads it from the cache."""
+    from app.screens.w2_fit import W2FitScreen
+    from gmmot_runs.w2_fit import DEFAULTS
+
+    screen = W2FitScreen()
+    shown = {
+        "preset": screen.w_cloud.value,
+        "n": screen.w_n.value,
+        "k": screen.w_k.value,
+        "res": screen.w_res.value,
+        "seed": screen.w_seed.value,
+    }
+    assert shown == DEFAULTS
+    assert warm_more.warm_more(None, ks=(), ns=(), w2_fit=True) == 1
 
 
 def test_stops_once_its_server_is_gone():

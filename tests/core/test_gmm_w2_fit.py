@@ -2,9 +2,9 @@
 mixture from its samples, a case where the W2 optimum and EM's likelihood optimum
 differ (an outlier clump), the data's standardisation and the failure paths.
 
-Every case has N = 600 points (padded to their bucket, as the app pads them), K = 2 and a
-48 x 48 raster, so one executable serves all, and the run tests too (its compile is most
-of this file's time)."""
+Every case has N = 600 points (padded to their bucket, as the app pads them), K = 2
+padded to the app's 8 components and a 48 x 48 raster, so one executable serves all, and
+the run tests too (its compile is most of this file's time)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from gmmot_core.buckets import bucket
 from gmmot_core.mixture import GMM, fit_em, log_prob, sample
 
 N, K, SHAPE = 600, 2, (48, 48)
+K_PAD = 8  # the app pads every fit to its largest K (gmmot_runs.w2_fit.K_MAX)
 OFFSET, SCALE = np.array([250.0, -40.0]), 7.0
 
 TRUE = dict(
@@ -53,17 +54,27 @@ def _known_points():
     return OFFSET + SCALE * np.asarray(sample(true, jax.random.PRNGKey(0), N))
 
 
+def _init(gmm, data, config, lr):
+    """The fit's state at ``gmm``, padded to K_PAD components as the app pads it."""
+    return fit.init(fit.pad_components(gmm, K_PAD), data, config, lr)
+
+
+def _mixture(state, data) -> GMM:
+    """The fitted components (the last K; the others are the inert padding)."""
+    return GMM(*(a[-K:] for a in fit.mixture(state, data)))
+
+
 def _fit(points, config, steps=300, lr=0.02, key=0):
     data = _data(points)
     g0 = fit.initial_mixture(jax.random.PRNGKey(key), data, K)
-    state, config, _ = fit.advance(fit.init(g0, data, config, lr), data, config, steps)
+    state, config, _ = fit.advance(_init(g0, data, config, lr), data, config, steps)
     return data, g0, state
 
 
 def _objective_at(gmm, data, config):
     """The fit's objective in unit coordinates (W2^2 plus the mass outside the box) and
     the status at ``gmm``: one step at learning rate 0."""
-    state, _, _ = fit.advance(fit.init(gmm, data, config, 0.0), data, config, 1)
+    state, _, _ = fit.advance(_init(gmm, data, config, 0.0), data, config, 1)
     return float(state.trace.w2[0] + state.trace.outside[0]), int(state.status)
 
 
@@ -76,7 +87,7 @@ def known():
             data=data,
             config=config,
             state=state,
-            fitted=jax.tree.map(np.asarray, fit.mixture(state, data)),
+            fitted=jax.tree.map(np.asarray, _mixture(state, data)),
             weights=np.asarray(TRUE["weights"]),
             means=OFFSET + SCALE * np.asarray(TRUE["means"]),
             covs=SCALE**2 * np.asarray(TRUE["covs"]),
@@ -135,7 +146,7 @@ def test_an_outlier_clump_separates_the_w2_and_likelihood_optima(known):
         points = _outlier_points()
         data, g0, state = _fit(points, config)
         assert int(state.status) == 0, fit.describe_status(int(state.status))
-        w2_fit = fit.mixture(state, data)
+        w2_fit = _mixture(state, data)
         em = fit_em(g0, jnp.asarray(points), steps=300)
         ours, s1 = _objective_at(w2_fit, data, config)
         theirs, s2 = _objective_at(em, data, config)
@@ -145,6 +156,27 @@ def test_an_outlier_clump_separates_the_w2_and_likelihood_optima(known):
         ll_em = float(jnp.mean(log_prob(em, jnp.asarray(points))))
         assert ll_em > ll_fit + 0.1
         assert float(state.trace.outside[299]) < 0.1 * 0.012
+
+
+@pytest.mark.slow
+def test_inert_components_leave_every_step_as_it_was(known):
+    """A mixture padded with components of weight 0 (one compiled fit for every K) takes
+    the unpadded steps: their weight parameters are -inf, their gradients 0, and the
+    raster adds exact zeros. Ten steps from the same start, padded and not: the same
+    trace and mixture (measured equal; 1e-12 relative allows for a summation order that
+    differs with the number of components)."""
+    data, config = known["data"], known["config"]
+    with jax.enable_x64(True):
+        g0 = fit.initial_mixture(jax.random.PRNGKey(0), data, K)
+        plain, _, _ = fit.advance(fit.init(g0, data, config, 0.02), data, config, 10)
+        padded, _, _ = fit.advance(_init(g0, data, config, 0.02), data, config, 10)
+        assert int(plain.status) == int(padded.status) == 0
+        np.testing.assert_allclose(padded.trace.w2[:10], plain.trace.w2[:10], rtol=1e-12)
+        for a, b in zip(_mixture(padded, data), fit.mixture(plain, data), strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
+        # the padding stays inert: weight 0, weight parameters still -inf
+        assert np.all(np.asarray(fit.mixture(padded, data).weights[: K_PAD - K]) == 0.0)
+        assert np.all(np.asarray(padded.raw.weight_params[: K_PAD - K]) == -np.inf)
 
 
 @pytest.mark.slow

@@ -12,7 +12,7 @@ from gmmot_core import gmm_w2_fit as fit
 from gmmot_core.parametrization import to_raw
 from gmmot_core.semidiscrete.density import density_from_values
 from gmmot_core.semidiscrete.descent import w2_solve
-from gmmot_runs.w2_fit import BOUNDS, CLOUDS, cloud_points, em_mixture, fit_inputs
+from gmmot_runs.w2_fit import BOUNDS, CLOUDS, K_MAX, cloud_points, em_mixture, fit_inputs
 
 
 @pytest.mark.slow
@@ -22,8 +22,8 @@ def test_prepare_solves_cold_at_every_k_on_every_preset():
     48^2, seed 3). Both must converge (status 0, finite W2^2). Was: K = 3 on the
     outlier clump stalled at the rounding floor of the masses (1.14e-8 against tol 1e-8)
     or ran out of its 100 iterations; EM's fit at K = 3, seed 2 never converged. One
-    solver program for all (the largest of the presets' sizes; the fit's own program
-    differs in K only through the raster, which is an input here)."""
+    solver program for all (the largest of the presets' sizes), and one raster program:
+    the mixtures padded to K_MAX inert components, as the fit pads them."""
     with jax.enable_x64(True):
         inputs = {}
         for preset in CLOUDS:
@@ -41,7 +41,8 @@ def test_prepare_solves_cold_at_every_k_on_every_preset():
         for preset, rows in inputs.items():
             for k, (data, n_fit, config, start) in enumerate(rows, 1):
                 for name, g in (("start", start), ("EM", em_mixture(data, n_fit, start, 48))):
-                    values, _ = fit.target_values(to_raw(fit.to_unit(g, data)), config)
+                    raw = to_raw(fit.to_unit(fit.pad_components(g, K_MAX), data))
+                    values, _ = fit.target_values(raw, config)
                     value, status, _, _ = w2_solve(
                         data.points, density_from_values(values), data.nu, sizes=sizes
                     )

@@ -96,6 +96,24 @@ def test_data_that_cannot_be_fit_is_refused_with_a_reason():
 
 
 @pytest.mark.slow
+def test_a_new_k_reuses_the_compiled_fit(run):
+    """Every K is padded to K_MAX inert components: a fit at K = 3 on the same cloud and
+    raster runs the program the K = 2 fit compiled (a K change compiled it again: 154 s
+    on 2 cores), and shows its 3 components."""
+    from gmmot_core import gmm_w2_fit as fit
+
+    before = fit._run_frame._cache_size()
+    r = W2FitRun(CLOUD, k=3, res=48, seed=0)
+    r.play(5, 0.02)
+    assert fit._run_frame._cache_size() == before
+    v = r.view
+    assert v["status"] == 0 and v["step"] == 5
+    assert len(v["gmm"]["weights"]) == 3 and len(v["em"]["weights"]) == 3
+    np.testing.assert_allclose(v["gmm"]["weights"].sum(), 1.0, rtol=1e-12)
+    assert np.all(v["gmm"]["weights"] > 0)
+
+
+@pytest.mark.slow
 def test_the_trace_keeps_every_step_past_the_ring_length():
     """550 steps through a 512-step trace ring: every step's W2^2 is its own (with the
     ring clamped at its last slot, the last 39 steps all read the last value)."""
