@@ -2,9 +2,10 @@
 by a child of the server (``python -m app.warm_more SERVER_PID``, started by
 :mod:`app.warmup`): coupled EM for K = 2..8 (one program per K: zero-weight components
 would put log 0 in the E-step and zero marginals in Sinkhorn, so K is not padded), the W2
-fit a first visit prepares (one program for every K), then every Dirac descent bucket up
-to 5,000 on the 64^2 targets. The server
-then reads each from the cache on first use (its tracing only) instead of compiling it.
+fit a first visit prepares (one program for every K), every Dirac descent bucket up to
+5,000 on the 64^2 targets, then that W2 fit's other K (each K's own EM and kmeans++
+start). The server then reads each from the cache on first use (its tracing only)
+instead of compiling it.
 The child stops when the server is gone, and drops each executable once it is cached
 (each keeps thousands of memory maps)."""
 
@@ -26,32 +27,37 @@ from gmmot_core.buckets import bucket, buckets_up_to
 from gmmot_runs.coupled_em import CoupledEMRun
 from gmmot_runs.coupled_em_spec import Structure
 from gmmot_runs.descent import MAX_DIRACS, DescentRun
-from gmmot_runs.w2_fit import DEFAULTS, W2FitRun
+from gmmot_runs.w2_fit import BOUNDS, DEFAULTS, W2FitRun
 
 MORE_K = (2, 4, 5, 6, 8, 7)  # cheap first (~3-8 s each on 2 cores), then the Dirac buckets
 # every Dirac bucket up to MAX_DIRACS but the default N = 200's (compiled at start),
 # small first (~5-40 s each)
 MORE_N = tuple(min(b, MAX_DIRACS) for b in buckets_up_to(MAX_DIRACS) if b != bucket(200))
+# the W2 tab's first fit (its program serves every K: ~45 s), then, after the Diracs, its
+# other K (~15 s each: EM, the kmeans++ start and the log-density are compiled per K)
+W2_KS = tuple(range(BOUNDS["k"][0], BOUNDS["k"][1] + 1))
 
 LOG = logging.getLogger("gmmot.warmup")
 
 
-def warm_more(server_pid: int | None = None, ks=MORE_K, ns=MORE_N, w2_fit: bool = True) -> int:
-    """Compile each case (until the server ``server_pid`` is gone); how many were done."""
+def warm_more(server_pid: int | None = None, ks=MORE_K, ns=MORE_N, w2_ks=W2_KS) -> int:
+    """Compile each case (until the server ``server_pid`` is gone); how many were done.
+    ``w2_ks``: the W2 tab's fit at these K (its default K first, the others last)."""
     t0, done = time.perf_counter(), 0
     clouds = DataSource().clouds()
-    cases = [("coupled EM K", k) for k in ks]
-    cases += [("W2 fit N", DEFAULTS["n"])] if w2_fit else []
+    first = [k for k in w2_ks if k == DEFAULTS["k"]]
+    cases = [("coupled EM K", k) for k in ks] + [("W2 fit K", k) for k in first]
     cases += [("Diracs N", n) for n in ns]
+    cases += [("W2 fit K", k) for k in w2_ks if k != DEFAULTS["k"]]
     for name, value in cases:
         if server_pid is not None and os.getppid() != server_pid:
             break
         if name == "coupled EM K":
             CoupledEMRun(*clouds, structure=Structure(k=value)).step()
-        elif name == "W2 fit N":
+        elif name == "W2 fit K":
             d = DEFAULTS
             cloud = {"preset": d["preset"], "n": d["n"], "seed": d["seed"]}
-            W2FitRun(cloud, d["k"], d["res"], d["seed"]).step()
+            W2FitRun(cloud, value, d["res"], d["seed"]).step()
         else:
             DescentRun({"preset": "tutorial two peaks", "res": 64}, n=value).step()
         jax.clear_caches()

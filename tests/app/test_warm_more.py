@@ -9,7 +9,7 @@ from app import warm_more
 
 
 def test_compiles_each_case_and_reports_them():
-    assert warm_more.warm_more(None, ks=(2,), ns=(64,), w2_fit=False) == 2
+    assert warm_more.warm_more(None, ks=(2,), ns=(64,), w2_ks=()) == 2
 
 
 def test_warms_the_w2_fit_a_first_visit_prepares():
@@ -28,7 +28,7 @@ def test_warms_the_w2_fit_a_first_visit_prepares():
         "seed": screen.w_seed.value,
     }
     assert shown == DEFAULTS
-    assert warm_more.warm_more(None, ks=(), ns=(), w2_fit=True) == 1
+    assert warm_more.warm_more(None, ks=(), ns=(), w2_ks=(DEFAULTS["k"],)) == 1
 
 
 def test_stops_once_its_server_is_gone():
@@ -49,6 +49,7 @@ def test_covers_every_dirac_bucket_and_k():
 
     assert {bucket(n) for n in warm_more.MORE_N} | {bucket(200)} == set(buckets_up_to(5000))
     assert set(warm_more.MORE_K) | {3} == set(range(2, 9))  # K = 3 is compiled at start
+    assert set(warm_more.W2_KS) == set(range(1, 9))
 
 
 def test_the_child_is_reaped_when_it_ends(monkeypatch):
