@@ -27,6 +27,26 @@ for (const root of Bokeh.index.roots) {
 """
 
 
+# FilePond's image preview registers itself on every box of the page once its script is
+# loaded (``previews=[]`` does not keep it out); on completion it laid a green-to-dark
+# gradient over the picture, which read as a black box. Each box turns it off when the
+# document is ready (the app draws what it read).
+NO_PREVIEW_JS = """
+function each(view) {
+  if (view._file_pond) view._file_pond.setOptions({allowImagePreview: false});
+  for (const child of view.children()) each(child);
+}
+for (const root of Bokeh.index.roots) each(root);
+"""
+
+
+def no_previews(doc) -> None:
+    """Turn FilePond's image preview off on every upload box of ``doc`` once it is shown."""
+    from bokeh.models import CustomJS
+
+    doc.js_on_event("document_ready", CustomJS(code=NO_PREVIEW_JS))
+
+
 class ChunkedUpload(pn.widgets.FileDropper):
     """Panel's ``FileDropper`` (FilePond) reduced to one file at a time, with a byte cap.
 

@@ -1,8 +1,11 @@
 """The Dirac descent screen in the served page: Laguerre cells drawn, Lloyd steps advance."""
 
 import re
+from pathlib import Path
 
 from playwright.sync_api import expect
+
+ARTIFACTS_DIR = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 
 def _step(page) -> int:
@@ -26,6 +29,25 @@ def test_descent_tab_steps_and_plays(page, server_url, shot, server_log, open_ta
     assert "Traceback" not in server_log()
 
 
+def _upload_box_is_not_black(page) -> None:
+    """Issue 42 item 11: once "Upload complete", FilePond's image preview laid a
+    green-to-dark gradient over the picture (26% of the box near black for a dark ring
+    on white). The visible upload box (the descent tab's) must be mostly light: under a
+    tenth of its pixels near black (its text and icons are a few percent)."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    box = page.locator(".filepond--root >> visible=true").first
+    expect(box).to_be_visible(timeout=10_000)
+    page.wait_for_timeout(1500)  # FilePond's completion animation
+    png = box.screenshot()
+    (ARTIFACTS_DIR / "descent_upload_box.png").write_bytes(png)
+    grey = np.asarray(Image.open(io.BytesIO(png)).convert("L"), float)
+    assert np.mean(grey < 60) < 0.1, f"{np.mean(grey < 60):.0%} of the upload box is black"
+
+
 def test_uploaded_image_becomes_the_target(page, server_url, tmp_path, shot, server_log, open_tab):
     """A PNG dropped on the descent tab (chunked upload) is the new target: dark = mass,
     so the Diracs gather on the dark ring; a non-image file is refused, target kept."""
@@ -45,6 +67,7 @@ def test_uploaded_image_becomes_the_target(page, server_url, tmp_path, shot, ser
     expect(page.get_by_text(re.compile(r"target: ring.png, 128 x 96 pixels"))).to_be_visible(
         timeout=60_000
     )
+    _upload_box_is_not_black(page)
     for _ in range(3):
         page.get_by_role("button", name="Step").click()
     expect(page.get_by_text(re.compile(r"step 3 · N 200")).first).to_be_visible(timeout=60_000)
