@@ -10,34 +10,33 @@ import param
 
 __all__ = ["ChunkedUpload"]
 
-# find this widget's view among the page's views and empty its FilePond list
-_CLEAR_JS = """
-function find(view) {
-  if (view.model === cb_obj) return view;
-  for (const child of view.children()) {
-    const hit = find(child);
-    if (hit) return hit;
-  }
-  return null;
-}
-for (const root of Bokeh.index.roots) {
-  const view = find(root);
-  if (view && view._file_pond) view._file_pond.removeFiles();
+# calls f(view) for each upload box's view (FilePond) among the page's views
+_EACH_POND_JS = """
+function each_pond(f) {
+  const walk = (view) => {
+    if (view._file_pond) f(view);
+    for (const child of view.children()) walk(child);
+  };
+  for (const root of Bokeh.index.roots) walk(root);
 }
 """
-
-
+# empty this widget's FilePond list
+_CLEAR_JS = (
+    _EACH_POND_JS
+    + """
+each_pond((view) => { if (view.model === cb_obj) view._file_pond.removeFiles(); });
+"""
+)
 # FilePond's image preview registers itself on every box of the page once its script is
 # loaded (``previews=[]`` does not keep it out); on completion it laid a green-to-dark
 # gradient over the picture, which read as a black box. Each box turns it off when the
 # document is ready (the app draws what it read).
-NO_PREVIEW_JS = """
-function each(view) {
-  if (view._file_pond) view._file_pond.setOptions({allowImagePreview: false});
-  for (const child of view.children()) each(child);
-}
-for (const root of Bokeh.index.roots) each(root);
+NO_PREVIEW_JS = (
+    _EACH_POND_JS
+    + """
+each_pond((view) => view._file_pond.setOptions({allowImagePreview: false}));
 """
+)
 
 
 def no_previews(doc) -> None:
