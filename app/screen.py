@@ -14,9 +14,21 @@ from collections.abc import Callable
 import panel as pn
 import param
 
-from app.worker import Worker
+from app.worker import Worker, hide_notice
 
 __all__ = ["Screen", "download_buttons", "session_connected"]
+
+
+# shows in the browser, at once, that the change of ``cb_obj`` is being applied: the
+# server's own notice comes a round trip (and Panel's 50 ms debounce) later, 0.7-1 s on a
+# busy 2-core server, and replaces this text
+_ANNOUNCE_JS = """
+const escape = (t) => t.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+const what = cb_obj.title || cb_obj.label || "the change";
+const text = `applying ${what}: starting (the view below is from before this change)`;
+notice.text = escape("<p>" + escape(text) + "</p>");  // the pane's text is escaped HTML
+notice.visible = true;
+"""
 
 
 def download_buttons(items: list[tuple[Callable, str, str]]) -> list[pn.widgets.FileDownload]:
@@ -84,6 +96,29 @@ class Screen(pn.viewable.Viewer):
 
         return callback
 
+    def announce(self, widgets: list) -> None:
+        """The notice says at once, from the browser, that a released slider of
+        ``widgets`` (or a clicked button) is being applied; a change that started no work
+        hides it again on the server. Only a release or a click: a callback on ``value``
+        would also run when the server sets a value (a refused one put back), and nothing
+        would hide its notice."""
+        for w in widgets:
+            if isinstance(w, pn.widgets.Button):
+                w.js_on_click(args={"notice": self.notice}, code=_ANNOUNCE_JS)
+                w.on_click(lambda _e: self._settle_notice())
+            else:
+                # Panel maps no model property to value_throttled, so jscallback cannot
+                # name it; the Bokeh slider's own (set by the browser only) is named here
+                w._rename = {**w._rename, "value_throttled": "value_throttled"}
+                w.jscallback(args={"notice": self.notice}, value_throttled=_ANNOUNCE_JS)
+                w.param.watch(lambda _e: self._settle_notice(), "value_throttled", precedence=1)
+
+    def _settle_notice(self) -> None:
+        """After the screen's own callbacks (watched with a higher precedence): nothing
+        runs, so a notice the browser showed is over."""
+        if not self.worker.busy:
+            hide_notice(self.notice)
+
     def downloads_for(self, items: list[tuple[Callable, str, str]]) -> list:
         """:func:`download_buttons` whose files are made off the event loop."""
         return download_buttons(
@@ -136,3 +171,4 @@ class Screen(pn.viewable.Viewer):
         self.alert.alert_type = kind
         self.alert.object = text
         self.alert.visible = True
+        self._settle_notice()

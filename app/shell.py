@@ -13,7 +13,7 @@ from app.screens.coupled_em import CoupledEMScreen
 from app.screens.descent import DescentScreen
 from app.screens.transport import TransportScreen
 from app.screens.w2_fit import W2FitScreen
-from app.upload import no_previews
+from app.upload import upload_hooks
 
 ABOUT = """
 **Coupled EM** fits one Gaussian mixture per cloud while penalising the entropic
@@ -170,7 +170,7 @@ def build(autoplay: bool = True) -> pn.template.FastListTemplate:
         busy_indicator=None,
     )
     if pn.state.curdoc is not None:
-        no_previews(pn.state.curdoc)
+        upload_hooks(pn.state.curdoc)
     if autoplay and pn.state.curdoc is not None:
         pn.state.onload(screen._play)
     return page

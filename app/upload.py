@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import ClassVar
 
 import panel as pn
 import param
 
-__all__ = ["ChunkedUpload"]
+__all__ = ["BOX_JS", "ChunkedUpload", "upload_hooks"]
 
 # calls f(view) for each upload box's view (FilePond) among the page's views
 _EACH_POND_JS = """
@@ -27,23 +28,55 @@ _CLEAR_JS = (
 each_pond((view) => { if (view.model === cb_obj) view._file_pond.removeFiles(); });
 """
 )
-# FilePond's image preview registers itself on every box of the page once its script is
-# loaded (``previews=[]`` does not keep it out); on completion it laid a green-to-dark
-# gradient over the picture, which read as a black box. Each box turns it off when the
-# document is ready (the app draws what it read).
-NO_PREVIEW_JS = (
+# Run on every box once the document is ready:
+# - FilePond's image preview registers itself on every box of the page once its script is
+#   loaded (``previews=[]`` does not keep it out); on completion it laid a green-to-dark
+#   gradient over the picture, which read as a black box. It is turned off (the app draws
+#   what it read).
+# - A box made with a ``notice`` shows in that notice, at once, that a file is on its way:
+#   the server hears of it only when the file has arrived (seconds for a large one). The
+#   notice is found by the mark both carry; the server's notices replace the text, and a
+#   file FilePond refuses (too large) hides it again.
+BOX_JS = (
     _EACH_POND_JS
     + """
-each_pond((view) => view._file_pond.setOptions({allowImagePreview: false}));
+const escape = (t) => t.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+each_pond((view) => {
+  const pond = view._file_pond;
+  pond.setOptions({allowImagePreview: false});
+  const tag = view.model.css_classes.find((c) => c.startsWith("gmmot-tells-"));
+  if (tag === undefined) return;
+  const mark = "gmmot-notice-" + tag.slice("gmmot-tells-".length);
+  let notice;
+  for (const m of view.model.document.all_models)
+    if (m.css_classes !== undefined && m.css_classes.includes(mark)) notice = m;
+  if (notice === undefined) return;
+  const tell = (file) => {
+    const mib = (file.size / 2 ** 20).toFixed(1);
+    const text = `receiving ${file.name} (${mib} MiB) from the browser (the view ` +
+      "below is from before it)";
+    notice.text = escape("<p>" + escape(text) + "</p>");  // the pane's text is escaped HTML
+    notice.visible = true;
+  };
+  // the file as it is picked or dropped: FilePond's own "addfilestart" comes ~0.6 s later
+  pond.element.addEventListener("change", (e) => {
+    if (e.target.files && e.target.files.length) tell(e.target.files[0]);
+  }, true);
+  pond.element.addEventListener("drop", (e) => {
+    if (e.dataTransfer && e.dataTransfer.files.length) tell(e.dataTransfer.files[0]);
+  }, true);
+  pond.on("addfile", (error) => { if (error) notice.visible = false; });
+  pond.on("processfile", (error) => { if (error) notice.visible = false; });
+});
 """
 )
 
 
-def no_previews(doc) -> None:
-    """Turn FilePond's image preview off on every upload box of ``doc`` once it is shown."""
+def upload_hooks(doc) -> None:
+    """Set up every upload box of ``doc`` once it is shown (:data:`BOX_JS`)."""
     from bokeh.models import CustomJS
 
-    doc.js_on_event("document_ready", CustomJS(code=NO_PREVIEW_JS))
+    doc.js_on_event("document_ready", CustomJS(code=BOX_JS))
 
 
 class ChunkedUpload(pn.widgets.FileDropper):
@@ -65,14 +98,24 @@ class ChunkedUpload(pn.widgets.FileDropper):
     filename = param.String(default=None, allow_None=True, doc="Name of that file.")
     refused = param.String(default="", doc="Why the last file was refused (server check).")
     max_bytes = param.Integer(default=50 * 2**20, bounds=(1, None), doc="Byte cap per file.")
+    notice = param.Parameter(
+        default=None, doc="An Alert that tells, from the browser, of a file on its way."
+    )
 
-    _rename: ClassVar[dict] = {"value": None, "filename": None, "refused": None, "max_bytes": None}
+    _rename: ClassVar[dict] = {
+        "value": None, "filename": None, "refused": None, "max_bytes": None, "notice": None
+    }  # fmt: skip
+    _marks = itertools.count()
 
     def __init__(self, **params):
         params.setdefault("chunk_size", 4_000_000)
         params.setdefault("previews", [])
         params.setdefault("layout", "compact")
         super().__init__(**params)
+        if self.notice is not None:  # the mark by which BOX_JS finds the notice
+            mark = next(self._marks)
+            self.css_classes = [*self.css_classes, f"gmmot-tells-{mark}"]
+            self.notice.css_classes = [*self.notice.css_classes, f"gmmot-notice-{mark}"]
         # FilePond's sizes are in units of 1000 bytes: round up so the server decides the
         # last few hundred bytes and the two checks agree
         self.max_file_size = f"{math.ceil(self.max_bytes / 1000)}KB"

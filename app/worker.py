@@ -30,7 +30,7 @@ from functools import partial
 import panel as pn
 from panel.io.state import set_curdoc
 
-__all__ = ["LANES", "NOTICE_AFTER_S", "Scheduler", "Worker", "scheduler"]
+__all__ = ["LANES", "NOTICE_AFTER_S", "Scheduler", "Worker", "hide_notice", "scheduler"]
 
 NOTICE_AFTER_S = 0.2
 #: How often the notices are looked at: a long job's notice shows within
@@ -132,11 +132,7 @@ class Scheduler:
                         long.append((w, job, now - job.submitted, w._running is None))
             texts = {}
             for w, job, elapsed, waiting in long:
-                text = f"{job.what}: {'waiting for a free thread' if waiting else 'working'}"
-                if job.stale:
-                    text += " (the view below is from before this change)"
-                if elapsed >= 1.0:
-                    text = f"{text}, {elapsed:.0f} s"
+                text = _notice(job, "waiting for a free thread" if waiting else "working", elapsed)
                 texts[id(w)] = text
                 if shown.get(id(w)) != text:
                     _post(w.doc, partial(w._show, job, text))
@@ -212,6 +208,9 @@ class Worker:
                     self._pending.append(job)
             else:
                 self._pending.append(job)
+        if stale:  # the user just changed what is shown: say so now, not after a wait
+            self.notice.object = _notice(job, "starting", 0.0)
+            self.notice.visible = True
         sched.offer(self)
 
     def cancel(self, lane: str | None = None, key: str | None = None) -> int:
@@ -263,7 +262,26 @@ class Worker:
                 self._idle()
 
     def _idle(self) -> None:
-        self.notice.visible = False
+        hide_notice(self.notice)
+
+
+def hide_notice(notice: pn.pane.Alert) -> None:
+    """Hide ``notice`` in the browser as well: the browser may have shown it on its own
+    (a file being sent, :mod:`app.upload`) while the server's copy stayed hidden, so a
+    hidden notice is sent hidden again."""
+    if notice.visible:
+        notice.visible = False
+    else:
+        notice.param.trigger("visible")
+
+
+def _notice(job: Job, doing: str, elapsed: float) -> str:
+    """What a notice says of ``job``: what it does, ``doing`` (waiting, working), and for
+    how long once that is a second or more."""
+    text = f"{job.what}: {doing}"
+    if job.stale:
+        text += " (the view below is from before this change)"
+    return f"{text}, {elapsed:.0f} s" if elapsed >= 1.0 else text
 
 
 def _post(doc, callback) -> bool:

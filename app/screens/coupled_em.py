@@ -122,8 +122,8 @@ class CoupledEMScreen(Screen):
         )
         self.w_fps.param.watch(self._on_fps, "value")
         self.w_baseline = LabelledCheckbox(label="show independent EM baseline", value=False)
-        self.upload0 = ChunkedUpload(label="cloud 0", max_bytes=MAX_BYTES)
-        self.upload1 = ChunkedUpload(label="cloud 1", max_bytes=MAX_BYTES)
+        self.upload0 = ChunkedUpload(label="cloud 0", max_bytes=MAX_BYTES, notice=self.notice)
+        self.upload1 = ChunkedUpload(label="cloud 1", max_bytes=MAX_BYTES, notice=self.notice)
         self.downloads = self.downloads_for(
             [
                 (self._params_file, "gmmot-params.json", "parameters (JSON)"),
@@ -139,6 +139,7 @@ class CoupledEMScreen(Screen):
         self.w_msteps.param.watch(self._on_structure, "value")
         self.w_per_frame.param.watch(self._on_structure, "value")
         self.w_k.param.watch(self._on_k, "value_throttled")  # K compiles: on release only
+        self.announce([self.w_k])
         self.b_play.on_click(self._toggle)
         self.b_step.on_click(lambda _: self._tick(clicked=True))
         self.b_reset.on_click(self._reset)

@@ -67,7 +67,9 @@ class DescentScreen(Screen):
             + ["uploaded image"],
             value="tutorial two peaks",
         )
-        self.w_upload = ChunkedUpload(label="target image (PNG or JPEG)", max_bytes=MAX_IMAGE_BYTES)
+        self.w_upload = ChunkedUpload(
+            label="target image (PNG or JPEG)", max_bytes=MAX_IMAGE_BYTES, notice=self.notice
+        )
         self.w_invert = LabelledCheckbox(
             label="bright pixels = more mass (off: dark = more mass)", value=False
         )

@@ -103,6 +103,7 @@ class TransportScreen(Screen):
         self.b_refresh.on_click(lambda _e: self.refresh())
         self.w_t.param.watch(lambda _e: self._draw_t(), "value")
         self.w_n.param.watch(lambda _e: self.refresh(), "value_throttled")  # on release
+        self.announce([self.w_n, self.b_refresh])
         self.w_arrows.param.watch(lambda e: setattr(self._arrows, "visible", e.new), "value")
 
     # -- data -------------------------------------------------------------------------

@@ -118,7 +118,7 @@ class W2FitScreen(Screen):
             label="cloud", options=[*CLOUDS, UPLOADED], value=DEFAULTS["preset"]
         )
         self.w_upload = ChunkedUpload(
-            label="cloud (CSV/TSV/NPY: x, y[, weight])", max_bytes=MAX_BYTES
+            label="cloud (CSV/TSV/NPY: x, y[, weight])", max_bytes=MAX_BYTES, notice=self.notice
         )
         self.w_n = BoundedIntInput(
             warn=self._warn,
@@ -182,6 +182,7 @@ class W2FitScreen(Screen):
         # as a slider acts on the other tabs (it did nothing until Prepare was pressed)
         for w in (self.w_n, self.w_k, self.w_res, self.w_seed):
             w.param.watch(self._on_shape, "value")
+        self.announce([self.b_start])
 
     def _on_shape(self, _event=None) -> None:
         if self.run is not None:  # before the tab is first opened, opening prepares

@@ -183,3 +183,36 @@ def open_tab():
             expect(shown).to_be_hidden(timeout=30_000)
 
     return _open
+
+
+_RECORD_JS = """(marks) => {
+  const t0 = performance.now();
+  const seen = (window.gmmotSeen = {});
+  window.addEventListener("input", () => { seen.input ??= performance.now() - t0; }, true);
+  window.addEventListener("keydown", () => { seen.keydown ??= performance.now() - t0; }, true);
+  clearInterval(window.gmmotRecorder);
+  window.gmmotRecorder = setInterval(() => {
+    for (const m of Bokeh.documents[0].all_models) {
+      if (typeof m.text !== "string" || !m.visible) continue;
+      for (const [name, words] of Object.entries(marks))
+        if (!(name in seen) && m.text.includes(words)) seen[name] = performance.now() - t0;
+    }
+  }, 5);
+}"""
+
+
+@pytest.fixture
+def record_texts():
+    """``record_texts(page, {name: words})`` starts noting, in the page, when a shown
+    text of the page's models first contains ``words`` (ms, the same clock for all, with
+    ``input`` and ``keydown`` for the user's first such event); ``record_texts(page)``
+    returns what was seen so far. Read from Bokeh's models every 5 ms, so the order of
+    two events is known, not the paint."""
+
+    def _record(page, marks: dict[str, str] | None = None) -> dict[str, float]:
+        if marks is not None:
+            page.evaluate(_RECORD_JS, marks)
+            return {}
+        return page.evaluate("() => ({...window.gmmotSeen})")
+
+    return _record

@@ -1,5 +1,7 @@
-"""The GMM barycenter screen in the served page: iterations run, a weight move restarts it."""
+"""The GMM barycenter screen in the served page: iterations run, a weight move restarts it,
+a new bar_size is announced at once and keeps the sliders' weights."""
 
+import json
 import re
 import time
 
@@ -11,8 +13,18 @@ def _iteration(page) -> int:
     return int(re.search(r"iteration\s+(\d+)", text).group(1))
 
 
+def _lambdas_shown(page) -> list[float]:
+    text = page.get_by_text(re.compile(r"λ \(")).first.inner_text()
+    return [float(x) for x in re.search(r"λ \(([^)]*)\)", text).group(1).split(",")]
+
+
+def _slider_weights(page) -> list[float]:
+    labels = page.get_by_text(re.compile(r"relative weight of input \d")).all_inner_texts()
+    return [float(re.search(r":\s*([0-9.]+)\s*$", t).group(1)) for t in labels]
+
+
 def test_barycenter_tab_converges_and_follows_the_weights(
-    page, server_url, shot, server_log, open_tab
+    page, server_url, shot, server_log, open_tab, record_texts
 ):
     page.goto(server_url)
     expect(page.get_by_text(re.compile(r"frame \d+")).first).to_be_visible(timeout=60_000)
@@ -45,4 +57,33 @@ def test_barycenter_tab_converges_and_follows_the_weights(
     expect(page.get_by_text(re.compile(r"· converged")).first).to_be_visible(timeout=30_000)
     assert page.get_by_text(re.compile(r"λ \(")).first.inner_text() != lam_before
     shot(page, "barycenter_weights_moved")
+
+    # issue 42 item 6: a new bar_size (a compile the first time) said nothing for ~3 s.
+    # The browser says so as the slider is released, before the server's notice.
+    record_texts(page, {"browser": "applying bar_size", "server": "preparing 3 inputs"})
+    bar = page.locator("div", has_text=re.compile(r"^bar_size")).locator(".noUi-handle").last
+    bar.focus()
+    for _ in range(4):
+        page.keyboard.press("ArrowRight")
+    expect(page.get_by_text(re.compile(r"iteration 0 · cost")).first).to_be_visible(timeout=120_000)
+    seen = record_texts(page)
+    assert seen["keydown"] <= seen["browser"] < seen["server"], seen
+    busy = page.get_by_text(re.compile(r"preparing|applying")).locator("visible=true")
+    expect(busy).to_have_count(0, timeout=10_000)
+    # item 3: after the rebuild, the status line showed the default λ while the sliders
+    # (and Play) had others; the line, the sliders and the parameter file now agree
+    weights = _slider_weights(page)
+    assert len(weights) == 3
+    lam = [w / sum(weights) for w in weights]
+    assert max(abs(a - b) for a, b in zip(_lambdas_shown(page), lam, strict=True)) <= 0.006
+    page.get_by_role("button", name="Step").click()
+    expect(page.get_by_text(re.compile(r"iteration 1 · cost")).first).to_be_visible(timeout=30_000)
+    with page.expect_download() as dl:
+        page.get_by_role("button", name=re.compile(r"parameters \(JSON\)")).click()
+    params = json.loads(dl.value.path().read_text())
+    assert params["bar_size"] == 10
+    steps, played, _eps, _restart = params["segments"][-1]  # [steps, λ, ε, restart]
+    assert steps == 1
+    assert max(abs(a - b) for a, b in zip(played, lam, strict=True)) <= 0.006
+    shot(page, "barycenter_bar_size_10")
     assert "Traceback" not in server_log()

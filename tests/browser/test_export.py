@@ -60,13 +60,24 @@ def test_slider_moves_tau_while_playing(page, server_url, shot, server_log):
     assert "Traceback" not in server_log()
 
 
-def test_upload_good_then_malformed_keeps_good(page, server_url, tmp_path, shot, server_log):
+def test_upload_good_then_malformed_keeps_good(
+    page, server_url, tmp_path, shot, server_log, record_texts
+):
     _ready(page, server_url)
     _pause(page)
     good = ring_csv(tmp_path / "ring.csv", 800, 3.0, 0.2, seed=7)
+    record_texts(page, {"browser": "receiving ring.csv", "server": "reading ring.csv"})
     page.locator("input[type=file]").nth(1).set_input_files(str(good))
     expect(page.get_by_text(re.compile(r"cloud 1: .*800"))).to_be_visible(timeout=30_000)
     expect(page.get_by_text(re.compile(r"EM iteration 0\b")).first).to_be_visible()
+    # issue 42 item 6: the main area said nothing while a file travelled (seconds for a
+    # large one). The browser says so as the file is picked, before the server has it,
+    # and the notice is gone once the upload took effect
+    seen = record_texts(page)
+    assert seen["input"] <= seen["browser"] < seen["server"], seen
+    expect(page.get_by_text(re.compile("receiving ring.csv"))).to_be_hidden(timeout=10_000)
+    # item 11: the Data section says which clouds are in use (it named the preset)
+    expect(page.get_by_text("cloud 1 from uploaded ring.csv (800 points)")).to_be_visible()
 
     bad = tmp_path / "broken.csv"
     bad.write_text("x,y\n1.0,2.0\nabc,3\n")
@@ -95,6 +106,8 @@ def test_file_over_the_cap_is_refused_in_the_browser(page, server_url, tmp_path,
     page.locator("input[type=file]").nth(1).set_input_files(str(big))
     expect(page.get_by_text("File is too large", exact=True)).to_be_visible(timeout=30_000)
     expect(page.get_by_text(re.compile(r"^Maximum file size is \d"))).to_be_visible()
+    # the notice the browser showed as the file was picked is gone: nothing travels
+    expect(page.get_by_text(re.compile("receiving big.csv"))).to_be_hidden(timeout=10_000)
     start = _frame(page)
     _wait(lambda: _frame(page) > start + 3, page=page)  # connected, still playing
     assert page.get_by_text(re.compile(r"cloud 1: ")).count() == 0

@@ -77,9 +77,34 @@ def test_page_loads_playing_with_real_content(page, server_url, shot, server_log
     _wait(lambda: _canvases(page) >= 8, page=page)
     assert _canvases(page) >= 8  # 2 clouds, pair, 2 heatmaps, reweighting, F curve, traces
     expect(page.get_by_text("raw coupling mass F")).to_be_visible()
+    # issue 42 item 8: the page opened unbalanced while its hint said to untick
+    # "balanced"; it opens balanced (the notebook's first run) and the hint leads on
+    expect(page.get_by_role("checkbox", name=re.compile("balanced"))).to_be_checked()
+    expect(page.get_by_text(re.compile(r"Then untick balanced"))).to_be_visible()
+    # item 9: the growth labels were drawn under the means and ellipses, and the
+    # reweighting legend covered the tops of the bars
+    drawn = page.evaluate(_DRAWN_JS)
+    assert drawn["pair"][-1] == "Text", drawn  # the labels come last
+    assert {"MultiLine", "Scatter"} <= set(drawn["pair"][:-1]), drawn
+    assert drawn["legend_above"], drawn
     page.wait_for_timeout(1000)
     shot(page, "coupled_em_playing")
     assert "Traceback" not in server_log()
+
+
+# the pair plot's glyphs in drawing order, and whether the reweighting legend sits above
+_DRAWN_JS = """() => {
+  const out = {pair: [], legend_above: false};
+  for (const m of Bokeh.documents[0].all_models) {
+    if (m.type !== "Figure" && m.constructor.name !== "Figure") continue;
+    const title = m.title && m.title.text;
+    if (title === "both mixtures and the coupling")
+      out.pair = m.renderers.filter((r) => r.glyph).map((r) => r.glyph.type);
+    if (m.above.some((a) => a.type === "Legend" || a.constructor.name === "Legend"))
+      out.legend_above = true;
+  }
+  return out;
+}"""
 
 
 def test_pause_and_step(page, server_url, shot, server_log):

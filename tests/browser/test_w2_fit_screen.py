@@ -43,6 +43,9 @@ def test_w2_fit_tab_prepares_plays_and_keeps_its_fit(
         expect(page.get_by_text(re.compile(r"frame \d+")).first).to_be_visible(timeout=5_000)
         open_tab(page, "Fit GMM by W2")
     expect(page.get_by_text(re.compile(r"step 0 · N 600")).first).to_be_visible(timeout=600_000)
+    # issue 42 item 10: before the first step the table showed nan for the fit
+    expect(page.get_by_text("(after the first step)").first).to_be_visible()
+    assert not _nan_shown(page)
     page.get_by_role("button", name=re.compile("Play")).click()
     page.wait_for_timeout(6000)
     page.get_by_role("button", name=re.compile("Pause")).click()
@@ -52,6 +55,11 @@ def test_w2_fit_tab_prepares_plays_and_keeps_its_fit(
     before = _settled_step(page)
     assert before >= 10  # 5 Adam steps a frame, ~0.1-0.3 s a frame
     expect(page.get_by_text(re.compile(r"objective \(W2² \+ side² x mass off\)"))).to_be_visible()
+    # item 10: both plot titles were cut off ("ellipses (E", "(EM: dashe")
+    texts = ["density, cells and ellipses (EM dashed)", "objective (EM dashed)"]
+    titles = page.evaluate(_TITLES_JS, texts)
+    assert sorted(t["text"] for t in titles) == sorted(texts), titles
+    assert all(t["width"] <= t["room"] for t in titles), titles
     shot(page, "w2_fit_played")
     bad = tmp_path / "bad.csv"
     bad.write_text("x,y\n1,2\n3,oops\n")
@@ -60,4 +68,39 @@ def test_w2_fit_tab_prepares_plays_and_keeps_its_fit(
         timeout=30_000
     )
     assert _step(page) == before
+    # items 1 and 10: K = 3 typed and Enter prepares that fit (it did nothing until
+    # "Prepare this fit"), and it works: the EM column showed nan and Play stopped at
+    # step 0 ("Newton did not reach the mass tolerance") on this default cloud
+    k = page.get_by_label(re.compile(r"components K"))
+    k.fill("3")
+    k.press("Enter")
+    expect(page.get_by_text(re.compile(r"step 0 · N 600")).first).to_be_visible(timeout=300_000)
+    assert not _nan_shown(page)
+    page.get_by_role("button", name=re.compile("Play")).click()
+    expect(page.get_by_text(re.compile(r"step (1\d|[2-9]\d) · N 600")).first).to_be_visible(
+        timeout=60_000
+    )
+    page.get_by_role("button", name=re.compile("Pause")).click()
+    assert not _nan_shown(page)
+    assert page.get_by_text(re.compile("did not reach")).locator("visible=true").count() == 0
+    shot(page, "w2_fit_k3")
     assert "Traceback" not in server_log()
+
+
+def _nan_shown(page) -> bool:
+    return page.get_by_text(re.compile(r"\bnan\b")).locator("visible=true").count() > 0
+
+
+# the figures titled so: each title's drawn width (its own font), and the width of the
+# frame it starts over (the canvas leaves it that much at least)
+_TITLES_JS = """(texts) => {
+  const ctx = document.createElement("canvas").getContext("2d");
+  const out = [];
+  for (const m of Bokeh.documents[0].all_models) {
+    const t = m.title;
+    if (!t || !texts.includes(t.text) || m.inner_width === undefined) continue;
+    ctx.font = `${t.text_font_style} ${t.text_font_size} ${t.text_font}`;
+    out.push({text: t.text, width: ctx.measureText(t.text).width, room: m.inner_width});
+  }
+  return out;
+}"""
