@@ -156,6 +156,26 @@ def test_download_params_replay_and_figures(page, server_url, tmp_path, shot, se
 
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
     assert "<svg" in svg.read_text()[:2000] and "raw coupling" in svg.read_text()
+    # issue 42 item 4: the figure had no growth factors and one colour for both clouds'
+    # marginals; it writes the labels the screen writes on the links, and one legend
+    # entry per cloud
+    on_screen = page.evaluate(_LINK_LABELS_JS)
+    assert on_screen, "the pair plot writes no growth factor"
+    text = svg.read_text()
+    assert [label for label in on_screen if label not in text] == [], on_screen
+    assert "coupling marginal, cloud 0" in text and "coupling marginal, cloud 1" in text
     (ARTIFACTS / "downloaded_figure.png").write_bytes(png.read_bytes())
     shot(page, "coupled_em_exports")
     assert "Traceback" not in server_log()
+
+
+# the growth factors the pair plot writes on its links (the non-empty labels)
+_LINK_LABELS_JS = """() => {
+  for (const m of Bokeh.documents[0].all_models) {
+    if (!m.title || m.title.text !== "both mixtures and the coupling") continue;
+    for (const r of m.renderers)
+      if (r.glyph && r.glyph.type === "Text")
+        return [...r.data_source.data.label].filter((t) => t);
+  }
+  return [];
+}"""
