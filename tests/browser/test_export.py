@@ -56,6 +56,26 @@ def test_slider_moves_tau_while_playing(page, server_url, shot, server_log):
     _wait(lambda: _tau(page) != before, page=page)
     assert "eps** = 0.01" not in _tau(page) and "eps = 0.01 " not in _tau(page)
     _wait(lambda: _iteration(page) > it0 + 3, page=page)  # still playing, no stall
+    # issue 42 item 2: after a fast drag while the server was busy, the label read 0.316
+    # for minutes with 1.78 in effect. Drag fast, to and fro, while it plays; once the
+    # label rests it names the epsilon in effect
+    box = handle.bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    for dx in (90, -60, 140, -30, 60):
+        page.mouse.move(x + dx, y, steps=4)
+    page.mouse.up()
+    label = page.get_by_text(re.compile(r"^epsilon \(entropic\):")).first
+
+    def label_is_in_effect() -> bool:
+        shown = re.search(r"\):\s*([0-9.e+-]+)", label.inner_text())
+        used = re.search(r"eps\*?\*?\s*=\s*([0-9.e+-]+)", _tau(page))
+        return bool(shown and used) and float(shown.group(1)) == float(used.group(1))
+
+    _wait(label_is_in_effect, page=page)
+    page.wait_for_timeout(2000)  # and stays so: no late write of an earlier value
+    assert label_is_in_effect(), (label.inner_text(), _tau(page))
     shot(page, "coupled_em_after_slider")
     assert "Traceback" not in server_log()
 
