@@ -335,12 +335,13 @@ class CoupledEMScreen(Screen):
         told: Callable[[], str] | None = None,
         refused: str = "Could not use the new data",
         upload: ChunkedUpload | None = None,
-        sources: list | None = None,
+        source: tuple[int, str] | None = None,
     ) -> None:
         """In the worker: ``make()`` gives ``(clouds, weights, data spec)`` and a new run
         is built on them; on any failure the previous data and run are kept (and the
-        ``upload`` box that brought the data is emptied). ``sources``: each cloud's file
-        name once in use (None: the preset's)."""
+        ``upload`` box that brought the data is emptied). ``source``: ``(cloud, file
+        name)`` of an upload (None: both clouds are the preset's). Read when the data are
+        put in use: a second upload may start before the first is in use."""
 
         def build():
             clouds, weights, data = make()
@@ -357,7 +358,10 @@ class CoupledEMScreen(Screen):
 
         def use(result) -> None:
             self._clouds, self._weights, self.runner = result
-            self._sources = [None, None] if sources is None else sources
+            if source is None:
+                self._sources = [None, None]
+            else:
+                self._sources[source[0]] = source[1]
             self._clear()
             self._restarted(self.runner.view)
             if told is not None:
@@ -414,13 +418,11 @@ class CoupledEMScreen(Screen):
             clouds[which], weights[which] = pts, w
             return clouds, weights, {"inline": True}
 
-        sources = list(self._sources)
-        sources[which] = name or "an upload"
         self._replace_data(
             make,
             f"reading {name or 'the upload'} for cloud {which}",
             lambda: f"cloud {which}: {notes[0]}",
-            sources=sources,
+            source=(which, name or "an upload"),
             refused=f"Upload for cloud {which} rejected",
             upload=widget,
         )

@@ -51,3 +51,20 @@ def test_k_applies_once_on_release_not_per_value_passed():
     with param.edit_constant(screen.w_k):
         screen.w_k.value_throttled = 6
     assert screen.runner.structure.k == 6 and len(screen.runner.view["gmm0"][0]) == 6
+
+
+def test_two_uploads_in_flight_both_named():
+    """The second cloud's upload started while the first was being read (a user who drops
+    both files at once): the Data section then named cloud 0 as the preset's although its
+    upload was in use (each upload copied the names in use when it started)."""
+    screen = CoupledEMScreen()
+    queued = []
+    screen.worker.submit = lambda what, fn, done, failed, **kw: queued.append((fn, done))
+    for which in (0, 1):
+        getattr(screen, f"upload{which}").filename = f"cloud{which}.csv"
+        screen._on_upload(which, SimpleNamespace(new=_cloud_csv(which)))
+    for fn, done in queued:  # in order, as the worker runs them: both started before
+        done(fn())
+    in_use = screen.data_in_use.object
+    assert "cloud 0 from uploaded cloud0.csv (300 points)" in in_use, in_use
+    assert "cloud 1 from uploaded cloud1.csv (300 points)" in in_use, in_use
