@@ -14,7 +14,7 @@ from collections.abc import Callable
 import panel as pn
 import param
 
-from app.worker import Worker, hide_notice
+from app.worker import Notice, Worker
 
 __all__ = ["Screen", "download_buttons", "session_connected"]
 
@@ -23,12 +23,20 @@ __all__ = ["Screen", "download_buttons", "session_connected"]
 # server's own notice comes a round trip (and Panel's 50 ms debounce) later, 0.7-1 s on a
 # busy 2-core server, and replaces this text
 _ANNOUNCE_JS = """
+// a value the server sent (a refused one put back) is no change of the user's: Bokeh
+// applies the server's patches with the document's models frozen
+if (cb_obj.document != null && cb_obj.document._hold_models_freeze) return;
 const escape = (t) => t.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
 const what = cb_obj.title || cb_obj.label || "the change";
 const text = `applying ${what}: starting (the view below is from before this change)`;
 notice.text = escape("<p>" + escape(text) + "</p>");  // the pane's text is escaped HTML
 notice.visible = true;
 """
+
+
+#: How long a notice shown without work is left before it is hidden (ms): the change it
+#: announced reaches the server's callbacks within Panel's 50 ms debounce and a busy turn.
+SETTLE_MS = 1000
 
 
 def download_buttons(items: list[tuple[Callable, str, str]]) -> list[pn.widgets.FileDownload]:
@@ -61,7 +69,8 @@ class Screen(pn.viewable.Viewer):
     def __init__(self, **params):
         super().__init__(**params)
         self.alert = pn.pane.Alert("", alert_type="warning", visible=False)
-        self.notice = pn.pane.Alert("", alert_type="info", visible=False)
+        self.notice = Notice("", alert_type="info", visible=False)
+        self.notice.param.watch(self._on_notice_shown, "visible")
         self.worker = Worker(self.notice, on_work=self._clear_success)
         doc = pn.state.curdoc
         if doc is not None and doc.session_context is not None:
@@ -97,27 +106,35 @@ class Screen(pn.viewable.Viewer):
         return callback
 
     def announce(self, widgets: list) -> None:
-        """The notice says at once, from the browser, that a released slider of
-        ``widgets`` (or a clicked button) is being applied; a change that started no work
-        hides it again on the server. Only a release or a click: a callback on ``value``
-        would also run when the server sets a value (a refused one put back), and nothing
-        would hide its notice."""
+        """The notice says at once, from the browser, that the user's change of one of
+        ``widgets`` is being applied (a slider on release, a button on click, any other
+        widget on its value); a change that started no work hides it again on the server.
+        """
         for w in widgets:
             if isinstance(w, pn.widgets.Button):
                 w.js_on_click(args={"notice": self.notice}, code=_ANNOUNCE_JS)
                 w.on_click(lambda _e: self._settle_notice())
-            else:
+                continue
+            prop = "value_throttled" if "value_throttled" in w.param else "value"
+            if prop == "value_throttled":
                 # Panel maps no model property to value_throttled, so jscallback cannot
                 # name it; the Bokeh slider's own (set by the browser only) is named here
                 w._rename = {**w._rename, "value_throttled": "value_throttled"}
-                w.jscallback(args={"notice": self.notice}, value_throttled=_ANNOUNCE_JS)
-                w.param.watch(lambda _e: self._settle_notice(), "value_throttled", precedence=1)
+            w.jscallback(args={"notice": self.notice}, **{prop: _ANNOUNCE_JS})
+            w.param.watch(lambda _e: self._settle_notice(), prop, precedence=1)
+
+    def _on_notice_shown(self, event) -> None:
+        """The browser showed the notice (or the server did): if no work follows within
+        SETTLE_MS (a change refused before the browser's notice arrived), it is over."""
+        doc = self.worker.doc
+        if event.new and doc is not None and doc.session_context is not None:
+            doc.add_timeout_callback(self._settle_notice, SETTLE_MS)
 
     def _settle_notice(self) -> None:
         """After the screen's own callbacks (watched with a higher precedence): nothing
         runs, so a notice the browser showed is over."""
         if not self.worker.busy:
-            hide_notice(self.notice)
+            self.notice.visible = False
 
     def downloads_for(self, items: list[tuple[Callable, str, str]]) -> list:
         """:func:`download_buttons` whose files are made off the event loop."""

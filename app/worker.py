@@ -30,7 +30,7 @@ from functools import partial
 import panel as pn
 from panel.io.state import set_curdoc
 
-__all__ = ["LANES", "NOTICE_AFTER_S", "Scheduler", "Worker", "hide_notice", "scheduler"]
+__all__ = ["LANES", "NOTICE_AFTER_S", "Notice", "Scheduler", "Worker", "scheduler"]
 
 NOTICE_AFTER_S = 0.2
 #: How often the notices are looked at: a long job's notice shows within
@@ -209,8 +209,7 @@ class Worker:
             else:
                 self._pending.append(job)
         if stale:  # the user just changed what is shown: say so now, not after a wait
-            self.notice.object = _notice(job, "starting", 0.0)
-            self.notice.visible = True
+            show_notice(self.notice, _notice(job, "starting", 0.0))
         sched.offer(self)
 
     def cancel(self, lane: str | None = None, key: str | None = None) -> int:
@@ -250,8 +249,7 @@ class Worker:
 
     def _show(self, job: Job, text: str) -> None:
         if job is self._running or (self._pending and job is self._pending[0]):
-            self.notice.object = text
-            self.notice.visible = True
+            show_notice(self.notice, text)
 
     def _finish(self, job: Job, then: Callable[[], None]) -> None:
         try:
@@ -262,17 +260,27 @@ class Worker:
                 self._idle()
 
     def _idle(self) -> None:
-        hide_notice(self.notice)
+        self.notice.visible = False
 
 
-def hide_notice(notice: pn.pane.Alert) -> None:
-    """Hide ``notice`` in the browser as well: the browser may have shown it on its own
-    (a file being sent, :mod:`app.upload`) while the server's copy stayed hidden, so a
-    hidden notice is sent hidden again."""
-    if notice.visible:
-        notice.visible = False
+class Notice(pn.pane.Alert):
+    """The info Alert a worker tells through. The browser may show it on its own (a file
+    on its way, a change being applied: :mod:`app.upload`, ``Screen.announce``), so its
+    ``visible`` is synced both ways: the server knows what is shown and can hide it."""
+
+    @property
+    def _linked_properties(self) -> tuple[str, ...]:
+        return (*super()._linked_properties, "visible")
+
+
+def show_notice(notice: pn.pane.Alert, text: str) -> None:
+    """Show ``text`` in ``notice``, sent even when it is the text the server sent last
+    (the browser may have written its own since)."""
+    if notice.object == text:
+        notice.param.trigger("object")
     else:
-        notice.param.trigger("visible")
+        notice.object = text
+    notice.visible = True
 
 
 def _notice(job: Job, doing: str, elapsed: float) -> str:

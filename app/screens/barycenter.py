@@ -106,7 +106,8 @@ class BarycenterScreen(Screen):
         for w in (self.w_inputs, self.w_comp, self.w_bar):  # shapes: on release, not per value
             w.param.watch(self._rebuild, "value_throttled")
         self.w_source.param.watch(self._rebuild, "value")
-        self.announce([self.w_inputs, self.w_comp, self.w_bar])
+        self.announce([self.w_inputs, self.w_comp, self.w_bar, self.w_alpha, self.w_seed])
+        self.announce([self.w_init, self.w_source])
         self.w_eps.param.watch(self._on_knob, "value")
 
     def _weight_sliders(self) -> None:

@@ -507,6 +507,14 @@ class CoupledEMScreen(Screen):
 
     # -- layout -----------------------------------------------------------------------
     def sidebar(self) -> list:
+        data_widgets = [
+            pn.widgets.Select.from_param(self.data.param.preset, label="Preset"),
+            BoundedIntInput.from_param(
+                self.data.param.n, label="Points per cloud (10-1,000,000)", warn=self._warn
+            ),
+            BoundedIntInput.from_param(self.data.param.seed, label="Seed", warn=self._warn),
+        ]
+        self.announce(data_widgets)
         return [
             pn.pane.Markdown("### Run"),
             pn.Row(self.b_play, self.b_step, self.b_reset),
@@ -526,11 +534,7 @@ class CoupledEMScreen(Screen):
             self.w_per_frame,
             pn.pane.Markdown("### Data"),
             self.data_in_use,
-            pn.widgets.Select.from_param(self.data.param.preset, label="Preset"),
-            BoundedIntInput.from_param(
-                self.data.param.n, label="Points per cloud (10-1,000,000)", warn=self._warn
-            ),
-            BoundedIntInput.from_param(self.data.param.seed, label="Seed", warn=self._warn),
+            *data_widgets,
             pn.Column(
                 pn.widgets.FloatSlider.from_param(self.data.param.shift, label="shift", step=0.5),
                 pn.widgets.FloatSlider.from_param(

@@ -116,6 +116,7 @@ class DescentScreen(Screen):
         self.b_reset.on_click(self._reset)
         for w in (self.w_target, self.w_n, self.w_init, self.w_seed, self.w_invert):
             w.param.watch(self._rebuild, "value")
+        self.announce([self.w_target, self.w_n, self.w_init, self.w_seed, self.w_invert])
         self.w_upload.param.watch(self._on_upload, "value")
         self.w_upload.param.watch(self._on_refused, "refused")
         self.w_look.param.watch(self._on_look, "value")

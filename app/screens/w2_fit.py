@@ -182,7 +182,7 @@ class W2FitScreen(Screen):
         # as a slider acts on the other tabs (it did nothing until Prepare was pressed)
         for w in (self.w_n, self.w_k, self.w_res, self.w_seed):
             w.param.watch(self._on_shape, "value")
-        self.announce([self.b_start])
+        self.announce([self.b_start, self.w_n, self.w_k, self.w_res, self.w_seed])
 
     def _on_shape(self, _event=None) -> None:
         if self.run is not None:  # before the tab is first opened, opening prepares

@@ -27,7 +27,7 @@ def _settled_step(page, quiet_ms: int = 1500, tries: int = 20) -> int:
 
 
 def test_w2_fit_tab_prepares_plays_and_keeps_its_fit(
-    page, server_url, tmp_path, shot, server_log, open_tab
+    page, server_url, tmp_path, shot, server_log, open_tab, record_texts
 ):
     page.goto(server_url)
     expect(page.get_by_text(re.compile(r"frame \d+")).first).to_be_visible(timeout=60_000)
@@ -72,9 +72,21 @@ def test_w2_fit_tab_prepares_plays_and_keeps_its_fit(
     # "Prepare this fit"), and it works: the EM column showed nan and Play stopped at
     # step 0 ("Newton did not reach the mass tolerance") on this default cloud
     k = page.get_by_label(re.compile(r"components K"))
+    # a value out of range is refused aloud, and leaves no notice of work behind
+    k.fill("99")
+    k.press("Enter")
+    expect(page.get_by_text(re.compile(r"99 refused; it must lie in 1-8"))).to_be_visible(
+        timeout=30_000
+    )
+    busy = page.get_by_text(re.compile(r"applying|preparing")).locator("visible=true")
+    expect(busy).to_have_count(0, timeout=10_000)
+    # item 6: the browser says at once that the typed K is being applied
+    record_texts(page, {"browser": "applying components K", "server": "preparing the W2 fit"})
     k.fill("3")
     k.press("Enter")
     expect(page.get_by_text(re.compile(r"step 0 · N 600")).first).to_be_visible(timeout=300_000)
+    seen = record_texts(page)
+    assert seen["keydown"] <= seen["browser"] < seen["server"], seen
     assert not _nan_shown(page)
     page.get_by_role("button", name=re.compile("Play")).click()
     expect(page.get_by_text(re.compile(r"step (1\d|[2-9]\d) · N 600")).first).to_be_visible(
