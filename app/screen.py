@@ -34,8 +34,8 @@ notice.visible = true;
 """
 
 
-#: How long a notice shown without work is left before it is hidden (ms): the change it
-#: announced reaches the server's callbacks within Panel's 50 ms debounce and a busy turn.
+#: When a change started no work, how long until the notice is checked again (ms): the
+#: browser's notice of the change arrives within a round trip and a busy turn.
 SETTLE_MS = 1000
 
 
@@ -70,7 +70,6 @@ class Screen(pn.viewable.Viewer):
         super().__init__(**params)
         self.alert = pn.pane.Alert("", alert_type="warning", visible=False)
         self.notice = Notice("", alert_type="info", visible=False)
-        self.notice.param.watch(self._on_notice_shown, "visible")
         self.worker = Worker(self.notice, on_work=self._clear_success)
         doc = pn.state.curdoc
         if doc is not None and doc.session_context is not None:
@@ -123,16 +122,17 @@ class Screen(pn.viewable.Viewer):
             w.jscallback(args={"notice": self.notice}, **{prop: _ANNOUNCE_JS})
             w.param.watch(lambda _e: self._settle_notice(), prop, precedence=1)
 
-    def _on_notice_shown(self, event) -> None:
-        """The browser showed the notice (or the server did): if no work follows within
-        SETTLE_MS (a change refused before the browser's notice arrived), it is over."""
-        doc = self.worker.doc
-        if event.new and doc is not None and doc.session_context is not None:
-            doc.add_timeout_callback(self._settle_notice, SETTLE_MS)
-
     def _settle_notice(self) -> None:
-        """After the screen's own callbacks (watched with a higher precedence): nothing
-        runs, so a notice the browser showed is over."""
+        """A change was applied or refused: if nothing runs, a notice the browser showed
+        for it is over. Checked now and SETTLE_MS later (the browser's notice may reach
+        the server after the change it announced)."""
+        if not self.worker.busy:
+            self.notice.visible = False
+        doc = self.worker.doc
+        if doc is not None and doc.session_context is not None:
+            doc.add_timeout_callback(self._settle_notice_later, SETTLE_MS)
+
+    def _settle_notice_later(self) -> None:
         if not self.worker.busy:
             self.notice.visible = False
 
