@@ -88,8 +88,8 @@ def server_url():
     ]
     with log.open("w") as fh:
         # no background warm-up (app/warmup.py): the tests need the cores. The JAX cache
-        # is this test run's (GMMOT_RUN_JAX_CACHE: `bash .ci/dev test` makes one per run
-        # and the library tests before filled it) or a fresh one: never an older run's,
+        # is this test run's (GMMOT_RUN_JAX_CACHE: `bash .ci/dev test` makes one per run,
+        # shared with the library tests that run beside) or a fresh one: never an older run's,
         # so a test that waits for a compile is not turned into a cache read
         run_cache = os.environ.get("GMMOT_RUN_JAX_CACHE")
         cache = run_cache or tempfile.mkdtemp(prefix="gmmot-jax-cache-")
