@@ -200,8 +200,9 @@ class TransportScreen(Screen):
         k0, k1 = self._pair[2].shape
         self.counter.object = (
             f"**t** {f['t']:.2f} · **paths** {live} of {k0}×{k1} carry mass · "
-            f"**MW2²** {self._mw2:.6g} · blue: mu_0 = cloud 0's fit, green: mu_1, "
-            f"red: mu_t, orange: points carried by T"
+            f"**MW2²** {self._mw2:.6g} · contours: -log density of mu_t · ellipses: "
+            f"mu_0 = cloud 0's fit (blue, dashed), mu_1 (green, dashed), mu_t (red) · "
+            f"orange: points carried by T"
         )
 
     # -- animation --------------------------------------------------------------------
