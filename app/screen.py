@@ -14,7 +14,7 @@ from collections.abc import Callable
 import panel as pn
 import param
 
-from app.worker import Notice, Worker
+from app.worker import SHOW_NOTICE_JS, Notice, Worker
 
 __all__ = ["Screen", "download_buttons", "session_connected"]
 
@@ -22,16 +22,16 @@ __all__ = ["Screen", "download_buttons", "session_connected"]
 # shows in the browser, at once, that the change of ``cb_obj`` is being applied: the
 # server's own notice comes a round trip (and Panel's 50 ms debounce) later, 0.7-1 s on a
 # busy 2-core server, and replaces this text
-_ANNOUNCE_JS = """
+_ANNOUNCE_JS = (
+    SHOW_NOTICE_JS
+    + """
 // a value the server sent (a refused one put back) is no change of the user's: Bokeh
 // applies the server's patches with the document's models frozen
 if (cb_obj.document != null && cb_obj.document._hold_models_freeze) return;
-const escape = (t) => t.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
 const what = cb_obj.title || cb_obj.label || "the change";
-const text = `applying ${what}: starting (the view below is from before this change)`;
-notice.text = escape("<p>" + escape(text) + "</p>");  // the pane's text is escaped HTML
-notice.visible = true;
+show_notice(notice, `applying ${what}: starting (the view below is from before this change)`);
 """
+)
 
 
 #: When a change started no work, how long until the notice is checked again (ms): the
@@ -126,13 +126,12 @@ class Screen(pn.viewable.Viewer):
         """A change was applied or refused: if nothing runs, a notice the browser showed
         for it is over. Checked now and SETTLE_MS later (the browser's notice may reach
         the server after the change it announced)."""
-        if not self.worker.busy:
-            self.notice.visible = False
+        self._hide_notice_if_idle()
         doc = self.worker.doc
         if doc is not None and doc.session_context is not None:
-            doc.add_timeout_callback(self._settle_notice_later, SETTLE_MS)
+            doc.add_timeout_callback(self._hide_notice_if_idle, SETTLE_MS)
 
-    def _settle_notice_later(self) -> None:
+    def _hide_notice_if_idle(self) -> None:
         if not self.worker.busy:
             self.notice.visible = False
 

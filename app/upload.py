@@ -9,6 +9,8 @@ from typing import ClassVar
 import panel as pn
 import param
 
+from app.worker import SHOW_NOTICE_JS
+
 __all__ = ["BOX_JS", "ChunkedUpload", "upload_hooks"]
 
 # calls f(view) for each upload box's view (FilePond) among the page's views
@@ -39,8 +41,8 @@ each_pond((view) => { if (view.model === cb_obj) view._file_pond.removeFiles(); 
 #   file FilePond refuses (too large) hides it again.
 BOX_JS = (
     _EACH_POND_JS
+    + SHOW_NOTICE_JS
     + """
-const escape = (t) => t.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
 each_pond((view) => {
   const pond = view._file_pond;
   pond.setOptions({allowImagePreview: false});
@@ -53,10 +55,8 @@ each_pond((view) => {
   if (notice === undefined) return;
   const tell = (file) => {
     const mib = (file.size / 2 ** 20).toFixed(1);
-    const text = `receiving ${file.name} (${mib} MiB) from the browser (the view ` +
-      "below is from before it)";
-    notice.text = escape("<p>" + escape(text) + "</p>");  // the pane's text is escaped HTML
-    notice.visible = true;
+    show_notice(notice, `receiving ${file.name} (${mib} MiB) from the browser (the view ` +
+      "below is from before it)");
   };
   // the file as it is picked or dropped: FilePond's own "addfilestart" comes ~0.6 s later
   pond.element.addEventListener("change", (e) => {

@@ -30,7 +30,15 @@ from functools import partial
 import panel as pn
 from panel.io.state import set_curdoc
 
-__all__ = ["LANES", "NOTICE_AFTER_S", "Notice", "Scheduler", "Worker", "scheduler"]
+__all__ = [
+    "LANES",
+    "NOTICE_AFTER_S",
+    "SHOW_NOTICE_JS",
+    "Notice",
+    "Scheduler",
+    "Worker",
+    "scheduler",
+]
 
 NOTICE_AFTER_S = 0.2
 #: How often the notices are looked at: a long job's notice shows within
@@ -261,6 +269,17 @@ class Worker:
 
     def _idle(self) -> None:
         self.notice.visible = False
+
+
+#: JavaScript: ``show_notice(notice, text)`` shows ``text`` in a Notice's model from the
+#: browser (the pane's text is escaped HTML of a paragraph)
+SHOW_NOTICE_JS = """
+function show_notice(notice, text) {
+  const escape = (t) => t.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+  notice.text = escape("<p>" + escape(text) + "</p>");
+  notice.visible = true;
+}
+"""
 
 
 class Notice(pn.pane.Alert):
