@@ -30,7 +30,7 @@ import optax
 
 from gmmot_core.buckets import pad_diracs
 from gmmot_core.mixture import GMM, kmeans_pp, log_prob
-from gmmot_core.parametrization import RawGMM, from_raw, to_raw
+from gmmot_core.parametrization import RawGMM, floor_covariances, from_raw, to_raw
 from gmmot_core.semidiscrete import status as sd_status
 from gmmot_core.semidiscrete.candidates import Grid
 from gmmot_core.semidiscrete.cells import Cells, solved_cells
@@ -141,6 +141,14 @@ class FitConfig(NamedTuple):
     order: int = 4
     sizes: Sizes | None = None
     trace_length: int = 512
+
+    @property
+    def min_variance(self) -> float:
+        """The floor of every covariance's eigenvalues (unit coordinates): half a pixel,
+        squared, the finest Gaussian the raster shows. Below it the rastered density
+        is a few spiky pixels and the mass solve stalls (the outlier clump at K = 3
+        collapsed a component to a fiftieth of a pixel by step 69)."""
+        return (0.5 / max(self.shape)) ** 2
 
     def with_sizes(self, points, rows: int | None = None) -> FitConfig:
         """This config, with :func:`fit_sizes` of ``points [N, 2]`` if it has no sizes."""
@@ -299,11 +307,12 @@ def _objective(raw: RawGMM, data: FitData, config: FitConfig, w0, hint):
 
 
 def init(gmm: GMM, data: FitData, config: FitConfig, learning_rate=1e-2) -> FitState:
-    """The state at ``gmm`` (user coordinates, weights > 0, SPD covariances); the first
-    step solves cold. ``config.sizes`` must be set (:meth:`FitConfig.with_sizes`)."""
-    raw = to_raw(to_unit(gmm, data))
+    """The state at ``gmm`` (user coordinates, weights > 0, SPD covariances), its
+    covariances floored at :attr:`FitConfig.min_variance`; the first step solves cold.
+    ``config.sizes`` must be set (:meth:`FitConfig.with_sizes`)."""
     dt = data.points.dtype
-    raw = jax.tree.map(lambda a: jnp.asarray(a, dt), raw)
+    raw = jax.tree.map(lambda a: jnp.asarray(a, dt), to_raw(to_unit(gmm, data)))
+    raw = floor_covariances(raw, config.min_variance)
     nan = jnp.full((config.trace_length,), jnp.nan, dt)
     return FitState(
         raw=raw,
@@ -348,6 +357,7 @@ def _step(state: FitState, data: FitData, config: FitConfig) -> FitState:
     failed = (solve_bits & sd_status.STOP_BITS) != 0
     updates, adam = _ADAM.update(grads, state.adam, state.raw)
     raw = jax.tree.map(lambda p, u: p - state.learning_rate * u, state.raw, updates)
+    raw = floor_covariances(raw, config.min_variance)
     finite = _finite_raw(raw) & _finite(adam) & jnp.isfinite(objective)
     take = ~failed & finite
 

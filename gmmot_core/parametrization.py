@@ -15,7 +15,7 @@ import jax.numpy as jnp
 
 from gmmot_core.mixture import GMM
 
-__all__ = ["RawGMM", "cholesky2", "from_raw", "log_weights", "to_raw"]
+__all__ = ["RawGMM", "cholesky2", "floor_covariances", "from_raw", "log_weights", "to_raw"]
 
 
 class RawGMM(NamedTuple):
@@ -54,7 +54,31 @@ def from_raw(raw: RawGMM) -> GMM:
 
 def to_raw(gmm: GMM) -> RawGMM:
     """Unconstrained parameters of a mixture (weights must be > 0)."""
-    chol = cholesky2(gmm.covs)
-    scale = jnp.stack([jnp.log(chol[:, 0, 0]), chol[:, 1, 0], jnp.log(chol[:, 1, 1])], axis=-1)
     logw = jnp.log(gmm.weights)
-    return RawGMM(gmm.means, scale, logw[:-1] - logw[-1])
+    return RawGMM(gmm.means, _scale_params(gmm.covs), logw[:-1] - logw[-1])
+
+
+def _scale_params(covs: jax.Array) -> jax.Array:
+    """``(log L00, L10, log L11) [K, 3]`` of SPD ``covs [K, 2, 2]``."""
+    chol = cholesky2(covs)
+    return jnp.stack([jnp.log(chol[:, 0, 0]), chol[:, 1, 0], jnp.log(chol[:, 1, 1])], axis=-1)
+
+
+def floor_covariances(raw: RawGMM, min_variance) -> RawGMM:
+    """``raw`` with every covariance's eigenvalues raised to at least ``min_variance``
+    (the nearest such matrix in Frobenius norm; eigenvectors, means and weights kept):
+    the projection of a projected gradient step."""
+    covs = from_raw(raw).covs
+    a, b, c = covs[:, 0, 0], covs[:, 1, 0], covs[:, 1, 1]
+    mid = (a + c) / 2
+    half = jnp.sqrt(((a - c) / 2) ** 2 + b**2)
+    big, small = mid + half, mid - half
+    eye = jnp.eye(2, dtype=covs.dtype)
+    # projector on the small eigenvalue's eigenvector: (big I - cov) / (big - small)
+    p_small = (big[:, None, None] * eye - covs) / jnp.where(half > 0, 2 * half, 1.0)[:, None, None]
+    raised = covs + jnp.maximum(min_variance - small, 0.0)[:, None, None] * p_small
+    # both eigenvalues under the floor (a round covariance too: its projector is 0)
+    floored = jnp.where((big < min_variance)[:, None, None], min_variance * eye, raised)
+    # components already above the floor keep their parameters bit for bit
+    above = (small >= min_variance)[:, None]
+    return raw._replace(scale_params=jnp.where(above, raw.scale_params, _scale_params(floored)))

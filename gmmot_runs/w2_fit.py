@@ -168,11 +168,12 @@ def fit_inputs(points, weights, k: int, res: int, seed: int):
 
 def em_mixture(data, n_fit: int, start: GMM, res: int) -> GMM:
     """EM's fit (user coordinates) of the points of ``data`` from ``start``, run in the
-    fit's unit coordinates (any data range), its covariances floored at half a pixel of
-    the ``res``² raster squared: the finest Gaussian the raster shows (with 1e-8, EM
-    collapsed a component of the outlier clump at K = 6 onto a few points, a tenth of a
-    pixel wide, and the W2 solve of its raster did not converge); call under x64."""
-    ridge = (0.5 / res) ** 2
+    fit's unit coordinates (any data range), its covariances floored as the W2 fit's
+    are (:attr:`~gmmot_core.gmm_w2_fit.FitConfig.min_variance` of the ``res``² raster;
+    with 1e-8, EM collapsed a component of the outlier clump at K = 6 onto a few points,
+    a tenth of a pixel wide, and the W2 solve of its raster did not converge); call
+    under x64."""
+    ridge = fit.FitConfig(shape=(res, res)).min_variance
     em = fit_em(fit.to_unit(start, data), data.points, data.nu * n_fit, steps=EM_STEPS, ridge=ridge)
     return fit.to_user(em, data)
 

@@ -12,7 +12,7 @@ from ott.tools.gaussian_mixture import fit_gmm, gaussian_mixture
 
 from gmmot_core import GMM, fit_em, kmeans_pp, log_prob, log_responsibilities, sample
 from gmmot_core.mixture import expected_log_likelihood, suff_stats
-from gmmot_core.parametrization import from_raw, to_raw
+from gmmot_core.parametrization import floor_covariances, from_raw, to_raw
 
 
 def _gmm(d) -> GMM:
@@ -128,3 +128,32 @@ def test_raw_roundtrip(rng):
     o = _ott_gmm(g)
     np.testing.assert_allclose(to_raw(g).scale_params, o.scale_params, atol=1e-6)
     np.testing.assert_allclose(to_raw(g).weight_params, o.component_weight_ob.params, atol=1e-6)
+
+
+def test_floor_covariances_is_the_eigenvalue_projection(x64):
+    """floor_covariances against numpy's eigendecomposition: eigenvalues raised to the
+    floor, eigenvectors kept (to 1e-12 in float64: closed-form 2x2 against LAPACK),
+    covariances above the floor left bit for bit (so an unfloored fit follows OTT's
+    path exactly), means and weights untouched."""
+    floor = 0.01
+    covs = np.array(
+        [
+            [[1.0, 0.3], [0.3, 0.5]],  # above the floor
+            [[0.5, 0.495], [0.495, 0.5]],  # eigenvalues 0.995 and 0.005
+            [[0.2, 0.02], [0.02, 0.004]],  # one eigenvalue under the floor (tilted)
+            [[0.001, 0.0], [0.0, 0.001]],  # round, under the floor
+            [[0.003, 0.001], [0.001, 0.002]],  # both under the floor
+            [[0.004, 0.0], [0.0, 0.3]],  # axis-aligned, one under
+        ]
+    )
+    k = len(covs)
+    g = GMM(jnp.full((k,), 1.0 / k), jnp.arange(2.0 * k).reshape(k, 2), jnp.asarray(covs))
+    raw = to_raw(g)
+    floored = floor_covariances(raw, floor)
+    lam, vec = np.linalg.eigh(covs)
+    want = np.einsum("kij,kj,klj->kil", vec, np.maximum(lam, floor), vec)
+    np.testing.assert_allclose(from_raw(floored).covs, want, atol=1e-12)
+    assert np.all(np.linalg.eigvalsh(np.asarray(from_raw(floored).covs)) >= floor * (1 - 1e-12))
+    np.testing.assert_array_equal(floored.scale_params[0], raw.scale_params[0])
+    np.testing.assert_array_equal(floored.loc, raw.loc)
+    np.testing.assert_array_equal(floored.weight_params, raw.weight_params)

@@ -125,3 +125,24 @@ def test_the_trace_keeps_every_step_past_the_ring_length():
     assert len(np.unique(tail)) == len(tail)
     scale2 = float(r.data.scale) ** 2
     assert r.w2[-1] == float(r.state.trace.w2[549 % 512]) * scale2
+
+
+@pytest.mark.slow
+def test_the_screens_default_plays_on_at_k_3():
+    """The screen's defaults (outlier clump, N = 600, seed 3, 48^2, lr 0.02) at K = 3,
+    played 100 steps as Play does. Was: the clump's component shrank to a fiftieth of a
+    pixel (covariance eigenvalues 0.0046 and 0.008 against a pixel of 0.23) and the fit
+    halted at step 69 ("Newton did not reach the mass tolerance"); K = 4, 5, 7 and 8
+    halted at steps 56-87. The covariances are now floored at half a pixel, squared."""
+    from gmmot_core import gmm_w2_fit as fit
+
+    r = W2FitRun(CLOUD, k=3, res=48, seed=3)
+    for _ in range(20):
+        r.play(5, 0.02)
+    v = r.view
+    assert not r.stopped and not int(r.state.status) & fit.HALTED, fit.describe_status(v["status"])
+    assert v["step"] >= 95  # a step whose warm solve failed is redone cold, uncounted
+    floor = r.config.min_variance * float(r.data.scale) ** 2  # user units
+    eig = np.linalg.eigvalsh(np.asarray(v["gmm"]["covs"]))
+    assert eig.min() >= floor * (1 - 1e-9)
+    assert np.all(np.isfinite(r.w2[-95:]))
