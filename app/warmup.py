@@ -34,7 +34,7 @@ def warm_up() -> None:
     DescentRun({"preset": "tutorial two peaks", "res": 64}, n=200).step()
     bary = BarycenterRun()
     density_grids(bary.step())
-    bary.set_knobs(bary.lambdas[::-1], bary.epsilon)
+    bary.set(lambdas=bary.lambdas[::-1])
     bary.step()  # the warm restart
 
 

@@ -6,8 +6,8 @@ support and the solver state. A frame is one jitted :func:`~gmmot_core.barycente
 call (up to ``steps_per_frame`` iterations, fewer once converged) and one device-to-host
 copy. Moving the barycentric weights or epsilon restarts the iterations from the current
 support and potentials (:func:`~gmmot_core.barycenter.restart`: no recompile). The run
-records its frames as segments ``[steps, lambdas, epsilon, restart]``; :func:`replay_barycenter`
-plays them back in the same chunks.
+records its frames as segments ``[steps, lambdas, epsilon, restart]``;
+:meth:`BarycenterRun.from_spec` plays them back in the same chunks.
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ from gmmot_core import barycenter as bc
 from gmmot_core.mixture import GMM
 from gmmot_core.synthetic import random_mixtures
 from gmmot_runs import spec
+from gmmot_runs.figures import barycenter_figure
+from gmmot_runs.run import Run
 
 __all__ = [
     "BARYCENTER_SPEC_VERSION",
@@ -35,12 +37,10 @@ __all__ = [
     "BarycenterRun",
     "BarycenterSpec",
     "barycenter_grid",
-    "barycenter_results",
     "density_grids",
     "generator_inputs",
     "input_grids",
     "notebook_levels",
-    "replay_barycenter",
 ]
 
 BARYCENTER_SPEC_VERSION = 1
@@ -142,8 +142,12 @@ class BarycenterSpec:
         return cls(m, k, alpha, seed, b, init, segs, mixtures)
 
 
-class BarycenterRun:
+class BarycenterRun(Run):
     """A free-support GMM barycenter, iterated frame by frame (float32, as OTT)."""
+
+    kind = "barycenter"
+    Spec = BarycenterSpec
+    counter = ("iteration", "barycenter iterations")
 
     def __init__(self, spec: BarycenterSpec | None = None):
         self.config = spec if spec is not None else BarycenterSpec()
@@ -182,11 +186,16 @@ class BarycenterRun:
         self._pending_restart = False
         return self.view
 
-    def set_knobs(self, lambdas, epsilon: float) -> None:
+    def set(self, lambdas=None, epsilon: float | None = None, steps_per_frame=None) -> None:
         """New barycentric weights (kept normalised to sum 1: what the solver uses, and
         what the view, the files and the figure show) / epsilon: applied (restart) on
-        the next frame."""
-        lam = np.asarray(lambdas, np.float64)
+        the next frame; iterations per frame."""
+        if steps_per_frame is not None:
+            if not 1 <= steps_per_frame <= 1000:
+                raise ValueError(f"steps per frame {steps_per_frame!r} is outside [1, 1000]")
+            self.steps_per_frame = int(steps_per_frame)
+        lam = np.asarray(self.lambdas if lambdas is None else lambdas, np.float64)
+        epsilon = self.epsilon if epsilon is None else epsilon
         if lam.shape != (len(self.mixtures),) or not np.all(np.isfinite(lam)) or lam.min() < 0:
             raise ValueError(f"expected {len(self.mixtures)} non-negative weights")
         if lam.sum() <= 0:
@@ -199,8 +208,13 @@ class BarycenterRun:
             self._pending_restart = self.iterations > 0
 
     @property
-    def done(self) -> bool:
+    def stopped(self) -> bool:
+        """Converged or out of iterations, with no new knob to apply."""
         return bool(self.state.done) and not self._pending_restart
+
+    @property
+    def messages(self) -> list[str]:
+        return ["stopped without converging"] if self.stopped and not self.state.converged else []
 
     def step(self) -> dict:
         """One frame: up to ``steps_per_frame`` iterations with the current knobs."""
@@ -235,7 +249,7 @@ class BarycenterRun:
             "coupling": np.asarray(s.coupling),
             "costs": np.asarray(self.costs),
             "converged": bool(s.converged),
-            "done": self.done,
+            "done": self.stopped,
             "lambdas": np.asarray(self.lambdas),
             "epsilon": self.epsilon,
             "inputs": [GMM(*(np.asarray(x) for x in g)) for g in self.mixtures],
@@ -248,19 +262,23 @@ class BarycenterRun:
             [list(s) for s in self.segments], c.mixtures,
         )  # fmt: skip
 
+    @classmethod
+    def from_spec(cls, spec: BarycenterSpec) -> BarycenterRun:
+        run = cls(dataclasses.replace(spec, segments=[]))
+        for steps, lam, eps, restart in spec.segments:
+            run.lambdas, run.epsilon = np.asarray(lam, np.float64), float(eps)
+            run.play(steps, lam, eps, restart)
+        return run
 
-def replay_barycenter(spec: BarycenterSpec) -> BarycenterRun:
-    """A run rebuilt from ``spec``: the same frames with the same knobs."""
-    run = BarycenterRun(dataclasses.replace(spec, segments=[]))
-    for steps, lam, eps, restart in spec.segments:
-        run.lambdas, run.epsilon = np.asarray(lam, np.float64), float(eps)
-        run.play(steps, lam, eps, restart)
-    return run
+    def results(self) -> dict:
+        """The barycenter mixture, the transport matrices and the cost trace."""
+        return _results(self.view, self.messages)
+
+    def figure(self, fmt: str, view: dict | None = None) -> bytes:
+        return barycenter_figure(self.view if view is None else view, fmt)
 
 
-def barycenter_results(run: BarycenterRun) -> dict:
-    """The results file: the barycenter mixture, transport matrices and the cost trace."""
-    v = run.view
+def _results(v: dict, messages: list[str]) -> dict:
     b = len(v["means"])
     return {
         "kind": "barycenter",
@@ -273,7 +291,7 @@ def barycenter_results(run: BarycenterRun) -> dict:
         "costs": v["costs"].tolist(),
         "lambdas": v["lambdas"].tolist(),
         "epsilon": v["epsilon"],
-        "status": [] if v["converged"] or not v["done"] else ["stopped without converging"],
+        "status": messages,
     }
 
 

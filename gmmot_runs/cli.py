@@ -10,110 +10,41 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import NamedTuple
 
-from gmmot_runs.spec import SpecError, decode, kind_of
+from gmmot_runs.run import Run, replay
+from gmmot_runs.spec import SpecError
 
 MAX_SPEC_BYTES = 200 * 2**20  # a spec with two inline clouds of 2e6 points stays below this
 
 
-class Kind(NamedTuple):
-    """How to replay one kind of parameter file: ``replay(obj) -> run`` (raises
-    :class:`SpecError` naming the field), ``results(run) -> dict``, ``figure(run, fmt)
-    -> bytes`` and ``what(results)``, the summary line."""
-
-    replay: object
-    results: object
-    figure: object
-    what: object
-
-
-def _coupled_em() -> Kind:
-    from gmmot_runs import coupled_em as run
-    from gmmot_runs.figures import coupled_em_figure
-
-    return Kind(
-        lambda obj: run.replay(run.RunSpec.from_dict(obj)),
-        lambda r: run.results(r.view),
-        lambda r, fmt: coupled_em_figure(run.results(r.view), r.points0, r.points1, fmt),
-        lambda out: f"{out['iteration']} EM iterations",
-    )
-
-
-def _descent() -> Kind:
-    from gmmot_runs import descent as run
-    from gmmot_runs.figures import descent_figure
-
-    return Kind(
-        lambda obj: run.replay_descent(run.DescentSpec.from_dict(obj)),
-        run.descent_results,
-        lambda r, fmt: descent_figure(r.values, r.view, fmt),
-        lambda out: f"{out['step']} descent steps",
-    )
-
-
-def _barycenter() -> Kind:
-    from gmmot_runs import barycenter as run
-    from gmmot_runs.figures import barycenter_figure
-
-    return Kind(
-        lambda obj: run.replay_barycenter(run.BarycenterSpec.from_dict(obj)),
-        run.barycenter_results,
-        lambda r, fmt: barycenter_figure(r.view, fmt),
-        lambda out: f"{out['iteration']} barycenter iterations",
-    )
-
-
-def _w2_fit() -> Kind:
-    from gmmot_runs import w2_fit as run
-    from gmmot_runs.figures import w2_fit_figure
-
-    return Kind(
-        lambda obj: run.replay(run.W2FitSpec.from_dict(obj)),
-        run.results,
-        lambda r, fmt: w2_fit_figure(r.view, fmt),
-        lambda out: f"{out['step']} W2-fit steps",
-    )
-
-
-# imported on use: a replay loads only its own kind's solvers
-KINDS = {"coupled_em": _coupled_em, "descent": _descent, "barycenter": _barycenter}
-KINDS["w2_fit"] = _w2_fit
-
-
-def replay_file(path: Path) -> tuple[Kind, object]:
-    """Read, validate and replay one parameter file: ``(its kind, the run)``."""
+def replay_file(path: Path) -> Run:
+    """Read, validate and replay one parameter file."""
     size = path.stat().st_size
     if size > MAX_SPEC_BYTES:
         raise SpecError(f"file is {size / 2**20:.0f} MiB, more than the 200 MiB limit")
-    obj = decode(path.read_bytes())
-    kind = kind_of(obj)
-    if kind not in KINDS:
-        raise SpecError(f"field 'kind': {kind!r} is not one of {sorted(KINDS)}")
-    handler = KINDS[kind]()
-    return handler, handler.replay(obj)
+    return replay(path.read_bytes())
 
 
 def _replay(args: argparse.Namespace) -> int:
     path = Path(args.params)
     try:
-        kind, run = replay_file(path)
+        run = replay_file(path)
     except OSError as exc:
         sys.stderr.write(f"gmmot: error: cannot read {path}: {exc.strerror}\n")
         return 2
     except ValueError as exc:  # SpecError, or e.g. inline clouds no mixture fits
         sys.stderr.write(f"gmmot: error: {path}: {exc}\n")
         return 2
-    out = kind.results(run)
+    out = run.results()
     Path(args.out).write_text(json.dumps(out))
     if args.figure:
         fmt = Path(args.figure).suffix.lower().lstrip(".")
         if fmt not in ("png", "svg"):
             sys.stderr.write("gmmot: error: --figure must end in .png or .svg\n")
             return 2
-        Path(args.figure).write_bytes(kind.figure(run, fmt))
+        Path(args.figure).write_bytes(run.figure(fmt))
     msgs = f" ({'; '.join(out['status'])})" if out["status"] else ""
-    sys.stdout.write(f"replayed {kind.what(out)} -> {args.out}{msgs}\n")
+    sys.stdout.write(f"replayed {run.summary(out)} -> {args.out}{msgs}\n")
     return 0
 
 

@@ -3,8 +3,9 @@
 A :class:`CoupledEMRun` owns the solver state of one run (one browser session holds one).
 Every frame is one jitted :func:`frame` call and one device-to-host copy. The run records
 what it did as :class:`Segment` s (frames, the static settings and the knob values they ran
-with), so :meth:`CoupledEMRun.spec` returns a :class:`RunSpec` that :func:`replay` turns
-back into the same state, bit for bit, on the same machine and library version.
+with), so :meth:`CoupledEMRun.spec` returns a :class:`RunSpec` that
+:meth:`CoupledEMRun.from_spec` turns back into the same state, bit for bit, on the same
+machine and library version.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ from gmmot_runs.coupled_em_spec import (
     gmm_to_dict,
     preset_clouds,
 )
+from gmmot_runs.figures import coupled_em_figure
+from gmmot_runs.run import Run
 
 __all__ = [
     "BOUNDS",
@@ -49,8 +52,6 @@ __all__ = [
     "frame",
     "initial_mixtures",
     "preset_clouds",
-    "replay",
-    "results",
 ]
 
 LABEL_LIMIT = 200_000  # above this many points per cloud, frames carry no point labels
@@ -132,12 +133,12 @@ def frame(state, data, config, counts, advance: bool = True):
 
 
 @dataclass
-class CoupledEMRun:
+class CoupledEMRun(Run):
     """Solver state of one run; :meth:`step` advances one frame and records it.
 
     ``data`` describes the clouds for the spec: ``{"preset": name, **params}`` or
     ``{"inline": True}`` (the points themselves are then written into the spec).
-    ``initial`` overrides the pooled kmeans++/EM start (used by :func:`replay`).
+    ``initial`` overrides the pooled kmeans++/EM start (used by :meth:`from_spec`).
     """
 
     points0: np.ndarray
@@ -149,6 +150,10 @@ class CoupledEMRun:
     seed: int = 0
     data: dict = field(default_factory=lambda: {"inline": True})
     initial: tuple[GMM, GMM] | None = None
+
+    kind = "coupled_em"
+    Spec = RunSpec
+    counter = ("iteration", "EM iterations")
 
     def __post_init__(self) -> None:
         self._check(self.structure.k)  # the clouds are fixed for the run's life
@@ -185,8 +190,12 @@ class CoupledEMRun:
         for i, (p, w) in enumerate(((self.points0, self.weights0), (self.points1, self.weights1))):
             check_cloud(p, k, f"cloud {i}", w)
 
-    def set_knobs(self, **values) -> None:
-        """Change continuous knobs: they act from the next frame on, without recompiling."""
+    def set(self, **values) -> None:
+        """Change continuous knobs (:class:`HostKnobs` fields): they act from the next
+        frame on, without recompiling."""
+        unknown = sorted(set(values) - set(asdict(self.knobs)))
+        if unknown:
+            raise ValueError(f"unknown knob {unknown[0]!r}")
         for name, value in values.items():
             setattr(self.knobs, name, value)
         self._state = self._state._replace(knobs=self.knobs.to_core())
@@ -205,10 +214,24 @@ class CoupledEMRun:
 
     def _advance(self, advance: bool) -> None:
         counts = self.structure.counts()
-        self._state, self.view = frame(self._state, self._data, self._config, counts, advance)
+        self._state, view = frame(self._state, self._data, self._config, counts, advance)
         for i, p in enumerate((self.points0, self.points1)):  # the user's rows only
-            if f"labels{i}" in self.view:
-                self.view[f"labels{i}"] = self.view[f"labels{i}"][: len(p)]
+            if f"labels{i}" in view:
+                view[f"labels{i}"] = view[f"labels{i}"][: len(p)]
+        self._view = view
+
+    @property
+    def view(self) -> dict:
+        return self._view
+
+    @property
+    def stopped(self) -> bool:
+        """A diverging update was rolled back: the run keeps its last good mixtures."""
+        return bool(self._view["rolled_back"])
+
+    @property
+    def messages(self) -> list[str]:
+        return list(self._view["messages"])
 
     def step(self) -> dict:
         """One frame (``em_per_frame`` EM iterations); a diverging update never lands:
@@ -261,12 +284,23 @@ class CoupledEMRun:
             knobs=asdict(self.knobs),
         )
 
+    @classmethod
+    def from_spec(cls, spec: RunSpec) -> CoupledEMRun:
+        return _replay(spec)
+
+    def results(self) -> dict:
+        """The mixtures, the coupling, the traces and the status, as plain JSON types."""
+        return _results(self._view)
+
+    def figure(self, fmt: str, view: dict | None = None) -> bytes:
+        res = _results(self._view if view is None else view)
+        return coupled_em_figure(res, self.points0, self.points1, fmt=fmt)
+
 
 # -- replay and results -------------------------------------------------------------------------
 
 
-def replay(spec: RunSpec) -> CoupledEMRun:
-    """Run ``spec`` headless: the same frames with the same settings as the recorded run."""
+def _replay(spec: RunSpec) -> CoupledEMRun:
     d = spec.data
     if "preset" in d:
         p0, p1 = preset_clouds(d["preset"], **{k: v for k, v in d.items() if k != "preset"})
@@ -298,8 +332,7 @@ def clouds_csv(clouds, weights) -> str:
     return out.getvalue()
 
 
-def results(view: dict) -> dict:
-    """A run's current numbers as plain JSON types (mixtures, coupling, traces, status)."""
+def _results(view: dict) -> dict:
     rep = view["report"]
     n = int(view["iteration"])
     scalars = ("total_mass", "mw2", "uw2", "kl_a", "kl_b", "reg_ot_cost", "rho", "tau", "epsilon")

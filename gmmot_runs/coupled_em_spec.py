@@ -4,7 +4,7 @@ segments and :class:`RunSpec` (read with field-named errors), host side.
 A parameter file ``{"format": COUPLED_EM_FORMAT, "version", "data", "structure",
 "knobs", "initial", "segments", ...}`` holds the data (a preset or inline clouds), the
 initial mixtures and every segment of frames the run played; :func:`~gmmot_runs.
-coupled_em.replay` plays it back bit for bit.
+coupled_em.CoupledEMRun.from_spec` plays it back bit for bit.
 """
 
 from __future__ import annotations

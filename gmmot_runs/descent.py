@@ -3,8 +3,9 @@
 :class:`DescentRun` owns one run (a browser session holds one): the target, the Diracs and
 the solver state. Each frame is one jitted :func:`~gmmot_core.descent.descend` call (its
 steps and the cells of the last one) and one device-to-host copy. The run records the
-frames as segments ``(steps, lr, lloyd)``; :meth:`DescentRun.spec` and :func:`replay_descent`
-play them back in the same chunks, so the numbers are identical on the same machine.
+frames as segments ``(steps, lr, lloyd)``; :meth:`DescentRun.spec` and
+:meth:`DescentRun.from_spec` play them back in the same chunks, so the numbers are
+identical on the same machine.
 Semi-discrete OT runs in float64 (``jax.enable_x64`` around every core call): float32
 cannot resolve the tutorial target's density, which falls to 1e-12 of its peak.
 """
@@ -30,6 +31,8 @@ from gmmot_core.semidiscrete.sizes import Sizes, default_sizes
 from gmmot_core.semidiscrete.status import EMPTY_CELL, NOT_CONVERGED, SIZE_BITS, STACKED, STOP_BITS
 from gmmot_core.targets import gmm_image, tutorial_image
 from gmmot_runs import spec
+from gmmot_runs.figures import descent_figure
+from gmmot_runs.run import Run
 
 __all__ = [
     "DESCENT_SPEC_VERSION",
@@ -37,9 +40,7 @@ __all__ = [
     "TARGETS",
     "DescentRun",
     "DescentSpec",
-    "descent_results",
     "initial_positions",
-    "replay_descent",
     "target_extent",
     "target_values",
 ]
@@ -181,7 +182,7 @@ def check_target(target: Any) -> dict:
     return target
 
 
-class DescentRun:
+class DescentRun(Run):
     """Dirac gradient descent / Lloyd towards a target image, frame by frame.
 
     The ``n`` Diracs are solved in a bucket of ``size >= n`` rows (:func:`bucket`): the
@@ -190,6 +191,10 @@ class DescentRun:
     (``tests/core/test_padding.py``). The view shows the first ``n`` rows only. The
     image is held in a :func:`image_grid` array (zero pixels beyond its box), so images
     of nearby shapes share the solver too."""
+
+    kind = "descent"
+    Spec = DescentSpec
+    counter = ("step", "descent steps")
 
     def __init__(
         self,
@@ -243,6 +248,25 @@ class DescentRun:
     @property
     def stopped(self) -> bool:
         return bool(int(self.state.status) & STOP_BITS)
+
+    @property
+    def messages(self) -> list[str]:
+        return _messages(int(self.state.status))
+
+    def set(
+        self, lr: float | None = None, lloyd: bool | None = None, steps_per_frame: int | None = None
+    ) -> None:
+        """The step size, Lloyd (move to the centroids) or not, and the steps of a frame."""
+        if lr is not None and not (math.isfinite(lr) and lr >= 0):
+            raise ValueError(f"learning rate {lr!r} is not a finite number >= 0")
+        if steps_per_frame is not None and not 1 <= steps_per_frame <= FRAME_STEPS:
+            raise ValueError(f"steps per frame {steps_per_frame!r} is outside [1, {FRAME_STEPS}]")
+        if lr is not None:
+            self.lr = float(lr)
+        if lloyd is not None:
+            self.lloyd = bool(lloyd)
+        if steps_per_frame is not None:
+            self.steps_per_frame = int(steps_per_frame)
 
     def step(self) -> dict:
         """One frame: ``steps_per_frame`` steps with the current ``lr`` / ``lloyd``."""
@@ -314,6 +338,29 @@ class DescentRun:
         target = self.target if "preset" in self.target else {"values": self.values.tolist()}
         return DescentSpec(target, self.n, self.init, self.seed, [list(s) for s in self.segments])
 
+    @classmethod
+    def from_spec(cls, spec: DescentSpec) -> DescentRun:
+        run = cls(spec.target, spec.n, spec.init, spec.seed)
+        for steps, lr, lloyd in spec.segments:
+            run.play(steps, lr, lloyd)
+        return run
+
+    def results(self) -> dict:
+        """The latest positions, weights and masses, and the W2^2 trace."""
+        v = self.view
+        return {
+            "kind": "descent",
+            "step": v["step"],
+            "positions": v["positions"].tolist(),
+            "weights": v["weights"].tolist(),
+            "masses": v["masses"].tolist(),
+            "w2": v["w2"].tolist(),
+            "status": v["messages"],
+        }
+
+    def figure(self, fmt: str, view: dict | None = None) -> bytes:
+        return descent_figure(self.values, self.view if view is None else view, fmt)
+
 
 def run_sizes(size: int, shape: tuple[int, int]) -> Sizes:
     """The static sizes a run of ``size`` Diracs starts with: the defaults with 4x the bin
@@ -350,25 +397,3 @@ def _rows(cells: Cells, n: int) -> Cells:
     return cells._replace(
         vertices=cells.vertices[:n], labels=cells.labels[:n], count=cells.count[:n]
     )
-
-
-def replay_descent(spec: DescentSpec) -> DescentRun:
-    """A run rebuilt from ``spec``: the same frames with the same settings."""
-    run = DescentRun(spec.target, spec.n, spec.init, spec.seed)
-    for steps, lr, lloyd in spec.segments:
-        run.play(steps, lr, lloyd)
-    return run
-
-
-def descent_results(run: DescentRun) -> dict:
-    """The results file: final positions, weights, masses and the W2^2 trace."""
-    v = run.view
-    return {
-        "kind": "descent",
-        "step": v["step"],
-        "positions": v["positions"].tolist(),
-        "weights": v["weights"].tolist(),
-        "masses": v["masses"].tolist(),
-        "w2": v["w2"].tolist(),
-        "status": v["messages"],
-    }

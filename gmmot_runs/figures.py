@@ -96,7 +96,7 @@ def link_label_at(start, end):
 
 
 def coupled_em_figure(results: dict, points0, points1, fmt: str = "png") -> bytes:
-    """A 2 x 3 panel figure of ``results`` (as :func:`gmmot_runs.coupled_em.results` returns).
+    """A 2 x 3 panel figure of ``results`` (a coupled-EM run's results file).
 
     Panels: each cloud with its mixture (1- and 2-sigma ellipses), both mixtures with the
     coupling as links (width by mass, each main path's growth factor written on it, as on

@@ -3,9 +3,10 @@ Adam on the exact semi-discrete W2^2, and EM's fit from the same start for compa
 
 :class:`W2FitRun` owns one run (a browser session holds one). Each frame is one jitted
 call (its steps, the Laguerre cells and the mixture's raster) and one device-to-host
-copy. The frames are recorded as segments ``[steps, learning_rate]``; :func:`replay`
-plays them back in the same chunks, so the numbers are identical on the same machine.
-Runs in float64 (``jax.enable_x64`` around every core call), as every semi-discrete run.
+copy. The frames are recorded as segments ``[steps, learning_rate]``;
+:meth:`W2FitRun.from_spec` plays them back in the same chunks, so the numbers are
+identical on the same machine. Runs in float64 (``jax.enable_x64`` around every core
+call), as every semi-discrete run.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from gmmot_core.buckets import bucket
 from gmmot_core.mixture import GMM, fit_em, log_prob
 from gmmot_core.synthetic import moons, outlier_clump, rings, three_blobs
 from gmmot_runs import spec as fields
+from gmmot_runs.figures import w2_fit_figure
+from gmmot_runs.run import Run
 
 __all__ = [
     "BOUNDS",
@@ -33,8 +36,6 @@ __all__ = [
     "cloud_points",
     "em_mixture",
     "fit_inputs",
-    "replay",
-    "results",
 ]
 
 KIND, VERSION = "w2_fit", 1
@@ -178,8 +179,12 @@ def em_mixture(data, n_fit: int, start: GMM, res: int) -> GMM:
     return fit.to_user(em, data)
 
 
-class W2FitRun:
+class W2FitRun(Run):
     """One W2 fit, frame by frame, with EM's fit of the same cloud from the same start."""
+
+    kind = KIND
+    Spec = W2FitSpec
+    counter = ("step", "W2-fit steps")
 
     def __init__(self, cloud: dict, k: int = 2, res: int = 48, seed: int = 0):
         """``cloud``: ``{"preset": name, "n": N, "seed": s}`` or ``{"points": [[x, y],
@@ -237,6 +242,24 @@ class W2FitRun:
     @property
     def stopped(self) -> bool:
         return bool(int(self.state.status) & fit.HALTED)
+
+    @property
+    def messages(self) -> list[str]:
+        text = fit.describe_status(int(self.state.status))
+        return [text] if text else []
+
+    def set(self, learning_rate: float | None = None, steps_per_frame: int | None = None) -> None:
+        """The learning rate (a share of the box) and the Adam steps of a frame."""
+        lo, hi = BOUNDS["learning_rate"]
+        if learning_rate is not None and not lo <= learning_rate <= hi:
+            raise ValueError(f"learning rate {learning_rate!r} is outside [{lo:g}, {hi:g}]")
+        lo, hi = BOUNDS["steps"]
+        if steps_per_frame is not None and not lo <= steps_per_frame <= hi:
+            raise ValueError(f"steps per frame {steps_per_frame!r} is outside [{lo}, {hi}]")
+        if learning_rate is not None:
+            self.learning_rate = float(learning_rate)
+        if steps_per_frame is not None:
+            self.steps_per_frame = int(steps_per_frame)
 
     def step(self) -> dict:
         """One frame: ``steps_per_frame`` Adam steps at ``learning_rate``."""
@@ -298,18 +321,22 @@ class W2FitRun:
     def spec(self) -> W2FitSpec:
         return W2FitSpec(self.cloud, self.k, self.res, self.seed, [list(x) for x in self.segments])
 
+    @classmethod
+    def from_spec(cls, spec: W2FitSpec) -> W2FitRun:
+        run = cls(spec.cloud, spec.k, spec.res, spec.seed)
+        for steps, lr in spec.segments:
+            run.play(steps, lr)
+        return run
 
-def replay(spec: W2FitSpec) -> W2FitRun:
-    """A run rebuilt from ``spec``: the same frames with the same settings."""
-    run = W2FitRun(spec.cloud, spec.k, spec.res, spec.seed)
-    for steps, lr in spec.segments:
-        run.play(steps, lr)
-    return run
+    def results(self) -> dict:
+        """Both mixtures, their criteria, and the W2^2 trace."""
+        return _results(self.view)
+
+    def figure(self, fmt: str, view: dict | None = None) -> bytes:
+        return w2_fit_figure(self.view if view is None else view, fmt)
 
 
-def results(run: W2FitRun) -> dict:
-    """The results file: both mixtures, their criteria, and the W2^2 trace."""
-    v = run.view
+def _results(v: dict) -> dict:
     return {
         "kind": KIND,
         "step": v["step"],

@@ -33,10 +33,8 @@ from gmmot_runs.barycenter import (
     BarycenterRun,
     BarycenterSpec,
     barycenter_grid,
-    barycenter_results,
     input_grids,
 )
-from gmmot_runs.figures import barycenter_figure
 
 __all__ = ["BarycenterScreen"]
 
@@ -235,7 +233,7 @@ class BarycenterScreen(Screen):
             # the sliders' weights when they fit the new inputs, set before the view is
             # drawn (the status line showed the defaults while Play used the sliders)
             keep = len(lambdas) == len(run.lambdas) and lambdas.sum() > 0
-            run.set_knobs(lambdas if keep else run.lambdas, eps)
+            run.set(lambdas=lambdas if keep else run.lambdas, epsilon=eps)
             return run, self._columns(run), keep
 
         def use(built: tuple) -> None:
@@ -267,7 +265,7 @@ class BarycenterScreen(Screen):
 
         self.worker.submit(
             "applying the weights",
-            lambda: self.run.set_knobs(lambdas, eps),
+            lambda: self.run.set(lambdas=lambdas, epsilon=eps),
             applied,
             self._fail("{exc}; the previous weights are kept."),
             lane="frame",
@@ -280,7 +278,7 @@ class BarycenterScreen(Screen):
 
         def reset() -> dict:
             run = self.run
-            run.lambdas, run.epsilon = lambdas, eps
+            run.set(lambdas=lambdas, epsilon=eps)
             run.reset()
             return self._columns(run)
 
@@ -293,13 +291,13 @@ class BarycenterScreen(Screen):
         never dropped)."""
         if self.worker.busy and not force:
             return  # one frame in flight at most, and none while a new run is prepared
-        if self.run.done and not force:
+        if self.run.stopped and not force:
             self._pause()  # converged: idle until a knob moves
             return
         run, steps = self.run, self.w_steps.value
 
         def step() -> dict:
-            run.steps_per_frame = steps
+            run.set(steps_per_frame=steps)
             run.step()
             return self._columns(run)
 
@@ -315,10 +313,10 @@ class BarycenterScreen(Screen):
         return io.BytesIO(self.run.spec().to_json().encode())
 
     def _results_file(self) -> io.BytesIO:
-        return io.BytesIO(json.dumps(barycenter_results(self.run)).encode())
+        return io.BytesIO(json.dumps(self.run.results()).encode())
 
     def _figure_file(self, fmt: str) -> io.BytesIO:
-        return io.BytesIO(barycenter_figure(self.run.view, fmt))
+        return io.BytesIO(self.run.figure(fmt))
 
     # -- layout -----------------------------------------------------------------------
     def sidebar(self) -> list:

@@ -43,9 +43,8 @@ from app.upload import ChunkedUpload
 from app.widgets import BoundedIntInput, LabelledCheckbox, OptionSlider
 from gmmot_core import coupled_em as ce
 from gmmot_core.io import MAX_BYTES, parse_points
-from gmmot_runs.coupled_em import BOUNDS, CoupledEMRun, clouds_csv, results
+from gmmot_runs.coupled_em import BOUNDS, CoupledEMRun, clouds_csv
 from gmmot_runs.coupled_em_spec import HostKnobs
-from gmmot_runs.figures import coupled_em_figure
 
 SUMMARY_PERIOD_S = 0.25  # while playing, the summary views refresh at most 4 times a second
 EPS = log_options(-4, 1)
@@ -270,7 +269,7 @@ class CoupledEMScreen(Screen):
         }
         self.worker.submit(
             "applying the knobs",
-            lambda: self.runner.set_knobs(**values),
+            lambda: self.runner.set(**values),
             lambda _r: self._update_tau(),
             lambda exc: self._warn(f"Those knob values were refused: {exc}."),
             lane="frame",
@@ -446,14 +445,13 @@ class CoupledEMScreen(Screen):
         return io.BytesIO(self.runner.spec().to_json().encode())
 
     def _results_file(self) -> io.BytesIO:
-        return io.BytesIO(json.dumps(results(self.runner.view)).encode())
+        return io.BytesIO(json.dumps(self.runner.results()).encode())
 
     def _data_file(self) -> io.StringIO:
         return io.StringIO(clouds_csv(self._clouds, self._weights))
 
     def _figure_file(self, fmt: str) -> io.BytesIO:
-        res = results(self.runner.view)
-        return io.BytesIO(coupled_em_figure(res, *self._clouds, fmt=fmt))
+        return io.BytesIO(self.runner.figure(fmt))
 
     # -- animation --------------------------------------------------------------------
     def _on_drawn(self) -> None:

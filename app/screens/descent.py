@@ -30,8 +30,7 @@ from gmmot_core.targets import (
     random_gmm,
     with_floor,
 )
-from gmmot_runs.descent import FRAME_STEPS, MAX_DIRACS, DescentRun, descent_results
-from gmmot_runs.figures import descent_figure
+from gmmot_runs.descent import FRAME_STEPS, MAX_DIRACS, DescentRun
 
 __all__ = ["DescentScreen"]
 
@@ -348,10 +347,10 @@ class DescentScreen(Screen):
     def _results_file(self) -> io.BytesIO:
         import json
 
-        return io.BytesIO(json.dumps(descent_results(self.run)).encode())
+        return io.BytesIO(json.dumps(self.run.results()).encode())
 
     def _figure_file(self, fmt: str) -> io.BytesIO:
-        return io.BytesIO(descent_figure(self.run.values, self._shown_view(), fmt))
+        return io.BytesIO(self.run.figure(fmt, self._shown_view()))
 
     # -- layout -----------------------------------------------------------------------
     def sidebar(self) -> list:

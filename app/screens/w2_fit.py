@@ -24,7 +24,6 @@ from app.screen import Screen
 from app.upload import ChunkedUpload
 from app.widgets import BoundedIntInput, LabelledCheckbox, OptionSlider
 from gmmot_core.io import MAX_BYTES, parse_points
-from gmmot_runs.figures import w2_fit_figure
 from gmmot_runs.w2_fit import (
     BOUNDS,
     CLOUDS,
@@ -32,7 +31,6 @@ from gmmot_runs.w2_fit import (
     MAX_POINTS,
     RESOLUTIONS,
     W2FitRun,
-    results,
 )
 
 __all__ = ["W2FitScreen"]
@@ -368,11 +366,10 @@ class W2FitScreen(Screen):
         return io.BytesIO(self._need_run().spec().to_json().encode())
 
     def _results_file(self) -> io.BytesIO:
-        return io.BytesIO(json.dumps(results(self._need_run())).encode())
+        return io.BytesIO(json.dumps(self._need_run().results()).encode())
 
     def _figure_file(self, fmt: str) -> io.BytesIO:
-        self._need_run()
-        return io.BytesIO(w2_fit_figure(self._view, fmt))
+        return io.BytesIO(self._need_run().figure(fmt, self._view))
 
     def opened(self) -> None:
         """The tab was opened: prepare the default fit the first time."""

@@ -83,7 +83,7 @@ def test_barycenter_of_the_coupled_em_pair_replays(screen):
     import json
 
     from app.screens.barycenter import BarycenterScreen
-    from gmmot_runs.barycenter import BarycenterSpec, replay_barycenter
+    from gmmot_runs.barycenter import BarycenterRun, BarycenterSpec
 
     view = screen.runner.view
     bary = BarycenterScreen(pair_source=lambda: (view["gmm0"], view["gmm1"]))
@@ -94,7 +94,7 @@ def test_barycenter_of_the_coupled_em_pair_replays(screen):
         bary._tick()
     assert bary.run.view["converged"]
     spec = BarycenterSpec.from_dict(json.loads(bary.run.spec().to_json()))
-    again = replay_barycenter(spec)
+    again = BarycenterRun.from_spec(spec)
     np.testing.assert_array_equal(again.view["means"], bary.run.view["means"])
 
 

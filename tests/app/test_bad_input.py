@@ -143,7 +143,7 @@ def test_a_diverging_step_pauses_says_where_and_keeps_the_last_good_state():
     good = [np.asarray(x).copy() for x in screen.runner.view["gmm0"]]
     iteration = int(screen.runner.view["iteration"])
     screen.playing = True
-    screen.runner.set_knobs(learning_rate=1e30)  # an absurd value no slider offers
+    screen.runner.set(learning_rate=1e30)  # an absurd value no slider offers
     screen._tick()
     assert not screen.playing
     assert f"Stopped at EM iteration {iteration}" in screen.message

@@ -3,7 +3,7 @@
 
 import json
 
-from gmmot_runs.barycenter import BarycenterRun, BarycenterSpec, _frame, barycenter_results
+from gmmot_runs.barycenter import BarycenterRun, BarycenterSpec, _frame
 from gmmot_runs.cli import main
 
 
@@ -28,7 +28,7 @@ def test_run_replays_through_the_cli_with_identical_numbers(tmp_path):
     run = BarycenterRun(BarycenterSpec(n_inputs=2, n_components=2, bar_size=3, seed=4))
     for _ in range(3):
         run.step()
-    run.set_knobs([0.9, 0.1], 0.2)
+    run.set(lambdas=[0.9, 0.1], epsilon=0.2)
     run.steps_per_frame = 10
     run.step()
     assert run.view["iteration"] > 5 and run.view["converged"]
@@ -36,7 +36,7 @@ def test_run_replays_through_the_cli_with_identical_numbers(tmp_path):
     params.write_text(run.spec().to_json())
     out = tmp_path / "r.json"
     assert main(["replay", str(params), "--out", str(out)]) == 0
-    assert json.loads(out.read_text()) == json.loads(json.dumps(barycenter_results(run)))
+    assert json.loads(out.read_text()) == json.loads(json.dumps(run.results()))
     bad = json.loads(params.read_text()) | {"bar_size": 0}
     params.write_text(json.dumps(bad))
     assert main(["replay", str(params), "--out", str(out)]) == 2

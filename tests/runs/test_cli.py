@@ -99,11 +99,11 @@ def test_every_kind_names_the_bad_field(tmp_path, capsys, kind, path, value, mes
 @pytest.mark.parametrize("kind", sorted(BASES))
 def test_the_valid_base_files_parse(kind):
     """The bad files above differ from these in one field only."""
-    from gmmot_runs.cli import KINDS
+    from gmmot_runs.run import RUNS
     from gmmot_runs.spec import kind_of
 
     obj = BASES[kind]()
-    assert kind_of(obj) == kind and kind in KINDS
+    assert kind_of(obj) == kind and kind in RUNS
     parse = {
         "coupled_em": RunSpec.from_dict,
         "descent": DescentSpec.from_dict,
@@ -111,3 +111,21 @@ def test_the_valid_base_files_parse(kind):
         "w2_fit": W2FitSpec.from_dict,
     }[kind]
     parse(obj)
+
+
+def test_every_kind_is_one_run_protocol():
+    """Every kind a parameter file may name is a concrete Run with its own Spec; an
+    unknown kind is refused by name before any solver module is imported."""
+    import inspect
+
+    from gmmot_runs.run import RUNS, Run, replay, run_class
+    from gmmot_runs.spec import SpecError
+
+    assert sorted(RUNS) == sorted(BASES)
+    for kind in RUNS:
+        cls = run_class(kind)
+        assert issubclass(cls, Run) and not inspect.isabstract(cls), kind
+        assert cls.kind == kind
+        assert callable(cls.Spec.from_dict) and callable(cls.Spec.to_json)
+    with pytest.raises(SpecError, match="field 'kind': 'lloyd' is not one of"):
+        replay({"kind": "lloyd", "version": 1})

@@ -18,8 +18,6 @@ from gmmot_runs.coupled_em import (
     SpecError,
     Structure,
     preset_clouds,
-    replay,
-    results,
 )
 
 
@@ -28,20 +26,20 @@ def _played_run(data: dict, clouds, weights=(None, None)) -> CoupledEMRun:
     run = CoupledEMRun(*clouds, *weights, HostKnobs(), Structure(k=3), seed=1, data=data)
     for _ in range(3):
         run.step()
-    run.set_knobs(epsilon=3e-3, weight_transport=1.0)
+    run.set(epsilon=3e-3, weight_transport=1.0)
     run.step()
-    run.set_knobs(balanced=True)
+    run.set(balanced=True)
     run.set_structure(em_per_frame=2, m_steps=7)
     run.step()
     run.step()
-    run.set_knobs(balanced=False, rho=0.1, learning_rate=1e-2)
+    run.set(balanced=False, rho=0.1, learning_rate=1e-2)
     run.step()
     return run
 
 
 def _roundtrip(run: CoupledEMRun) -> dict:
     spec = RunSpec.from_json(run.spec().to_json())
-    return results(replay(spec).view)
+    return CoupledEMRun.from_spec(spec).results()
 
 
 def test_preset_run_replays_bit_for_bit():
@@ -50,7 +48,7 @@ def test_preset_run_replays_bit_for_bit():
     assert [s.frames for s in run.segments] == [3, 1, 2, 1]
     assert run.spec().iterations == 3 + 1 + 4 + 2 == int(run.view["iteration"])
     # exact equality: the same jitted frames with the same inputs on the same machine
-    assert _roundtrip(run) == results(run.view)
+    assert _roundtrip(run) == run.results()
 
 
 def test_inline_weighted_run_replays_bit_for_bit(rng):
@@ -61,7 +59,7 @@ def test_inline_weighted_run_replays_bit_for_bit(rng):
     spec = json.loads(run.spec().to_json())
     assert np.array_equal(np.asarray(spec["data"]["points0"], np.float32), p0)
     assert np.array_equal(np.asarray(spec["data"]["weights1"], np.float32), w1)
-    assert _roundtrip(run) == results(run.view)
+    assert _roundtrip(run) == run.results()
 
 
 def test_random_pair_preset_is_deterministic_and_moves_masses():
@@ -145,14 +143,14 @@ def test_nan_in_initial_mixture_is_refused(spec_dict):
 
 
 def test_cli_replays_and_reports_bad_files(tmp_path, spec_dict):
-    run = replay(RunSpec.from_dict(spec_dict))
+    run = CoupledEMRun.from_spec(RunSpec.from_dict(spec_dict))
     params = tmp_path / "params.json"
     params.write_text(json.dumps(spec_dict))
     out, fig = tmp_path / "results.json", tmp_path / "fig.svg"
     cmd = [sys.executable, "-m", "gmmot_runs", "replay", str(params), "--out", str(out)]
     done = subprocess.run([*cmd, "--figure", str(fig)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    assert json.loads(out.read_text()) == results(run.view)
+    assert json.loads(out.read_text()) == run.results()
     assert fig.read_text().lstrip().startswith("<?xml") and "<svg" in fig.read_text()
 
     params.write_text(json.dumps(_edit(spec_dict, "knobs.epsilon", "big")))
@@ -198,7 +196,7 @@ def test_the_figure_shows_the_growth_factors_and_one_colour_per_cloud():
     clouds = preset_clouds("demo pair", n=500, seed=3)
     run = CoupledEMRun(*clouds, knobs=HostKnobs(rho=0.1), structure=Structure(k=3))
     run.step()
-    res = results(run.view)
+    res = run.results()
     raw, factor = (np.asarray(res["coupling"][k]) for k in ("raw", "path_factor"))
     main = raw >= LINK_LABEL_SHARE * raw.sum()
     assert np.any(np.abs(factor[main] - 1.0) > 0.01)  # unbalanced: the factors say something

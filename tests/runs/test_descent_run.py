@@ -8,7 +8,7 @@ import logging
 import numpy as np
 import pytest
 
-from gmmot_runs.descent import DescentRun, DescentSpec, descent_results, replay_descent
+from gmmot_runs.descent import DescentRun, DescentSpec
 
 
 @pytest.fixture(scope="module")
@@ -73,16 +73,16 @@ def test_one_program_per_bucket(caplog):
 
 def test_spec_replays_the_same_numbers(run, tmp_path):
     text = run.spec().to_json()
-    again = replay_descent(DescentSpec.from_dict(json.loads(text)))
+    again = DescentRun.from_spec(DescentSpec.from_dict(json.loads(text)))
     assert np.array_equal(again.view["positions"], run.view["positions"])
-    assert descent_results(again)["w2"] == descent_results(run)["w2"]
+    assert again.results()["w2"] == run.results()["w2"]
     # and through the command line
     from gmmot_runs.cli import main
 
     (tmp_path / "p.json").write_text(text)
     assert main(["replay", str(tmp_path / "p.json"), "--out", str(tmp_path / "r.json")]) == 0
     out = json.loads((tmp_path / "r.json").read_text())
-    assert out["positions"] == descent_results(run)["positions"]
+    assert out["positions"] == run.results()["positions"]
 
 
 @pytest.mark.parametrize(

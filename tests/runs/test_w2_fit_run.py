@@ -12,7 +12,7 @@ import pytest
 from gmmot_runs.cli import main as cli_main
 from gmmot_runs.figures import w2_fit_figure
 from gmmot_runs.spec import SpecError
-from gmmot_runs.w2_fit import W2FitRun, W2FitSpec, cloud_points, replay, results
+from gmmot_runs.w2_fit import W2FitRun, W2FitSpec, cloud_points
 
 CLOUD = {"preset": "outlier clump", "n": 600, "seed": 3}
 
@@ -29,8 +29,8 @@ def run():
 def test_replay_is_bit_identical_and_the_files_are_complete(run, tmp_path):
     spec = W2FitSpec.from_json(run.spec().to_json())
     assert spec.segments == [[5, 0.02], [3, 0.05]]
-    again = replay(spec)
-    a, b = results(run), results(again)
+    again = W2FitRun.from_spec(spec)
+    a, b = run.results(), again.results()
     assert a == b  # same frames, same chunks: the same numbers bit for bit
     assert a["step"] == 8 and len(a["w2"]) == 8 and all(np.isfinite(a["w2"]))
     assert set(a["w2_fit"]) == {"weights", "means", "covs"}
