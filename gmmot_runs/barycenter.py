@@ -13,7 +13,6 @@ records its frames as segments ``[steps, lambdas, epsilon, restart]``;
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -101,12 +100,8 @@ class BarycenterSpec:
     version: int = BARYCENTER_SPEC_VERSION
 
     def to_json(self) -> str:
-        from gmmot_core import __version__
-
         body = {k: v for k, v in self.__dict__.items() if k != "version"}
-        return json.dumps(
-            {"kind": "barycenter", "version": self.version, "gmmot": __version__} | body
-        )
+        return spec.write("barycenter", self.version, body)
 
     @classmethod
     def from_dict(cls, obj: Any) -> BarycenterSpec:

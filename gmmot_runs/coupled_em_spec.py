@@ -1,15 +1,14 @@
 """Coupled-EM settings and parameter files: the knobs, the static structure, the recorded
 segments and :class:`RunSpec` (read with field-named errors), host side.
 
-A parameter file ``{"format": COUPLED_EM_FORMAT, "version", "data", "structure",
-"knobs", "initial", "segments", ...}`` holds the data (a preset or inline clouds), the
+A parameter file (kind ``coupled_em``: ``{"kind", "version", "gmmot", "iterations", "data",
+"structure", "knobs", "initial", "segments"}``) holds the data (a preset or inline clouds), the
 initial mixtures and every segment of frames the run played; :func:`~gmmot_runs.
 coupled_em.CoupledEMRun.from_spec` plays it back bit for bit.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -22,7 +21,7 @@ from gmmot_core import coupled_em as ce
 from gmmot_core import synthetic
 from gmmot_core.mixture import GMM
 from gmmot_core.sinkhorn import tau_from_rho
-from gmmot_runs.spec import COUPLED_EM_FORMAT, Fields, SpecError, decode
+from gmmot_runs.spec import Fields, SpecError, decode, envelope, write
 
 __all__ = [
     "BOUNDS",
@@ -141,13 +140,9 @@ class RunSpec:
     def iterations(self) -> int:
         return sum(s.frames * s.em_per_frame for s in self.segments)
 
-    def to_dict(self) -> dict:
-        from gmmot_core import __version__
-
+    def body(self) -> dict:
+        """The fields after the envelope."""
         return {
-            "format": COUPLED_EM_FORMAT,
-            "version": self.version,
-            "library_version": __version__,
             "iterations": self.iterations,
             "data": self.data,
             "structure": {"k": self.k, "seed": self.seed, "trace_length": self.trace_length},
@@ -157,7 +152,7 @@ class RunSpec:
         }
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), allow_nan=True)
+        return write("coupled_em", self.version, self.body())
 
     @classmethod
     def from_json(cls, text: str | bytes) -> RunSpec:
@@ -166,22 +161,13 @@ class RunSpec:
     @classmethod
     def from_dict(cls, obj: Any) -> RunSpec:
         """Validate a decoded parameter file; raises :class:`SpecError` naming the field."""
+        obj = envelope(Fields(obj, "").obj, "coupled_em", SPEC_VERSION)
         top = Fields(obj, "")
         top.expect(
-            {"format", "version", "library_version", "iterations", "data", "structure"},
-            {"knobs", "initial", "segments"},
+            {"kind", "version", "iterations", "data", "structure"},
+            {"gmmot", "knobs", "initial", "segments"},
         )
-        if top.get("format", str) != COUPLED_EM_FORMAT:
-            raise SpecError("field 'format': expected 'gmmot.coupled_em.run'")
-        version = top.get("version", int)
-        if version > SPEC_VERSION:
-            raise SpecError(
-                f"field 'version': {version} is newer than this gmmot understands "
-                f"({SPEC_VERSION}); upgrade gmmot"
-            )
-        if version < 1:
-            raise SpecError(f"field 'version': {version} is not a valid version")
-        top.get("library_version", str)
+        version = obj["version"]
         data = _parse_data(top.sub("data"))
         st = top.sub("structure")
         st.expect({"k", "seed", "trace_length"})

@@ -12,7 +12,6 @@ cannot resolve the tutorial target's density, which falls to 1e-12 of its peak.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -120,20 +119,8 @@ class DescentSpec:
     version: int = DESCENT_SPEC_VERSION
 
     def to_json(self) -> str:
-        from gmmot_core import __version__
-
-        return json.dumps(
-            {
-                "kind": "descent",
-                "version": self.version,
-                "gmmot": __version__,
-                "target": self.target,
-                "n": self.n,
-                "init": self.init,
-                "seed": self.seed,
-                "segments": self.segments,
-            }
-        )
+        fields = ("target", "n", "init", "seed", "segments")
+        return spec.write("descent", self.version, {f: getattr(self, f) for f in fields})
 
     @classmethod
     def from_dict(cls, obj: Any) -> DescentSpec:

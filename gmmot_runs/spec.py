@@ -1,9 +1,11 @@
 """Reading parameter files: one envelope and typed field readers, every error names its
 field (``field 'segments[2].tau': expected a number``, ``unknown field 'data.pionts0'``).
 
-Every run kind's parameter file is a JSON object ``{"kind", "version", ...fields}``
-(coupled EM's older ``{"format": "gmmot.coupled_em.run", ...}`` is read as kind
-``coupled_em``). :class:`SpecError` is a ``ValueError``.
+Every run kind's parameter file is a JSON object ``{"kind", "version", "gmmot", ...fields}``
+(:func:`write`; ``gmmot`` is the library version that wrote it). Coupled EM's older
+``{"format": "gmmot.coupled_em.run", "library_version", ...}`` is read as kind
+``coupled_em`` (:func:`current`, the one place that knows it). :class:`SpecError` is a
+``ValueError``.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ __all__ = [
     "Fields",
     "SpecError",
     "choice",
+    "current",
     "envelope",
     "integer",
     "kind_of",
@@ -26,6 +29,7 @@ __all__ = [
     "number",
     "points",
     "rows",
+    "write",
 ]
 
 COUPLED_EM_FORMAT = "gmmot.coupled_em.run"
@@ -46,21 +50,45 @@ def decode(raw: bytes | str) -> dict:
     return obj
 
 
+def write(kind: str, version: int, body: dict) -> str:
+    """The JSON text of a parameter file: the envelope, then ``body``'s fields."""
+    from gmmot_core import __version__
+
+    return json.dumps({"kind": kind, "version": version, "gmmot": __version__, **body})
+
+
+def current(obj: dict) -> dict:
+    """A decoded parameter file in today's envelope (an older coupled-EM file's
+    ``format`` and ``library_version`` become ``kind`` and ``gmmot``)."""
+    if obj.get("format") != COUPLED_EM_FORMAT:
+        return obj
+    out = {k: v for k, v in obj.items() if k not in ("format", "library_version")}
+    out = {"kind": "coupled_em", **out}
+    if "library_version" in obj:
+        out["gmmot"] = obj["library_version"]
+    return out
+
+
 def kind_of(obj: dict) -> str | None:
     """The run kind a decoded parameter file names."""
-    if obj.get("format") == COUPLED_EM_FORMAT:
-        return "coupled_em"
-    kind = obj.get("kind")
+    kind = current(obj).get("kind")
     return kind if isinstance(kind, str) else None
 
 
 def envelope(raw: bytes | str | dict, kind: str, version: int) -> dict:
-    """The JSON object of a parameter file of ``kind`` at ``version``."""
-    obj = raw if isinstance(raw, dict) else decode(raw)
+    """The JSON object of a parameter file of ``kind`` at ``version`` (:func:`current`)."""
+    obj = current(raw if isinstance(raw, dict) else decode(raw))
     if obj.get("kind") != kind:
         raise SpecError(f"field 'kind': expected {kind!r}, got {obj.get('kind')!r}")
-    if obj.get("version") != version:
-        raise SpecError(f"field 'version': expected {version}, got {obj.get('version')!r}")
+    v = obj.get("version")
+    if isinstance(v, int) and not isinstance(v, bool) and v > version:
+        raise SpecError(
+            f"field 'version': {v} is newer than this gmmot understands ({version}); upgrade gmmot"
+        )
+    if v != version:
+        raise SpecError(f"field 'version': expected {version}, got {v!r}")
+    if not isinstance(obj.get("gmmot", ""), str):
+        raise SpecError(f"field 'gmmot': expected a version string, got {obj['gmmot']!r:.40}")
     return obj
 
 

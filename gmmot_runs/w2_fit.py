@@ -11,7 +11,6 @@ call), as every semi-discrete run.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 
 import jax
@@ -87,17 +86,8 @@ class W2FitSpec:
     segments: list = field(default_factory=list)
 
     def to_json(self) -> str:
-        return json.dumps(
-            {
-                "kind": KIND,
-                "version": VERSION,
-                "cloud": self.cloud,
-                "k": self.k,
-                "res": self.res,
-                "seed": self.seed,
-                "segments": self.segments,
-            }
-        )
+        body = {f: getattr(self, f) for f in ("cloud", "k", "res", "seed", "segments")}
+        return fields.write(KIND, VERSION, body)
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> W2FitSpec:
@@ -107,7 +97,7 @@ class W2FitSpec:
     def from_dict(cls, obj: dict) -> W2FitSpec:
         """Validate a parsed parameter file; :class:`SpecError` names the first bad field."""
         obj = fields.envelope(obj, KIND, VERSION)
-        fields.known(obj, {"kind", "version", "cloud", "k", "res", "seed", "segments"})
+        fields.known(obj, {"kind", "version", "gmmot", "cloud", "k", "res", "seed", "segments"})
         cloud = obj.get("cloud")
         if not isinstance(cloud, dict):
             raise fields.SpecError("field 'cloud': expected an object")

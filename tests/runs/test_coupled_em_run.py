@@ -19,6 +19,7 @@ from gmmot_runs.coupled_em import (
     Structure,
     preset_clouds,
 )
+from gmmot_runs.spec import kind_of
 
 
 def _played_run(data: dict, clouds, weights=(None, None)) -> CoupledEMRun:
@@ -127,6 +128,21 @@ def test_malformed_spec_names_the_field(spec_dict, path, value, message):
     with pytest.raises(SpecError) as err:
         RunSpec.from_dict(_edit(spec_dict, path, value))
     assert message in str(err.value)
+
+
+def test_files_of_the_older_envelope_still_read(spec_dict):
+    """A file is written in the one envelope (kind, version, gmmot); one written before
+    it (format 'gmmot.coupled_em.run', library_version), such as assets/params, reads
+    to the same spec."""
+    assert spec_dict["kind"] == "coupled_em" and isinstance(spec_dict["gmmot"], str)
+    assert "format" not in spec_dict and "library_version" not in spec_dict
+    body = {k: v for k, v in spec_dict.items() if k not in ("kind", "gmmot")}
+    old = {"format": "gmmot.coupled_em.run", "library_version": "0.1.0", **body}
+    assert kind_of(old) == "coupled_em"
+    again = RunSpec.from_dict(old)
+    assert json.loads(again.to_json()) == spec_dict
+    with pytest.raises(SpecError, match="field 'version': 2 is newer"):
+        RunSpec.from_dict(old | {"version": 2})
 
 
 def test_not_json_and_not_an_object():
