@@ -1,18 +1,19 @@
-"""Slider grids for continuous knobs: log-spaced options and the nearest option to a value."""
+"""Controls built from a run kind's knob model (:class:`gmmot_runs.knobs.Knobs`): one
+widget per knob with the model's label, bounds, grid and value, and the nearest option
+of a grid to a value."""
 
 from __future__ import annotations
 
 import numpy as np
+import panel as pn
+import param
 
-__all__ = ["log_options", "nearest"]
+from app.widgets import LabelledCheckbox, OptionSlider
+from gmmot_runs.knobs import Knobs, log_grid
 
+__all__ = ["knob_widgets", "log_options", "nearest"]
 
-def log_options(lo: int, hi: int, per_decade: int = 4, zero: bool = False) -> dict[str, float]:
-    """``{label: value}`` from ``10^lo`` to ``10^hi``, ``per_decade`` values a decade
-    (labels ``"0.001"``, ``"1.78"``), with ``"0": 0.0`` first when ``zero``."""
-    vals = np.logspace(lo, hi, (hi - lo) * per_decade + 1)
-    opts = {f"{v:.3g}": float(v) for v in vals}
-    return ({"0": 0.0} | opts) if zero else opts
+log_options = log_grid  # the slider grids of knobs that have no model yet
 
 
 def nearest(options: dict[str, float], value: float) -> float:
@@ -20,3 +21,24 @@ def nearest(options: dict[str, float], value: float) -> float:
     vals = np.array(list(options.values()))
     logs = np.log10(np.maximum(vals, 1e-30))
     return float(vals[np.argmin(np.abs(logs - np.log10(max(value, 1e-30))))])
+
+
+def knob_widgets(knobs: Knobs) -> dict[str, pn.viewable.Viewable]:
+    """``{name: widget}`` for every knob of ``knobs``, set to its value: a checkbox for a
+    switch, an option slider over the knob's grid, else a slider over its bounds."""
+    out = {}
+    for name in knobs.names():
+        p, value = knobs.param[name], getattr(knobs, name)
+        grid = knobs.grid(name)
+        if isinstance(p, param.Boolean):
+            w = LabelledCheckbox(label=p.label, value=value)
+        elif grid is not None:
+            w = OptionSlider(label=p.label, options=grid, value=nearest(grid, value))
+        elif isinstance(p, param.Integer):
+            w = pn.widgets.IntSlider(label=p.label, start=p.bounds[0], end=p.bounds[1], value=value)
+        else:
+            w = pn.widgets.FloatSlider(
+                label=p.label, start=p.bounds[0], end=p.bounds[1], value=value
+            )
+        out[name] = w
+    return out

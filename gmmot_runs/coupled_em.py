@@ -26,7 +26,7 @@ from gmmot_runs.coupled_em_spec import (
     BOUNDS,
     PRESETS,
     SPEC_VERSION,
-    HostKnobs,
+    CoupledEMKnobs,
     RunSpec,
     Segment,
     SpecError,
@@ -42,8 +42,8 @@ __all__ = [
     "LABEL_LIMIT",
     "PRESETS",
     "SPEC_VERSION",
+    "CoupledEMKnobs",
     "CoupledEMRun",
-    "HostKnobs",
     "RunSpec",
     "Segment",
     "SpecError",
@@ -145,7 +145,7 @@ class CoupledEMRun(Run):
     points1: np.ndarray
     weights0: np.ndarray | None = None
     weights1: np.ndarray | None = None
-    knobs: HostKnobs = field(default_factory=HostKnobs)
+    knobs: CoupledEMKnobs = field(default_factory=CoupledEMKnobs)
     structure: Structure = field(default_factory=Structure)
     seed: int = 0
     data: dict = field(default_factory=lambda: {"inline": True})
@@ -191,13 +191,9 @@ class CoupledEMRun(Run):
             check_cloud(p, k, f"cloud {i}", w)
 
     def set(self, **values) -> None:
-        """Change continuous knobs (:class:`HostKnobs` fields): they act from the next
+        """Change continuous knobs (:class:`CoupledEMKnobs`): they act from the next
         frame on, without recompiling."""
-        unknown = sorted(set(values) - set(asdict(self.knobs)))
-        if unknown:
-            raise ValueError(f"unknown knob {unknown[0]!r}")
-        for name, value in values.items():
-            setattr(self.knobs, name, value)
+        self.knobs.update(**values)
         self._state = self._state._replace(knobs=self.knobs.to_core())
 
     def set_structure(self, **values) -> dict:
@@ -281,7 +277,7 @@ class CoupledEMRun(Run):
             trace_length=self.structure.trace_length,
             initial=self.initial,
             segments=[Segment(**asdict(s)) for s in self.segments],
-            knobs=asdict(self.knobs),
+            knobs=self.knobs.values(),
         )
 
     @classmethod
@@ -314,7 +310,7 @@ def _replay(spec: RunSpec) -> CoupledEMRun:
         em_per_frame=first.em_per_frame if first else 1,
         trace_length=spec.trace_length,
     )
-    knobs = HostKnobs(**spec.knobs)
+    knobs = CoupledEMKnobs(**spec.knobs)
     run = CoupledEMRun(p0, p1, w0, w1, knobs, structure, spec.seed, dict(d), spec.initial)
     for seg in spec.segments:
         run.play(seg)

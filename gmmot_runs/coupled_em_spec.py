@@ -9,25 +9,26 @@ coupled_em.CoupledEMRun.from_spec` plays it back bit for bit.
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import param
 
 from gmmot_core import coupled_em as ce
 from gmmot_core import synthetic
 from gmmot_core.mixture import GMM
 from gmmot_core.sinkhorn import tau_from_rho
+from gmmot_runs.knobs import Knobs, log_grid
 from gmmot_runs.spec import Fields, SpecError, decode, envelope, write
 
 __all__ = [
     "BOUNDS",
     "PRESETS",
     "SPEC_VERSION",
-    "HostKnobs",
+    "CoupledEMKnobs",
     "RunSpec",
     "Segment",
     "SpecError",
@@ -68,23 +69,42 @@ def preset_clouds(preset: str, **params) -> tuple[np.ndarray, np.ndarray]:
 # -- host-side settings ---------------------------------------------------------------
 
 
-@dataclass
-class HostKnobs:
-    """Continuous knobs in the UI's units (rho = inf or ``balanced`` means tau = 1)."""
+class CoupledEMKnobs(Knobs):
+    """Coupled EM's continuous knobs, in the UI's units (``balanced`` means tau = 1)."""
 
-    epsilon: float = 1e-2
-    rho: float = 1.0
-    balanced: bool = False
-    weight_transport: float = 0.1
-    learning_rate: float = 1e-3
+    epsilon = param.Number(
+        1e-2, bounds=(1e-4, 10.0), label="epsilon (entropic)",
+        doc="Entropic regularisation of the coupling between the components.",
+        metadata={"grid": log_grid(-4, 1)},
+    )  # fmt: skip
+    rho = param.Number(
+        1.0, bounds=(1e-3, 1e4), label="rho (mass penalty)",
+        doc="KL penalty on the marginals (unbalanced); tau = rho / (rho + epsilon).",
+        metadata={"grid": log_grid(-3, 4)},
+    )  # fmt: skip
+    balanced = param.Boolean(
+        True, label="balanced (no mass created or destroyed)",
+        doc="Exact marginals (tau = 1), as the notebook runs first.",
+    )  # fmt: skip
+    weight_transport = param.Number(
+        1e-2, bounds=(0.0, 100.0), label="transport weight",
+        doc="Weight of the regularised OT cost in the objective (the notebook's 0.01 balanced, "
+        "0.1 unbalanced).",
+        metadata={"grid": log_grid(-3, 2, zero=True)},
+    )  # fmt: skip
+    learning_rate = param.Number(
+        1e-3, bounds=(1e-4, 0.1), label="learning rate",
+        doc="Adam's step in the M-step.", metadata={"grid": log_grid(-4, -1)},
+    )  # fmt: skip
 
     @property
     def tau(self) -> float:
-        if self.balanced or not math.isfinite(self.rho):
+        if self.balanced:
             return 1.0
         return float(tau_from_rho(self.epsilon, self.rho))
 
     def to_core(self) -> ce.Knobs:
+        """The traced core values (float32)."""
         return ce.Knobs.make(self.epsilon, self.tau, self.weight_transport, self.learning_rate)
 
 
@@ -133,7 +153,7 @@ class RunSpec:
     trace_length: int
     initial: tuple[GMM, GMM]
     segments: list[Segment]
-    knobs: dict = field(default_factory=lambda: asdict(HostKnobs()))
+    knobs: dict = field(default_factory=lambda: CoupledEMKnobs().values())
     version: int = SPEC_VERSION
 
     @property
@@ -175,14 +195,8 @@ class RunSpec:
         seed = st.get("seed", int, lo=0, hi=2**31 - 1)
         trace_length = st.get("trace_length", int, lo=1, hi=1_000_000)
         kn = top.sub("knobs")
-        kn.expect(set(asdict(HostKnobs())))
-        knobs = {
-            "epsilon": kn.get("epsilon", float),
-            "rho": kn.get("rho", float),
-            "balanced": kn.get("balanced", bool),
-            "weight_transport": kn.get("weight_transport", float),
-            "learning_rate": kn.get("learning_rate", float),
-        }
+        kn.expect(set(CoupledEMKnobs.names()))
+        knobs = {n: CoupledEMKnobs.check(n, kn.obj[n], f"field 'knobs.{n}'") for n in kn.obj}
         ini = top.sub("initial")
         ini.expect({"gmm0", "gmm1"})
         initial = tuple(_gmm_from_fields(ini.sub(f"gmm{i}"), k) for i in (0, 1))
@@ -196,10 +210,11 @@ class RunSpec:
                     frames=sf.get("frames", int, lo=0, hi=10**7),
                     em_per_frame=sf.get("em_per_frame", int, *BOUNDS["em_per_frame"]),
                     m_steps=sf.get("m_steps", int, *BOUNDS["m_steps"]),
-                    epsilon=sf.get("epsilon", float),
-                    tau=sf.get("tau", float),
-                    weight_transport=sf.get("weight_transport", float),
-                    learning_rate=sf.get("learning_rate", float),
+                    tau=sf.get("tau", float, lo=0.0, hi=1.0),
+                    **{
+                        n: CoupledEMKnobs.check(n, sf.get(n, float), f"field '{sf.prefix}{n}'")
+                        for n in ("epsilon", "weight_transport", "learning_rate")
+                    },
                 )
             )
         spec = cls(data, k, seed, trace_length, initial, segments, knobs, version)

@@ -12,7 +12,7 @@ import panel as pn
 import param
 
 from app.compiled import independent_fit, release_if_crowded
-from app.knobs import log_options, nearest
+from app.knobs import knob_widgets
 from app.models import DataSource
 from app.playback import FrameFlow, Playback
 from app.plots.clouds import (
@@ -40,17 +40,12 @@ from app.plots.coupling import (
 from app.plots.traces import traces_data, traces_figures
 from app.screen import Screen, session_connected
 from app.upload import ChunkedUpload
-from app.widgets import BoundedIntInput, LabelledCheckbox, OptionSlider
+from app.widgets import BoundedIntInput, LabelledCheckbox
 from gmmot_core import coupled_em as ce
 from gmmot_core.io import MAX_BYTES, parse_points
 from gmmot_runs.coupled_em import BOUNDS, CoupledEMRun, clouds_csv
-from gmmot_runs.coupled_em_spec import HostKnobs
 
 SUMMARY_PERIOD_S = 0.25  # while playing, the summary views refresh at most 4 times a second
-EPS = log_options(-4, 1)
-RHO = log_options(-3, 4)
-WT = log_options(-3, 2, zero=True)
-LR = log_options(-4, -1)
 
 
 class CoupledEMScreen(Screen):
@@ -66,9 +61,7 @@ class CoupledEMScreen(Screen):
         self._weights: list[np.ndarray | None] = [None, None]
         self._sources: list[str | None] = [None, None]  # an uploaded cloud's file name
         # opens balanced, as the notebook runs first; the "Try first" hint leads to unbalanced
-        self.runner = CoupledEMRun(
-            *self._clouds, data=self.data.spec(), knobs=HostKnobs(balanced=True)
-        )
+        self.runner = CoupledEMRun(*self._clouds, data=self.data.spec())
         self._last_labels: list[np.ndarray | None] = [None, None]
         self._build_widgets()
         self.playback = Playback(self._on_period, self._period())
@@ -80,22 +73,10 @@ class CoupledEMScreen(Screen):
 
     # -- widgets --------------------------------------------------------------------
     def _build_widgets(self) -> None:
-        k = self.runner.knobs
-        self.w_eps = OptionSlider(
-            label="epsilon (entropic)", options=EPS, value=nearest(EPS, k.epsilon)
-        )
-        self.w_rho = OptionSlider(
-            label="rho (mass penalty)", options=RHO, value=nearest(RHO, k.rho)
-        )
-        self.w_bal = LabelledCheckbox(
-            label="balanced (no mass created or destroyed)", value=k.balanced
-        )
-        self.w_wt = OptionSlider(
-            label="transport weight", options=WT, value=nearest(WT, k.weight_transport)
-        )
-        self.w_lr = OptionSlider(
-            label="learning rate", options=LR, value=nearest(LR, k.learning_rate)
-        )
+        self.knobs = knob_widgets(self.runner.knobs)
+        k = self.knobs
+        self.w_eps, self.w_rho, self.w_bal = k["epsilon"], k["rho"], k["balanced"]
+        self.w_wt, self.w_lr = k["weight_transport"], k["learning_rate"]
         s = self.runner.structure
         lo, hi = BOUNDS["k"]
         self.w_k = pn.widgets.IntSlider(label="components K", start=lo, end=hi, value=s.k)
@@ -133,7 +114,7 @@ class CoupledEMScreen(Screen):
             ]
         )
 
-        for w in (self.w_eps, self.w_rho, self.w_bal, self.w_wt, self.w_lr):
+        for w in self.knobs.values():
             w.param.watch(self._on_knob, "value")
         self.w_msteps.param.watch(self._on_structure, "value")
         self.w_per_frame.param.watch(self._on_structure, "value")
@@ -260,13 +241,7 @@ class CoupledEMScreen(Screen):
     # is only ever touched by one thread at a time, and a newer value supersedes an older
     # one still waiting (``key``).
     def _on_knob(self, _event=None) -> None:
-        values = {
-            "epsilon": self.w_eps.value,
-            "rho": self.w_rho.value,
-            "balanced": self.w_bal.value,
-            "weight_transport": self.w_wt.value,
-            "learning_rate": self.w_lr.value,
-        }
+        values = {name: w.value for name, w in self.knobs.items()}
         self.worker.submit(
             "applying the knobs",
             lambda: self.runner.set(**values),

@@ -143,7 +143,12 @@ def test_a_diverging_step_pauses_says_where_and_keeps_the_last_good_state():
     good = [np.asarray(x).copy() for x in screen.runner.view["gmm0"]]
     iteration = int(screen.runner.view["iteration"])
     screen.playing = True
-    screen.runner.set(learning_rate=1e30)  # an absurd value no slider offers
+    # an absurd value no slider offers and set() refuses: the bound lifted on this run
+    # only, to make the next update diverge
+    with pytest.raises(ValueError, match="1e\\+30 is outside"):
+        screen.runner.set(learning_rate=1e30)
+    screen.runner.knobs.param.learning_rate.bounds = (0.0, None)
+    screen.runner.set(learning_rate=1e30)
     screen._tick()
     assert not screen.playing
     assert f"Stopped at EM iteration {iteration}" in screen.message

@@ -8,7 +8,7 @@ import pytest
 
 from gmmot_runs.barycenter import BarycenterSpec
 from gmmot_runs.cli import main
-from gmmot_runs.coupled_em_spec import HostKnobs, RunSpec, Segment
+from gmmot_runs.coupled_em_spec import CoupledEMKnobs, RunSpec, Segment
 from gmmot_runs.descent import DescentSpec
 from gmmot_runs.w2_fit import W2FitSpec
 
@@ -24,7 +24,7 @@ def _coupled_em() -> dict:
     gmm = GMM(*(np.asarray(g[k], np.float32) for k in ("weights", "means", "covs")))
     seg = Segment(1, 1, 2, 0.01, 1.0, 0.1, 1e-3)
     spec = RunSpec({"preset": "demo pair", "n": 50, "seed": 0}, 2, 0, 8, (gmm, gmm), [seg])
-    spec.knobs = HostKnobs().__dict__
+    spec.knobs = CoupledEMKnobs().values()
     return json.loads(spec.to_json())
 
 

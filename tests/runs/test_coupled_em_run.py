@@ -12,8 +12,8 @@ import pytest
 
 from gmmot_core import synthetic
 from gmmot_runs.coupled_em import (
+    CoupledEMKnobs,
     CoupledEMRun,
-    HostKnobs,
     RunSpec,
     SpecError,
     Structure,
@@ -24,7 +24,9 @@ from gmmot_runs.spec import kind_of
 
 def _played_run(data: dict, clouds, weights=(None, None)) -> CoupledEMRun:
     """A run driven like a user would: frames, knob moves and structure changes between."""
-    run = CoupledEMRun(*clouds, *weights, HostKnobs(), Structure(k=3), seed=1, data=data)
+    run = CoupledEMRun(
+        *clouds, *weights, CoupledEMKnobs(balanced=False), Structure(k=3), seed=1, data=data
+    )
     for _ in range(3):
         run.step()
     run.set(epsilon=3e-3, weight_transport=1.0)
@@ -210,7 +212,9 @@ def test_the_figure_shows_the_growth_factors_and_one_colour_per_cloud():
     from gmmot_runs.figures import LINK_LABEL_SHARE, coupled_em_figure
 
     clouds = preset_clouds("demo pair", n=500, seed=3)
-    run = CoupledEMRun(*clouds, knobs=HostKnobs(rho=0.1), structure=Structure(k=3))
+    run = CoupledEMRun(
+        *clouds, knobs=CoupledEMKnobs(balanced=False, rho=0.1), structure=Structure(k=3)
+    )
     run.step()
     res = run.results()
     raw, factor = (np.asarray(res["coupling"][k]) for k in ("raw", "path_factor"))
