@@ -20,12 +20,14 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+import param
 
 from gmmot_core import barycenter as bc
 from gmmot_core.mixture import GMM
 from gmmot_core.synthetic import random_mixtures
 from gmmot_runs import spec
 from gmmot_runs.figures import barycenter_figure
+from gmmot_runs.knobs import Knobs, log_grid
 from gmmot_runs.run import Run
 
 __all__ = [
@@ -33,6 +35,7 @@ __all__ = [
     "MAX_BAR_SIZE",
     "MAX_COMPONENTS",
     "MAX_INPUTS",
+    "BarycenterKnobs",
     "BarycenterRun",
     "BarycenterSpec",
     "barycenter_grid",
@@ -84,6 +87,20 @@ def _check_mixtures(value: Any) -> list | None:
     return out
 
 
+class BarycenterKnobs(Knobs):
+    """The barycenter's continuous knobs (the barycentric weights, one per input, are
+    the run's ``lambdas``)."""
+
+    epsilon = param.Number(
+        0.1, bounds=(1e-2, 1e2), label="epsilon",
+        doc="Entropic regularisation of each input's transport to the support.",
+        metadata={"grid": log_grid(-2, 2)},
+    )  # fmt: skip
+    steps_per_frame = param.Integer(
+        1, bounds=(1, 10), label="iterations per frame", doc="Iterations between two frames."
+    )
+
+
 @dataclass
 class BarycenterSpec:
     """Everything needed to replay a barycenter run: the inputs (the generator's settings),
@@ -129,7 +146,7 @@ class BarycenterSpec:
                 and len(lambdas) == m
                 and all(isinstance(spec.number({"w": x}, "w", 0, math.inf), float) for x in lambdas)
                 and sum(lambdas) > 0
-                and isinstance(spec.number({"eps": s[2]}, "eps", 1e-6, 1e6), float)
+                and isinstance(BarycenterKnobs.check("epsilon", s[2]), float)
                 and isinstance(s[3], bool)
             )
 
@@ -158,7 +175,7 @@ class BarycenterRun(Run):
             lam = np.full(len(self.mixtures), 1.0 / len(self.mixtures))
         self.lambdas0 = np.asarray(lam, np.float64)
         self.inputs = bc.pad_inputs(self.mixtures)
-        self.lambdas, self.epsilon, self.steps_per_frame = self.lambdas0.copy(), 0.1, 1
+        self.lambdas, self.knobs = self.lambdas0.copy(), BarycenterKnobs()
         self.reset()
 
     def _support(self) -> GMM:
@@ -181,25 +198,24 @@ class BarycenterRun(Run):
         self._pending_restart = False
         return self.view
 
-    def set(self, lambdas=None, epsilon: float | None = None, steps_per_frame=None) -> None:
+    @property
+    def epsilon(self) -> float:
+        return self.knobs.epsilon
+
+    def set(self, lambdas=None, **knobs) -> None:
         """New barycentric weights (kept normalised to sum 1: what the solver uses, and
-        what the view, the files and the figure show) / epsilon: applied (restart) on
-        the next frame; iterations per frame."""
-        if steps_per_frame is not None:
-            if not 1 <= steps_per_frame <= 1000:
-                raise ValueError(f"steps per frame {steps_per_frame!r} is outside [1, 1000]")
-            self.steps_per_frame = int(steps_per_frame)
+        what the view, the files and the figure show) or :class:`BarycenterKnobs`: new
+        weights or epsilon are applied (a restart) on the next frame."""
         lam = np.asarray(self.lambdas if lambdas is None else lambdas, np.float64)
-        epsilon = self.epsilon if epsilon is None else epsilon
         if lam.shape != (len(self.mixtures),) or not np.all(np.isfinite(lam)) or lam.min() < 0:
             raise ValueError(f"expected {len(self.mixtures)} non-negative weights")
         if lam.sum() <= 0:
             raise ValueError("the weights must not all be 0")
-        if not (np.isfinite(epsilon) and 1e-6 <= epsilon <= 1e6):
-            raise ValueError(f"epsilon {epsilon!r} is outside [1e-6, 1e6]")
         lam = lam / lam.sum()
-        if not (np.allclose(lam, self.lambdas) and epsilon == self.epsilon):
-            self.lambdas, self.epsilon = lam, float(epsilon)
+        epsilon = self.knobs.epsilon
+        self.knobs.update(**knobs)
+        if not (np.allclose(lam, self.lambdas) and self.knobs.epsilon == epsilon):
+            self.lambdas = lam
             self._pending_restart = self.iterations > 0
 
     @property
@@ -213,7 +229,9 @@ class BarycenterRun(Run):
 
     def step(self) -> dict:
         """One frame: up to ``steps_per_frame`` iterations with the current knobs."""
-        self.play(self.steps_per_frame, list(self.lambdas), self.epsilon, self._pending_restart)
+        self.play(
+            self.knobs.steps_per_frame, list(self.lambdas), self.epsilon, self._pending_restart
+        )
         return self.view
 
     def play(self, steps: int, lambdas: list, epsilon: float, restart: bool) -> None:
@@ -261,7 +279,7 @@ class BarycenterRun(Run):
     def from_spec(cls, spec: BarycenterSpec) -> BarycenterRun:
         run = cls(dataclasses.replace(spec, segments=[]))
         for steps, lam, eps, restart in spec.segments:
-            run.lambdas, run.epsilon = np.asarray(lam, np.float64), float(eps)
+            run.lambdas, run.knobs.epsilon = np.asarray(lam, np.float64), float(eps)
             run.play(steps, lam, eps, restart)
         return run
 

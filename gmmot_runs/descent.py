@@ -12,13 +12,13 @@ cannot resolve the tutorial target's density, which falls to 1e-12 of its peak.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import param
 
 from gmmot_core.buckets import bucket, image_grid, pad_diracs
 from gmmot_core.semidiscrete.candidates import Grid
@@ -31,12 +31,14 @@ from gmmot_core.semidiscrete.status import EMPTY_CELL, NOT_CONVERGED, SIZE_BITS,
 from gmmot_core.targets import gmm_image, tutorial_image
 from gmmot_runs import spec
 from gmmot_runs.figures import descent_figure
+from gmmot_runs.knobs import Knobs, log_grid
 from gmmot_runs.run import Run
 
 __all__ = [
     "DESCENT_SPEC_VERSION",
     "MAX_DIRACS",
     "TARGETS",
+    "DescentKnobs",
     "DescentRun",
     "DescentSpec",
     "initial_positions",
@@ -50,6 +52,25 @@ FRAME_STEPS = 10  # frames of up to this many steps share one compiled descent
 MAX_INLINE_PIXELS = 512 * 512
 MAX_ITERATIONS = 300  # Newton iterations per solve (a cold one runs through blurred stages)
 MAX_DIRACS = 5000  # the screen's bound too (N is padded to a bucket: one solver per bucket)
+
+
+class DescentKnobs(Knobs):
+    """The descent's continuous knobs."""
+
+    lr = param.Number(
+        100.0, bounds=(1e-3, 1e3), label="learning rate",
+        doc="Step size of the gradient step on the Diracs (unused by Lloyd).",
+        metadata={"grid": log_grid(-3, 3)},
+    )  # fmt: skip
+    lloyd = param.Boolean(
+        True, label="Lloyd (move to centroids)",
+        doc="Move each Dirac to its cell's barycentre instead of a gradient step.",
+    )  # fmt: skip
+    steps_per_frame = param.Integer(
+        1, bounds=(1, FRAME_STEPS), label="steps per frame",
+        doc="Descent steps between two frames (any value reuses one compiled descent).",
+    )  # fmt: skip
+
 
 TARGETS = ("tutorial two peaks", "gaussian mixture", "uploaded image")
 
@@ -137,7 +158,7 @@ class DescentSpec:
             lambda s: (
                 len(s) == 3
                 and isinstance(spec.integer({"steps": s[0]}, "steps", 1, 1000), int)
-                and isinstance(spec.number({"lr": s[1]}, "lr", -math.inf, math.inf), float)
+                and isinstance(DescentKnobs.check("lr", s[1]), float)
                 and isinstance(s[2], bool)
             ),
             "[steps, lr, lloyd]",
@@ -201,7 +222,7 @@ class DescentRun(Run):
             self.density = pad_density(exact, image_grid(self.values.shape))
         self.positions0 = initial_positions(self.values, self.n, init, self.seed)
         self.size = bucket(self.n)
-        self.lr, self.lloyd, self.steps_per_frame = 100.0, True, 1
+        self.knobs = DescentKnobs()
         self.reset()
 
     def reset(self) -> dict:
@@ -240,24 +261,14 @@ class DescentRun(Run):
     def messages(self) -> list[str]:
         return _messages(int(self.state.status))
 
-    def set(
-        self, lr: float | None = None, lloyd: bool | None = None, steps_per_frame: int | None = None
-    ) -> None:
-        """The step size, Lloyd (move to the centroids) or not, and the steps of a frame."""
-        if lr is not None and not (math.isfinite(lr) and lr >= 0):
-            raise ValueError(f"learning rate {lr!r} is not a finite number >= 0")
-        if steps_per_frame is not None and not 1 <= steps_per_frame <= FRAME_STEPS:
-            raise ValueError(f"steps per frame {steps_per_frame!r} is outside [1, {FRAME_STEPS}]")
-        if lr is not None:
-            self.lr = float(lr)
-        if lloyd is not None:
-            self.lloyd = bool(lloyd)
-        if steps_per_frame is not None:
-            self.steps_per_frame = int(steps_per_frame)
+    def set(self, **knobs) -> None:
+        """:class:`DescentKnobs`: the step size, Lloyd or not, the steps of a frame."""
+        self.knobs.update(**knobs)
 
     def step(self) -> dict:
         """One frame: ``steps_per_frame`` steps with the current ``lr`` / ``lloyd``."""
-        self.play(self.steps_per_frame, self.lr, self.lloyd)
+        k = self.knobs
+        self.play(k.steps_per_frame, k.lr, k.lloyd)
         return self.view
 
     def play(self, steps: int, lr: float, lloyd: bool) -> None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import jax
 import jax.numpy as jnp
 import numpy as np
+import param
 
 from gmmot_core import gmm_w2_fit as fit
 from gmmot_core.buckets import bucket
@@ -23,6 +24,7 @@ from gmmot_core.mixture import GMM, fit_em, log_prob
 from gmmot_core.synthetic import moons, outlier_clump, rings, three_blobs
 from gmmot_runs import spec as fields
 from gmmot_runs.figures import w2_fit_figure
+from gmmot_runs.knobs import Knobs
 from gmmot_runs.run import Run
 
 __all__ = [
@@ -30,6 +32,7 @@ __all__ = [
     "CLOUDS",
     "DEFAULTS",
     "KIND",
+    "W2FitKnobs",
     "W2FitRun",
     "W2FitSpec",
     "cloud_points",
@@ -41,18 +44,34 @@ KIND, VERSION = "w2_fit", 1
 MAX_POINTS = 5000  # each N is its own compiled solver (~1 min on 2 cores)
 RESOLUTIONS = (32, 48, 64, 96, 128)
 EM_STEPS = 200
-# the bounds of every knob, written once (the screen's widgets and the spec read them)
+# the bounds of the fit's settings (the screen's fields and the spec read them); a
+# recorded segment's steps may exceed a frame's (a scripted run plays 40 at once), but
+# not the trace ring's
 BOUNDS = {
     "k": (1, 8),
     "n": (10, MAX_POINTS),
     "seed": (0, 2**31 - 1),
-    "learning_rate": (1e-4, 1.0),
-    "steps": (1, 50),
+    "segment_steps": (1, 50),
 }
 CLOUDS = ("outlier clump", "three blobs", "moons", "rings")
 # the fit a first visit prepares (the screen's initial widgets; the server's warm-up
 # compiles its program, which serves every K)
 DEFAULTS = {"preset": CLOUDS[0], "n": 600, "k": 2, "res": 48, "seed": 3}
+
+
+class W2FitKnobs(Knobs):
+    """The W2 fit's continuous knobs."""
+
+    learning_rate = param.Number(
+        0.02, bounds=(1e-3, 0.2), label="learning rate (share of the box)",
+        doc="Adam's step, as a share of the box's side.",
+        metadata={"grid": {f"{v:g}": v for v in (1e-3, 2e-3, 5e-3, 0.01, 0.02, 0.05, 0.1, 0.2)}},
+    )  # fmt: skip
+    steps_per_frame = param.Integer(
+        5, bounds=(1, 20), label="Adam steps per frame", doc="Adam steps between two frames."
+    )
+
+
 # every fit is padded to this many components (inert, weight 0): one compiled fit per
 # (point bucket, raster) for every K, so a change of K does not compile the fit again
 K_MAX = BOUNDS["k"][1]
@@ -121,10 +140,11 @@ class W2FitSpec:
             "segments",
             lambda s: (
                 len(s) == 2
-                and isinstance(fields.integer({"steps": s[0]}, "steps", *BOUNDS["steps"]), int)
-                and isinstance(fields.number({"lr": s[1]}, "lr", *BOUNDS["learning_rate"]), float)
+                and isinstance(fields.integer({"s": s[0]}, "s", *BOUNDS["segment_steps"]), int)
+                and isinstance(W2FitKnobs.check("learning_rate", s[1]), float)
             ),
-            f"[steps in {list(BOUNDS['steps'])}, learning rate in {list(BOUNDS['learning_rate'])}]",
+            f"[steps in {list(BOUNDS['segment_steps'])}, learning rate in "
+            f"{list(W2FitKnobs.param.learning_rate.bounds)}]",
         )
         return cls(
             cloud,
@@ -199,7 +219,7 @@ class W2FitRun(Run):
             # the fit's points (duplicates merged) in the user's coordinates
             self.user_points = fit.user_points(self.data.points[: self.n_fit], self.data)
             self._em()
-        self.learning_rate, self.steps_per_frame = 0.02, 5
+        self.knobs = W2FitKnobs()
         self.reset()
 
     def _em(self) -> None:
@@ -221,7 +241,7 @@ class W2FitRun(Run):
         """Back to the kmeans++ start (a cold first solve)."""
         with jax.enable_x64(True):
             start = fit.pad_components(self.start, K_MAX)
-            state = fit.init(start, self.data, self.config, self.learning_rate)
+            state = fit.init(start, self.data, self.config, self.knobs.learning_rate)
             state, self.config, frame = fit.advance(state, self.data, self.config, 0)
             self.state, self.frame = jax.device_get((state, frame))
         self.segments: list = []
@@ -238,22 +258,13 @@ class W2FitRun(Run):
         text = fit.describe_status(int(self.state.status))
         return [text] if text else []
 
-    def set(self, learning_rate: float | None = None, steps_per_frame: int | None = None) -> None:
-        """The learning rate (a share of the box) and the Adam steps of a frame."""
-        lo, hi = BOUNDS["learning_rate"]
-        if learning_rate is not None and not lo <= learning_rate <= hi:
-            raise ValueError(f"learning rate {learning_rate!r} is outside [{lo:g}, {hi:g}]")
-        lo, hi = BOUNDS["steps"]
-        if steps_per_frame is not None and not lo <= steps_per_frame <= hi:
-            raise ValueError(f"steps per frame {steps_per_frame!r} is outside [{lo}, {hi}]")
-        if learning_rate is not None:
-            self.learning_rate = float(learning_rate)
-        if steps_per_frame is not None:
-            self.steps_per_frame = int(steps_per_frame)
+    def set(self, **knobs) -> None:
+        """:class:`W2FitKnobs`: the learning rate and the Adam steps of a frame."""
+        self.knobs.update(**knobs)
 
     def step(self) -> dict:
         """One frame: ``steps_per_frame`` Adam steps at ``learning_rate``."""
-        self.play(self.steps_per_frame, self.learning_rate)
+        self.play(self.knobs.steps_per_frame, self.knobs.learning_rate)
         return self.view
 
     def play(self, steps: int, learning_rate: float) -> None:

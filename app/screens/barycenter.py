@@ -10,7 +10,7 @@ import numpy as np
 import panel as pn
 
 from app.compiled import release_if_crowded
-from app.knobs import log_options
+from app.knobs import knob_widgets
 from app.playback import Playback
 from app.plots.contours import (
     contour_figure,
@@ -25,11 +25,12 @@ from app.plots.contours import (
 from app.plots.coupling import coupling_data, coupling_figure
 from app.plots.traces import trace_data, trace_figure
 from app.screen import Screen
-from app.widgets import BoundedFloatInput, BoundedIntInput, OptionSlider
+from app.widgets import BoundedFloatInput, BoundedIntInput
 from gmmot_runs.barycenter import (
     MAX_BAR_SIZE,
     MAX_COMPONENTS,
     MAX_INPUTS,
+    BarycenterKnobs,
     BarycenterRun,
     BarycenterSpec,
     barycenter_grid,
@@ -38,7 +39,6 @@ from gmmot_runs.barycenter import (
 
 __all__ = ["BarycenterScreen"]
 
-EPS = log_options(-2, 2)
 FRAME_MS = 200
 
 
@@ -77,8 +77,8 @@ class BarycenterScreen(Screen):
         )
         self.w_bar = pn.widgets.IntSlider(label="bar_size", start=1, end=MAX_BAR_SIZE, value=6)
         self.w_init = pn.widgets.Select(label="initial support", options=["random"])
-        self.w_eps = OptionSlider(label="epsilon", options=EPS, value=EPS["0.1"])
-        self.w_steps = pn.widgets.IntSlider(label="iterations per frame", start=1, end=10, value=1)
+        self.knobs = knob_widgets(BarycenterKnobs())
+        self.w_eps, self.w_steps = self.knobs["epsilon"], self.knobs["steps_per_frame"]
         self.weights_box = pn.Column()
         self.b_play = pn.widgets.Button(label="▶ Play", color="primary")
         self.b_step = pn.widgets.Button(label="Step")

@@ -9,7 +9,7 @@ import numpy as np
 import panel as pn
 
 from app.compiled import release_if_crowded
-from app.knobs import log_options
+from app.knobs import knob_widgets
 from app.playback import FrameFlow, Playback
 from app.plots.cells import (
     LAYERS,
@@ -22,7 +22,7 @@ from app.plots.cells import (
 from app.plots.traces import mark_step, trace_data, trace_figure
 from app.screen import Screen
 from app.upload import ChunkedUpload
-from app.widgets import BoundedIntInput, LabelledCheckbox, OptionSlider
+from app.widgets import BoundedIntInput, LabelledCheckbox
 from gmmot_core.targets import (
     MAX_IMAGE_BYTES,
     image_from_bytes,
@@ -30,11 +30,10 @@ from gmmot_core.targets import (
     random_gmm,
     with_floor,
 )
-from gmmot_runs.descent import FRAME_STEPS, MAX_DIRACS, DescentRun
+from gmmot_runs.descent import MAX_DIRACS, DescentKnobs, DescentRun
 
 __all__ = ["DescentScreen"]
 
-LR = log_options(-3, 3)
 # targets from the session's coupled-EM pair: which mixture of the pair
 FITS = {"coupled-EM fit, cloud 0": 0, "coupled-EM fit, cloud 1": 1}
 FRAME_MS = 60  # at most ~16 frames a second, and only as fast as the browser paints
@@ -79,11 +78,9 @@ class DescentScreen(Screen):
         self.w_seed = BoundedIntInput(
             warn=self._warn, label="seed", value=0, start=0, end=2**31 - 1
         )
-        self.w_lr = OptionSlider(label="learning rate", options=LR, value=LR["100"])
-        self.w_lloyd = LabelledCheckbox(label="Lloyd (move to centroids)", value=True)
-        self.w_steps = pn.widgets.IntSlider(
-            label="steps per frame", start=1, end=FRAME_STEPS, value=1
-        )  # any value reuses one compiled descent
+        self.knobs = knob_widgets(DescentKnobs())
+        k = self.knobs
+        self.w_lr, self.w_lloyd, self.w_steps = k["lr"], k["lloyd"], k["steps_per_frame"]
         self.b_play = pn.widgets.Button(label="▶ Play", color="primary")
         self.b_step = pn.widgets.Button(label="Step")
         self.b_reset = pn.widgets.Button(label="Reset")
@@ -306,10 +303,10 @@ class DescentScreen(Screen):
         if self.worker.busy and not clicked:
             return  # one frame in flight at most, and none while a new run is prepared
         run = self.run
-        lr, lloyd, steps = self.w_lr.value, self.w_lloyd.value, self.w_steps.value
+        knobs = {name: w.value for name, w in self.knobs.items()}
 
         def step() -> dict:
-            run.lr, run.lloyd, run.steps_per_frame = lr, lloyd, steps
+            run.set(**knobs)
             return run.step()
 
         def stepped(view: dict) -> None:
@@ -321,7 +318,7 @@ class DescentScreen(Screen):
                 self._pause()
 
         self.worker.submit(
-            f"{steps} descent step(s), N = {len(run.view['positions'])}",
+            f"{knobs['steps_per_frame']} descent step(s), N = {run.n}",
             step,
             stepped,
             lambda exc: (self._pause(), self._warn(f"The step failed: {exc}.")),

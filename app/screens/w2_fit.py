@@ -17,12 +17,13 @@ from bokeh.models import ColumnDataSource
 from bokeh.plotting import figure
 
 from app.compiled import release_if_crowded
+from app.knobs import knob_widgets
 from app.playback import Playback
 from app.plots.clouds import colors, ellipse_paths
 from app.plots.traces import trace_data, trace_figure
 from app.screen import Screen
 from app.upload import ChunkedUpload
-from app.widgets import BoundedIntInput, LabelledCheckbox, OptionSlider
+from app.widgets import BoundedIntInput, LabelledCheckbox
 from gmmot_core.io import MAX_BYTES, parse_points
 from gmmot_runs.w2_fit import (
     BOUNDS,
@@ -30,12 +31,12 @@ from gmmot_runs.w2_fit import (
     DEFAULTS,
     MAX_POINTS,
     RESOLUTIONS,
+    W2FitKnobs,
     W2FitRun,
 )
 
 __all__ = ["W2FitScreen"]
 
-LR = {f"{v:g}": v for v in (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2)}
 FRAME_MS = 80
 UPLOADED = "uploaded CSV"
 
@@ -142,10 +143,8 @@ class W2FitScreen(Screen):
             start=0,
             end=2**31 - 1,
         )
-        self.w_lr = OptionSlider(
-            label="learning rate (share of the box)", options=LR, value=LR["0.02"]
-        )
-        self.w_steps = pn.widgets.IntSlider(label="Adam steps per frame", start=1, end=20, value=5)
+        self.knobs = knob_widgets(W2FitKnobs())
+        self.w_lr, self.w_steps = self.knobs["learning_rate"], self.knobs["steps_per_frame"]
         self.w_cells = LabelledCheckbox(label="show Laguerre cells", value=True)
         self.w_em = LabelledCheckbox(label="show EM's fit (dashed)", value=True)
         self.b_start = pn.widgets.Button(label="Prepare this fit", color="primary")
@@ -234,9 +233,9 @@ class W2FitScreen(Screen):
         run = self.run
         if run is None or (self.busy and not clicked):  # a Step click is queued, not dropped
             return
-        run.learning_rate, run.steps_per_frame = self.w_lr.value, self.w_steps.value
+        run.set(**{name: w.value for name, w in self.knobs.items()})
         self.worker.submit(
-            f"{run.steps_per_frame} Adam steps",
+            f"{run.knobs.steps_per_frame} Adam steps",
             run.step,
             lambda view: self._stepped(run, view),
             lambda exc: self._failed(f"The step failed: {exc}. The last good fit is kept."),

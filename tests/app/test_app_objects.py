@@ -250,7 +250,7 @@ def test_screens_keep_working_after_a_release(screen, monkeypatch):
     descent = DescentScreen()
     descent.w_n.value = 37  # a new N: released, then compiled again
     view = descent.run.step()
-    assert view["positions"].shape == (37, 2) and view["step"] == descent.run.steps_per_frame
+    assert view["positions"].shape == (37, 2) and view["step"] == descent.run.knobs.steps_per_frame
     assert np.isfinite(view["w2"]).all()
     screen._tick()  # and the coupled-EM screen goes on after the descent's release
     assert int(screen.runner.view["iteration"]) > before

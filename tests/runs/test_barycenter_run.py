@@ -15,7 +15,7 @@ def test_iterations_per_frame_do_not_recompile():
     compiled = _frame._cache_size()
     done = [int(run.state.iteration)]
     for k in (3, 1):
-        run.steps_per_frame = k
+        run.set(steps_per_frame=k)
         run.step()
         done.append(int(run.state.iteration))
     assert _frame._cache_size() == compiled
@@ -29,7 +29,7 @@ def test_run_replays_through_the_cli_with_identical_numbers(tmp_path):
     for _ in range(3):
         run.step()
     run.set(lambdas=[0.9, 0.1], epsilon=0.2)
-    run.steps_per_frame = 10
+    run.set(steps_per_frame=10)
     run.step()
     assert run.view["iteration"] > 5 and run.view["converged"]
     params = tmp_path / "p.json"
