@@ -27,7 +27,7 @@ from gmmot_core.mixture import GMM
 from gmmot_core.synthetic import random_mixtures
 from gmmot_runs import spec
 from gmmot_runs.figures import barycenter_figure
-from gmmot_runs.knobs import Knobs, log_grid
+from gmmot_runs.knobs import Knobs, log_grid, number
 from gmmot_runs.run import Run
 
 __all__ = [
@@ -91,10 +91,9 @@ class BarycenterKnobs(Knobs):
     """The barycenter's continuous knobs (the barycentric weights, one per input, are
     the run's ``lambdas``)."""
 
-    epsilon = param.Number(
-        0.1, bounds=(1e-2, 1e2), label="epsilon",
-        doc="Entropic regularisation of each input's transport to the support.",
-        metadata={"grid": log_grid(-2, 2)},
+    epsilon = number(
+        0.1, (1e-2, 1e2), "epsilon",
+        "Entropic regularisation of each input's transport to the support.", log_grid(-2, 2),
     )  # fmt: skip
     steps_per_frame = param.Integer(
         1, bounds=(1, 10), label="iterations per frame", doc="Iterations between two frames."

@@ -21,7 +21,7 @@ from gmmot_core import coupled_em as ce
 from gmmot_core import synthetic
 from gmmot_core.mixture import GMM
 from gmmot_core.sinkhorn import tau_from_rho
-from gmmot_runs.knobs import Knobs, log_grid
+from gmmot_runs.knobs import Knobs, log_grid, number
 from gmmot_runs.spec import Fields, SpecError, decode, envelope, write
 
 __all__ = [
@@ -72,30 +72,27 @@ def preset_clouds(preset: str, **params) -> tuple[np.ndarray, np.ndarray]:
 class CoupledEMKnobs(Knobs):
     """Coupled EM's continuous knobs, in the UI's units (``balanced`` means tau = 1)."""
 
-    epsilon = param.Number(
-        1e-2, bounds=(1e-4, 10.0), label="epsilon (entropic)",
-        doc="Entropic regularisation of the coupling between the components.",
-        metadata={"grid": log_grid(-4, 1)},
+    epsilon = number(
+        1e-2, (1e-4, 10.0), "epsilon (entropic)",
+        "Entropic regularisation of the coupling between the components.", log_grid(-4, 1),
     )  # fmt: skip
-    rho = param.Number(
-        1.0, bounds=(1e-3, 1e4), label="rho (mass penalty)",
-        doc="KL penalty on the marginals (unbalanced); tau = rho / (rho + epsilon).",
-        metadata={"grid": log_grid(-3, 4)},
+    rho = number(
+        1.0, (1e-3, 1e4), "rho (mass penalty)",
+        "KL penalty on the marginals (unbalanced); tau = rho / (rho + epsilon).",
+        log_grid(-3, 4),
     )  # fmt: skip
     balanced = param.Boolean(
         True, label="balanced (no mass created or destroyed)",
         doc="Exact marginals (tau = 1), as the notebook runs first.",
     )  # fmt: skip
-    weight_transport = param.Number(
-        1e-2, bounds=(0.0, 100.0), label="transport weight",
-        doc="Weight of the regularised OT cost in the objective (the notebook's 0.01 balanced, "
-        "0.1 unbalanced).",
-        metadata={"grid": log_grid(-3, 2, zero=True)},
+    weight_transport = number(
+        1e-2, (0.0, 100.0), "transport weight",
+        "Weight of the regularised OT cost in the objective (the notebook's 0.01 balanced, "
+        "0.1 unbalanced).", log_grid(-3, 2, zero=True),
     )  # fmt: skip
-    learning_rate = param.Number(
-        1e-3, bounds=(1e-4, 0.1), label="learning rate",
-        doc="Adam's step in the M-step.", metadata={"grid": log_grid(-4, -1)},
-    )  # fmt: skip
+    learning_rate = number(
+        1e-3, (1e-4, 0.1), "learning rate", "Adam's step in the M-step.", log_grid(-4, -1)
+    )
 
     @property
     def tau(self) -> float:

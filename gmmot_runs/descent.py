@@ -31,7 +31,7 @@ from gmmot_core.semidiscrete.status import EMPTY_CELL, NOT_CONVERGED, SIZE_BITS,
 from gmmot_core.targets import gmm_image, tutorial_image
 from gmmot_runs import spec
 from gmmot_runs.figures import descent_figure
-from gmmot_runs.knobs import Knobs, log_grid
+from gmmot_runs.knobs import Knobs, log_grid, number
 from gmmot_runs.run import Run
 
 __all__ = [
@@ -57,10 +57,9 @@ MAX_DIRACS = 5000  # the screen's bound too (N is padded to a bucket: one solver
 class DescentKnobs(Knobs):
     """The descent's continuous knobs."""
 
-    lr = param.Number(
-        100.0, bounds=(1e-3, 1e3), label="learning rate",
-        doc="Step size of the gradient step on the Diracs (unused by Lloyd).",
-        metadata={"grid": log_grid(-3, 3)},
+    lr = number(
+        100.0, (1e-3, 1e3), "learning rate",
+        "Step size of the gradient step on the Diracs (unused by Lloyd).", log_grid(-3, 3),
     )  # fmt: skip
     lloyd = param.Boolean(
         True, label="Lloyd (move to centroids)",

@@ -15,7 +15,7 @@ import param
 
 from gmmot_runs.spec import SpecError
 
-__all__ = ["Knobs", "log_grid"]
+__all__ = ["Knobs", "log_grid", "number"]
 
 
 def log_grid(lo: int, hi: int, per_decade: int = 4, zero: bool = False) -> dict[str, float]:
@@ -24,6 +24,13 @@ def log_grid(lo: int, hi: int, per_decade: int = 4, zero: bool = False) -> dict[
     vals = np.logspace(lo, hi, (hi - lo) * per_decade + 1)
     opts = {f"{v:.3g}": float(v) for v in vals}
     return ({"0": 0.0} | opts) if zero else opts
+
+
+def number(default: float, bounds: tuple, label: str, doc: str, grid=None) -> param.Number:
+    """A continuous knob: its default, bounds, label, doc and slider grid."""
+    return param.Number(
+        default, bounds=bounds, label=label, doc=doc, metadata={"grid": grid} if grid else None
+    )
 
 
 class Knobs(param.Parameterized):

@@ -24,7 +24,7 @@ from gmmot_core.mixture import GMM, fit_em, log_prob
 from gmmot_core.synthetic import moons, outlier_clump, rings, three_blobs
 from gmmot_runs import spec as fields
 from gmmot_runs.figures import w2_fit_figure
-from gmmot_runs.knobs import Knobs
+from gmmot_runs.knobs import Knobs, number
 from gmmot_runs.run import Run
 
 __all__ = [
@@ -62,10 +62,10 @@ DEFAULTS = {"preset": CLOUDS[0], "n": 600, "k": 2, "res": 48, "seed": 3}
 class W2FitKnobs(Knobs):
     """The W2 fit's continuous knobs."""
 
-    learning_rate = param.Number(
-        0.02, bounds=(1e-3, 0.2), label="learning rate (share of the box)",
-        doc="Adam's step, as a share of the box's side.",
-        metadata={"grid": {f"{v:g}": v for v in (1e-3, 2e-3, 5e-3, 0.01, 0.02, 0.05, 0.1, 0.2)}},
+    learning_rate = number(
+        0.02, (1e-3, 0.2), "learning rate (share of the box)",
+        "Adam's step, as a share of the box's side.",
+        {f"{v:g}": v for v in (1e-3, 2e-3, 5e-3, 0.01, 0.02, 0.05, 0.1, 0.2)},
     )  # fmt: skip
     steps_per_frame = param.Integer(
         5, bounds=(1, 20), label="Adam steps per frame", doc="Adam steps between two frames."
