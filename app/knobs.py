@@ -10,8 +10,9 @@ import param
 
 from app.widgets import LabelledCheckbox, OptionSlider
 from gmmot_runs.knobs import Knobs, log_grid
+from gmmot_runs.spec import SpecError
 
-__all__ = ["knob_widgets", "log_options", "nearest"]
+__all__ = ["knob_widgets", "knobs_from_url", "log_options", "nearest", "set_widgets"]
 
 log_options = log_grid  # the slider grids of knobs that have no model yet
 
@@ -42,3 +43,39 @@ def knob_widgets(knobs: Knobs) -> dict[str, pn.viewable.Viewable]:
             )
         out[name] = w
     return out
+
+
+_BOOLEAN = {"true": True, "1": True, "false": False, "0": False}
+
+
+def knobs_from_url(model: type[Knobs], kind: str, args: dict) -> tuple[dict, list[str]]:
+    """Knob values from the page URL's query ``args`` (``{"coupled_em.epsilon":
+    [b"0.1"]}``: the run kind, a dot, the knob), checked by the model (its bounds and
+    messages); returns the values and one message per value refused."""
+    values, refused = {}, []
+    for name in model.names():
+        key = f"{kind}.{name}"
+        if not args.get(key):
+            continue
+        text = args[key][0].decode(errors="replace")
+        p = model.param[name]
+        try:
+            if isinstance(p, param.Boolean):
+                value = {"true": True, "1": True, "false": False, "0": False}.get(
+                    text.lower(), text
+                )
+            else:
+                value = float(text)
+            values[name] = model.check(name, value, f"URL parameter {key}={text}")
+        except SpecError as exc:
+            refused.append(f"{exc}: ignored")
+        except ValueError:  # float("x")
+            refused.append(f"URL parameter {key}={text}: expected a number: ignored")
+    return values, refused
+
+
+def set_widgets(widgets: dict, values: dict) -> None:
+    """Put ``values`` in the knob ``widgets`` (a grid's slider takes the nearest option)."""
+    for name, value in values.items():
+        w = widgets[name]
+        w.value = nearest(w.options, value) if isinstance(w, OptionSlider) else value

@@ -7,6 +7,7 @@ from typing import ClassVar
 import panel as pn
 from panel.theme import fast as fast_design
 
+from app.knobs import knobs_from_url, set_widgets
 from app.models import DataSource
 from app.screens.barycenter import BarycenterScreen
 from app.screens.coupled_em import CoupledEMScreen
@@ -169,6 +170,8 @@ def build(autoplay: bool = True) -> pn.template.FastListTemplate:
         # its own session what runs instead.
         busy_indicator=None,
     )
+    args = pn.state.session_args if pn.state.curdoc is not None else {}
+    _knobs_from_url(args, (screen, descent, barycenter, w2_fit))
     if pn.state.curdoc is not None:
         upload_hooks(pn.state.curdoc)
     if autoplay and pn.state.curdoc is not None:
@@ -193,6 +196,18 @@ class _TabSwitch:
             self.resume.discard(event.new)
             if not self.screens[event.new].playing:  # Play may have been pressed meanwhile
                 self.screens[event.new]._play()
+
+
+def _knobs_from_url(args: dict, screens) -> None:
+    """Each screen's knobs set from the page URL (``?coupled_em.epsilon=0.1&w2_fit.
+    learning_rate=0.05``), checked by the kind's knob model; a refused value keeps the
+    default and says why."""
+    for s in screens:
+        values, refused = knobs_from_url(s.Knobs, s.kind, args)
+        set_widgets(s.knobs, values)
+        for text in refused:
+            if pn.state.notifications is not None:
+                pn.state.notifications.warning(text)
 
 
 def _data_from_url() -> DataSource:

@@ -45,6 +45,8 @@ FRAME_MS = 200
 class BarycenterScreen(Screen):
     """One barycenter run; iterations animate, weight / epsilon moves restart it warm."""
 
+    kind, Knobs = BarycenterRun.kind, BarycenterKnobs  # the URL's knobs: kind.name
+
     def __init__(self, pair_source: Callable[[], tuple] | None = None, **params):
         """``pair_source()`` (optional) gives this session's coupled-EM pair of mixtures,
         offered as inputs next to the notebook's generator."""
@@ -77,7 +79,7 @@ class BarycenterScreen(Screen):
         )
         self.w_bar = pn.widgets.IntSlider(label="bar_size", start=1, end=MAX_BAR_SIZE, value=6)
         self.w_init = pn.widgets.Select(label="initial support", options=["random"])
-        self.knobs = knob_widgets(BarycenterKnobs())
+        self.knobs = knob_widgets(self.Knobs())
         self.w_eps, self.w_steps = self.knobs["epsilon"], self.knobs["steps_per_frame"]
         self.weights_box = pn.Column()
         self.b_play = pn.widgets.Button(label="▶ Play", color="primary")

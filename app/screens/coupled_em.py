@@ -43,13 +43,15 @@ from app.upload import ChunkedUpload
 from app.widgets import BoundedIntInput, LabelledCheckbox
 from gmmot_core import coupled_em as ce
 from gmmot_core.io import MAX_BYTES, parse_points
-from gmmot_runs.coupled_em import BOUNDS, CoupledEMRun, clouds_csv
+from gmmot_runs.coupled_em import BOUNDS, CoupledEMKnobs, CoupledEMRun, clouds_csv
 
 SUMMARY_PERIOD_S = 0.25  # while playing, the summary views refresh at most 4 times a second
 
 
 class CoupledEMScreen(Screen):
     """Coupled EM of the two clouds, animated by a session-scoped periodic callback."""
+
+    kind, Knobs = CoupledEMRun.kind, CoupledEMKnobs  # the URL's knobs: coupled_em.epsilon
 
     data = param.ClassSelector(class_=DataSource)
     frame_count = param.Integer(default=0, doc="Frames produced since the last reset.")

@@ -42,6 +42,8 @@ FRAME_MS = 60  # at most ~16 frames a second, and only as fast as the browser pa
 class DescentScreen(Screen):
     """One Dirac descent, animated by a session-scoped periodic callback."""
 
+    kind, Knobs = DescentRun.kind, DescentKnobs  # the URL's knobs: kind.name
+
     def __init__(self, pair_source: Callable[[], tuple] | None = None, **params):
         """``pair_source()`` (optional) gives this session's coupled-EM pair of mixtures
         ``(weights, means, covs)``, offered as targets (moved into the unit square)."""
@@ -78,7 +80,7 @@ class DescentScreen(Screen):
         self.w_seed = BoundedIntInput(
             warn=self._warn, label="seed", value=0, start=0, end=2**31 - 1
         )
-        self.knobs = knob_widgets(DescentKnobs())
+        self.knobs = knob_widgets(self.Knobs())
         k = self.knobs
         self.w_lr, self.w_lloyd, self.w_steps = k["lr"], k["lloyd"], k["steps_per_frame"]
         self.b_play = pn.widgets.Button(label="▶ Play", color="primary")

@@ -101,6 +101,8 @@ def _fit_figure() -> tuple[figure, dict[str, ColumnDataSource]]:
 class W2FitScreen(Screen):
     """One W2 fit per session; frames computed off the event loop."""
 
+    kind, Knobs = W2FitRun.kind, W2FitKnobs  # the URL's knobs: kind.name
+
     def __init__(self, **params):
         super().__init__(**params)
         self.run: W2FitRun | None = None
@@ -143,7 +145,7 @@ class W2FitScreen(Screen):
             start=0,
             end=2**31 - 1,
         )
-        self.knobs = knob_widgets(W2FitKnobs())
+        self.knobs = knob_widgets(self.Knobs())
         self.w_lr, self.w_steps = self.knobs["learning_rate"], self.knobs["steps_per_frame"]
         self.w_cells = LabelledCheckbox(label="show Laguerre cells", value=True)
         self.w_em = LabelledCheckbox(label="show EM's fit (dashed)", value=True)

@@ -314,3 +314,33 @@ def test_w2_fit_prepares_a_committed_k(monkeypatch):
     screen.w_k.value = 4
     screen.w_res.value = 64
     assert asked == [4, 4]
+
+
+def test_the_url_sets_each_screens_knobs_through_its_model():
+    """``?coupled_em.epsilon=0.1&coupled_em.balanced=false&w2_fit.learning_rate=0.05``
+    sets those controls (and so the runs); a value outside the model's bounds, or not a
+    number, is refused with the model's words and the default kept."""
+    from app.knobs import knobs_from_url
+    from app.screens.w2_fit import W2FitScreen
+    from app.shell import _knobs_from_url
+    from gmmot_runs.coupled_em_spec import CoupledEMKnobs
+
+    args = {
+        "coupled_em.epsilon": [b"0.1"],
+        "coupled_em.balanced": [b"false"],
+        "coupled_em.rho": [b"1e9"],
+        "w2_fit.learning_rate": [b"0.05"],
+        "w2_fit.steps_per_frame": [b"many"],
+        "epsilon": [b"5"],  # no kind: not a knob of any screen
+    }
+    values, refused = knobs_from_url(CoupledEMKnobs, "coupled_em", args)
+    assert values == {"epsilon": 0.1, "balanced": False}
+    assert refused == [
+        "URL parameter coupled_em.rho=1e9: 1e+09 is outside [0.001, 10000]: ignored"
+    ]
+    em, w2 = CoupledEMScreen(), W2FitScreen()
+    _knobs_from_url(args, (em, w2))
+    assert em.w_eps.value == 0.1 and em.w_bal.value is False and em.w_rho.value == 1.0
+    assert w2.w_lr.value == 0.05 and w2.w_steps.value == 5
+    em._tick()
+    assert em.runner.knobs.epsilon == 0.1 and not em.runner.knobs.balanced
