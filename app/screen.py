@@ -9,6 +9,8 @@ is never shown in the success colour.
 from __future__ import annotations
 
 import asyncio
+import io
+import json
 from collections.abc import Callable
 
 import panel as pn
@@ -134,6 +136,36 @@ class Screen(pn.viewable.Viewer):
     def _hide_notice_if_idle(self) -> None:
         if not self.worker.busy:
             self.notice.visible = False
+
+    def exported_run(self):
+        """The run the exports describe (a :class:`gmmot_runs.run.Run`)."""
+        return self.run
+
+    def shown_view(self) -> dict | None:
+        """The view the screen shows, when it is not the run's latest (None: the latest)."""
+        return None
+
+    def run_files(self, stem: str, figure: str | None = None) -> list[tuple]:
+        """``(callback, filename, label)`` of the run's parameter file, results and figure
+        (PNG, SVG), made through the run protocol from :meth:`exported_run` and the view
+        on screen (:meth:`shown_view`)."""
+
+        def params() -> io.BytesIO:
+            return io.BytesIO(self.exported_run().spec().to_json().encode())
+
+        def results() -> io.BytesIO:
+            return io.BytesIO(json.dumps(self.exported_run().results()).encode())
+
+        def drawn(fmt: str) -> Callable[[], io.BytesIO]:
+            return lambda: io.BytesIO(self.exported_run().figure(fmt, self.shown_view()))
+
+        figure = figure or stem
+        return [
+            (params, f"{stem}-params.json", "parameters (JSON)"),
+            (results, f"{stem}-results.json", "results (JSON)"),
+            (drawn("png"), f"{figure}.png", "figure (PNG)"),
+            (drawn("svg"), f"{figure}.svg", "figure (SVG)"),
+        ]
 
     def downloads_for(self, items: list[tuple[Callable, str, str]]) -> list:
         """:func:`download_buttons` whose files are made off the event loop."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Callable
 
@@ -86,14 +85,7 @@ class BarycenterScreen(Screen):
         self.b_step = pn.widgets.Button(label="Step")
         self.b_reset = pn.widgets.Button(label="Reset")
         self.counter = pn.pane.Markdown("")
-        self.downloads = self.downloads_for(
-            [
-                (self._params_file, "gmmot-barycenter-params.json", "parameters (JSON)"),
-                (self._results_file, "gmmot-barycenter-results.json", "results (JSON)"),
-                (lambda: self._figure_file("png"), "gmmot-barycenter.png", "figure (PNG)"),
-                (lambda: self._figure_file("svg"), "gmmot-barycenter.svg", "figure (SVG)"),
-            ]
-        )
+        self.downloads = self.downloads_for(self.run_files("gmmot-barycenter"))
         self.fig, self.src = contour_figure()
         self.cost_fig, self.cost_src = trace_figure("cost along the iterations", "cost")
         self.cost_fig.xaxis.axis_label = "iteration"
@@ -311,15 +303,6 @@ class BarycenterScreen(Screen):
                            self._fail("The iteration failed: {exc}."), lane="frame")  # fmt: skip
 
     # -- exports ----------------------------------------------------------------------
-    def _params_file(self) -> io.BytesIO:
-        return io.BytesIO(self.run.spec().to_json().encode())
-
-    def _results_file(self) -> io.BytesIO:
-        return io.BytesIO(json.dumps(self.run.results()).encode())
-
-    def _figure_file(self, fmt: str) -> io.BytesIO:
-        return io.BytesIO(self.run.figure(fmt))
-
     # -- layout -----------------------------------------------------------------------
     def sidebar(self) -> list:
         return [

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
 import time
 from collections.abc import Callable
 
@@ -106,15 +105,9 @@ class CoupledEMScreen(Screen):
         self.w_baseline = LabelledCheckbox(label="show independent EM baseline", value=False)
         self.upload0 = ChunkedUpload(label="cloud 0", max_bytes=MAX_BYTES, notice=self.notice)
         self.upload1 = ChunkedUpload(label="cloud 1", max_bytes=MAX_BYTES, notice=self.notice)
-        self.downloads = self.downloads_for(
-            [
-                (self._params_file, "gmmot-params.json", "parameters (JSON)"),
-                (self._results_file, "gmmot-results.json", "results (JSON)"),
-                (self._data_file, "gmmot-data.csv", "data (CSV)"),
-                (lambda: self._figure_file("png"), "gmmot-figure.png", "figure (PNG)"),
-                (lambda: self._figure_file("svg"), "gmmot-figure.svg", "figure (SVG)"),
-            ]
-        )
+        files = self.run_files("gmmot", figure="gmmot-figure")
+        data = (self._data_file, "gmmot-data.csv", "data (CSV)")
+        self.downloads = self.downloads_for([*files[:2], data, *files[2:]])
 
         for w in self.knobs.values():
             w.param.watch(self._on_knob, "value")
@@ -417,18 +410,11 @@ class CoupledEMScreen(Screen):
         self.data_in_use.object = "**In use:** " + "; ".join(parts)
 
     # -- exports ----------------------------------------------------------------------
-    def _params_file(self) -> io.BytesIO:
-        """Everything needed to replay this run (``gmmot replay`` reads it)."""
-        return io.BytesIO(self.runner.spec().to_json().encode())
-
-    def _results_file(self) -> io.BytesIO:
-        return io.BytesIO(json.dumps(self.runner.results()).encode())
+    def exported_run(self) -> CoupledEMRun:
+        return self.runner
 
     def _data_file(self) -> io.StringIO:
         return io.StringIO(clouds_csv(self._clouds, self._weights))
-
-    def _figure_file(self, fmt: str) -> io.BytesIO:
-        return io.BytesIO(self.runner.figure(fmt))
 
     # -- animation --------------------------------------------------------------------
     def _on_drawn(self) -> None:

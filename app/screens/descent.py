@@ -98,10 +98,7 @@ class DescentScreen(Screen):
         self.downloads = self.downloads_for(
             [
                 (self._positions_file, "gmmot-diracs.csv", "positions (CSV)"),
-                (self._params_file, "gmmot-descent-params.json", "parameters (JSON)"),
-                (self._results_file, "gmmot-descent-results.json", "results (JSON)"),
-                (lambda: self._figure_file("png"), "gmmot-descent.png", "figure (PNG)"),
-                (lambda: self._figure_file("svg"), "gmmot-descent.svg", "figure (SVG)"),
+                *self.run_files("gmmot-descent"),
             ]
         )
         self.fig, self.src = target_figure()
@@ -177,7 +174,7 @@ class DescentScreen(Screen):
                 mark_step(fig, step)
         self.counter.object = f"**looking back at step** {step} (drag right to return)"
 
-    def _shown_view(self) -> dict:
+    def shown_view(self) -> dict:
         """The view on screen: the latest step, or the step being looked back at (what the
         figure and positions exports show)."""
         view = self.run.view
@@ -331,7 +328,7 @@ class DescentScreen(Screen):
     def _positions_file(self) -> io.StringIO:
         """The positions on screen, with the step they are at (the step looked back at,
         or the latest: the results file is the run's latest step and says which)."""
-        view = self._shown_view()
+        view = self.shown_view()
         y = np.asarray(view["positions"])
         out = io.StringIO()
         out.write("x,y,step\n")
@@ -339,17 +336,6 @@ class DescentScreen(Screen):
         np.savetxt(out, np.hstack([y, step]), fmt=["%.17g", "%.17g", "%d"], delimiter=",")
         out.seek(0)
         return out
-
-    def _params_file(self) -> io.BytesIO:
-        return io.BytesIO(self.run.spec().to_json().encode())
-
-    def _results_file(self) -> io.BytesIO:
-        import json
-
-        return io.BytesIO(json.dumps(self.run.results()).encode())
-
-    def _figure_file(self, fmt: str) -> io.BytesIO:
-        return io.BytesIO(self.run.figure(fmt, self._shown_view()))
 
     # -- layout -----------------------------------------------------------------------
     def sidebar(self) -> list:

@@ -8,9 +8,6 @@ when the last one has been drawn.
 
 from __future__ import annotations
 
-import io
-import json
-
 import numpy as np
 import panel as pn
 from bokeh.models import ColumnDataSource
@@ -161,14 +158,7 @@ class W2FitScreen(Screen):
         self.em_src = ColumnDataSource({"step": [], "value": []})
         self.w2_fig.line("step", "value", source=self.em_src, color="#444444", line_dash="dashed")
         self.table = pn.pane.Markdown("")
-        self.downloads = self.downloads_for(
-            [
-                (self._params_file, "gmmot-w2fit-params.json", "parameters (JSON)"),
-                (self._results_file, "gmmot-w2fit-results.json", "results (JSON)"),
-                (lambda: self._figure_file("png"), "gmmot-w2fit.png", "figure (PNG)"),
-                (lambda: self._figure_file("svg"), "gmmot-w2fit.svg", "figure (SVG)"),
-            ]
-        )
+        self.downloads = self.downloads_for(self.run_files("gmmot-w2fit"))
         self.b_start.on_click(self._prepare)
         self.b_play.on_click(self._toggle)
         self.b_step.on_click(self._step_once)
@@ -358,19 +348,13 @@ class W2FitScreen(Screen):
             self._warn(f"Step {v['step']}: {v['message']}")
 
     # -- exports ----------------------------------------------------------------------
-    def _need_run(self):
+    def exported_run(self) -> W2FitRun:
         if self.run is None:
             raise ValueError("prepare a fit first")
         return self.run
 
-    def _params_file(self) -> io.BytesIO:
-        return io.BytesIO(self._need_run().spec().to_json().encode())
-
-    def _results_file(self) -> io.BytesIO:
-        return io.BytesIO(json.dumps(self._need_run().results()).encode())
-
-    def _figure_file(self, fmt: str) -> io.BytesIO:
-        return io.BytesIO(self._need_run().figure(fmt, self._view))
+    def shown_view(self) -> dict | None:
+        return self._view
 
     def opened(self) -> None:
         """The tab was opened: prepare the default fit the first time."""

@@ -335,9 +335,7 @@ def test_the_url_sets_each_screens_knobs_through_its_model():
     }
     values, refused = knobs_from_url(CoupledEMKnobs, "coupled_em", args)
     assert values == {"epsilon": 0.1, "balanced": False}
-    assert refused == [
-        "URL parameter coupled_em.rho=1e9: 1e+09 is outside [0.001, 10000]: ignored"
-    ]
+    assert refused == ["URL parameter coupled_em.rho=1e9: 1e+09 is outside [0.001, 10000]: ignored"]
     em, w2 = CoupledEMScreen(), W2FitScreen()
     _knobs_from_url(args, (em, w2))
     assert em.w_eps.value == 0.1 and em.w_bal.value is False and em.w_rho.value == 1.0

@@ -106,7 +106,7 @@ def test_looking_back_marks_the_traces_and_the_exports_follow():
     screen.w_look.value = 0
     span = screen.w2_fig.select_one({"name": "look"})
     assert span.visible and span.location == 0
-    shown = screen._shown_view()
+    shown = screen.shown_view()
     assert shown["step"] == 0
     np.testing.assert_array_equal(shown["positions"], screen.run.history[0][1])
     # the positions file says which step it holds (it held step 0 with no step column,
@@ -116,6 +116,7 @@ def test_looking_back_marks_the_traces_and_the_exports_follow():
     x, y, step = csv[1].split(",")
     np.testing.assert_allclose([float(x), float(y)], screen.run.history[0][1][0], rtol=1e-15)
     assert step == "0" and all(row.endswith(",0") for row in csv[1:])
-    assert screen._figure_file("png").getvalue()[:4] == b"\x89PNG"
+    figure = next(cb for cb, name, _ in screen.run_files("gmmot-descent") if name.endswith("png"))
+    assert figure().getvalue()[:4] == b"\x89PNG"
     screen.w_look.value = len(screen.run.history) - 1  # back to the latest
-    assert not span.visible and screen._shown_view()["step"] == 3
+    assert not span.visible and screen.shown_view()["step"] == 3
