@@ -119,7 +119,9 @@ SYSTEM_FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, 'Helvetica Neue', A
 
 def build(autoplay: bool = True) -> pn.template.FastListTemplate:
     """A new page (template + screens) for one session."""
-    screen = CoupledEMScreen(data=_data_from_url())
+    args = pn.state.session_args if pn.state.curdoc is not None else {}
+    data, refused = _data_from_url(args)
+    screen = CoupledEMScreen(data=data)
     pair = lambda: (screen.runner.view["gmm0"], screen.runner.view["gmm1"])  # noqa: E731
     descent = DescentScreen(pair_source=pair)
     barycenter = BarycenterScreen(pair_source=pair)
@@ -170,8 +172,7 @@ def build(autoplay: bool = True) -> pn.template.FastListTemplate:
         # its own session what runs instead.
         busy_indicator=None,
     )
-    args = pn.state.session_args if pn.state.curdoc is not None else {}
-    _knobs_from_url(args, (screen, descent, barycenter, w2_fit))
+    _knobs_from_url(args, (screen, descent, barycenter, w2_fit), {screen: refused})
     if pn.state.curdoc is not None:
         upload_hooks(pn.state.curdoc)
     if autoplay and pn.state.curdoc is not None:
@@ -198,23 +199,24 @@ class _TabSwitch:
                 self.screens[event.new]._play()
 
 
-def _knobs_from_url(args: dict, screens) -> None:
+def _knobs_from_url(args: dict, screens, refused_before: dict | None = None) -> None:
     """Each screen's knobs set from the page URL (``?coupled_em.epsilon=0.1&w2_fit.
     learning_rate=0.05``), checked by the kind's knob model; a refused value keeps the
-    default and says why."""
+    default and says why in the screen's own alert, after ``refused_before[screen]``
+    (a notification sent while the page is built never showed)."""
     for s in screens:
         values, refused = knobs_from_url(s.Knobs, s.kind, args)
         set_widgets(s.knobs, values)
-        for text in refused:
-            if pn.state.notifications is not None:
-                pn.state.notifications.warning(text)
+        refused = [*(refused_before or {}).get(s, []), *refused]
+        if refused:
+            s._warn("; ".join(refused))
 
 
-def _data_from_url() -> DataSource:
-    """A data source set from the page URL (``?preset=random+pair&n=10000&seed=3``);
-    values that do not fit the parameter's type or bounds are ignored (defaults kept)."""
-    src = DataSource()
-    args = pn.state.session_args if pn.state.curdoc is not None else {}
+def _data_from_url(args: dict) -> tuple[DataSource, list[str]]:
+    """A data source set from the page URL (``?preset=random+pair&n=10000&seed=3``) and
+    what was refused: values that do not fit the parameter's type or bounds (their
+    defaults kept)."""
+    src, refused = DataSource(), []
     for name in ("preset", "n", "seed", "shift", "rotation", "reweight"):
         raw = args.get(name)
         if not raw:
@@ -224,8 +226,5 @@ def _data_from_url() -> DataSource:
             kind = type(src.param[name].default)
             src.param.update({name: kind(float(text)) if kind is not str else text})
         except (ValueError, TypeError):
-            if pn.state.notifications is not None:
-                pn.state.notifications.warning(
-                    f"URL parameter {name}={text!r} ignored: not a valid value"
-                )
-    return src
+            refused.append(f"URL parameter {name}={text}: not a valid value: ignored")
+    return src, refused

@@ -95,6 +95,12 @@ def _fit_figure() -> tuple[figure, dict[str, ColumnDataSource]]:
     return fig, src
 
 
+def _mass_off(x: float) -> str:
+    """The mass off the box, as the raster's quadrature resolves it: below 1e-6 (where a
+    sharp component's rounding showed -6.2e-07, a negative mass) it says so."""
+    return "< 1e-6" if abs(x) < 1e-6 else f"{x:.2e}"
+
+
 class W2FitScreen(Screen):
     """One W2 fit per session; frames computed off the event loop."""
 
@@ -335,13 +341,13 @@ class W2FitScreen(Screen):
         self.counter.object = f"**step** {v['step']} · **N** {len(v['points'])} · **W2²** {w2}"
         # before the first step the fit has no value yet (its trace is of the steps)
         later = "(after the first step)"
-        off = f"{v['outside'][-1]:.2e}" if len(v["outside"]) else later
+        off = _mass_off(v["outside"][-1]) if len(v["outside"]) else later
         obj = f"{v['objective'][-1]:.5g}" if len(v["objective"]) else later
         self.table.object = (
             "| | W2 fit | EM |\n|---|---|---|\n"
             f"| objective (W2² + side² x mass off) | {obj} | {v['em_objective']:.5g} |\n"
             f"| W2² to the mixture in the box | {w2} | {v['em_w2']:.5g} |\n"
-            f"| mass off the box | {off} | {v['em_outside']:.2e} |\n"
+            f"| mass off the box | {off} | {_mass_off(v['em_outside'])} |\n"
             f"| mean log-likelihood | {v['log_likelihood']:.4f} | {v['em_log_likelihood']:.4f} |"
         )
         if v["message"]:

@@ -322,7 +322,7 @@ def test_the_url_sets_each_screens_knobs_through_its_model():
     number, is refused with the model's words and the default kept."""
     from app.knobs import knobs_from_url
     from app.screens.w2_fit import W2FitScreen
-    from app.shell import _knobs_from_url
+    from app.shell import _data_from_url, _knobs_from_url
     from gmmot_runs.coupled_em_spec import CoupledEMKnobs
 
     args = {
@@ -336,8 +336,13 @@ def test_the_url_sets_each_screens_knobs_through_its_model():
     values, refused = knobs_from_url(CoupledEMKnobs, "coupled_em", args)
     assert values == {"epsilon": 0.1, "balanced": False}
     assert refused == ["URL parameter coupled_em.rho=1e9: 1e+09 is outside [0.001, 10000]: ignored"]
+    data, refused_data = _data_from_url({"n": [b"many"], "seed": [b"3"]})
+    assert data.seed == 3 and refused_data == ["URL parameter n=many: not a valid value: ignored"]
     em, w2 = CoupledEMScreen(), W2FitScreen()
-    _knobs_from_url(args, (em, w2))
+    _knobs_from_url(args, (em, w2), {em: refused_data})
+    # the screen's own alert says what was refused (a notification sent while the page
+    # was built never showed)
+    assert em.message == f"{refused_data[0]}; {refused[0]}"
     assert em.w_eps.value == 0.1 and em.w_bal.value is False and em.w_rho.value == 1.0
     assert w2.w_lr.value == 0.05 and w2.w_steps.value == 5
     em._tick()
