@@ -9,12 +9,10 @@ import panel as pn
 import param
 
 from app.widgets import LabelledCheckbox, OptionSlider
-from gmmot_runs.knobs import Knobs, log_grid
+from gmmot_runs.knobs import Knobs
 from gmmot_runs.spec import SpecError
 
-__all__ = ["knob_widgets", "knobs_from_url", "log_options", "nearest", "set_widgets"]
-
-log_options = log_grid  # the slider grids of knobs that have no model yet
+__all__ = ["knob_widgets", "knobs_from_url", "nearest", "set_widgets"]
 
 
 def nearest(options: dict[str, float], value: float) -> float:
@@ -61,9 +59,7 @@ def knobs_from_url(model: type[Knobs], kind: str, args: dict) -> tuple[dict, lis
         p = model.param[name]
         try:
             if isinstance(p, param.Boolean):
-                value = {"true": True, "1": True, "false": False, "0": False}.get(
-                    text.lower(), text
-                )
+                value = _BOOLEAN.get(text.lower(), text)
             else:
                 value = float(text)
             values[name] = model.check(name, value, f"URL parameter {key}={text}")

@@ -57,10 +57,10 @@ def test_an_option_slider_label_has_one_writer_and_follows_the_value():
     slider's label is written by the server alone, from the value in effect."""
     from bokeh.models import Slider
 
-    from app.knobs import log_options
     from app.widgets import OptionSlider
+    from gmmot_runs.knobs import log_grid
 
-    opts = log_options(-1, 1)
+    opts = log_grid(-1, 1)
     for cls, links in ((pn.widgets.DiscreteSlider, True), (OptionSlider, False)):
         w = cls(label="epsilon", options=opts, value=opts["0.316"])
         root = w.get_root(Document())
