@@ -98,6 +98,16 @@ def target_extent(values: np.ndarray) -> np.ndarray:
     return np.array([1.0, h / w]) if w >= h else np.array([w / h, 1.0])
 
 
+def run_density(values: np.ndarray):
+    """The float64 density of ``values [W, H]`` a run solves against: on the picture's
+    rectangle (:func:`target_extent`), padded to its bucketed grid (zero pixels beyond
+    the box, which no cell reaches), so that every picture of a grid shares one program."""
+    with jax.enable_x64(True):
+        hi = tuple(float(x) for x in target_extent(values))
+        exact = image_density(values, hi=hi, dtype=jnp.float64)
+        return pad_density(exact, image_grid(np.shape(values)))
+
+
 def initial_positions(values: np.ndarray, n: int, init: str, seed: int) -> np.ndarray:
     """``n`` starting Diracs ``[n, 2]`` float64 in the target's rectangle
     (:func:`target_extent`): uniform (``"random"``) or drawn from the target
@@ -214,11 +224,7 @@ class DescentRun(Run):
         self.target = target
         self.values = target_values(target) if values is None else np.asarray(values)
         self.n, self.init, self.seed = int(n), init, int(seed)
-        with jax.enable_x64(True):
-            hi = tuple(float(x) for x in target_extent(self.values))
-            # on a bucketed grid: zero pixels beyond the box, which no cell reaches
-            exact = image_density(self.values, hi=hi, dtype=jnp.float64)
-            self.density = pad_density(exact, image_grid(self.values.shape))
+        self.density = run_density(self.values)
         self.positions0 = initial_positions(self.values, self.n, init, self.seed)
         self.size = bucket(self.n)
         self.knobs = DescentKnobs()
@@ -232,8 +238,7 @@ class DescentRun(Run):
             self.sizes = run_sizes(self.size, self.density.rho.shape)
             # the cold solve is one step that does not move (lr 0) from Voronoi weights and
             # no hint: the frames' own program, not a second one
-            y0 = jnp.asarray(y0)
-            start = _unsolved(y0, cold_weights(y0, self.density), self.sizes)
+            start = cold_state(jnp.asarray(y0), self.density, self.sizes)
             state, _, self.sizes, cells = self._descend(start, 0.0, False, 1)
             self.state: DescentState = jax.device_get(state)
             self.cells = jax.device_get(cells)
@@ -286,13 +291,8 @@ class DescentRun(Run):
             del self.history[: max(0, len(self.history) - HISTORY)]
 
     def _descend(self, state: DescentState, lr: float, lloyd: bool, steps: int):
-        """``steps`` steps from ``state`` and the last cells, by the one program of this
-        run's bucket (the cold start and the history's cells use it too); returns
-        ``(state, trace, sizes, cells)`` of :func:`descend` (call under x64)."""
-        return descend(
-            state, self.density, self.nu, lr, lloyd, steps, self.sizes, with_cells=True,
-            length=max(steps, FRAME_STEPS), max_iterations=MAX_ITERATIONS,
-        )  # fmt: skip
+        """:func:`frames` of this run (the cold start and the history's cells use it too)."""
+        return frames(state, self.density, self.nu, self.sizes, lr, lloyd, steps)
 
     def cells_at(self, index: int):
         """Step, positions and cells of history entry ``index`` (for looking back)."""
@@ -371,14 +371,26 @@ def run_sizes(size: int, shape: tuple[int, int]) -> Sizes:
     return sizes._replace(grid=Grid(g.bins, 4 * g.cap, g.radius, min(4 * g.rescue, size // 2)))
 
 
-def _unsolved(y, w, sizes: Sizes) -> DescentState:
-    """A state at ``y [N, 2]`` with weights ``w [N]`` that no solve has seen: one step of
-    ``lr = 0`` from it is the cold solve (no hint: labels all -1)."""
+def frames(state: DescentState, density, nu, sizes: Sizes, lr, lloyd, steps: int):
+    """``steps`` steps from ``state`` by the one program a run of this bucket and grid
+    compiles (``lr``, ``lloyd`` and ``steps <= FRAME_STEPS`` traced, the cells of the
+    last state drawn in the same call); returns ``(state, trace, sizes, cells)`` of
+    :func:`descend` (call under x64)."""
+    return descend(
+        state, density, nu, lr, lloyd, steps, sizes, with_cells=True,
+        length=max(steps, FRAME_STEPS), max_iterations=MAX_ITERATIONS,
+    )  # fmt: skip
+
+
+def cold_state(y, density, sizes: Sizes) -> DescentState:
+    """A state at ``y [N, 2]`` with Voronoi weights that no solve has seen: one frame of
+    one ``lr = 0`` step from it is the cold solve, in the frames' own program (no hint:
+    labels all -1)."""
     n, dt = y.shape[0], y.dtype
     zero = jnp.zeros((n,), dt)
     return DescentState(
         y,
-        w,
+        cold_weights(y, density).astype(dt),
         zero,
         y,
         jnp.asarray(0.0, dt),

@@ -129,12 +129,15 @@ w2_solve.defvjp(_w2_fwd, _w2_bwd)
 
 
 class Trace(NamedTuple):
-    """Per step: ``w2 [steps]`` (W2^2 after the step) and ``mass_error [steps]``
+    """Per step: ``w2 [steps]`` (W2^2 after the step), ``mass_error [steps]``
     (max |m_i - nu_i| / mean(nu) over the Diracs that are not inert, what the Newton
-    solve left)."""
+    solve left), and that solve's Newton ``iterations [steps]`` and diagram
+    ``evaluations [steps]`` (0 past ``steps``)."""
 
     w2: jax.Array
     mass_error: jax.Array
+    iterations: jax.Array
+    evaluations: jax.Array
 
 
 class DescentState(NamedTuple):
@@ -193,18 +196,23 @@ def _run(
     max_iterations: int,
     with_cells: bool = False,
 ):
-    def step(s: DescentState) -> DescentState:
+    def step(s: DescentState):
         y = jnp.where(lloyd, s.barycenters, s.positions - lr * s.grad)
         res = newton_solve(y, nu, density, s.weights, tol, sizes, max_iterations, 4000, s.labels)
         new = _state(y, res, s.step + 1)
         # a flagged step is not taken: the run freezes and the host sees the flag
         keep = (s.status & STOP_BITS) != 0
         out = jax.tree.map(lambda a, b: jnp.where(keep, a, b), s, new)
-        return out._replace(status=s.status | new.status)
+        counts = (res.iterations.astype(jnp.int32), res.evaluations.astype(jnp.int32))
+        return (out._replace(status=s.status | new.status), *counts)
+
+    def idle(s: DescentState):
+        return s, jnp.zeros((), jnp.int32), jnp.zeros((), jnp.int32)
 
     def one(s: DescentState, i):
-        out = jax.lax.cond(i < steps, step, lambda s: s, s)  # steps is traced: no recompile
-        return out, Trace(out.w2, jnp.max(jnp.abs(out.masses - nu)) / mean_nu)
+        out, its, evals = jax.lax.cond(i < steps, step, idle, s)  # steps traced: no recompile
+        error = jnp.max(jnp.abs(out.masses - nu)) / mean_nu
+        return out, Trace(out.w2, error, its, evals)
 
     mean_nu = jnp.sum(nu) / jnp.sum(nu > 0)
 

@@ -6,6 +6,10 @@ cell builder can differ (a different candidate grid at a different N). Tolerance
 and 1e-12 relative on W2^2 and the weights (the solves stop at 1e-11 on the masses, so a
 rounding difference in one step could move the result by at most that; measured: equal
 to ~1e-15).
+
+The descents run the app's own program (:func:`gmmot_runs.descent.frames`: the cold
+solve is a frame of one ``lr = 0`` step), at buckets and grids the app and its tests
+compile anyway, so that this file adds few programs of its own.
 """
 
 from __future__ import annotations
@@ -17,28 +21,56 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gmmot_core.buckets import bucket, buckets_up_to, image_grid, pad_diracs, pad_points
-from gmmot_core.semidiscrete.density import image_density, pad_density, stage_count
-from gmmot_core.semidiscrete.descent import cells_of, descend, descent_init, w2_solve
-from gmmot_core.semidiscrete.newton import solve_weights
-from gmmot_runs.descent import run_sizes
+from gmmot_core.buckets import bucket, buckets_up_to, pad_diracs, pad_points
+from gmmot_core.semidiscrete.density import image_density, stage_count
+from gmmot_core.semidiscrete.descent import w2_solve
+from gmmot_runs.descent import cold_state, frames, run_density, run_sizes
 
 TOL = 1e-11
 
 
-def _smooth_image(shape=(48, 40)):
+def _smooth_image(shape=(64, 64)):
     t = [(np.arange(s) + 0.5) / s for s in shape]
     x, y = np.meshgrid(*t, indexing="ij")
     return 1.0 + 3.0 * np.exp(-((x - 0.3) ** 2 + (y - 0.6) ** 2) / 0.05) + 0.5 * x
 
 
-def _case(n, pad, seed):
+def _case(n, size, seed, hi=(1.0, 1.0)):
     rng = np.random.default_rng(seed)
-    y = 0.05 + 0.9 * rng.random((n, 2))
+    y = (0.05 + 0.9 * rng.random((n, 2))) * np.asarray(hi)
     nu = rng.random(n) + 0.5
     nu = nu / nu.sum()
-    yp, nup = pad_diracs(y, nu, n + pad)
+    yp, nup = pad_diracs(y, nu, size)
     return jnp.asarray(y), jnp.asarray(nu), jnp.asarray(yp), jnp.asarray(nup)
+
+
+def _cold_then_steps(dens, y, nu, lr, lloyd, steps):
+    """The cold solve (one frame of one ``lr = 0`` step from Voronoi weights), then a
+    frame of ``steps`` steps: ``(cold, cold trace, state, trace, cells)``."""
+    sizes = run_sizes(y.shape[0], dens.rho.shape)
+    start = cold_state(y, dens, sizes)
+    cold, cold_trace, sizes, _ = frames(start, dens, nu, sizes, 0.0, False, 1)
+    state, trace, _, cells = frames(cold, dens, nu, sizes, lr, lloyd, steps)
+    return cold, cold_trace, state, trace, cells
+
+
+def _assert_same_solve(got, got_trace, ref, ref_trace, n):
+    """``got`` (padded to more rows) is ``ref``: the same Newton path, W2^2, weights,
+    masses and cell neighbours; its inert rows own no mass and no cell."""
+    assert int(ref.status) == 0 and int(got.status) == 0
+    np.testing.assert_array_equal(got_trace.iterations, ref_trace.iterations)
+    np.testing.assert_array_equal(got_trace.evaluations, ref_trace.evaluations)
+    assert float(got.w2) == pytest.approx(float(ref.w2), rel=1e-12)
+    # weights are defined up to a constant; both start from the same cold weights
+    np.testing.assert_allclose(got.weights[:n], ref.weights, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(got.masses[:n], ref.masses, rtol=0, atol=1e-13)
+    assert np.all(np.asarray(got.masses[n:]) == 0.0)
+    assert np.all(np.asarray(got.labels[n:]) == -1)
+    # the same neighbours across the cell edges (the solves' own cells, certified)
+    for i in range(n):
+        mine = set(np.asarray(got.labels[i]).tolist()) - {-1}
+        assert mine == set(np.asarray(ref.labels[i]).tolist()) - {-1}
+        assert all(j < n for j in mine)
 
 
 def test_buckets_step_by_at_most_the_ratio():
@@ -49,42 +81,39 @@ def test_buckets_step_by_at_most_the_ratio():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("n", "pad"), [(150, 66), (400, 200)])  # all pairs; candidate grid
-def test_padded_solve_is_the_unpadded_one(x64, n, pad):
-    dens = image_density(_smooth_image())
-    y, nu, yp, nup = _case(n, pad, seed=n)
-    # the sizes a descent run starts with (run_sizes): the defaults' rescue is outgrown
-    # at these N, and each growth was a second compile; the descent test below reuses
-    # these programs (same shapes and sizes)
-    ref = solve_weights(y, nu, dens, tol=TOL, sizes=run_sizes(n, dens.rho.shape))
-    got = solve_weights(yp, nup, dens, tol=TOL, sizes=run_sizes(n + pad, dens.rho.shape))
-    assert int(ref.status) == 0 and int(got.status) == 0
-    # the same Newton path
-    assert int(got.iterations) == int(ref.iterations)
-    assert int(got.evaluations) == int(ref.evaluations)
-    w2_ref = float(jnp.sum(ref.integrals.second))
-    assert float(jnp.sum(got.integrals.second)) == pytest.approx(w2_ref, rel=1e-12)
-    # weights are defined up to a constant; both start from the same cold weights
-    np.testing.assert_allclose(got.weights[:n], ref.weights, rtol=0, atol=1e-12)
-    np.testing.assert_allclose(got.integrals.mass[:n], ref.integrals.mass, rtol=0, atol=1e-13)
-    # the inert rows: no mass, no cell, weights untouched
-    assert np.all(np.asarray(got.integrals.mass[n:]) == 0.0)
-    assert np.all(np.asarray(got.integrals.labels[n:]) == -1)
-    # the cells of the user's Diracs are the unpadded cells: the same neighbours across
-    # their edges (the solves' own cells, certified: status 0)
-    for i in range(n):
-        mine = set(np.asarray(got.integrals.labels[i])) - {-1}
-        assert mine == set(np.asarray(ref.integrals.labels[i])) - {-1}
-        assert all(j < n for j in mine)
+@pytest.mark.parametrize(
+    ("n", "size", "lr", "lloyd"),
+    [(64, 96, 0.5, False), (328, 488, 0.0, True)],  # all pairs; candidate grid (N > 256)
+)
+def test_padded_descent_is_the_unpadded_one(x64, n, size, lr, lloyd):
+    """A bucket's Diracs (no padding) against the same Diracs in the next bucket, by the
+    app's programs of both buckets: the same cold solve, then five steps (ring
+    candidates from the last diagram above 256 Diracs) with the same trace, positions
+    and cells, and the inert Diracs never move."""
+    dens = run_density(_smooth_image())
+    y, nu, yp, nup = _case(n, size, seed=n + 1)
+    assert bucket(n) == n and bucket(size) == size
+    c0, ct, s, trace, cells = _cold_then_steps(dens, y, nu, lr, lloyd, 5)
+    p0, pct, p, ptrace, pcells = _cold_then_steps(dens, yp, nup, lr, lloyd, 5)
+    _assert_same_solve(p0, pct, c0, ct, n)
+    _assert_same_solve(p, ptrace, s, trace, n)
+    np.testing.assert_allclose(ptrace.w2, trace.w2, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(ptrace.mass_error, trace.mass_error, rtol=0, atol=1e-11)
+    np.testing.assert_allclose(p.positions[:n], s.positions, rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(p.positions[n:], yp[n:])
+    # the drawn cells: none for the inert Diracs, the unpadded ones for the others
+    assert np.all(np.asarray(pcells.count[n:]) == 0)
+    np.testing.assert_array_equal(pcells.count[:n], cells.count)
 
 
 @pytest.mark.slow
 def test_padded_gradients_are_the_unpadded_ones(x64):
     """W2^2's gradients in positions and masses (the weights shifted to mean zero over
     the user's Diracs); the inert rows get zero."""
-    dens = image_density(_smooth_image())
-    n = 120
-    y, nu, yp, nup = _case(n, 40, seed=7)
+    rng = np.random.default_rng(7)
+    dens = image_density(rng.uniform(0.2, 2.0, (12, 10)))
+    n = 40
+    y, nu, yp, nup = _case(n, bucket(n), seed=7)
     (v, *_), (gy, gnu) = _value_and_grads(y, nu, dens)
     (vp, *_), (gyp, gnup) = _value_and_grads(yp, nup, dens)
     assert float(vp) == pytest.approx(float(v), rel=1e-12)
@@ -97,32 +126,6 @@ def _value_and_grads(y, nu, dens):
     """W2^2 and its gradients in one solve (value_and_grad: not a second forward pass)."""
     value, grads = jax.value_and_grad(lambda y, nu: w2_solve(y, dens, nu)[0], (0, 1))(y, nu)
     return (value,), grads
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize(
-    ("n", "pad", "lr", "lloyd"), [(150, 66, 0.5, False), (400, 200, 0.0, True)]
-)
-def test_padded_descent_is_the_unpadded_one(x64, n, pad, lr, lloyd):
-    """Five warm descent steps (ring candidates from the last diagram above 256 Diracs):
-    the same trace and positions, and the inert Diracs never move."""
-    dens = image_density(_smooth_image())
-    y, nu, yp, nup = _case(n, pad, seed=n + 1)
-    s0, sizes = descent_init(y, dens, nu, tol=TOL, sizes=run_sizes(n, dens.rho.shape))
-    p0, psizes = descent_init(yp, dens, nup, tol=TOL, sizes=run_sizes(n + pad, dens.rho.shape))
-    s, trace, sizes, _ = descend(s0, dens, nu, lr, lloyd, 5, sizes, tol=TOL)
-    p, ptrace, psizes, cells = descend(
-        p0, dens, nup, lr, lloyd, 5, psizes, tol=TOL, with_cells=True
-    )
-    assert int(s.status) == 0 and int(p.status) == 0
-    np.testing.assert_allclose(ptrace.w2, trace.w2, rtol=1e-12, atol=0)
-    np.testing.assert_allclose(ptrace.mass_error, trace.mass_error, rtol=0, atol=1e-11)
-    np.testing.assert_allclose(p.positions[:n], s.positions, rtol=0, atol=1e-12)
-    np.testing.assert_array_equal(p.positions[n:], yp[n:])
-    assert np.all(np.asarray(cells.count[n:]) == 0)
-    drawn = cells_of(p, dens, psizes, nup)
-    assert np.all(np.asarray(drawn.count[n:]) == 0)
-    np.testing.assert_array_equal(drawn.count[:n], cells.count[:n])
 
 
 @pytest.mark.slow
@@ -163,36 +166,24 @@ def test_padded_clouds_give_the_unpadded_coupled_em(x64):
 
 @pytest.mark.slow
 def test_padded_image_is_the_unpadded_one(x64):
-    """A 45 x 30 image on [0, 1.5] x [0, 1] in a 64 x 32 array (zero pixels beyond the
-    box, which the cells never reach): the same cold solve through the same blurred
-    stages (their count is the image's, not the array's), then three Lloyd steps with
-    inert Diracs too. Tolerances as above (only summation order differs)."""
-    t = [(np.arange(s) + 0.5) / s for s in (45, 30)]
+    """A 45 x 60 image on [0, 0.75] x [0, 1] on the app's 64 x 64 grid (zero pixels beyond
+    the box, which the cells never reach), with its 64 Diracs padded to 96 too: the same
+    cold solve through the same blurred stages (their count is the image's, not the
+    array's), then three Lloyd steps. Tolerances as above (only summation order
+    differs)."""
+    t = [(np.arange(s) + 0.5) / s for s in (45, 60)]
     x, yy = np.meshgrid(*t, indexing="ij")
     img = 1e-6 + np.exp(-((x - 0.3) ** 2 + (yy - 0.6) ** 2) / 0.01) + 0.3 * (x > 0.7)
-    dens = image_density(img, hi=(1.5, 1.0))
-    padded = pad_density(dens, image_grid(img.shape))
-    assert padded.rho.shape == (64, 32) and stage_count((64, 32)) > stage_count(img.shape)
-    rng = np.random.default_rng(7)
-    y = jnp.asarray(rng.random((150, 2)) * np.array([1.5, 1.0]))
-    nu = jnp.full(150, 1 / 150)
-    ref = solve_weights(y, nu, dens, tol=TOL)
-    got = solve_weights(y, nu, padded, tol=TOL)
-    assert int(ref.status) == 0 and int(got.status) == 0
-    assert int(ref.evaluations) > 20  # the cold start ran through the blurred stages
-    assert int(got.iterations) == int(ref.iterations)
-    assert int(got.evaluations) == int(ref.evaluations)
-    w2_ref = float(jnp.sum(ref.integrals.second))
-    assert float(jnp.sum(got.integrals.second)) == pytest.approx(w2_ref, rel=1e-12)
-    np.testing.assert_allclose(got.weights, ref.weights, rtol=0, atol=1e-12 * w2_ref)
-    np.testing.assert_allclose(got.integrals.mass, ref.integrals.mass, rtol=0, atol=1e-13)
-    np.testing.assert_array_equal(got.integrals.labels, ref.integrals.labels)
-
-    yp, nup = (jnp.asarray(a) for a in pad_diracs(y, nu, bucket(150)))
-    s0, sizes = descent_init(y, dens, nu, tol=TOL)
-    p0, psizes = descent_init(yp, padded, nup, tol=TOL)
-    s, trace, _, _ = descend(s0, dens, nu, 0.0, True, 3, sizes, tol=TOL)
-    p, ptrace, _, _ = descend(p0, padded, nup, 0.0, True, 3, psizes, tol=TOL)
-    assert int(s.status) == 0 and int(p.status) == 0
+    dens = image_density(img, hi=(0.75, 1.0))
+    padded = run_density(img)
+    assert padded.rho.shape == (64, 64) and stage_count((64, 64)) > stage_count(img.shape)
+    np.testing.assert_array_equal(padded.hi, dens.hi)
+    n = 64
+    y, nu, yp, nup = _case(n, 96, seed=7, hi=(0.75, 1.0))
+    c0, ct, s, trace, _ = _cold_then_steps(dens, y, nu, 0.0, True, 3)
+    p0, pct, p, ptrace, _ = _cold_then_steps(padded, yp, nup, 0.0, True, 3)
+    assert int(ct.evaluations[0]) > 20  # the cold start ran through the blurred stages
+    _assert_same_solve(p0, pct, c0, ct, n)
+    _assert_same_solve(p, ptrace, s, trace, n)
     np.testing.assert_allclose(ptrace.w2, trace.w2, rtol=1e-12, atol=0)
-    np.testing.assert_allclose(p.positions[:150], s.positions, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(p.positions[:n], s.positions, rtol=0, atol=1e-12)
