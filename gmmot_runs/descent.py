@@ -371,13 +371,13 @@ def run_sizes(size: int, shape: tuple[int, int]) -> Sizes:
     return sizes._replace(grid=Grid(g.bins, 4 * g.cap, g.radius, min(4 * g.rescue, size // 2)))
 
 
-def frames(state: DescentState, density, nu, sizes: Sizes, lr, lloyd, steps: int):
+def frames(state: DescentState, density, nu, sizes: Sizes, lr, lloyd, steps: int, tol=None):
     """``steps`` steps from ``state`` by the one program a run of this bucket and grid
-    compiles (``lr``, ``lloyd`` and ``steps <= FRAME_STEPS`` traced, the cells of the
-    last state drawn in the same call); returns ``(state, trace, sizes, cells)`` of
+    compiles (``lr``, ``lloyd``, ``tol`` and ``steps <= FRAME_STEPS`` traced, the cells of
+    the last state drawn in the same call); returns ``(state, trace, sizes, cells)`` of
     :func:`descend` (call under x64)."""
     return descend(
-        state, density, nu, lr, lloyd, steps, sizes, with_cells=True,
+        state, density, nu, lr, lloyd, steps, sizes, tol=tol, with_cells=True,
         length=max(steps, FRAME_STEPS), max_iterations=MAX_ITERATIONS,
     )  # fmt: skip
 
