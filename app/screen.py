@@ -173,6 +173,35 @@ class Screen(pn.viewable.Viewer):
             [(self.offloop(f"making {name}", cb), name, label) for cb, name, label in items]
         )
 
+    def make_controls(self, step: bool = True, reset: bool = True, disabled: bool = False):
+        """``controls``, a row of ``b_play`` (Play / Pause) and, if asked, ``b_step``
+        (:meth:`step`) and ``b_reset`` (:meth:`reset`)."""
+        self.b_play = pn.widgets.Button(label="▶ Play", color="primary", disabled=disabled)
+        self.b_play.on_click(self._toggle)
+        buttons = [self.b_play]
+        if step:
+            self.b_step = pn.widgets.Button(label="Step", disabled=disabled)
+            self.b_step.on_click(lambda _e: self.step())
+            buttons.append(self.b_step)
+        if reset:
+            self.b_reset = pn.widgets.Button(label="Reset", disabled=disabled)
+            self.b_reset.on_click(lambda _e: self.reset())
+            buttons.append(self.b_reset)
+        self.controls = pn.Row(*buttons)
+
+    def knob_values(self) -> dict:
+        """The values of the knob widgets (``knobs``: :func:`app.knobs.knob_widgets`)."""
+        return {name: w.value for name, w in self.knobs.items()}
+
+    def step(self) -> None:
+        """One frame now, as the Step button: queued after the work in flight (a click is
+        never dropped)."""
+        self._tick(clicked=True)
+
+    def reset(self) -> None:
+        """Back to the run's start, as the Reset button."""
+        raise NotImplementedError(f"{type(self).__name__} has no reset")
+
     def _toggle(self, _event=None) -> None:
         if self.playing:
             self._pause()

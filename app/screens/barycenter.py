@@ -81,18 +81,13 @@ class BarycenterScreen(Screen):
         self.knobs = knob_widgets(self.Knobs())
         self.w_eps, self.w_steps = self.knobs["epsilon"], self.knobs["steps_per_frame"]
         self.weights_box = pn.Column()
-        self.b_play = pn.widgets.Button(label="▶ Play", color="primary")
-        self.b_step = pn.widgets.Button(label="Step")
-        self.b_reset = pn.widgets.Button(label="Reset")
+        self.make_controls()
         self.counter = pn.pane.Markdown("")
         self.downloads = self.downloads_for(self.run_files("gmmot-barycenter"))
         self.fig, self.src = contour_figure()
         self.cost_fig, self.cost_src = trace_figure("cost along the iterations", "cost")
         self.cost_fig.xaxis.axis_label = "iteration"
         self.map_fig, self.map_src = coupling_figure()
-        self.b_play.on_click(self._toggle)
-        self.b_step.on_click(lambda _e: self._tick(force=True))
-        self.b_reset.on_click(self._reset)
         for w in (self.w_alpha, self.w_seed, self.w_init):
             w.param.watch(self._rebuild, "value")
         for w in (self.w_inputs, self.w_comp, self.w_bar):  # shapes: on release, not per value
@@ -266,7 +261,7 @@ class BarycenterScreen(Screen):
             key="knobs",
         )
 
-    def _reset(self, _event=None) -> None:
+    def reset(self) -> None:
         self._pause()
         lambdas, eps = self._lambdas(), self.w_eps.value
 
@@ -280,12 +275,12 @@ class BarycenterScreen(Screen):
         self.worker.submit("back to the initial support", reset, self._draw,
                            self._fail("Reset failed: {exc}."), key="reset")  # fmt: skip
 
-    def _tick(self, force: bool = False) -> None:
-        """A frame (``force``: a Step click, queued after the work in flight; a click is
+    def _tick(self, clicked: bool = False) -> None:
+        """A frame (``clicked``: a Step click, queued after the work in flight; a click is
         never dropped)."""
-        if self.worker.busy and not force:
+        if self.worker.busy and not clicked:
             return  # one frame in flight at most, and none while a new run is prepared
-        if self.run.stopped and not force:
+        if self.run.stopped and not clicked:
             self._pause()  # converged: idle until a knob moves
             return
         run, steps = self.run, self.w_steps.value
@@ -307,7 +302,7 @@ class BarycenterScreen(Screen):
     def sidebar(self) -> list:
         return [
             pn.pane.Markdown("### Run"),
-            pn.Row(self.b_play, self.b_step, self.b_reset),
+            self.controls,
             pn.pane.Markdown("Barycentric weights (normalised to sum 1)"),
             self.weights_box,
             self.w_eps,

@@ -91,9 +91,7 @@ class CoupledEMScreen(Screen):
         )
         self.w_tau = pn.pane.Markdown("", margin=(0, 10))
         self.data_in_use = pn.pane.Markdown("", margin=(0, 10))
-        self.b_play = pn.widgets.Button(label="▶ Play", color="primary")
-        self.b_step = pn.widgets.Button(label="Step")
-        self.b_reset = pn.widgets.Button(label="Reset")
+        self.make_controls()
         self.counter = pn.pane.Markdown("", margin=(0, 10))
         # flow control: a new frame only once the browser painted the last one
         self.flow = FrameFlow(self._on_drawn, ahead=1)  # the browser paints while we step
@@ -115,9 +113,6 @@ class CoupledEMScreen(Screen):
         self.w_per_frame.param.watch(self._on_structure, "value")
         self.w_k.param.watch(self._on_k, "value_throttled")  # K compiles: on release only
         self.announce([self.w_k])
-        self.b_play.on_click(self._toggle)
-        self.b_step.on_click(lambda _: self._tick(clicked=True))
-        self.b_reset.on_click(self._reset)
         self.w_baseline.param.watch(self._draw_baseline, "value")
         for i, up in enumerate((self.upload0, self.upload1)):
             up.param.watch(lambda e, i=i: self._on_upload(i, e), "value")
@@ -236,7 +231,7 @@ class CoupledEMScreen(Screen):
     # is only ever touched by one thread at a time, and a newer value supersedes an older
     # one still waiting (``key``).
     def _on_knob(self, _event=None) -> None:
-        values = {name: w.value for name, w in self.knobs.items()}
+        values = self.knob_values()
         self.worker.submit(
             "applying the knobs",
             lambda: self.runner.set(**values),
@@ -286,7 +281,7 @@ class CoupledEMScreen(Screen):
         self._draw(view, full=True)
         self._draw_baseline()
 
-    def _reset(self, _event=None) -> None:
+    def reset(self) -> None:
         self.worker.cancel_frames()
         self._clear()
         self.worker.submit(
@@ -478,7 +473,7 @@ class CoupledEMScreen(Screen):
         self.announce(data_widgets)
         return [
             pn.pane.Markdown("### Run"),
-            pn.Row(self.b_play, self.b_step, self.b_reset),
+            self.controls,
             self.counter,
             self.w_fps,
             self.w_baseline,

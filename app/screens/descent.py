@@ -83,9 +83,7 @@ class DescentScreen(Screen):
         self.knobs = knob_widgets(self.Knobs())
         k = self.knobs
         self.w_lr, self.w_lloyd, self.w_steps = k["lr"], k["lloyd"], k["steps_per_frame"]
-        self.b_play = pn.widgets.Button(label="▶ Play", color="primary")
-        self.b_step = pn.widgets.Button(label="Step")
-        self.b_reset = pn.widgets.Button(label="Reset")
+        self.make_controls()
         self.w_look = pn.widgets.IntSlider(label="look back (frame)", start=0, end=1, value=0)
         self.w_layers = pn.widgets.CheckButtonGroup(
             options=list(LAYERS),
@@ -106,9 +104,6 @@ class DescentScreen(Screen):
         self.err_fig, self.err_src = trace_figure(
             "cell-mass error max |N m_i - 1|", "relative error"
         )
-        self.b_play.on_click(self._toggle)
-        self.b_step.on_click(lambda _e: self._tick(clicked=True))
-        self.b_reset.on_click(self._reset)
         for w in (self.w_target, self.w_n, self.w_init, self.w_seed, self.w_invert):
             w.param.watch(self._rebuild, "value")
         self.announce([self.w_target, self.w_n, self.w_init, self.w_seed, self.w_invert])
@@ -273,7 +268,7 @@ class DescentScreen(Screen):
             key="upload",
         )
 
-    def _reset(self, _event=None) -> None:
+    def reset(self) -> None:
         self._pause()
         self._clear()
         self.worker.submit(
@@ -302,7 +297,7 @@ class DescentScreen(Screen):
         if self.worker.busy and not clicked:
             return  # one frame in flight at most, and none while a new run is prepared
         run = self.run
-        knobs = {name: w.value for name, w in self.knobs.items()}
+        knobs = self.knob_values()
 
         def step() -> dict:
             run.set(**knobs)
@@ -341,7 +336,7 @@ class DescentScreen(Screen):
     def sidebar(self) -> list:
         return [
             pn.pane.Markdown("### Run"),
-            pn.Row(self.b_play, self.b_step, self.b_reset),
+            self.controls,
             self.w_lr,
             self.w_lloyd,
             self.w_steps,

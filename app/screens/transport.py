@@ -57,7 +57,7 @@ class TransportScreen(Screen):
         self.w_t = pn.widgets.FloatSlider(label="t", start=0.0, end=1.0, step=0.01, value=0.0)
         self.w_n = pn.widgets.IntSlider(label="arrows", start=20, end=1000, step=20, value=300)
         self.w_arrows = LabelledCheckbox(label="show the arrows x -> T(x)", value=True)
-        self.b_play = pn.widgets.Button(label="▶ Play", color="primary")
+        self.make_controls(step=False, reset=False)
         self.b_refresh = pn.widgets.Button(label="Use the current coupled-EM fit")
         self.counter = pn.pane.Markdown("")
         self.downloads = self.downloads_for(
@@ -99,7 +99,6 @@ class TransportScreen(Screen):
             line_width=2,
         )  # fmt: skip
         self.fig.scatter("x", "y", source=self.src["points"], size=4, color="#ff7f0e")
-        self.b_play.on_click(self._toggle)
         self.b_refresh.on_click(lambda _e: self.refresh())
         self.w_t.param.watch(lambda _e: self._draw_t(), "value")
         self.w_n.param.watch(lambda _e: self.refresh(), "value_throttled")  # on release
@@ -230,7 +229,7 @@ class TransportScreen(Screen):
     def sidebar(self) -> list:
         return [
             pn.pane.Markdown("### Interpolation"),
-            pn.Row(self.b_play),
+            self.controls,
             self.w_t,
             pn.pane.Markdown("### Map"),
             self.b_refresh,

@@ -111,7 +111,7 @@ class W2FitScreen(Screen):
         self.run: W2FitRun | None = None
         self._view: dict | None = None
         self._uploaded: dict | None = None
-        self.playback = Playback(self._on_period, FRAME_MS)
+        self.playback = Playback(self._tick, FRAME_MS)
         self._build()
 
     # -- widgets ----------------------------------------------------------------------
@@ -153,9 +153,7 @@ class W2FitScreen(Screen):
         self.w_cells = LabelledCheckbox(label="show Laguerre cells", value=True)
         self.w_em = LabelledCheckbox(label="show EM's fit (dashed)", value=True)
         self.b_start = pn.widgets.Button(label="Prepare this fit", color="primary")
-        self.b_play = pn.widgets.Button(label="▶ Play", color="primary", disabled=True)
-        self.b_step = pn.widgets.Button(label="Step", disabled=True)
-        self.b_reset = pn.widgets.Button(label="Reset", disabled=True)
+        self.make_controls(disabled=True)  # until a fit is prepared
         self.counter = pn.pane.Markdown(
             "Press **Prepare this fit** (the first time for a size takes about a minute)."
         )
@@ -166,9 +164,6 @@ class W2FitScreen(Screen):
         self.table = pn.pane.Markdown("")
         self.downloads = self.downloads_for(self.run_files("gmmot-w2fit"))
         self.b_start.on_click(self._prepare)
-        self.b_play.on_click(self._toggle)
-        self.b_step.on_click(self._step_once)
-        self.b_reset.on_click(self._reset)
         self.w_upload.param.watch(self._on_upload, "value")
         self.w_upload.param.watch(self._on_refused, "refused")
         for w in (self.w_cells, self.w_em):
@@ -227,11 +222,11 @@ class W2FitScreen(Screen):
         self._warn(text)
         self._draw()
 
-    def _frame(self, clicked: bool = False) -> None:
+    def _tick(self, clicked: bool = False) -> None:
         run = self.run
         if run is None or (self.busy and not clicked):  # a Step click is queued, not dropped
             return
-        run.set(**{name: w.value for name, w in self.knobs.items()})
+        run.set(**self.knob_values())
         self.worker.submit(
             f"{run.knobs.steps_per_frame} Adam steps",
             run.step,
@@ -248,13 +243,7 @@ class W2FitScreen(Screen):
         if run.stopped:
             self._pause()
 
-    def _on_period(self) -> None:
-        self._frame()
-
-    def _step_once(self, _event=None) -> None:
-        self._frame(clicked=True)
-
-    def _reset(self, _event=None) -> None:
+    def reset(self) -> None:
         if self.run is None:
             return
         self._pause()
@@ -379,7 +368,7 @@ class W2FitScreen(Screen):
             self.w_seed,
             self.b_start,
             pn.pane.Markdown("### Run"),
-            pn.Row(self.b_play, self.b_step, self.b_reset),
+            self.controls,
             self.w_lr,
             self.w_steps,
             self.w_cells,

@@ -30,20 +30,20 @@ def test_initial_view_has_everything(screen):
 
 
 def test_frames_advance_and_knobs_do_not_recompile(screen):
-    screen._tick()
+    screen.step()
     before = _frame._cache_size()
     it0 = int(screen.runner.view["iteration"])
     for eps in list(screen.w_eps.options.values())[::7]:
         screen.w_eps.value = eps
-        screen._tick()
+        screen.step()
     screen.w_bal.value = True
-    screen._tick()
+    screen.step()
     screen.w_wt.value = 0.0
-    screen._tick()
+    screen.step()
     it1 = int(screen.runner.view["iteration"])
     assert it1 > it0 + 3
     screen.w_msteps.value, screen.w_per_frame.value = 7, 3  # integer sliders too
-    screen._tick()
+    screen.step()
     assert int(screen.runner.view["iteration"]) == it1 + 3
     assert _frame._cache_size() == before  # sliders are traced leaves
     assert screen.runner.knobs.tau == 1.0
@@ -72,7 +72,7 @@ def test_good_upload_replaces_cloud(screen):
 def test_two_sessions_are_independent():
     a, b = CoupledEMScreen(), CoupledEMScreen()
     a.w_eps.value = next(iter(a.w_eps.options.values()))
-    a._tick()
+    a.step()
     assert b.runner.knobs.epsilon != a.runner.knobs.epsilon
     assert int(b.runner.view["iteration"]) == 0
 
@@ -91,7 +91,7 @@ def test_barycenter_of_the_coupled_em_pair_replays(screen):
     assert bary.run.config.n_inputs == 2 and len(bary.w_weights) == 1 and not bary.message
     np.testing.assert_allclose(bary.run.view["inputs"][1].means, view["gmm1"].means, rtol=1e-6)
     for _ in range(10):
-        bary._tick()
+        bary.step()
     assert bary.run.view["converged"]
     spec = BarycenterSpec.from_dict(json.loads(bary.run.spec().to_json()))
     again = BarycenterRun.from_spec(spec)
@@ -137,7 +137,7 @@ def test_barycenter_labels_do_not_overlap(seed, monkeypatch):
     bary.w_seed.value = seed
     before = len(calls)
     for _ in range(6):
-        bary._tick(force=True)
+        bary.step()
     assert len(calls) == before  # the frames reuse the run's input grids
     lab = bary.src["labels"].data
     lines = bary.src["lines"].data
@@ -243,7 +243,7 @@ def test_screens_keep_working_after_a_release(screen, monkeypatch):
     screen.upload0.filename = "released.csv"
     screen._on_upload(0, type("E", (), {"new": ("x,y\n" + rows).encode()})())
     assert screen.runner.points0.shape == (123, 2)
-    screen._tick()
+    screen.step()
     # the upload started a new run: its own iterations, counted from 0
     before = int(screen.runner.view["iteration"])
     assert before > 0
@@ -252,7 +252,7 @@ def test_screens_keep_working_after_a_release(screen, monkeypatch):
     view = descent.run.step()
     assert view["positions"].shape == (37, 2) and view["step"] == descent.run.knobs.steps_per_frame
     assert np.isfinite(view["w2"]).all()
-    screen._tick()  # and the coupled-EM screen goes on after the descent's release
+    screen.step()  # and the coupled-EM screen goes on after the descent's release
     assert int(screen.runner.view["iteration"]) > before
 
 
@@ -294,7 +294,7 @@ def test_barycenter_weights_shown_are_the_weights_used():
     np.testing.assert_allclose(bary.run.view["lambdas"], want, rtol=1e-12)
     shown = ", ".join(f"{x:.2f}" for x in want)
     assert f"({shown})" in bary.counter.object, bary.counter.object
-    bary._tick(force=True)
+    bary.step()
     segment = json.loads(bary.run.spec().to_json())["segments"][-1]
     np.testing.assert_allclose(segment[1], want, rtol=1e-12)
 
@@ -345,5 +345,5 @@ def test_the_url_sets_each_screens_knobs_through_its_model():
     assert em.message == f"{refused_data[0]}; {refused[0]}"
     assert em.w_eps.value == 0.1 and em.w_bal.value is False and em.w_rho.value == 1.0
     assert w2.w_lr.value == 0.05 and w2.w_steps.value == 5
-    em._tick()
+    em.step()
     assert em.runner.knobs.epsilon == 0.1 and not em.runner.knobs.balanced

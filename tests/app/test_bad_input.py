@@ -81,7 +81,7 @@ UPLOADS = [
 @pytest.fixture(scope="module")
 def em():
     screen = CoupledEMScreen()
-    screen._tick()
+    screen.step()
     return screen
 
 
@@ -101,7 +101,7 @@ def test_bad_upload_is_refused_and_the_run_kept(em, data, name, message):
 
 def test_after_the_bad_uploads_the_session_still_steps(em):
     before = int(em.runner.view["iteration"])
-    em._tick()
+    em.step()
     assert int(em.runner.view["iteration"]) > before
     assert np.all(np.isfinite(np.asarray(em.runner.view["gmm0"][1])))
 
@@ -111,7 +111,7 @@ def test_k_above_the_distinct_points_is_refused_and_k_kept():
     screen.upload1.filename = "square.csv"
     screen._on_upload(1, type("E", (), {"new": _csv(SQUARE)})())  # 4 distinct: fine for K = 3
     assert screen.runner.points1.shape == (40, 2)
-    screen._tick()
+    screen.step()
     runner, iteration = screen.runner, int(screen.runner.view["iteration"])
     screen.w_k.value = 5  # dragged to 5: nothing applies until the release
     assert screen.runner.structure.k == 3 and not screen.message
@@ -120,7 +120,7 @@ def test_k_above_the_distinct_points_is_refused_and_k_kept():
     assert "K = 5 refused" in screen.message and "4 distinct points" in screen.message
     assert screen.w_k.value == 3 and screen.runner.structure.k == 3
     assert screen.runner is runner and int(screen.runner.view["iteration"]) == iteration
-    screen._tick()
+    screen.step()
     assert int(screen.runner.view["iteration"]) > iteration
 
 
@@ -130,7 +130,7 @@ def test_sliders_at_both_ends_stay_finite(which):
     slider = getattr(screen, which)
     for value in (min(slider.options.values()), max(slider.options.values())):
         slider.value = value
-        screen._tick()
+        screen.step()
         view = screen.runner.view
         assert not view["rolled_back"], (which, value, screen.message)
         assert np.isfinite(float(view["report"].total_mass))
@@ -139,7 +139,7 @@ def test_sliders_at_both_ends_stay_finite(which):
 
 def test_a_diverging_step_pauses_says_where_and_keeps_the_last_good_state():
     screen = CoupledEMScreen()
-    screen._tick()
+    screen.step()
     good = [np.asarray(x).copy() for x in screen.runner.view["gmm0"]]
     iteration = int(screen.runner.view["iteration"])
     screen.playing = True
@@ -149,7 +149,7 @@ def test_a_diverging_step_pauses_says_where_and_keeps_the_last_good_state():
         screen.runner.set(learning_rate=1e30)
     screen.runner.knobs.param.learning_rate.bounds = (0.0, None)
     screen.runner.set(learning_rate=1e30)
-    screen._tick()
+    screen.step()
     assert not screen.playing
     assert f"Stopped at EM iteration {iteration}" in screen.message
     for kept, x in zip(good, screen.runner.view["gmm0"], strict=True):
@@ -170,7 +170,7 @@ IMAGES = [
 def descent():
     screen = DescentScreen()
     screen.w_n.value = 30
-    screen._tick()
+    screen.step()
     return screen
 
 
