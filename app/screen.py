@@ -189,6 +189,17 @@ class Screen(pn.viewable.Viewer):
             buttons.append(self.b_reset)
         self.controls = pn.Row(*buttons)
 
+    def warn_refused(self, upload, what: str, kept: str) -> None:
+        """A file the ``upload`` box refused before reading it (size, type) is a warning,
+        "``what`` rejected: why. ``kept``", and the box is cleared for the next file."""
+
+        def refused(event) -> None:
+            if event.new:
+                self._warn(f"{what} rejected: {event.new}. {kept}")
+                upload.clear()
+
+        upload.param.watch(refused, "refused")
+
     def knob_values(self) -> dict:
         """The values of the knob widgets (``knobs``: :func:`app.knobs.knob_widgets`)."""
         return {name: w.value for name, w in self.knobs.items()}

@@ -116,7 +116,7 @@ class CoupledEMScreen(Screen):
         self.w_baseline.param.watch(self._draw_baseline, "value")
         for i, up in enumerate((self.upload0, self.upload1)):
             up.param.watch(lambda e, i=i: self._on_upload(i, e), "value")
-            up.param.watch(lambda e, i=i: self._on_refused(i, e), "refused")
+            self.warn_refused(up, f"Upload for cloud {i}", "The previous data are kept.")
         self._update_tau()
         self._show_data_in_use()
 
@@ -361,13 +361,6 @@ class CoupledEMScreen(Screen):
         self._replace_data(
             make, f"making the preset '{self.data.preset}', {self.data.n} points", told
         )
-
-    def _on_refused(self, which: int, event) -> None:
-        if event.new:
-            self._warn(
-                f"Upload for cloud {which} rejected: {event.new}. The previous data are kept."
-            )
-            (self.upload0 if which == 0 else self.upload1).clear()
 
     def _on_upload(self, which: int, event) -> None:
         if event.new is None:  # cleared; an empty file (b"") gets its message

@@ -108,7 +108,7 @@ class DescentScreen(Screen):
             w.param.watch(self._rebuild, "value")
         self.announce([self.w_target, self.w_n, self.w_init, self.w_seed, self.w_invert])
         self.w_upload.param.watch(self._on_upload, "value")
-        self.w_upload.param.watch(self._on_refused, "refused")
+        self.warn_refused(self.w_upload, "Image", "The previous target is kept.")
         self.w_look.param.watch(self._on_look, "value")
         self.w_layers.param.watch(lambda e: show_layers(self.fig, e.new), "value")
 
@@ -233,11 +233,6 @@ class DescentScreen(Screen):
             key="run",
             stale=True,
         )
-
-    def _on_refused(self, event) -> None:
-        if event.new:
-            self._warn(f"Image rejected: {event.new}. The previous target is kept.")
-            self.w_upload.clear()
 
     def _on_upload(self, event) -> None:
         if event.new is None:  # cleared; an empty file (b"") gets its message

@@ -165,7 +165,7 @@ class W2FitScreen(Screen):
         self.downloads = self.downloads_for(self.run_files("gmmot-w2fit"))
         self.b_start.on_click(self._prepare)
         self.w_upload.param.watch(self._on_upload, "value")
-        self.w_upload.param.watch(self._on_refused, "refused")
+        self.warn_refused(self.w_upload, "File", "The previous cloud is kept.")
         for w in (self.w_cells, self.w_em):
             w.param.watch(lambda _e: self._draw(), "value")
         # a committed N, K, raster or seed (Enter, or leaving the box) prepares that fit,
@@ -257,11 +257,6 @@ class W2FitScreen(Screen):
         )
 
     # -- uploads ----------------------------------------------------------------------
-    def _on_refused(self, event) -> None:
-        if event.new:
-            self._warn(f"File rejected: {event.new}. The previous cloud is kept.")
-            self.w_upload.clear()
-
     def _on_upload(self, event) -> None:
         if event.new is None:
             return
