@@ -29,7 +29,7 @@ REFERENCE = ROOT / "tests" / "reference"  # the peers' outputs (provenance: its 
 
 
 # Files whose tests compile the same programs (same shapes, dtype and static settings):
-# one xdist group each, run in one worker one after the other, so the later files read
+# one xdist scope each, run in one worker one after the other, so the later files read
 # the persistent cache instead of compiling in parallel in the other worker.
 SHARED_PROGRAMS = {
     "w2 fit, N=600 K=2 48x48": (
@@ -38,13 +38,13 @@ SHARED_PROGRAMS = {
         "tests/runs/test_assets.py",
     ),
 }
-# The longest groups first (2-core runs, seconds): the last group to start should be
+# The longest scopes first (2-core runs, seconds): the last scope to start should be
 # short, or one worker idles while the other finishes it.
 LONGEST_FIRST = (
-    "tests/core/test_padding.py",
-    "tests/core/test_semidiscrete.py",
     "w2 fit, N=600 K=2 48x48",
     "tests/runs/test_w2_fit_every_k.py",
+    "tests/core/test_semidiscrete.py",
+    "tests/core/test_padding.py",
     "tests/core/test_cells.py",
     "tests/core/test_coupled_em.py",
     "tests/core/test_w2_gradients.py",
@@ -52,20 +52,32 @@ LONGEST_FIRST = (
 )
 
 
-def _group(item) -> str:
-    path = Path(str(item.fspath)).resolve().relative_to(ROOT).as_posix()
+def _scope(nodeid: str) -> str:
+    """The xdist scope of a test: its file, or the :data:`SHARED_PROGRAMS` entry holding it."""
+    path = nodeid.split("::", 1)[0]
     return next((g for g, files in SHARED_PROGRAMS.items() if path in files), path)
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items):
-    """One xdist group per file or per :data:`SHARED_PROGRAMS` entry (``--dist loadgroup``:
-    a module's compiled programs stay in one process), the longest groups first."""
+    """The longest scopes first (stable: file order kept within a scope)."""
     rank = {g: i for i, g in enumerate(LONGEST_FIRST)}
-    groups = {item: _group(item) for item in items}
-    for item, group in groups.items():
-        item.add_marker(pytest.mark.xdist_group(group))
-    items.sort(key=lambda item: rank.get(groups[item], len(rank)))  # stable: file order kept
+    items.sort(key=lambda item: rank.get(_scope(item.nodeid), len(rank)))
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """Each worker takes whole scopes (:func:`_scope`): a file's, or a group's, compiled
+    programs and module fixtures stay in one process. (xdist's own ``loadgroup`` renames
+    node ids, which pytest 9.2 no longer reads: every test was scheduled alone.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    config.option.loadscopereorder = False  # our order (LONGEST_FIRST), not by test count
+
+    class ScopeScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return _scope(nodeid)
+
+    return ScopeScheduling(config, log)
 
 
 @pytest.fixture(scope="session")
