@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 from app import warm_more
 
 
@@ -12,6 +14,7 @@ def test_compiles_each_case_and_reports_them():
     assert warm_more.warm_more(None, ks=(2,), ns=(64,), w2_ks=()) == 2
 
 
+@pytest.mark.slow  # its own programs (25-60 s cold): CI, not the quick lane
 def test_warms_the_w2_fit_a_first_visit_prepares():
     """The W2 tab's first fit (its widgets' defaults) is compiled in the background; its
     program serves every K (the runs pad to K_MAX). The run tests compile the same

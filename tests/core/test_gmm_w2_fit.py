@@ -158,6 +158,7 @@ def test_an_outlier_clump_separates_the_w2_and_likelihood_optima(known):
         assert float(state.trace.outside[299]) < 0.1 * 0.012
 
 
+@pytest.mark.slow  # its own programs (25-60 s cold): CI, not the quick lane
 def test_inert_components_leave_every_step_as_it_was(x64):
     """A mixture padded with components of weight 0 (one compiled fit for every K) takes
     the unpadded steps: their weight parameters are -inf, their gradients 0, and the

@@ -127,6 +127,7 @@ def test_gmm_values_equal_the_host_raster(x64):
     np.testing.assert_allclose(np.asarray(ours), host, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.slow  # its own programs (25-60 s cold): CI, not the quick lane
 def test_gradient_in_the_gmm_parameters(case):
     """W2^2 between Diracs and a GMM rastered on 12 x 10 pixels, differentiated in the
     mixture's means, covariances and weights (through gmm_values and the normalisation),
