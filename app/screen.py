@@ -1,4 +1,5 @@
-"""The skeleton every screen shares: the alert box, play / pause, export buttons.
+"""The skeleton every screen shares: the alert box, play / step / reset with one flow
+control, frames and rebuilds in the worker, export buttons, the main column.
 
 A screen subclasses :class:`Screen`, builds its widgets and plots, and reports through
 ``_warn`` (something went wrong: the last good state is kept), ``_inform`` (an upload or
@@ -16,6 +17,7 @@ from collections.abc import Callable
 import panel as pn
 import param
 
+from app.playback import FrameFlow, Playback
 from app.worker import SHOW_NOTICE_JS, Notice, Worker
 
 __all__ = ["Screen", "download_buttons", "session_connected"]
@@ -61,9 +63,9 @@ def session_connected() -> bool:
 
 
 class Screen(pn.viewable.Viewer):
-    """Base of the app's screens: ``playing`` and ``message`` params, the ``alert`` pane,
-    and play / pause for a screen with ``playback`` (:class:`~app.playback.Playback`)
-    and a ``b_play`` button."""
+    """Base of the app's screens: ``playing`` and ``message`` params, the ``alert`` and
+    ``notice`` panes, the ``worker``; with :meth:`make_playback` and :meth:`make_controls`,
+    play / pause / step / reset of ``run`` (a :class:`gmmot_runs.run.Run`) frame by frame."""
 
     playing = param.Boolean(default=False, doc="Whether frames are being produced.")
     message = param.String(default="", doc="Last error or warning shown to the user.")
@@ -189,16 +191,101 @@ class Screen(pn.viewable.Viewer):
             buttons.append(self.b_reset)
         self.controls = pn.Row(*buttons)
 
-    def warn_refused(self, upload, what: str, kept: str) -> None:
-        """A file the ``upload`` box refused before reading it (size, type) is a warning,
-        "``what`` rejected: why. ``kept``", and the box is cleared for the next file."""
+    def make_playback(self, period_ms: int) -> None:
+        """``playback``, the clock that asks for a frame every ``period_ms`` while playing,
+        and ``flow``: a frame starts only once the browser painted the one before the
+        last (:class:`~app.playback.FrameFlow`, ahead 1: it paints while the server
+        steps), so a slow browser never queues frames and a click never waits behind
+        them (a Pause took 6.4 s without it). Its widgets are in :meth:`main_column`."""
+        self.flow = FrameFlow(self._on_drawn, ahead=1)
+        self.playback = Playback(self._on_period, period_ms)
+
+    def _on_period(self) -> None:
+        if not session_connected():
+            self._pause()  # the tab is gone: no frames for it before the session is reaped
+        elif self.flow.ready():
+            self._tick()
+
+    def _on_drawn(self) -> None:
+        """The browser painted a frame: the next one now if its time has come."""
+        if self.playing and self.flow.due(self.playback.period):
+            self._tick()
+
+    def submit_frame(self, what: str, work: Callable[[], object], show: Callable, failed: str):
+        """A frame of ``run``: ``work()`` in the worker's frame lane, then ``show(result)``
+        on the loop and the browser asked to echo it; a stopped run pauses. A result of a
+        run replaced meanwhile is dropped. On an exception: paused, and ``failed`` (a
+        format string of ``exc``) is the warning."""
+        run = self.run
+
+        def shown(result) -> None:
+            if run is not self.run:
+                return  # a newer run replaced this one meanwhile
+            show(result)
+            self.flow.mark_sent()
+            if run.stopped:
+                self._pause()
+
+        self.worker.submit(
+            what, work, shown, lambda exc: self._failed(failed.format(exc=exc)), lane="frame"
+        )
+
+    def submit_run(
+        self, what: str, build: Callable[[], object], use: Callable, refused: str, kept="run"
+    ):
+        """A new run (or whatever ``build()`` returns with it) made in the worker, a new
+        shape compiling there; ``use(built)`` on the loop. On failure the previous run is
+        kept and the warning is ``refused: exc. The previous {kept} is kept.``. A newer
+        rebuild supersedes one still waiting."""
+        self._pause()
+        self.worker.submit(
+            what,
+            build,
+            use,
+            lambda exc: self._failed(f"{refused}: {exc}. The previous {kept} is kept."),
+            key="run",
+            stale=True,
+        )
+
+    def _failed(self, text: str) -> None:
+        """A frame or a rebuild failed: paused, the last good state kept and shown, and
+        the warning."""
+        self._pause()
+        self._warn(text)
+
+    def main_column(self, *objects) -> pn.Column:
+        """The screen's main area: the notice and the alert, then ``objects``, and the
+        flow control's hidden widgets."""
+        flow = self.flow.widgets if hasattr(self, "flow") else ()
+        return pn.Column(self.notice, self.alert, *objects, *flow, sizing_mode="stretch_width")
+
+    def watch_upload(self, upload, what: str, kept: str, on_file: Callable) -> None:
+        """``on_file(raw, name)`` for each file the ``upload`` box receives (the screen's
+        public ``upload``). A file the box refused before reading it (size, type) is a
+        warning, "``what`` rejected: why. ``kept``", and the box is cleared."""
+
+        def received(event) -> None:
+            if event.new is not None:  # None: cleared; an empty file (b"") gets its message
+                on_file(event.new, upload.filename or "")
 
         def refused(event) -> None:
             if event.new:
                 self._warn(f"{what} rejected: {event.new}. {kept}")
                 upload.clear()
 
+        upload.param.watch(received, "value")
         upload.param.watch(refused, "refused")
+
+    def read_upload(self, upload, what: str, kept: str, name: str, read: Callable, use: Callable):
+        """``read()`` of a received file in the worker, ``use(result)`` on the loop; on
+        failure the warning "``what`` rejected: exc. ``kept``", and the ``upload`` box is
+        cleared for the next file."""
+
+        def rejected(exc: Exception) -> None:
+            self._warn(f"{what} rejected: {exc}. {kept}")
+            upload.clear()
+
+        self.worker.submit(f"reading {name or 'the upload'}", read, use, rejected, key="upload")
 
     def knob_values(self) -> dict:
         """The values of the knob widgets (``knobs``: :func:`app.knobs.knob_widgets`)."""
@@ -209,9 +296,33 @@ class Screen(pn.viewable.Viewer):
         never dropped)."""
         self._tick(clicked=True)
 
+    #: what the notice says while Reset runs
+    reset_label = "back to the start"
+
     def reset(self) -> None:
-        """Back to the run's start, as the Reset button."""
-        raise NotImplementedError(f"{type(self).__name__} has no reset")
+        """Back to the run's start, as the Reset button: paused, then ``run.reset()`` in
+        the worker after the frame in flight (:meth:`_reset_job`), and its view shown
+        (:meth:`_show_reset`)."""
+        run = self.run
+        if run is None:
+            return
+        self._pause()
+        self._clear()
+        self.worker.submit(
+            self.reset_label,
+            self._reset_job(run),
+            lambda view: self._show_reset(view) if run is self.run else None,
+            lambda exc: self._failed(f"Reset failed: {exc}."),
+            key="reset",
+        )
+
+    def _reset_job(self, run) -> Callable[[], object]:
+        """What the worker runs to reset ``run`` (knob values read now, on the loop); it
+        returns what :meth:`_show_reset` draws."""
+        return run.reset
+
+    def _show_reset(self, view) -> None:
+        raise NotImplementedError(f"{type(self).__name__} draws no reset")
 
     def _toggle(self, _event=None) -> None:
         if self.playing:

@@ -122,10 +122,10 @@ def build(autoplay: bool = True) -> pn.template.FastListTemplate:
     args = pn.state.session_args if pn.state.curdoc is not None else {}
     data, refused = _data_from_url(args)
     screen = CoupledEMScreen(data=data)
-    pair = lambda: (screen.runner.view["gmm0"], screen.runner.view["gmm1"])  # noqa: E731
+    pair = lambda: (screen.run.view["gmm0"], screen.run.view["gmm1"])  # noqa: E731
     descent = DescentScreen(pair_source=pair)
     barycenter = BarycenterScreen(pair_source=pair)
-    transport = TransportScreen(source=lambda: (screen.runner.view, screen.runner.points0))
+    transport = TransportScreen(source=lambda: (screen.run.view, screen.run.points0))
     w2_fit = W2FitScreen()
     tabs = pn.Tabs(
         ("Coupled EM", _page(TRY_FIRST["coupled"], ABOUT, screen)),

@@ -10,7 +10,6 @@ import panel as pn
 
 from app.compiled import release_if_crowded
 from app.knobs import knob_widgets
-from app.playback import Playback
 from app.plots.contours import (
     contour_figure,
     contour_lines,
@@ -51,7 +50,7 @@ class BarycenterScreen(Screen):
         offered as inputs next to the notebook's generator."""
         super().__init__(**params)
         self._pair_source = pair_source
-        self.playback = Playback(self._tick, FRAME_MS)
+        self.make_playback(FRAME_MS)
         self.run = BarycenterRun()
         self._inputs_of: BarycenterRun | None = None
         self._build()
@@ -89,10 +88,10 @@ class BarycenterScreen(Screen):
         self.cost_fig.xaxis.axis_label = "iteration"
         self.map_fig, self.map_src = coupling_figure()
         for w in (self.w_alpha, self.w_seed, self.w_init):
-            w.param.watch(self._rebuild, "value")
+            w.param.watch(self.rebuild, "value")
         for w in (self.w_inputs, self.w_comp, self.w_bar):  # shapes: on release, not per value
-            w.param.watch(self._rebuild, "value_throttled")
-        self.w_source.param.watch(self._rebuild, "value")
+            w.param.watch(self.rebuild, "value_throttled")
+        self.w_source.param.watch(self.rebuild, "value")
         self.announce([self.w_inputs, self.w_comp, self.w_bar, self.w_alpha, self.w_seed])
         self.announce([self.w_init, self.w_source])
         self.w_eps.param.watch(self._on_knob, "value")
@@ -200,15 +199,14 @@ class BarycenterScreen(Screen):
     def refresh_pair(self) -> None:
         """Take the coupled-EM pair again (when this tab opens with that source)."""
         if self.w_source.value == "coupled-EM pair":
-            self._rebuild()
+            self.rebuild()
 
     def _fail(self, text: str) -> Callable[[Exception], None]:
         return lambda exc: self._warn(text.format(exc=exc))
 
-    def _rebuild(self, _event=None) -> None:
+    def rebuild(self, _event=None) -> None:
         """A new run for the current inputs and support, built in the worker (new input
         shapes compile a new step); the old one stays on failure."""
-        self._pause()
         try:
             spec = BarycenterSpec.from_dict(json.loads(self._spec().to_json()))
         except Exception as exc:
@@ -233,14 +231,12 @@ class BarycenterScreen(Screen):
                 self._weight_sliders()
             self._draw(cols)
 
-        self.worker.submit(
+        self.submit_run(
             f"preparing {spec.n_inputs} inputs, bar_size {spec.bar_size} (a new size compiles "
             "the first time)",
             build,
             use,
-            self._fail("Could not start that run: {exc}. The previous run is kept."),
-            key="run",
-            stale=True,
+            "Could not start that run",
         )
 
     def _on_knob(self, _event=None) -> None:
@@ -261,19 +257,20 @@ class BarycenterScreen(Screen):
             key="knobs",
         )
 
-    def reset(self) -> None:
-        self._pause()
+    reset_label = "back to the initial support"
+
+    def _reset_job(self, run: BarycenterRun) -> Callable[[], dict]:
         lambdas, eps = self._lambdas(), self.w_eps.value
 
         def reset() -> dict:
-            run = self.run
             run.set(lambdas=lambdas, epsilon=eps)
             run.reset()
             return self._columns(run)
 
-        self._clear()
-        self.worker.submit("back to the initial support", reset, self._draw,
-                           self._fail("Reset failed: {exc}."), key="reset")  # fmt: skip
+        return reset
+
+    def _show_reset(self, cols: dict) -> None:
+        self._draw(cols)
 
     def _tick(self, clicked: bool = False) -> None:
         """A frame (``clicked``: a Step click, queued after the work in flight; a click is
@@ -290,12 +287,9 @@ class BarycenterScreen(Screen):
             run.step()
             return self._columns(run)
 
-        def stepped(cols: dict) -> None:
-            if run is self.run:
-                self._draw(cols)
-
-        self.worker.submit(f"{steps} barycenter iteration(s)", step, stepped,
-                           self._fail("The iteration failed: {exc}."), lane="frame")  # fmt: skip
+        self.submit_frame(
+            f"{steps} barycenter iteration(s)", step, self._draw, "The iteration failed: {exc}."
+        )
 
     # -- exports ----------------------------------------------------------------------
     # -- layout -----------------------------------------------------------------------
@@ -323,9 +317,7 @@ class BarycenterScreen(Screen):
         ]
 
     def __panel__(self):
-        return pn.Column(
-            self.alert,
-            self.notice,
+        return self.main_column(
             self.counter,
             pn.Row(
                 pn.pane.Bokeh(self.fig),
@@ -337,5 +329,4 @@ class BarycenterScreen(Screen):
                 ),
                 sizing_mode="stretch_width",
             ),
-            sizing_mode="stretch_width",
         )

@@ -13,7 +13,6 @@ import param
 from app.compiled import independent_fit, release_if_crowded
 from app.knobs import knob_widgets
 from app.models import DataSource
-from app.playback import FrameFlow, Playback
 from app.plots.clouds import (
     RASTER_THRESHOLD,
     cloud_figure,
@@ -37,7 +36,7 @@ from app.plots.coupling import (
     reweighting_figure,
 )
 from app.plots.traces import traces_data, traces_figures
-from app.screen import Screen, session_connected
+from app.screen import Screen
 from app.upload import ChunkedUpload
 from app.widgets import BoundedIntInput, LabelledCheckbox
 from gmmot_core import coupled_em as ce
@@ -62,23 +61,23 @@ class CoupledEMScreen(Screen):
         self._weights: list[np.ndarray | None] = [None, None]
         self._sources: list[str | None] = [None, None]  # an uploaded cloud's file name
         # opens balanced, as the notebook runs first; the "Try first" hint leads to unbalanced
-        self.runner = CoupledEMRun(*self._clouds, data=self.data.spec())
+        self.run = CoupledEMRun(*self._clouds, data=self.data.spec())
         self._last_labels: list[np.ndarray | None] = [None, None]
         self._build_widgets()
-        self.playback = Playback(self._on_period, self._period())
+        self.make_playback(self._period())
         self._build_plots()
         self.data.param.watch(
             self._on_data, ["preset", "n", "seed", "shift", "rotation", "reweight"]
         )
-        self._draw(self.runner.view, full=True)
+        self._draw(self.run.view, full=True)
 
     # -- widgets --------------------------------------------------------------------
     def _build_widgets(self) -> None:
-        self.knobs = knob_widgets(self.runner.knobs)
+        self.knobs = knob_widgets(self.run.knobs)
         k = self.knobs
         self.w_eps, self.w_rho, self.w_bal = k["epsilon"], k["rho"], k["balanced"]
         self.w_wt, self.w_lr = k["weight_transport"], k["learning_rate"]
-        s = self.runner.structure
+        s = self.run.structure
         lo, hi = BOUNDS["k"]
         self.w_k = pn.widgets.IntSlider(label="components K", start=lo, end=hi, value=s.k)
         lo, hi = BOUNDS["m_steps"]
@@ -93,8 +92,6 @@ class CoupledEMScreen(Screen):
         self.data_in_use = pn.pane.Markdown("", margin=(0, 10))
         self.make_controls()
         self.counter = pn.pane.Markdown("", margin=(0, 10))
-        # flow control: a new frame only once the browser painted the last one
-        self.flow = FrameFlow(self._on_drawn, ahead=1)  # the browser paints while we step
         self._summary_at = 0.0
         self.w_fps = pn.widgets.IntSlider(
             label="target frames per second", start=1, end=30, value=20
@@ -115,13 +112,17 @@ class CoupledEMScreen(Screen):
         self.announce([self.w_k])
         self.w_baseline.param.watch(self._draw_baseline, "value")
         for i, up in enumerate((self.upload0, self.upload1)):
-            up.param.watch(lambda e, i=i: self._on_upload(i, e), "value")
-            self.warn_refused(up, f"Upload for cloud {i}", "The previous data are kept.")
+            self.watch_upload(
+                up,
+                f"Upload for cloud {i}",
+                "The previous data are kept.",
+                lambda raw, name, i=i: self.upload(raw, name, which=i),
+            )
         self._update_tau()
         self._show_data_in_use()
 
     def _update_tau(self) -> None:
-        k = self.runner.knobs
+        k = self.run.knobs
         rho = "∞ (balanced)" if k.balanced else f"{k.rho:.3g}"
         self.w_tau.object = (
             f"**tau** = rho / (rho + eps) = {k.tau:.4f} · **rho** = {rho} "
@@ -194,7 +195,7 @@ class CoupledEMScreen(Screen):
             self.mass[1].data = mass_curve_data(float(rep.total_mass))
             fit_mass_axis(self.mass[0], float(rep.total_mass))
             self.trace_src.data = traces_data(view["traces"], int(view["iteration"]))
-        self.numbers.object = numbers_table(rep, self.runner.knobs.balanced)
+        self.numbers.object = numbers_table(rep, self.run.knobs.balanced)
 
     def _draw_baseline(self, _event=None) -> None:
         """Independent EM fits (dotted) beside the coupled ones, for comparison (fitted
@@ -206,7 +207,7 @@ class CoupledEMScreen(Screen):
 
         def fit() -> list:
             release_if_crowded()
-            k = self.runner.structure.k
+            k = self.run.structure.k
             return [
                 independent_fit(pts, k, 30, seed=i, point_weights=self._weights[i]).gmm
                 for i, pts in enumerate(self._clouds)
@@ -234,7 +235,7 @@ class CoupledEMScreen(Screen):
         values = self.knob_values()
         self.worker.submit(
             "applying the knobs",
-            lambda: self.runner.set(**values),
+            lambda: self.run.set(**values),
             lambda _r: self._update_tau(),
             lambda exc: self._warn(f"Those knob values were refused: {exc}."),
             lane="frame",
@@ -245,7 +246,7 @@ class CoupledEMScreen(Screen):
         counts = {"m_steps": self.w_msteps.value, "em_per_frame": self.w_per_frame.value}
         self.worker.submit(
             "applying the step counts",
-            lambda: self.runner.set_structure(**counts),
+            lambda: self.run.set_structure(**counts),
             lambda _view: None,
             lambda exc: self._warn(f"Those step counts were refused: {exc}."),
             lane="frame",
@@ -254,16 +255,16 @@ class CoupledEMScreen(Screen):
 
     def _on_k(self, _event=None) -> None:
         k = self.w_k.value
-        if k == self.runner.structure.k:
+        if k == self.run.structure.k:
             self.worker.cancel(key="k")  # dragged back before a pending K ran
             return  # or the slider put back after a refused K: the run goes on
 
         def apply() -> dict:
             release_if_crowded()
-            return self.runner.set_structure(k=k)
+            return self.run.set_structure(k=k)
 
         def refused(exc: Exception) -> None:  # keep the run; the slider goes back
-            old = self.runner.structure.k
+            old = self.run.structure.k
             self._warn(f"K = {k} refused: {exc}. K stays {old}.")
             self.w_k.value = old
 
@@ -281,16 +282,10 @@ class CoupledEMScreen(Screen):
         self._draw(view, full=True)
         self._draw_baseline()
 
-    def reset(self) -> None:
-        self.worker.cancel_frames()
-        self._clear()
-        self.worker.submit(
-            "back to the initial mixtures",
-            lambda: self.runner.reset(),
-            lambda view: self._restarted(view),
-            lambda exc: self._warn(f"Reset failed: {exc}."),
-            key="reset",
-        )
+    reset_label = "back to the initial mixtures"
+
+    def _show_reset(self, view: dict) -> None:
+        self._restarted(view)
 
     def _replace_data(
         self,
@@ -314,20 +309,20 @@ class CoupledEMScreen(Screen):
                 *clouds,
                 weights[0],
                 weights[1],
-                knobs=self.runner.knobs,
-                structure=self.runner.structure,
+                knobs=self.run.knobs,
+                structure=self.run.structure,
                 data=data,
             )
             return list(clouds), list(weights), runner
 
         def use(result) -> None:
-            self._clouds, self._weights, self.runner = result
+            self._clouds, self._weights, self.run = result
             if source is None:
                 self._sources = [None, None]
             else:
                 self._sources[source[0]] = source[1]
             self._clear()
-            self._restarted(self.runner.view)
+            self._restarted(self.run.view)
             if told is not None:
                 self._inform(told())
             self._show_data_in_use()
@@ -340,7 +335,7 @@ class CoupledEMScreen(Screen):
         self.worker.submit(what, build, use, failed, key="data", stale=True)
 
     def _on_data(self, event=None) -> None:
-        uploaded = "inline" in self.runner.data
+        uploaded = "inline" in self.run.data
         if uploaded and event is not None and event.name != "preset":
             # the preset's settings do not apply to uploads: nothing is replaced silently
             self._warn(
@@ -362,11 +357,11 @@ class CoupledEMScreen(Screen):
             make, f"making the preset '{self.data.preset}', {self.data.n} points", told
         )
 
-    def _on_upload(self, which: int, event) -> None:
-        if event.new is None:  # cleared; an empty file (b"") gets its message
-            return
+    def upload(self, raw: bytes, name: str = "", which: int = 0) -> None:
+        """A cloud's file (CSV / TSV / NPY: x, y[, weight]) as cloud ``which``, read and
+        run in the worker; a file that cannot be used is refused and the data kept."""
         widget = self.upload0 if which == 0 else self.upload1
-        raw, name, notes = event.new, widget.filename or "", []
+        notes = []
 
         def make():
             pts, w, note = parse_points(raw, name)
@@ -398,48 +393,26 @@ class CoupledEMScreen(Screen):
         self.data_in_use.object = "**In use:** " + "; ".join(parts)
 
     # -- exports ----------------------------------------------------------------------
-    def exported_run(self) -> CoupledEMRun:
-        return self.runner
-
     def _data_file(self) -> io.StringIO:
         return io.StringIO(clouds_csv(self._clouds, self._weights))
 
     # -- animation --------------------------------------------------------------------
-    def _on_drawn(self) -> None:
-        """The browser painted a frame: send the next one now if its time has come."""
-        if self.playing and self.flow.due(self._period()):
-            self._tick()
-
-    def _on_period(self) -> None:
-        if self.flow.ready():
-            self._tick()
-
     def _tick(self, clicked: bool = False) -> None:
         """A frame (``clicked``: a Step click, queued after the work in flight; a click
         is never dropped)."""
-        if not session_connected():
-            self._pause()  # the tab is gone: stop producing frames before the session is reaped
-            return
         if self.worker.busy and not clicked:
             return  # one frame in flight at most, and none while a change is prepared
-        self.worker.submit(
+        self.submit_frame(
             "an EM frame",
-            lambda: self.runner.step(),
+            self.run.step,
             self._stepped,
-            lambda exc: self._failed(f"The frame failed: {exc}. The last good state is kept."),
-            lane="frame",
+            "The frame failed: {exc}. The last good state is kept.",
         )
-
-    def _failed(self, text: str) -> None:
-        self._pause()
-        self._warn(text)
 
     def _stepped(self, view: dict) -> None:
         self.frame_count += 1
         self._draw(view)
-        self.flow.mark_sent()
-        if view["rolled_back"]:
-            self._pause()
+        if view["rolled_back"]:  # the run stopped: the frame pauses the screen
             self._warn(
                 f"Stopped at EM iteration {int(view['first_bad'])}: " + "; ".join(view["messages"])
             )
@@ -452,7 +425,7 @@ class CoupledEMScreen(Screen):
 
     def _pause(self) -> None:
         super()._pause()
-        self._draw_summary(self.runner.view)  # the summary shows the frame we stopped on
+        self._draw_summary(self.run.view)  # the summary shows the frame we stopped on
 
     # -- layout -----------------------------------------------------------------------
     def sidebar(self) -> list:
@@ -497,7 +470,6 @@ class CoupledEMScreen(Screen):
             pn.pane.Markdown("Upload cloud 0 / cloud 1 (CSV, TSV or NPY: x, y[, weight])"),
             self.upload0,
             self.upload1,
-            *self.flow.widgets,
             pn.pane.Markdown("### Export"),
             *self.downloads,
             pn.pane.Markdown(
@@ -511,9 +483,7 @@ class CoupledEMScreen(Screen):
             *(pn.pane.Bokeh(f, sizing_mode="stretch_width", height=380) for f, _ in self.clouds),
             sizing_mode="stretch_width",
         )
-        return pn.Column(
-            self.alert,
-            self.notice,
+        return self.main_column(
             clouds,
             pn.Row(
                 pn.pane.Bokeh(self.pair[0], sizing_mode="stretch_width"),
@@ -534,7 +504,6 @@ class CoupledEMScreen(Screen):
                 *(pn.pane.Bokeh(f, sizing_mode="stretch_width") for f in self.traces),
                 sizing_mode="stretch_width",
             ),
-            sizing_mode="stretch_width",
         )
 
 

@@ -10,7 +10,6 @@ import panel as pn
 
 from app.compiled import release_if_crowded
 from app.knobs import knob_widgets
-from app.playback import FrameFlow, Playback
 from app.plots.cells import (
     LAYERS,
     cells_data,
@@ -38,6 +37,8 @@ __all__ = ["DescentScreen"]
 FITS = {"coupled-EM fit, cloud 0": 0, "coupled-EM fit, cloud 1": 1}
 FRAME_MS = 60  # at most ~16 frames a second, and only as fast as the browser paints
 
+KEPT = "The previous target is kept."
+
 
 class DescentScreen(Screen):
     """One Dirac descent, animated by a session-scoped periodic callback."""
@@ -52,8 +53,7 @@ class DescentScreen(Screen):
         self._upload_values: np.ndarray | None = None
         self._look: dict | None = None  # the step looked back at, if any
         self._told: str | None = None  # said once the run on an upload is built
-        self.flow = FrameFlow(self._on_drawn, ahead=1)  # the browser paints while we step
-        self.playback = Playback(self._on_period, FRAME_MS)
+        self.make_playback(FRAME_MS)
         self.run = DescentRun({"preset": "tutorial two peaks", "res": 64}, n=200)
         self._build()
         self._draw_all()
@@ -105,10 +105,9 @@ class DescentScreen(Screen):
             "cell-mass error max |N m_i - 1|", "relative error"
         )
         for w in (self.w_target, self.w_n, self.w_init, self.w_seed, self.w_invert):
-            w.param.watch(self._rebuild, "value")
+            w.param.watch(self.rebuild, "value")
         self.announce([self.w_target, self.w_n, self.w_init, self.w_seed, self.w_invert])
-        self.w_upload.param.watch(self._on_upload, "value")
-        self.warn_refused(self.w_upload, "Image", "The previous target is kept.")
+        self.watch_upload(self.w_upload, "Image", KEPT, self.upload)
         self.w_look.param.watch(self._on_look, "value")
         self.w_layers.param.watch(lambda e: show_layers(self.fig, e.new), "value")
 
@@ -198,12 +197,11 @@ class DescentScreen(Screen):
     def refresh_fit(self) -> None:
         """Take the coupled-EM fit again (when this tab opens with such a target)."""
         if self.w_target.value in FITS:
-            self._rebuild()
+            self.rebuild()
 
-    def _rebuild(self, _event=None, told: Callable[[], str] | None = None) -> None:
+    def rebuild(self, _event=None, told: Callable[[], str] | None = None) -> None:
         """A new run for the current target and Diracs, built in the worker (a new N or
         image size compiles a new solver); the old one stays on failure."""
-        self._pause()
         if told is None and self._told is not None:
             told, self._told = (lambda text=self._told: text), None
         try:
@@ -225,19 +223,17 @@ class DescentScreen(Screen):
             if told is not None:
                 self._inform(told())
 
-        self.worker.submit(
+        self.submit_run(
             f"preparing N = {n} Diracs (a new N or image size compiles the first time)",
             build,
             use,
-            lambda exc: self._warn(f"Could not start that run: {exc}. The previous run is kept."),
-            key="run",
-            stale=True,
+            "Could not start that run",
         )
 
-    def _on_upload(self, event) -> None:
-        if event.new is None:  # cleared; an empty file (b"") gets its message
-            return
-        raw, name = event.new, self.w_upload.filename or "image"
+    def upload(self, raw: bytes, name: str = "") -> None:
+        """A picture's file (PNG / JPEG) as the target: read in the worker, then a run on
+        it; a file that cannot be read is refused and the target kept."""
+        name = name or "image"
 
         def decoded(values: np.ndarray) -> None:
             self._upload_values = values
@@ -247,41 +243,17 @@ class DescentScreen(Screen):
                 f"({'lighter' if self.w_invert.value else 'darker'} = more mass)"
             )
             if self.w_target.value == "uploaded image":
-                self._rebuild(told=lambda: told)
+                self.rebuild(told=lambda: told)
             else:
                 self._told = told  # said once the run on it is built
                 self.w_target.value = "uploaded image"  # triggers the rebuild
 
-        self.worker.submit(
-            f"reading {name}",
-            lambda: image_from_bytes(raw),
-            decoded,
-            lambda exc: (
-                self._warn(f"Image rejected: {exc}. The previous target is kept."),
-                self.w_upload.clear(),
-            ),
-            key="upload",
-        )
+        self.read_upload(self.w_upload, "Image", KEPT, name, lambda: image_from_bytes(raw), decoded)
 
-    def reset(self) -> None:
-        self._pause()
-        self._clear()
-        self.worker.submit(
-            "back to the first positions",
-            lambda: self.run.reset(),
-            self._draw,
-            lambda exc: self._warn(f"Reset failed: {exc}."),
-            key="reset",
-        )
+    reset_label = "back to the first positions"
 
-    def _on_period(self) -> None:
-        if self.flow.ready():
-            self._tick()
-
-    def _on_drawn(self) -> None:
-        """The browser painted a frame: send the next one now if its time has come."""
-        if self.playing and self.flow.due(FRAME_MS):
-            self._tick()
+    def _show_reset(self, view: dict) -> None:
+        self._draw(view)
 
     def _tick(self, clicked: bool = False) -> None:
         """A frame (``clicked``: a Step click, queued after the work in flight; a click
@@ -298,20 +270,11 @@ class DescentScreen(Screen):
             run.set(**knobs)
             return run.step()
 
-        def stepped(view: dict) -> None:
-            if run is not self.run:
-                return
-            self._draw(view)
-            self.flow.mark_sent()
-            if run.stopped:
-                self._pause()
-
-        self.worker.submit(
+        self.submit_frame(
             f"{knobs['steps_per_frame']} descent step(s), N = {run.n}",
             step,
-            stepped,
-            lambda exc: (self._pause(), self._warn(f"The step failed: {exc}.")),
-            lane="frame",
+            self._draw,
+            "The step failed: {exc}.",
         )
 
     # -- exports ----------------------------------------------------------------------
@@ -351,9 +314,7 @@ class DescentScreen(Screen):
         ]
 
     def __panel__(self):
-        return pn.Column(
-            self.alert,
-            self.notice,
+        return self.main_column(
             self.counter,
             pn.Row(
                 pn.pane.Bokeh(self.fig),  # square, fixed: the cells keep their shape
@@ -367,6 +328,4 @@ class DescentScreen(Screen):
             ),
             self.w_layers,
             self.w_look,
-            *self.flow.widgets,
-            sizing_mode="stretch_width",
         )

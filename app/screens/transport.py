@@ -14,7 +14,6 @@ from bokeh.models import ColumnDataSource
 from bokeh.plotting import figure
 
 from app.compiled import map_images, release_if_crowded, transport_frame
-from app.playback import Playback
 from app.plots.contours import contour_data
 from app.screen import Screen
 from app.widgets import LabelledCheckbox
@@ -48,7 +47,7 @@ class TransportScreen(Screen):
         super().__init__(**params)
         self._source = source
         self._direction = 1.0
-        self.playback = Playback(self._tick, FRAME_MS)
+        self.make_playback(FRAME_MS)
         self._build()
         self.refresh()
 
@@ -196,6 +195,7 @@ class TransportScreen(Screen):
             self.src["labels"].data = labels
             self.src["mu"].data = _ellipses(f["mu"])
             self.src["points"].data = {"x": f["carried"][:, 0], "y": f["carried"][:, 1]}
+        self.flow.mark_sent()
         k0, k1 = self._pair[2].shape
         self.counter.object = (
             f"**t** {f['t']:.2f} · **paths** {live} of {k0}×{k1} carry mass · "
@@ -205,7 +205,7 @@ class TransportScreen(Screen):
         )
 
     # -- animation --------------------------------------------------------------------
-    def _tick(self) -> None:
+    def _tick(self, clicked: bool = False) -> None:
         if self.worker.busy:
             return  # the last t is still being drawn
         t = self.w_t.value + 0.02 * self._direction
@@ -240,4 +240,4 @@ class TransportScreen(Screen):
         ]
 
     def __panel__(self):
-        return pn.Column(self.alert, self.notice, self.counter, pn.pane.Bokeh(self.fig))
+        return self.main_column(self.counter, pn.pane.Bokeh(self.fig))

@@ -15,7 +15,6 @@ from bokeh.plotting import figure
 
 from app.compiled import release_if_crowded
 from app.knobs import knob_widgets
-from app.playback import Playback
 from app.plots.clouds import colors, ellipse_paths
 from app.plots.traces import trace_data, trace_figure
 from app.screen import Screen
@@ -36,6 +35,7 @@ __all__ = ["W2FitScreen"]
 
 FRAME_MS = 80
 UPLOADED = "uploaded CSV"
+KEPT = "The previous cloud is kept."
 
 
 def _new_fit(cloud: dict, k: int, res: int, seed: int) -> tuple[W2FitRun, dict]:
@@ -111,7 +111,7 @@ class W2FitScreen(Screen):
         self.run: W2FitRun | None = None
         self._view: dict | None = None
         self._uploaded: dict | None = None
-        self.playback = Playback(self._tick, FRAME_MS)
+        self.make_playback(FRAME_MS)
         self._build()
 
     # -- widgets ----------------------------------------------------------------------
@@ -163,9 +163,8 @@ class W2FitScreen(Screen):
         self.w2_fig.line("step", "value", source=self.em_src, color="#444444", line_dash="dashed")
         self.table = pn.pane.Markdown("")
         self.downloads = self.downloads_for(self.run_files("gmmot-w2fit"))
-        self.b_start.on_click(self._prepare)
-        self.w_upload.param.watch(self._on_upload, "value")
-        self.warn_refused(self.w_upload, "File", "The previous cloud is kept.")
+        self.b_start.on_click(self.prepare)
+        self.watch_upload(self.w_upload, "File", KEPT, self.upload)
         for w in (self.w_cells, self.w_em):
             w.param.watch(lambda _e: self._draw(), "value")
         # a committed N, K, raster or seed (Enter, or leaving the box) prepares that fit,
@@ -176,7 +175,7 @@ class W2FitScreen(Screen):
 
     def _on_shape(self, _event=None) -> None:
         if self.run is not None:  # before the tab is first opened, opening prepares
-            self._prepare()
+            self.prepare()
 
     # -- work off the loop --------------------------------------------------------------
     def _cloud(self) -> dict:
@@ -190,7 +189,7 @@ class W2FitScreen(Screen):
             "seed": int(self.w_seed.value),
         }
 
-    def _prepare(self, _event=None) -> None:
+    def prepare(self, _event=None) -> None:
         self._pause()
         try:
             cloud = self._cloud()
@@ -200,13 +199,12 @@ class W2FitScreen(Screen):
         k, res, seed = int(self.w_k.value), int(self.w_res.value), int(self.w_seed.value)
         n = len(cloud["points"]) if "points" in cloud else cloud["n"]
         self._mark_stale()
-        self.worker.submit(
+        self.submit_run(
             f"preparing the W2 fit for N = {n}, K = {k}, {res}² (a new size compiles first)",
             lambda: _new_fit(cloud, k, res, seed),
             self._prepared,
-            lambda exc: self._failed(f"Could not start that fit: {exc}. The previous fit is kept."),
-            key="prepare",
-            stale=True,
+            "Could not start that fit",
+            kept="fit",
         )
 
     def _prepared(self, run_view: tuple) -> None:
@@ -218,49 +216,39 @@ class W2FitScreen(Screen):
         self._draw()
 
     def _failed(self, text: str) -> None:
-        self._pause()
-        self._warn(text)
+        super()._failed(text)
         self._draw()
 
     def _tick(self, clicked: bool = False) -> None:
         run = self.run
         if run is None or (self.busy and not clicked):  # a Step click is queued, not dropped
             return
-        run.set(**self.knob_values())
-        self.worker.submit(
-            f"{run.knobs.steps_per_frame} Adam steps",
-            run.step,
-            lambda view: self._stepped(run, view),
-            lambda exc: self._failed(f"The step failed: {exc}. The last good fit is kept."),
-            lane="frame",
+        knobs = self.knob_values()
+
+        def step() -> dict:
+            run.set(**knobs)
+            return run.step()
+
+        self.submit_frame(
+            f"{knobs['steps_per_frame']} Adam steps",
+            step,
+            self._show_view,
+            "The step failed: {exc}. The last good fit is kept.",
         )
 
-    def _stepped(self, run: W2FitRun, view: dict) -> None:
-        if run is not self.run:
-            return  # a newer fit replaced this one meanwhile
+    def _show_view(self, view: dict) -> None:
         self._view = view
         self._draw()
-        if run.stopped:
-            self._pause()
 
-    def reset(self) -> None:
-        if self.run is None:
-            return
-        self._pause()
-        run = self.run
-        self.worker.submit(
-            "back to the kmeans++ start",
-            run.reset,
-            lambda view: self._stepped(run, view),
-            lambda exc: self._failed(f"Reset failed: {exc}."),
-            key="reset",
-        )
+    reset_label = "back to the kmeans++ start"
+
+    def _show_reset(self, view: dict) -> None:
+        self._show_view(view)
 
     # -- uploads ----------------------------------------------------------------------
-    def _on_upload(self, event) -> None:
-        if event.new is None:
-            return
-        raw, name = event.new, self.w_upload.filename or ""
+    def upload(self, raw: bytes, name: str = "") -> None:
+        """A cloud's file (CSV / TSV / NPY: x, y[, weight]) as the cloud to fit, read in
+        the worker; a file that cannot be read is refused and the cloud kept."""
 
         def read() -> tuple:
             pts, w, note = parse_points(raw, name)
@@ -276,16 +264,7 @@ class W2FitScreen(Screen):
             self.w_cloud.value = UPLOADED
             self._inform(f"{name}: {note}. Press Prepare this fit.")
 
-        self.worker.submit(
-            f"reading {name or 'the upload'}",
-            read,
-            use,
-            lambda exc: (
-                self._warn(f"File rejected: {exc}. The previous cloud is kept."),
-                self.w_upload.clear(),
-            ),
-            key="upload",
-        )
+        self.read_upload(self.w_upload, "File", KEPT, name, read, use)
 
     # -- drawing ----------------------------------------------------------------------
     def _mark_stale(self) -> None:
@@ -349,7 +328,7 @@ class W2FitScreen(Screen):
     def opened(self) -> None:
         """The tab was opened: prepare the default fit the first time."""
         if self.run is None and not self.busy:
-            self._prepare()
+            self.prepare()
 
     # -- layout -----------------------------------------------------------------------
     def sidebar(self) -> list:
@@ -376,9 +355,7 @@ class W2FitScreen(Screen):
         ]
 
     def __panel__(self):
-        return pn.Column(
-            self.notice,
-            self.alert,
+        return self.main_column(
             self.counter,
             pn.Row(
                 pn.pane.Bokeh(self.fig),
@@ -390,5 +367,4 @@ class W2FitScreen(Screen):
                 ),
                 sizing_mode="stretch_width",
             ),
-            sizing_mode="stretch_width",
         )

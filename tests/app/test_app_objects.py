@@ -22,7 +22,7 @@ def screen():
 
 
 def test_initial_view_has_everything(screen):
-    view = screen.runner.view
+    view = screen.run.view
     assert view["report"].coupling.shape == (3, 3)
     assert np.isfinite(float(view["report"].total_mass))
     assert len(screen.trace_src.data["it"]) == int(view["iteration"])
@@ -32,7 +32,7 @@ def test_initial_view_has_everything(screen):
 def test_frames_advance_and_knobs_do_not_recompile(screen):
     screen.step()
     before = _frame._cache_size()
-    it0 = int(screen.runner.view["iteration"])
+    it0 = int(screen.run.view["iteration"])
     for eps in list(screen.w_eps.options.values())[::7]:
         screen.w_eps.value = eps
         screen.step()
@@ -40,21 +40,19 @@ def test_frames_advance_and_knobs_do_not_recompile(screen):
     screen.step()
     screen.w_wt.value = 0.0
     screen.step()
-    it1 = int(screen.runner.view["iteration"])
+    it1 = int(screen.run.view["iteration"])
     assert it1 > it0 + 3
     screen.w_msteps.value, screen.w_per_frame.value = 7, 3  # integer sliders too
     screen.step()
-    assert int(screen.runner.view["iteration"]) == it1 + 3
+    assert int(screen.run.view["iteration"]) == it1 + 3
     assert _frame._cache_size() == before  # sliders are traced leaves
-    assert screen.runner.knobs.tau == 1.0
+    assert screen.run.knobs.tau == 1.0
 
 
 def test_bad_upload_keeps_last_good_data(screen):
-    good = screen.runner.points0
-    event = type("E", (), {"new": b"x,y\n1,2\nfoo,3\n"})()
-    screen.upload0.filename = "bad.csv"
-    screen._on_upload(0, event)
-    assert screen.runner.points0 is good
+    good = screen.run.points0
+    screen.upload(b"x,y\n1,2\nfoo,3\n", "bad.csv", which=0)
+    assert screen.run.points0 is good
     assert "rejected" in screen.message and "non-numeric" in screen.message
 
 
@@ -62,19 +60,17 @@ def test_good_upload_replaces_cloud(screen):
     rows = "\n".join(
         f"{x:.4f},{y:.4f},1.0" for x, y in np.random.default_rng(0).normal(size=(300, 2))
     )
-    event = type("E", (), {"new": ("x,y,w\n" + rows).encode()})()
-    screen.upload1.filename = "ok.csv"
-    screen._on_upload(1, event)
-    assert screen.runner.points1.shape == (300, 2)
-    assert screen.runner.weights1 is not None
+    screen.upload(("x,y,w\n" + rows).encode(), "ok.csv", which=1)
+    assert screen.run.points1.shape == (300, 2)
+    assert screen.run.weights1 is not None
 
 
 def test_two_sessions_are_independent():
     a, b = CoupledEMScreen(), CoupledEMScreen()
     a.w_eps.value = next(iter(a.w_eps.options.values()))
     a.step()
-    assert b.runner.knobs.epsilon != a.runner.knobs.epsilon
-    assert int(b.runner.view["iteration"]) == 0
+    assert b.run.knobs.epsilon != a.run.knobs.epsilon
+    assert int(b.run.view["iteration"]) == 0
 
 
 def test_barycenter_of_the_coupled_em_pair_replays(screen):
@@ -85,7 +81,7 @@ def test_barycenter_of_the_coupled_em_pair_replays(screen):
     from app.screens.barycenter import BarycenterScreen
     from gmmot_runs.barycenter import BarycenterRun, BarycenterSpec
 
-    view = screen.runner.view
+    view = screen.run.view
     bary = BarycenterScreen(pair_source=lambda: (view["gmm0"], view["gmm1"]))
     bary.w_source.value = "coupled-EM pair"
     assert bary.run.config.n_inputs == 2 and len(bary.w_weights) == 1 and not bary.message
@@ -240,12 +236,11 @@ def test_screens_keep_working_after_a_release(screen, monkeypatch):
     recompile what they need and go on."""
     monkeypatch.setattr(compiled, "CROWDED", 0.0)
     rows = "\n".join(f"{x},{y}" for x, y in np.random.default_rng(3).normal(size=(123, 2)))
-    screen.upload0.filename = "released.csv"
-    screen._on_upload(0, type("E", (), {"new": ("x,y\n" + rows).encode()})())
-    assert screen.runner.points0.shape == (123, 2)
+    screen.upload(("x,y\n" + rows).encode(), "released.csv", which=0)
+    assert screen.run.points0.shape == (123, 2)
     screen.step()
     # the upload started a new run: its own iterations, counted from 0
-    before = int(screen.runner.view["iteration"])
+    before = int(screen.run.view["iteration"])
     assert before > 0
     descent = DescentScreen()
     descent.w_n.value = 37  # a new N: released, then compiled again
@@ -253,11 +248,10 @@ def test_screens_keep_working_after_a_release(screen, monkeypatch):
     assert view["positions"].shape == (37, 2) and view["step"] == descent.run.knobs.steps_per_frame
     assert np.isfinite(view["w2"]).all()
     screen.step()  # and the coupled-EM screen goes on after the descent's release
-    assert int(screen.runner.view["iteration"]) > before
+    assert int(screen.run.view["iteration"]) > before
 
 
 def test_w2_fit_screen_builds_from_the_run_bounds_and_refuses_a_bad_upload():
-    from types import SimpleNamespace
 
     from app.screens.w2_fit import W2FitScreen
     from gmmot_runs.w2_fit import BOUNDS
@@ -265,12 +259,10 @@ def test_w2_fit_screen_builds_from_the_run_bounds_and_refuses_a_bad_upload():
     s = W2FitScreen()
     assert s.run is None and (s.w_k.start, s.w_k.end) == BOUNDS["k"]
     assert (s.w_n.start, s.w_n.end) == BOUNDS["n"] and "10-5000" in s.w_n.label
-    s._on_upload(SimpleNamespace(new=b"x,y\n1,2\n"))
+    s.upload(b"x,y\n1,2\n")
     assert "File rejected" in s.alert.object and s.alert.alert_type == "warning"
     assert s._uploaded is None  # nothing replaced
-    s._on_upload(
-        SimpleNamespace(new=b"x,y,w\n" + b"".join(b"%d,%d,1\n" % (i, i * i % 7) for i in range(30)))
-    )
+    s.upload(b"x,y,w\n" + b"".join(b"%d,%d,1\n" % (i, i * i % 7) for i in range(30)))
     assert s.alert.alert_type == "success" and "weights from column 3" in s.alert.object
     assert s.w_cloud.value == "uploaded CSV" and len(s._uploaded["points"]) == 30
 
@@ -289,7 +281,7 @@ def test_barycenter_weights_shown_are_the_weights_used():
     for s, v in zip(bary.w_weights, (0.05, 0.29, 0.90), strict=True):
         s.value = v
     bary.w_bar.value = bary.w_bar.value + 1
-    bary._rebuild()
+    bary.rebuild()
     want = np.array([0.05, 0.29, 0.90]) / 1.24
     np.testing.assert_allclose(bary.run.view["lambdas"], want, rtol=1e-12)
     shown = ", ".join(f"{x:.2f}" for x in want)
@@ -307,7 +299,7 @@ def test_w2_fit_prepares_a_committed_k(monkeypatch):
 
     screen = W2FitScreen()
     asked = []
-    monkeypatch.setattr(screen, "_prepare", lambda *_: asked.append(screen.w_k.value))
+    monkeypatch.setattr(screen, "prepare", lambda *_: asked.append(screen.w_k.value))
     screen.w_k.value = 3
     assert asked == []  # not opened yet: opening the tab prepares
     monkeypatch.setattr(screen, "run", object())  # a fit is on screen
@@ -346,4 +338,4 @@ def test_the_url_sets_each_screens_knobs_through_its_model():
     assert em.w_eps.value == 0.1 and em.w_bal.value is False and em.w_rho.value == 1.0
     assert w2.w_lr.value == 0.05 and w2.w_steps.value == 5
     em.step()
-    assert em.runner.knobs.epsilon == 0.1 and not em.runner.knobs.balanced
+    assert em.run.knobs.epsilon == 0.1 and not em.run.knobs.balanced

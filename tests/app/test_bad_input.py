@@ -89,39 +89,37 @@ def em():
     ("data", "name", "message"), [u[1:] for u in UPLOADS], ids=[u[0] for u in UPLOADS]
 )
 def test_bad_upload_is_refused_and_the_run_kept(em, data, name, message):
-    runner, iteration = em.runner, int(em.runner.view["iteration"])
+    runner, iteration = em.run, int(em.run.view["iteration"])
     points = runner.points0
-    em.upload0.filename = name
-    em._on_upload(0, type("E", (), {"new": data})())
+    em.upload(data, name, which=0)
     assert message in em.message and "previous data are kept" in em.message
     assert em.alert.visible and em.alert.alert_type == "warning"
-    assert em.runner is runner and em.runner.points0 is points
-    assert int(em.runner.view["iteration"]) == iteration
+    assert em.run is runner and em.run.points0 is points
+    assert int(em.run.view["iteration"]) == iteration
 
 
 def test_after_the_bad_uploads_the_session_still_steps(em):
-    before = int(em.runner.view["iteration"])
+    before = int(em.run.view["iteration"])
     em.step()
-    assert int(em.runner.view["iteration"]) > before
-    assert np.all(np.isfinite(np.asarray(em.runner.view["gmm0"][1])))
+    assert int(em.run.view["iteration"]) > before
+    assert np.all(np.isfinite(np.asarray(em.run.view["gmm0"][1])))
 
 
 def test_k_above_the_distinct_points_is_refused_and_k_kept():
     screen = CoupledEMScreen()
-    screen.upload1.filename = "square.csv"
-    screen._on_upload(1, type("E", (), {"new": _csv(SQUARE)})())  # 4 distinct: fine for K = 3
-    assert screen.runner.points1.shape == (40, 2)
+    screen.upload(_csv(SQUARE), "square.csv", which=1)  # 4 distinct: fine for K = 3
+    assert screen.run.points1.shape == (40, 2)
     screen.step()
-    runner, iteration = screen.runner, int(screen.runner.view["iteration"])
+    runner, iteration = screen.run, int(screen.run.view["iteration"])
     screen.w_k.value = 5  # dragged to 5: nothing applies until the release
-    assert screen.runner.structure.k == 3 and not screen.message
+    assert screen.run.structure.k == 3 and not screen.message
     with param.edit_constant(screen.w_k):
         screen.w_k.value_throttled = 5  # released
     assert "K = 5 refused" in screen.message and "4 distinct points" in screen.message
-    assert screen.w_k.value == 3 and screen.runner.structure.k == 3
-    assert screen.runner is runner and int(screen.runner.view["iteration"]) == iteration
+    assert screen.w_k.value == 3 and screen.run.structure.k == 3
+    assert screen.run is runner and int(screen.run.view["iteration"]) == iteration
     screen.step()
-    assert int(screen.runner.view["iteration"]) > iteration
+    assert int(screen.run.view["iteration"]) > iteration
 
 
 @pytest.mark.parametrize("which", ["w_eps", "w_rho"])
@@ -131,7 +129,7 @@ def test_sliders_at_both_ends_stay_finite(which):
     for value in (min(slider.options.values()), max(slider.options.values())):
         slider.value = value
         screen.step()
-        view = screen.runner.view
+        view = screen.run.view
         assert not view["rolled_back"], (which, value, screen.message)
         assert np.isfinite(float(view["report"].total_mass))
         assert all(np.all(np.isfinite(np.asarray(x))) for x in view["gmm1"])
@@ -140,19 +138,19 @@ def test_sliders_at_both_ends_stay_finite(which):
 def test_a_diverging_step_pauses_says_where_and_keeps_the_last_good_state():
     screen = CoupledEMScreen()
     screen.step()
-    good = [np.asarray(x).copy() for x in screen.runner.view["gmm0"]]
-    iteration = int(screen.runner.view["iteration"])
+    good = [np.asarray(x).copy() for x in screen.run.view["gmm0"]]
+    iteration = int(screen.run.view["iteration"])
     screen.playing = True
     # an absurd value no slider offers and set() refuses: the bound lifted on this run
     # only, to make the next update diverge
     with pytest.raises(ValueError, match="1e\\+30 is outside"):
-        screen.runner.set(learning_rate=1e30)
-    screen.runner.knobs.param.learning_rate.bounds = (0.0, None)
-    screen.runner.set(learning_rate=1e30)
+        screen.run.set(learning_rate=1e30)
+    screen.run.knobs.param.learning_rate.bounds = (0.0, None)
+    screen.run.set(learning_rate=1e30)
     screen.step()
     assert not screen.playing
     assert f"Stopped at EM iteration {iteration}" in screen.message
-    for kept, x in zip(good, screen.runner.view["gmm0"], strict=True):
+    for kept, x in zip(good, screen.run.view["gmm0"], strict=True):
         np.testing.assert_array_equal(kept, np.asarray(x))
 
 
@@ -177,7 +175,7 @@ def descent():
 @pytest.mark.parametrize(("data", "message"), [c[1:] for c in IMAGES], ids=[c[0] for c in IMAGES])
 def test_bad_image_is_refused_and_the_target_kept(descent, data, message):
     run, step = descent.run, descent.run.view["step"]
-    descent._on_upload(type("E", (), {"new": data})())
+    descent.upload(data)
     assert message in descent.message and "previous target is kept" in descent.message
     assert descent.run is run and descent.run.view["step"] == step
     assert descent.w_target.value == "tutorial two peaks"
@@ -245,13 +243,13 @@ def test_upload_over_the_cap_is_dropped_on_the_server_while_it_arrives(em):
     """A client that skips the browser's size check still cannot pass the cap: the server
     stops holding chunks once they pass it, says why, and the run keeps its data; a good
     file afterwards goes through the same widget (chunked) and is used."""
-    runner, points = em.runner, em.runner.points0
+    runner, points = em.run, em.run.points0
     _chunks(em.upload0, "huge.csv", b"1,2\n" * (MAX_BYTES // 4 + 1), 4_000_000)
     assert "file too large (over 50 MiB)" in em.message and "previous data are kept" in em.message
     assert em.upload0._chunks == [] and em.upload0.value is None
-    assert em.runner is runner and em.runner.points0 is points
+    assert em.run is runner and em.run.points0 is points
     ring = np.column_stack([np.cos(np.arange(300)), np.sin(np.arange(300))]) * 2.0
     _chunks(em.upload0, "ring.csv", _csv(ring.tolist()), 1000)  # a few dozen chunks
     assert em.upload0.filename == "ring.csv"
-    assert em.runner.points0.shape == (300, 2) and em.alert.object.startswith("cloud 0: ")
-    np.testing.assert_allclose(em.runner.points0, ring, rtol=1e-6)
+    assert em.run.points0.shape == (300, 2) and em.alert.object.startswith("cloud 0: ")
+    np.testing.assert_allclose(em.run.points0, ring, rtol=1e-6)

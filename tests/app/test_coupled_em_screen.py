@@ -1,7 +1,5 @@
 """The coupled-EM screen keeps what the user gave it: uploads survive preset settings."""
 
-from types import SimpleNamespace
-
 import numpy as np
 
 from app.screens.coupled_em import CoupledEMScreen
@@ -20,21 +18,20 @@ def test_preset_settings_never_replace_uploads_silently():
     screen = CoupledEMScreen()
     assert "cloud 0 from preset 'demo pair'" in screen.data_in_use.object
     for which in (0, 1):
-        getattr(screen, f"upload{which}").filename = f"cloud{which}.csv"
-        screen._on_upload(which, SimpleNamespace(new=_cloud_csv(which)))
-    uploaded = (screen.runner.points0, screen.runner.points1)
-    assert len(uploaded[0]) == 300 and "inline" in screen.runner.data
+        screen.upload(_cloud_csv(which), f"cloud{which}.csv", which=which)
+    uploaded = (screen.run.points0, screen.run.points1)
+    assert len(uploaded[0]) == 300 and "inline" in screen.run.data
     # the Data section says what is in use (it said "demo pair / 2000 points" after uploads)
     in_use = screen.data_in_use.object
     assert "cloud 0 from uploaded cloud0.csv (300 points)" in in_use, in_use
     assert "cloud 1 from uploaded cloud1.csv (300 points)" in in_use, in_use
     screen.data.n = 5000
-    assert screen.runner.points0 is uploaded[0] and screen.runner.points1 is uploaded[1]
+    assert screen.run.points0 is uploaded[0] and screen.run.points1 is uploaded[1]
     assert screen.alert.alert_type == "warning" and "uploaded clouds are kept" in screen.message
     screen.step()  # the session still runs on the uploads
-    assert screen.runner.view["iteration"] >= 1
+    assert screen.run.view["iteration"] >= 1
     screen.data.preset = "moons -> rings"
-    assert len(screen.runner.points0) == 5000 and "preset" in screen.runner.data
+    assert len(screen.run.points0) == 5000 and "preset" in screen.run.data
     assert "uploaded" not in screen.data_in_use.object
     assert "preset 'moons -> rings'" in screen.data_in_use.object
     assert screen.alert.alert_type == "success" and "replaced the uploaded" in screen.alert.object
@@ -47,10 +44,10 @@ def test_k_applies_once_on_release_not_per_value_passed():
     screen = CoupledEMScreen()
     for k in (4, 5, 6):
         screen.w_k.value = k
-    assert screen.runner.structure.k == 3
+    assert screen.run.structure.k == 3
     with param.edit_constant(screen.w_k):
         screen.w_k.value_throttled = 6
-    assert screen.runner.structure.k == 6 and len(screen.runner.view["gmm0"][0]) == 6
+    assert screen.run.structure.k == 6 and len(screen.run.view["gmm0"][0]) == 6
 
 
 def test_two_uploads_in_flight_both_named():
@@ -61,8 +58,7 @@ def test_two_uploads_in_flight_both_named():
     queued = []
     screen.worker.submit = lambda what, fn, done, failed, **kw: queued.append((fn, done))
     for which in (0, 1):
-        getattr(screen, f"upload{which}").filename = f"cloud{which}.csv"
-        screen._on_upload(which, SimpleNamespace(new=_cloud_csv(which)))
+        screen.upload(_cloud_csv(which), f"cloud{which}.csv", which=which)
     for fn, done in queued:  # in order, as the worker runs them: both started before
         done(fn())
     in_use = screen.data_in_use.object

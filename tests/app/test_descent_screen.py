@@ -22,7 +22,7 @@ def test_screen_steps_and_keeps_its_run_on_a_bad_upload():
     assert screen.run.view["step"] == 2
     assert sum(np.isnan(xs).sum() + 1 for xs in screen.src["cells"].data["xs"]) == 40
     good = screen.run
-    screen._on_upload(type("E", (), {"new": b"not an image"})())
+    screen.upload(b"not an image")
     assert screen.run is good and "Image rejected" in screen.message
     screen.w_look.value = 0  # look back at the start
     assert "looking back" in screen.counter.object
@@ -55,8 +55,7 @@ def test_uploaded_picture_on_white_starts_from_random_diracs():
 
     screen = DescentScreen()
     screen.w_n.value = 60
-    screen.w_upload.filename = "ring.png"
-    screen._on_upload(type("E", (), {"new": buf.getvalue()})())
+    screen.upload(buf.getvalue(), "ring.png")
     assert screen.alert.object.startswith("target: ring.png, 64 x 48 pixels")
     assert float(screen.run.view["error"][-1]) * (1 / 60) <= 1e-8
     for _ in range(3):
