@@ -70,6 +70,11 @@ class Screen(pn.viewable.Viewer):
     playing = param.Boolean(default=False, doc="Whether frames are being produced.")
     message = param.String(default="", doc="Last error or warning shown to the user.")
 
+    #: the tab's title, what to try first there, the details (Markdown)
+    title, try_first, about = "", "", ""
+    #: the run kind and its knob model (URL parameters ``kind.knob``), if the screen has one
+    kind, Knobs = "", None
+
     def __init__(self, **params):
         super().__init__(**params)
         self.alert = pn.pane.Alert("", alert_type="warning", visible=False)
@@ -162,12 +167,39 @@ class Screen(pn.viewable.Viewer):
             return lambda: io.BytesIO(self.exported_run().figure(fmt, self.shown_view()))
 
         figure = figure or stem
+        self.params_file = f"{stem}-params.json"
         return [
             (params, f"{stem}-params.json", "parameters (JSON)"),
             (results, f"{stem}-results.json", "results (JSON)"),
             (drawn("png"), f"{figure}.png", "figure (PNG)"),
             (drawn("svg"), f"{figure}.svg", "figure (SVG)"),
         ]
+
+    #: the parameter file the exports offer (set by :meth:`run_files`), replayed headless
+    params_file = ""
+
+    def export_section(self) -> list:
+        """The sidebar's export section: ``downloads`` and how to replay the parameters."""
+        replay = (
+            [pn.pane.Markdown(f"Replay headless: `gmmot replay {self.params_file} --out r.json`")]
+            if self.params_file
+            else []
+        )
+        return [pn.pane.Markdown("### Export"), *self.downloads, *replay]
+
+    def figure_row(self, fig, *side) -> pn.Row:
+        """The main figure at its own size (square plots keep their shape) and ``side``
+        (figures or panes) stacked in the width left."""
+        return pn.Row(
+            pn.pane.Bokeh(fig),
+            pn.Column(
+                *(pn.pane.Bokeh(f, sizing_mode="stretch_width", min_width=280)
+                  if not isinstance(f, pn.viewable.Viewable) else f for f in side),
+                sizing_mode="stretch_width",
+                min_width=280,
+            ),
+            sizing_mode="stretch_width",
+        )  # fmt: skip
 
     def downloads_for(self, items: list[tuple[Callable, str, str]]) -> list:
         """:func:`download_buttons` whose files are made off the event loop."""
@@ -340,6 +372,9 @@ class Screen(pn.viewable.Viewer):
         self.worker.cancel_frames()  # a frame not started yet is dropped; knob values stay
         self.playing = False
         self.b_play.label = "▶ Play"
+
+    def opened(self) -> None:
+        """The screen's tab was opened: take again what it reads from the other screens."""
 
     def hide(self) -> bool:
         """Stop producing frames because the screen is no longer shown (nothing redrawn:

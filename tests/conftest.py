@@ -65,6 +65,7 @@ def pytest_collection_modifyitems(items):
     items.sort(key=lambda item: rank.get(_scope(item.nodeid), len(rank)))
 
 
+@pytest.hookimpl(optionalhook=True)  # a run without xdist (-p no:xdist) knows no such hook
 def pytest_xdist_make_scheduler(config, log):
     """Each worker takes whole scopes (:func:`_scope`): a file's, or a group's, compiled
     programs and module fixtures stay in one process. (xdist's own ``loadgroup`` renames

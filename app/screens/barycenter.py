@@ -43,6 +43,22 @@ FRAME_MS = 200
 class BarycenterScreen(Screen):
     """One barycenter run; iterations animate, weight / epsilon moves restart it warm."""
 
+    title = "GMM barycenter"
+    #: two lines a first-time user reads before anything else (the jargon is in ``about``)
+    try_first = (
+        "The average of several mixtures in the optimal-transport sense. Drag a **weight** "
+        "slider: the barycenter's contours slide towards that input."
+    )
+    about = """
+**GMM barycenter**: the free-support Wasserstein barycenter of several Gaussian mixtures
+under the Bures (W2 between Gaussians) cost, as OTT-JAX's ``FreeWassersteinBarycenter``
+and its *GMM barycenters* notebook: a support of ``bar_size`` Gaussians with uniform
+weights; each iteration solves entropic OT from the support to every input and moves
+every support Gaussian to the Bures barycenter of its transport rows. Contours are the
+``-log`` densities at log-spaced levels; red ellipses are the support (1 sigma). Moving a
+weight or epsilon restarts the iterations from the current support (no recompile).
+"""
+
     kind, Knobs = BarycenterRun.kind, BarycenterKnobs  # the URL's knobs: kind.name
 
     def __init__(self, pair_source: Callable[[], tuple] | None = None, **params):
@@ -196,7 +212,7 @@ class BarycenterScreen(Screen):
             mixtures=mixtures,
         )  # fmt: skip
 
-    def refresh_pair(self) -> None:
+    def opened(self) -> None:
         """Take the coupled-EM pair again (when this tab opens with that source)."""
         if self.w_source.value == "coupled-EM pair":
             self.rebuild()
@@ -309,24 +325,11 @@ class BarycenterScreen(Screen):
             self.w_seed,
             self.w_bar,
             self.w_init,
-            pn.pane.Markdown("### Export"),
-            *self.downloads,
-            pn.pane.Markdown(
-                "Replay headless: `gmmot replay gmmot-barycenter-params.json --out r.json`"
-            ),
+            *self.export_section(),
         ]
 
     def __panel__(self):
         return self.main_column(
             self.counter,
-            pn.Row(
-                pn.pane.Bokeh(self.fig),
-                pn.Column(
-                    pn.pane.Bokeh(self.cost_fig, sizing_mode="stretch_width", min_width=280),
-                    pn.pane.Bokeh(self.map_fig, sizing_mode="stretch_width", min_width=280),
-                    sizing_mode="stretch_width",
-                    min_width=280,
-                ),
-                sizing_mode="stretch_width",
-            ),
+            self.figure_row(self.fig, self.cost_fig, self.map_fig),
         )

@@ -49,6 +49,23 @@ SUMMARY_PERIOD_S = 0.25  # while playing, the summary views refresh at most 4 ti
 class CoupledEMScreen(Screen):
     """Coupled EM of the two clouds, animated by a session-scoped periodic callback."""
 
+    title = "Coupled EM"
+    #: two lines a first-time user reads before anything else (the jargon is in ``about``)
+    try_first = (
+        "Two clouds, one mixture fitted to each, pulled together by optimal transport. It "
+        "opens balanced (no mass created or destroyed): drag **epsilon** and watch the links. "
+        "Then untick **balanced** and drag **rho**: the reweighting bars show which "
+        "populations grow or shrink."
+    )
+    about = """
+**Coupled EM** fits one Gaussian mixture per cloud while penalising the entropic
+(unbalanced) GMM-OT distance between them (Delon & Desolneux 2020; OTT-JAX
+``fit_gmm_pair``). The demo pair is drawn from the two generator mixtures of the
+*Fitting Coupled GMMs* notebook; both fits start from one mixture fitted to the pooled
+points. Points are coloured by their most likely component; solid 1-sigma and dashed
+2-sigma ellipses, opacity by weight. Links join coupled components (width by mass).
+"""
+
     kind, Knobs = CoupledEMRun.kind, CoupledEMKnobs  # the URL's knobs: coupled_em.epsilon
 
     data = param.ClassSelector(class_=DataSource)
@@ -470,12 +487,7 @@ class CoupledEMScreen(Screen):
             pn.pane.Markdown("Upload cloud 0 / cloud 1 (CSV, TSV or NPY: x, y[, weight])"),
             self.upload0,
             self.upload1,
-            pn.pane.Markdown("### Export"),
-            *self.downloads,
-            pn.pane.Markdown(
-                "Replay a downloaded parameter file headless: "
-                "`gmmot replay gmmot-params.json --out results.json --figure fig.png`"
-            ),
+            *self.export_section(),
         ]
 
     def __panel__(self):

@@ -43,6 +43,24 @@ KEPT = "The previous target is kept."
 class DescentScreen(Screen):
     """One Dirac descent, animated by a session-scoped periodic callback."""
 
+    title = "Dirac descent"
+    #: two lines a first-time user reads before anything else (the jargon is in ``about``)
+    try_first = (
+        "Points move until each owns an equal share of the picture's mass. Press **Play**; "
+        "then upload a picture of your own (dark = more mass) or raise **N**."
+    )
+    about = """
+**Dirac descent** moves N point masses to minimise the exact semi-discrete W2² (no 1/2
+factor, as sdot) to a target image: every cell of the Laguerre diagram is clipped exactly
+and its mass, centroid and second moment are integrated exactly for the pixel-constant
+density; the weights are solved by damped Newton to max |m_i - 1/N| <= 1e-8 (float64).
+Lloyd moves each Dirac to its cell's centroid (red segments). The default is the
+two-peak target of sdot's tutorial; a Gaussian mixture target is random or one of this
+session's coupled-EM fits, moved into the unit square by a similarity. An uploaded
+picture keeps its aspect (longer side 1); its empty pixels get 1e-9 of the mean pixel,
+so random Diracs over a white background can start.
+"""
+
     kind, Knobs = DescentRun.kind, DescentKnobs  # the URL's knobs: kind.name
 
     def __init__(self, pair_source: Callable[[], tuple] | None = None, **params):
@@ -194,7 +212,7 @@ class DescentScreen(Screen):
             values.max() - values if self.w_invert.value else values
         )
 
-    def refresh_fit(self) -> None:
+    def opened(self) -> None:
         """Take the coupled-EM fit again (when this tab opens with such a target)."""
         if self.w_target.value in FITS:
             self.rebuild()
@@ -306,26 +324,13 @@ class DescentScreen(Screen):
             self.w_n,
             self.w_init,
             self.w_seed,
-            pn.pane.Markdown("### Export"),
-            *self.downloads,
-            pn.pane.Markdown(
-                "Replay headless: `gmmot replay gmmot-descent-params.json --out r.json`"
-            ),
+            *self.export_section(),
         ]
 
     def __panel__(self):
         return self.main_column(
             self.counter,
-            pn.Row(
-                pn.pane.Bokeh(self.fig),  # square, fixed: the cells keep their shape
-                pn.Column(
-                    pn.pane.Bokeh(self.w2_fig, sizing_mode="stretch_width", min_width=280),
-                    pn.pane.Bokeh(self.err_fig, sizing_mode="stretch_width", min_width=280),
-                    sizing_mode="stretch_width",
-                    min_width=280,
-                ),
-                sizing_mode="stretch_width",
-            ),
+            self.figure_row(self.fig, self.w2_fig, self.err_fig),
             self.w_layers,
             self.w_look,
         )

@@ -10,16 +10,15 @@ import jax.numpy as jnp
 import numpy as np
 import panel as pn
 import param
-from bokeh.models import ColumnDataSource
-from bokeh.plotting import figure
 
 from app.compiled import map_images, release_if_crowded, transport_frame
 from app.plots.contours import contour_data
+from app.plots.transport import ends_data, map_figure, mixture_ellipses
 from app.screen import Screen
 from app.widgets import LabelledCheckbox
 from gmmot_core.mixture import GMM
 from gmmot_runs.barycenter import notebook_levels
-from gmmot_runs.figures import PALETTE, ellipse_outlines, transport_figure
+from gmmot_runs.figures import transport_figure
 
 __all__ = ["TransportScreen"]
 
@@ -27,17 +26,24 @@ FRAME_MS = 50
 GRID = 100
 
 
-def _ellipses(gmm: GMM, min_weight: float = 1e-4) -> dict:
-    """1-sigma outlines of the components above ``min_weight``, opacity by weight."""
-    w = np.asarray(gmm.weights, np.float64)
-    keep = np.nonzero(w > min_weight)[0]
-    out = ellipse_outlines(np.asarray(gmm.means)[keep], np.asarray(gmm.covs)[keep], 1.0)
-    alpha = 0.25 + 0.75 * w[keep] / max(w.max(), 1e-12)
-    return {"xs": list(out[..., 0]), "ys": list(out[..., 1]), "alpha": alpha}
-
-
 class TransportScreen(Screen):
     """Arrows x -> T_mean(x) for a subsample of cloud 0, and mu_t for t in [0, 1]."""
+
+    title = "Transport map"
+    #: two lines a first-time user reads before anything else (the jargon is in ``about``)
+    try_first = (
+        "Where the transport sends each point of cloud 0, and the mixtures in between. Press "
+        "**Play** or drag **t** from 0 to 1."
+    )
+    about = """
+**Transport map** of the current coupled-EM pair (refreshed each time this tab opens):
+grey arrows send a subsample of cloud 0 to its image under Delon & Desolneux's GMM-OT
+map ``T_mean``; dashed ellipses are the two fitted mixtures (blue: cloud 0, green: cloud
+1). The displacement interpolation ``mu_t`` mixes the W2 geodesics of the coupled
+component pairs, weighted by the normalised coupling: its ``-log`` density contours and
+red ellipses move with t, and the orange points are carried along the map,
+``(1 - t) x + t T(x)``.
+"""
 
     playing = param.Boolean(default=False, doc="Whether t is being animated.")
 
@@ -66,38 +72,7 @@ class TransportScreen(Screen):
                 (lambda: self._figure_file("svg"), "gmmot-transport.svg", "figure (SVG)"),
             ]
         )
-        self.fig = figure(
-            title="GMM-OT map and displacement interpolation mu_t",
-            width=620,
-            height=560,
-            match_aspect=True,
-            tools="pan,wheel_zoom,box_zoom,reset,save",
-        )
-        self.src = {
-            k: ColumnDataSource(v)
-            for k, v in {
-                "arrows": {"x0": [], "y0": [], "x1": [], "y1": []},
-                "ends": {"xs": [], "ys": [], "dash": [], "color": []},
-                "lines": {"xs": [], "ys": [], "color": [], "width": []},
-                "labels": {"x": [], "y": [], "text": [], "color": []},
-                "mu": {"xs": [], "ys": [], "alpha": []},
-                "points": {"x": [], "y": []},
-            }.items()
-        }
-        self._arrows = self.fig.segment(
-            "x0", "y0", "x1", "y1", source=self.src["arrows"], color="#999999", alpha=0.5
-        )
-        self.fig.multi_line(
-            "xs", "ys", source=self.src["ends"], line_color="color", line_dash="dash", alpha=0.8
-        )
-        self.fig.multi_line(
-            "xs", "ys", source=self.src["lines"], line_color="color", line_width="width"
-        )
-        self.fig.multi_line(
-            "xs", "ys", source=self.src["mu"], line_color="#d62728", line_alpha="alpha",
-            line_width=2,
-        )  # fmt: skip
-        self.fig.scatter("x", "y", source=self.src["points"], size=4, color="#ff7f0e")
+        self.fig, self.src, self._arrows = map_figure()
         self.b_refresh.on_click(lambda _e: self.refresh())
         self.w_t.param.watch(lambda _e: self._draw_t(), "value")
         self.w_n.param.watch(lambda _e: self.refresh(), "value_throttled")  # on release
@@ -105,6 +80,9 @@ class TransportScreen(Screen):
         self.w_arrows.param.watch(lambda e: setattr(self._arrows, "visible", e.new), "value")
 
     # -- data -------------------------------------------------------------------------
+    def opened(self) -> None:
+        self.refresh()
+
     def refresh(self) -> None:
         """Take the session's current coupled-EM pair and recompute the map."""
         view, cloud = self._source()
@@ -147,14 +125,7 @@ class TransportScreen(Screen):
             self.src["arrows"].data = {
                 "x0": points[:, 0], "y0": points[:, 1], "x1": images[:, 0], "y1": images[:, 1]
             }  # fmt: skip
-            ends: dict[str, list] = {"xs": [], "ys": [], "dash": [], "color": []}
-            for g, color in ((g0, PALETTE[0]), (g1, PALETTE[2])):
-                e = _ellipses(g)
-                ends["xs"] += e["xs"]
-                ends["ys"] += e["ys"]
-                ends["color"] += [color] * len(e["xs"])
-                ends["dash"] += ["dashed"] * len(e["xs"])
-            self.src["ends"].data = ends
+            self.src["ends"].data = ends_data(g0, g1)
             self._draw_t()
 
     def _frame(self, t: float | None = None) -> dict:
@@ -193,7 +164,7 @@ class TransportScreen(Screen):
         with pn.io.hold():
             self.src["lines"].data = lines
             self.src["labels"].data = labels
-            self.src["mu"].data = _ellipses(f["mu"])
+            self.src["mu"].data = mixture_ellipses(f["mu"])
             self.src["points"].data = {"x": f["carried"][:, 0], "y": f["carried"][:, 1]}
         self.flow.mark_sent()
         k0, k1 = self._pair[2].shape
@@ -235,8 +206,7 @@ class TransportScreen(Screen):
             self.b_refresh,
             self.w_n,
             self.w_arrows,
-            pn.pane.Markdown("### Export"),
-            *self.downloads,
+            *self.export_section(),
         ]
 
     def __panel__(self):

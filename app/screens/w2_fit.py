@@ -11,12 +11,11 @@ from __future__ import annotations
 import numpy as np
 import panel as pn
 from bokeh.models import ColumnDataSource
-from bokeh.plotting import figure
 
 from app.compiled import release_if_crowded
 from app.knobs import knob_widgets
-from app.plots.clouds import colors, ellipse_paths
 from app.plots.traces import trace_data, trace_figure
+from app.plots.w2_fit import fit_data, fit_figure
 from app.screen import Screen
 from app.upload import ChunkedUpload
 from app.widgets import BoundedIntInput, LabelledCheckbox
@@ -45,56 +44,6 @@ def _new_fit(cloud: dict, k: int, res: int, seed: int) -> tuple[W2FitRun, dict]:
     return run, run.view
 
 
-def _cells_data(vertices: np.ndarray, count: np.ndarray) -> dict:
-    """Every cell outline (``vertices [N, V, 2]``, ``count [N]`` used) as one closed,
-    NaN-separated path: one glyph for all cells."""
-    gap = np.full((1, 2), np.nan)
-    paths = [np.vstack([c[:k], c[:1], gap]) for c, k in zip(vertices, count, strict=True) if k >= 3]
-    if not paths:
-        return {"x": [], "y": []}
-    xy = np.concatenate(paths)
-    return {"x": xy[:, 0], "y": xy[:, 1]}
-
-
-def _ellipses(gmm: dict) -> dict:
-    xs, ys = [], []
-    for n_sigma in (1, 2):
-        x, y = ellipse_paths(gmm["means"], gmm["covs"], n_sigma)
-        xs += x
-        ys += y
-    k = len(gmm["weights"])
-    return {"xs": xs, "ys": ys, "color": colors(np.arange(k)) * 2}
-
-
-def _fit_figure() -> tuple[figure, dict[str, ColumnDataSource]]:
-    fig = figure(
-        title="density, cells and ellipses (EM dashed)",  # short: the plot may be narrow
-        match_aspect=True,
-        width=560,
-        height=540,
-        tools="pan,wheel_zoom,box_zoom,reset,save",
-    )
-    src = {
-        "image": ColumnDataSource(
-            {"image": [np.zeros((2, 2))], "x": [0.0], "y": [0.0], "dw": [1.0], "dh": [1.0]}
-        ),
-        "cells": ColumnDataSource({"x": [], "y": []}),
-        "points": ColumnDataSource({"x": [], "y": []}),
-        "fit": ColumnDataSource({"xs": [], "ys": [], "color": []}),
-        "em": ColumnDataSource({"xs": [], "ys": []}),
-    }
-    fig.image(
-        image="image", x="x", y="y", dw="dw", dh="dh", source=src["image"], palette="Greys256"
-    )
-    fig.line("x", "y", source=src["cells"], color="#1f3b57", line_width=0.5, alpha=0.5)
-    fig.scatter("x", "y", source=src["points"], size=3, color="#d62728", alpha=0.7)
-    fig.multi_line(
-        "xs", "ys", source=src["em"], color="#444444", line_dash="dashed", line_width=1.5
-    )
-    fig.multi_line("xs", "ys", source=src["fit"], color="color", line_width=2.5)
-    return fig, src
-
-
 def _mass_off(x: float) -> str:
     """The mass off the box, as the raster's quadrature resolves it: below 1e-6 (where a
     sharp component's rounding showed -6.2e-07, a negative mass) it says so."""
@@ -103,6 +52,21 @@ def _mass_off(x: float) -> str:
 
 class W2FitScreen(Screen):
     """One W2 fit per session; frames computed off the event loop."""
+
+    title = "Fit GMM by W2"
+    #: two lines a first-time user reads before anything else (the jargon is in ``about``)
+    try_first = (
+        "Fit a mixture by optimal transport instead of likelihood. Press **Play**: EM "
+        "(dashed) bends towards the far clump; the W2 fit keeps its mass on the data."
+    )
+    about = """
+**Fit GMM by W2** fits K Gaussians to a cloud by descending the exact semi-discrete W2²
+between the points and the mixture (sdot tutorial's last section; Adam on the mixture's
+unconstrained parameters, gradients through every pixel of the mixture's raster). EM's
+maximum-likelihood fit from the same kmeans++ start is drawn dashed.
+The box around the points is rastered; the fit's objective is W2² to the mixture inside
+the box plus the mass it puts outside (charged at the box side squared).
+"""
 
     kind, Knobs = W2FitRun.kind, W2FitKnobs  # the URL's knobs: kind.name
 
@@ -157,7 +121,7 @@ class W2FitScreen(Screen):
         self.counter = pn.pane.Markdown(
             "Press **Prepare this fit** (the first time for a size takes about a minute)."
         )
-        self.fig, self.src = _fit_figure()
+        self.fig, self.src = fit_figure()
         self.w2_fig, self.w2_src = trace_figure("objective (EM dashed)", "W2² + side² x mass off")
         self.em_src = ColumnDataSource({"step": [], "value": []})
         self.w2_fig.line("step", "value", source=self.em_src, color="#444444", line_dash="dashed")
@@ -276,26 +240,9 @@ class W2FitScreen(Screen):
         if self._view is None:
             return
         v = self._view
-        lo, hi = v["box"]
-        vals = v["values"]
         with pn.io.hold():
-            self.src["image"].data = {
-                "image": [(vals.max() - vals).T],
-                "x": [lo[0]],
-                "y": [lo[1]],
-                "dw": [hi[0] - lo[0]],
-                "dh": [hi[1] - lo[1]],
-            }
-            cells = (
-                _cells_data(v["cell_vertices"], v["cell_count"])
-                if self.w_cells.value
-                else {"x": [], "y": []}
-            )
-            self.src["cells"].data = cells
-            self.src["points"].data = {"x": v["points"][:, 0], "y": v["points"][:, 1]}
-            self.src["fit"].data = _ellipses(v["gmm"])
-            em = _ellipses(v["em"]) if self.w_em.value else {"xs": [], "ys": []}
-            self.src["em"].data = {"xs": em["xs"], "ys": em["ys"]}
+            for name, data in fit_data(v, self.w_cells.value, self.w_em.value).items():
+                self.src[name].data = data
             obj = v["objective"]
             self.w2_src.data = trace_data(obj) if len(obj) else {"step": [], "value": []}
             steps = max(len(obj) - 1, 1)
@@ -347,24 +294,11 @@ class W2FitScreen(Screen):
             self.w_steps,
             self.w_cells,
             self.w_em,
-            pn.pane.Markdown("### Export"),
-            *self.downloads,
-            pn.pane.Markdown(
-                "Replay headless: `gmmot replay gmmot-w2fit-params.json --out r.json`"
-            ),
+            *self.export_section(),
         ]
 
     def __panel__(self):
         return self.main_column(
             self.counter,
-            pn.Row(
-                pn.pane.Bokeh(self.fig),
-                pn.Column(
-                    pn.pane.Bokeh(self.w2_fig, sizing_mode="stretch_width", min_width=280),
-                    self.table,
-                    sizing_mode="stretch_width",
-                    min_width=280,
-                ),
-                sizing_mode="stretch_width",
-            ),
+            self.figure_row(self.fig, self.w2_fig, self.table),
         )
