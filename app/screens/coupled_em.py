@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import time
 from collections.abc import Callable
 
 import numpy as np
@@ -13,37 +12,13 @@ import param
 from app.compiled import independent_fit, release_if_crowded
 from app.knobs import knob_widgets
 from app.models import DataSource
-from app.plots.clouds import (
-    RASTER_THRESHOLD,
-    cloud_figure,
-    ellipse_paths,
-    extent_data,
-    label_column,
-    mixture_data,
-    points_data,
-    raster_data,
-)
-from app.plots.coupling import (
-    fit_mass_axis,
-    heatmap_data,
-    heatmap_figure,
-    mass_curve_data,
-    mass_curve_figure,
-    numbers_table,
-    pair_data,
-    pair_figure,
-    reweighting_data,
-    reweighting_figure,
-)
-from app.plots.traces import traces_data, traces_figures
 from app.screen import Screen
+from app.screens.coupled_em_figures import CoupledEMFigures
 from app.upload import ChunkedUpload
 from app.widgets import BoundedIntInput, LabelledCheckbox
 from gmmot_core import coupled_em as ce
 from gmmot_core.io import MAX_BYTES, parse_points
 from gmmot_runs.coupled_em import BOUNDS, CoupledEMKnobs, CoupledEMRun, clouds_csv
-
-SUMMARY_PERIOD_S = 0.25  # while playing, the summary views refresh at most 4 times a second
 
 
 class CoupledEMScreen(Screen):
@@ -79,10 +54,9 @@ points. Points are coloured by their most likely component; solid 1-sigma and da
         self._sources: list[str | None] = [None, None]  # an uploaded cloud's file name
         # opens balanced, as the notebook runs first; the "Try first" hint leads to unbalanced
         self.run = CoupledEMRun(*self._clouds, data=self.data.spec())
-        self._last_labels: list[np.ndarray | None] = [None, None]
         self._build_widgets()
         self.make_playback(self._period())
-        self._build_plots()
+        self.figures = CoupledEMFigures()
         self.data.param.watch(
             self._on_data, ["preset", "n", "seed", "shift", "rotation", "reweight"]
         )
@@ -109,7 +83,6 @@ points. Points are coloured by their most likely component; solid 1-sigma and da
         self.data_in_use = pn.pane.Markdown("", margin=(0, 10))
         self.make_controls()
         self.counter = pn.pane.Markdown("", margin=(0, 10))
-        self._summary_at = 0.0
         self.w_fps = pn.widgets.IntSlider(
             label="target frames per second", start=1, end=30, value=20
         )
@@ -146,80 +119,29 @@ points. Points are coloured by their most likely component; solid 1-sigma and da
             f"· **eps** = {k.epsilon:.3g}"
         )
 
-    # -- plots ------------------------------------------------------------------------
-    def _build_plots(self) -> None:
-        self.clouds = [cloud_figure(f"cloud {i}") for i in (0, 1)]
-        self.pair = pair_figure()
-        self.heat_raw = heatmap_figure("coupling (raw mass)")
-        self.heat_norm = heatmap_figure("coupling (normalised)")
-        self.reweight = reweighting_figure()
-        self.mass = mass_curve_figure()
-        self.traces, self.trace_src = traces_figures()
-        self.numbers = pn.pane.Markdown("", sizing_mode="stretch_width")
-
+    # -- drawing ----------------------------------------------------------------------
     def _draw(self, view: dict, full: bool = False) -> None:
-        """Per frame: mixtures, labels and the pair view; the rest at most 4 times a second.
-
-        Rasters (clouds above ``RASTER_THRESHOLD`` points) are recoloured with the summary."""
-        now = time.monotonic()
-        summary = full or not self.playing or now - self._summary_at >= SUMMARY_PERIOD_S
-        with pn.io.hold():
-            for i, ((_, src), pts) in enumerate(zip(self.clouds, self._clouds, strict=True)):
-                gmm = view[f"gmm{i}"]
-                labels = view.get(f"labels{i}")
-                last = self._last_labels[i]
-                changed = labels is not None and (last is None or not np.array_equal(labels, last))
-                big = len(pts) > RASTER_THRESHOLD
-                if full or (changed and (summary or not big)):
-                    lab = np.zeros(len(pts), np.int8) if labels is None else labels
-                    if big:
-                        src["points"].data = points_data(pts[:0], lab[:0])
-                        src["raster"].data = raster_data(pts, lab, len(gmm[0]))
-                    elif full or len(src["points"].data["x"]) != len(pts):
-                        src["raster"].data = {k: [] for k in src["raster"].data}
-                        src["points"].data = points_data(pts, lab)
-                    else:  # only the labels moved: send one int8 column
-                        src["points"].data["label"] = label_column(lab)
-                    self._last_labels[i] = labels
-                for name, cols in mixture_data(*gmm).items():
-                    src[name].data = cols
-            if full:
-                self.pair[1]["extent"].data = extent_data(*self._clouds)
-            for name, cols in pair_data(view).items():
-                self.pair[1][name].data = cols
-            if summary:
-                self._summary_at = now
-                self._draw_summary(view)
+        """A view of the run: every frame the mixtures and the pair, the summaries at most
+        4 times a second while playing (:class:`CoupledEMFigures`)."""
+        balanced = self.run.knobs.balanced
+        if self.figures.draw(view, self._clouds, balanced, full, self.playing):
+            self._draw_counter(view)
         # the OT solve's convergence is shown in the numbers table, not as a warning
         not_converged = ce.STATUS_TEXT[ce.SINKHORN_NOT_CONVERGED]
         msgs = [m for m in view["messages"] if m != not_converged]
         if msgs:
             self._warn("; ".join(msgs))
 
-    def _draw_summary(self, view: dict) -> None:
-        """The slower-moving views: heatmaps, reweighting, mass curve, traces, numbers."""
-        rep = view["report"]
+    def _draw_counter(self, view: dict) -> None:
         self.counter.object = (
             f"**frame** {self.frame_count} · **EM iteration** {int(view['iteration'])}"
         )
-        with pn.io.hold():
-            self.heat_raw[1].data = heatmap_data(np.asarray(rep.coupling))
-            self.heat_norm[1].data = heatmap_data(np.asarray(rep.normalized))
-            factors, cols = reweighting_data(view)
-            if list(self.reweight[0].x_range.factors) != list(factors):
-                self.reweight[0].x_range.factors = factors
-            self.reweight[1].data = cols
-            self.mass[1].data = mass_curve_data(float(rep.total_mass))
-            fit_mass_axis(self.mass[0], float(rep.total_mass))
-            self.trace_src.data = traces_data(view["traces"], int(view["iteration"]))
-        self.numbers.object = numbers_table(rep, self.run.knobs.balanced)
 
     def _draw_baseline(self, _event=None) -> None:
         """Independent EM fits (dotted) beside the coupled ones, for comparison (fitted
         in the worker)."""
         if not self.w_baseline.value:
-            for _, src in self.clouds:
-                src["baseline"].data = {"xs": [], "ys": []}
+            self.figures.draw_baseline(None)
             return
 
         def fit() -> list:
@@ -232,9 +154,7 @@ points. Points are coloured by their most likely component; solid 1-sigma and da
 
         def draw(gmms: list) -> None:
             if self.w_baseline.value:
-                for (_, src), gmm in zip(self.clouds, gmms, strict=True):
-                    xs, ys = ellipse_paths(gmm.means, gmm.covs, 1.0)
-                    src["baseline"].data = {"xs": xs, "ys": ys}
+                self.figures.draw_baseline(gmms)
 
         self.worker.submit(
             "fitting the independent EM baseline",
@@ -442,7 +362,9 @@ points. Points are coloured by their most likely component; solid 1-sigma and da
 
     def _pause(self) -> None:
         super()._pause()
-        self._draw_summary(self.run.view)  # the summary shows the frame we stopped on
+        # the summary shows the frame we stopped on
+        self.figures.draw_summary(self.run.view, self.run.knobs.balanced)
+        self._draw_counter(self.run.view)
 
     # -- layout -----------------------------------------------------------------------
     def sidebar(self) -> list:
@@ -491,32 +413,7 @@ points. Points are coloured by their most likely component; solid 1-sigma and da
         ]
 
     def __panel__(self):
-        clouds = pn.Row(
-            *(pn.pane.Bokeh(f, sizing_mode="stretch_width", height=380) for f, _ in self.clouds),
-            sizing_mode="stretch_width",
-        )
-        return self.main_column(
-            clouds,
-            pn.Row(
-                pn.pane.Bokeh(self.pair[0], sizing_mode="stretch_width"),
-                pn.Column(
-                    pn.pane.Bokeh(self.heat_raw[0], sizing_mode="stretch_width"),
-                    pn.pane.Bokeh(self.heat_norm[0], sizing_mode="stretch_width"),
-                    sizing_mode="stretch_width",
-                ),
-                sizing_mode="stretch_width",
-            ),
-            self.numbers,
-            pn.Row(
-                pn.pane.Bokeh(self.reweight[0], sizing_mode="stretch_width"),
-                pn.pane.Bokeh(self.mass[0], sizing_mode="stretch_width"),
-                sizing_mode="stretch_width",
-            ),
-            pn.Row(
-                *(pn.pane.Bokeh(f, sizing_mode="stretch_width") for f in self.traces),
-                sizing_mode="stretch_width",
-            ),
-        )
+        return self.main_column(*self.figures.panels())
 
 
 __all__ = ["CoupledEMScreen"]

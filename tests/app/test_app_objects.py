@@ -25,8 +25,8 @@ def test_initial_view_has_everything(screen):
     view = screen.run.view
     assert view["report"].coupling.shape == (3, 3)
     assert np.isfinite(float(view["report"].total_mass))
-    assert len(screen.trace_src.data["it"]) == int(view["iteration"])
-    assert len(screen.pair[1]["links"].data["x0"]) >= 3
+    assert len(screen.figures.trace_src.data["it"]) == int(view["iteration"])
+    assert len(screen.figures.pair[1]["links"].data["x0"]) >= 3
 
 
 def test_frames_advance_and_knobs_do_not_recompile(screen):
