@@ -69,6 +69,13 @@ class Screen(pn.viewable.Viewer):
 
     playing = param.Boolean(default=False, doc="Whether frames are being produced.")
     message = param.String(default="", doc="Last error or warning shown to the user.")
+    # the screen's actions, as its buttons (and tests, notebooks) trigger them
+    play = param.Event(doc="Play, or pause if playing (the Play / Pause button).")
+    step = param.Event(doc="One frame now, after the work in flight (the Step button).")
+    reset = param.Event(doc="Back to the run's start (the Reset button).")
+
+    #: the run the screen shows (a :class:`gmmot_runs.run.Run`), once there is one
+    run = None
 
     #: the tab's title, what to try first there, the details (Markdown)
     title, try_first, about = "", "", ""
@@ -208,19 +215,18 @@ class Screen(pn.viewable.Viewer):
         )
 
     def make_controls(self, step: bool = True, reset: bool = True, disabled: bool = False):
-        """``controls``, a row of ``b_play`` (Play / Pause) and, if asked, ``b_step``
-        (:meth:`step`) and ``b_reset`` (:meth:`reset`)."""
+        """``controls``, a row of ``b_play`` (the ``play`` event) and, if asked,
+        ``b_step`` (``step``) and ``b_reset`` (``reset``)."""
         self.b_play = pn.widgets.Button(label="▶ Play", color="primary", disabled=disabled)
-        self.b_play.on_click(self._toggle)
         buttons = [self.b_play]
         if step:
             self.b_step = pn.widgets.Button(label="Step", disabled=disabled)
-            self.b_step.on_click(lambda _e: self.step())
             buttons.append(self.b_step)
         if reset:
             self.b_reset = pn.widgets.Button(label="Reset", disabled=disabled)
-            self.b_reset.on_click(lambda _e: self.reset())
             buttons.append(self.b_reset)
+        for b, event in zip(buttons, ("play", "step", "reset"), strict=False):
+            b.on_click(lambda _e, event=event: self.param.trigger(event))
         self.controls = pn.Row(*buttons)
 
     def make_playback(self, period_ms: int) -> None:
@@ -323,18 +329,18 @@ class Screen(pn.viewable.Viewer):
         """The values of the knob widgets (``knobs``: :func:`app.knobs.knob_widgets`)."""
         return {name: w.value for name, w in self.knobs.items()}
 
-    def step(self) -> None:
-        """One frame now, as the Step button: queued after the work in flight (a click is
-        never dropped)."""
+    @param.depends("step", watch=True)
+    def _step(self) -> None:
+        """One frame now, queued after the work in flight (a click is never dropped)."""
         self._tick(clicked=True)
 
     #: what the notice says while Reset runs
     reset_label = "back to the start"
 
-    def reset(self) -> None:
-        """Back to the run's start, as the Reset button: paused, then ``run.reset()`` in
-        the worker after the frame in flight (:meth:`_reset_job`), and its view shown
-        (:meth:`_show_reset`)."""
+    @param.depends("reset", watch=True)
+    def _reset(self) -> None:
+        """Back to the run's start: paused, then ``run.reset()`` in the worker after the
+        frame in flight (:meth:`_reset_job`), and its view shown (:meth:`_show_reset`)."""
         run = self.run
         if run is None:
             return
@@ -356,7 +362,8 @@ class Screen(pn.viewable.Viewer):
     def _show_reset(self, view) -> None:
         raise NotImplementedError(f"{type(self).__name__} draws no reset")
 
-    def _toggle(self, _event=None) -> None:
+    @param.depends("play", watch=True)
+    def _toggle(self) -> None:
         if self.playing:
             self._pause()
         else:

@@ -30,20 +30,20 @@ def test_initial_view_has_everything(screen):
 
 
 def test_frames_advance_and_knobs_do_not_recompile(screen):
-    screen.step()
+    screen.param.trigger("step")
     before = _frame._cache_size()
     it0 = int(screen.run.view["iteration"])
     for eps in list(screen.w_eps.options.values())[::7]:
         screen.w_eps.value = eps
-        screen.step()
+        screen.param.trigger("step")
     screen.w_bal.value = True
-    screen.step()
+    screen.param.trigger("step")
     screen.w_wt.value = 0.0
-    screen.step()
+    screen.param.trigger("step")
     it1 = int(screen.run.view["iteration"])
     assert it1 > it0 + 3
     screen.w_msteps.value, screen.w_per_frame.value = 7, 3  # integer sliders too
-    screen.step()
+    screen.param.trigger("step")
     assert int(screen.run.view["iteration"]) == it1 + 3
     assert _frame._cache_size() == before  # sliders are traced leaves
     assert screen.run.knobs.tau == 1.0
@@ -68,7 +68,7 @@ def test_good_upload_replaces_cloud(screen):
 def test_two_sessions_are_independent():
     a, b = CoupledEMScreen(), CoupledEMScreen()
     a.w_eps.value = next(iter(a.w_eps.options.values()))
-    a.step()
+    a.param.trigger("step")
     assert b.run.knobs.epsilon != a.run.knobs.epsilon
     assert int(b.run.view["iteration"]) == 0
 
@@ -87,7 +87,7 @@ def test_barycenter_of_the_coupled_em_pair_replays(screen):
     assert bary.run.config.n_inputs == 2 and len(bary.w_weights) == 1 and not bary.message
     np.testing.assert_allclose(bary.run.view["inputs"][1].means, view["gmm1"].means, rtol=1e-6)
     for _ in range(10):
-        bary.step()
+        bary.param.trigger("step")
     assert bary.run.view["converged"]
     spec = BarycenterSpec.from_dict(json.loads(bary.run.spec().to_json()))
     again = BarycenterRun.from_spec(spec)
@@ -133,7 +133,7 @@ def test_barycenter_labels_do_not_overlap(seed, monkeypatch):
     bary.w_seed.value = seed
     before = len(calls)
     for _ in range(6):
-        bary.step()
+        bary.param.trigger("step")
     assert len(calls) == before  # the frames reuse the run's input grids
     lab = bary.src["labels"].data
     lines = bary.src["lines"].data
@@ -238,7 +238,7 @@ def test_screens_keep_working_after_a_release(screen, monkeypatch):
     rows = "\n".join(f"{x},{y}" for x, y in np.random.default_rng(3).normal(size=(123, 2)))
     screen.upload(("x,y\n" + rows).encode(), "released.csv", which=0)
     assert screen.run.points0.shape == (123, 2)
-    screen.step()
+    screen.param.trigger("step")
     # the upload started a new run: its own iterations, counted from 0
     before = int(screen.run.view["iteration"])
     assert before > 0
@@ -247,7 +247,7 @@ def test_screens_keep_working_after_a_release(screen, monkeypatch):
     view = descent.run.step()
     assert view["positions"].shape == (37, 2) and view["step"] == descent.run.knobs.steps_per_frame
     assert np.isfinite(view["w2"]).all()
-    screen.step()  # and the coupled-EM screen goes on after the descent's release
+    screen.param.trigger("step")  # and the coupled-EM screen goes on after the descent's release
     assert int(screen.run.view["iteration"]) > before
 
 
@@ -286,7 +286,7 @@ def test_barycenter_weights_shown_are_the_weights_used():
     np.testing.assert_allclose(bary.run.view["lambdas"], want, rtol=1e-12)
     shown = ", ".join(f"{x:.2f}" for x in want)
     assert f"({shown})" in bary.counter.object, bary.counter.object
-    bary.step()
+    bary.param.trigger("step")
     segment = json.loads(bary.run.spec().to_json())["segments"][-1]
     np.testing.assert_allclose(segment[1], want, rtol=1e-12)
 
@@ -337,5 +337,27 @@ def test_the_url_sets_each_screens_knobs_through_its_model():
     assert em.message == f"{refused_data[0]}; {refused[0]}"
     assert em.w_eps.value == 0.1 and em.w_bal.value is False and em.w_rho.value == 1.0
     assert w2.w_lr.value == 0.05 and w2.w_steps.value == 5
-    em.step()
+    em.param.trigger("step")
     assert em.run.knobs.epsilon == 0.1 and not em.run.knobs.balanced
+
+
+@pytest.mark.parametrize("kind", ["coupled_em", "descent", "barycenter"])
+def test_step_and_reset_events_move_the_run_and_bring_it_back(kind):
+    """The Step and Reset buttons' events (``screen.param.trigger``): two frames move the
+    run's counter, Reset brings the run back to its start and the screen shows it
+    (coupled EM's frame counter restarts; the others' counters show the step)."""
+    from app.screens.barycenter import BarycenterScreen
+
+    screen = {"coupled_em": CoupledEMScreen, "descent": DescentScreen}.get(kind, BarycenterScreen)()
+    name = screen.run.counter[0]
+    start = int(screen.run.view[name])
+    screen.param.trigger("step")
+    screen.param.trigger("step")
+    assert int(screen.run.view[name]) > start
+    screen.param.trigger("reset")
+    assert int(screen.run.view[name]) == start
+    assert not screen.playing and not screen.alert.visible
+    if kind == "coupled_em":
+        assert screen.frame_count == 0 and "**frame** 0 " in screen.counter.object
+    else:
+        assert re.search(rf"\*\*{name}\*\* {start}\b", screen.counter.object), screen.counter.object

@@ -81,7 +81,7 @@ UPLOADS = [
 @pytest.fixture(scope="module")
 def em():
     screen = CoupledEMScreen()
-    screen.step()
+    screen.param.trigger("step")
     return screen
 
 
@@ -100,7 +100,7 @@ def test_bad_upload_is_refused_and_the_run_kept(em, data, name, message):
 
 def test_after_the_bad_uploads_the_session_still_steps(em):
     before = int(em.run.view["iteration"])
-    em.step()
+    em.param.trigger("step")
     assert int(em.run.view["iteration"]) > before
     assert np.all(np.isfinite(np.asarray(em.run.view["gmm0"][1])))
 
@@ -109,7 +109,7 @@ def test_k_above_the_distinct_points_is_refused_and_k_kept():
     screen = CoupledEMScreen()
     screen.upload(_csv(SQUARE), "square.csv", which=1)  # 4 distinct: fine for K = 3
     assert screen.run.points1.shape == (40, 2)
-    screen.step()
+    screen.param.trigger("step")
     runner, iteration = screen.run, int(screen.run.view["iteration"])
     screen.w_k.value = 5  # dragged to 5: nothing applies until the release
     assert screen.run.structure.k == 3 and not screen.message
@@ -118,7 +118,7 @@ def test_k_above_the_distinct_points_is_refused_and_k_kept():
     assert "K = 5 refused" in screen.message and "4 distinct points" in screen.message
     assert screen.w_k.value == 3 and screen.run.structure.k == 3
     assert screen.run is runner and int(screen.run.view["iteration"]) == iteration
-    screen.step()
+    screen.param.trigger("step")
     assert int(screen.run.view["iteration"]) > iteration
 
 
@@ -128,7 +128,7 @@ def test_sliders_at_both_ends_stay_finite(which):
     slider = getattr(screen, which)
     for value in (min(slider.options.values()), max(slider.options.values())):
         slider.value = value
-        screen.step()
+        screen.param.trigger("step")
         view = screen.run.view
         assert not view["rolled_back"], (which, value, screen.message)
         assert np.isfinite(float(view["report"].total_mass))
@@ -137,7 +137,7 @@ def test_sliders_at_both_ends_stay_finite(which):
 
 def test_a_diverging_step_pauses_says_where_and_keeps_the_last_good_state():
     screen = CoupledEMScreen()
-    screen.step()
+    screen.param.trigger("step")
     good = [np.asarray(x).copy() for x in screen.run.view["gmm0"]]
     iteration = int(screen.run.view["iteration"])
     screen.playing = True
@@ -147,7 +147,7 @@ def test_a_diverging_step_pauses_says_where_and_keeps_the_last_good_state():
         screen.run.set(learning_rate=1e30)
     screen.run.knobs.param.learning_rate.bounds = (0.0, None)
     screen.run.set(learning_rate=1e30)
-    screen.step()
+    screen.param.trigger("step")
     assert not screen.playing
     assert f"Stopped at EM iteration {iteration}" in screen.message
     for kept, x in zip(good, screen.run.view["gmm0"], strict=True):
@@ -168,7 +168,7 @@ IMAGES = [
 def descent():
     screen = DescentScreen()
     screen.w_n.value = 30
-    screen.step()
+    screen.param.trigger("step")
     return screen
 
 

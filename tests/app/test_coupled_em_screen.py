@@ -28,7 +28,7 @@ def test_preset_settings_never_replace_uploads_silently():
     screen.data.n = 5000
     assert screen.run.points0 is uploaded[0] and screen.run.points1 is uploaded[1]
     assert screen.alert.alert_type == "warning" and "uploaded clouds are kept" in screen.message
-    screen.step()  # the session still runs on the uploads
+    screen.param.trigger("step")  # the session still runs on the uploads
     assert screen.run.view["iteration"] >= 1
     screen.data.preset = "moons -> rings"
     assert len(screen.run.points0) == 5000 and "preset" in screen.run.data

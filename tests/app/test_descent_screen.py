@@ -17,8 +17,8 @@ def test_screen_steps_and_keeps_its_run_on_a_bad_upload():
 
     screen = DescentScreen()
     screen.w_n.value = 40
-    screen.step()
-    screen.step()
+    screen.param.trigger("step")
+    screen.param.trigger("step")
     assert screen.run.view["step"] == 2
     assert sum(np.isnan(xs).sum() + 1 for xs in screen.src["cells"].data["xs"]) == 40
     good = screen.run
@@ -31,7 +31,7 @@ def test_screen_steps_and_keeps_its_run_on_a_bad_upload():
     screen.w_n.value = 40
     screen.w_target.value = "coupled-EM fit, cloud 1"
     assert screen.run.target == {"preset": "gaussian mixture", "res": 128} | mixture_in_box(*FIT)
-    screen.step()
+    screen.param.trigger("step")
     assert screen.run.view["step"] == 1 and not screen.message
 
 
@@ -59,7 +59,7 @@ def test_uploaded_picture_on_white_starts_from_random_diracs():
     assert screen.alert.object.startswith("target: ring.png, 64 x 48 pixels")
     assert float(screen.run.view["error"][-1]) * (1 / 60) <= 1e-8
     for _ in range(3):
-        screen.step()
+        screen.param.trigger("step")
     assert screen.run.view["step"] == 3 and not screen.run.stopped and not screen.message
     np.testing.assert_allclose(screen.run.values, with_floor(raw), rtol=1e-15)
     # the picture keeps its shape: 64 x 48 pixels on [0, 1] x [0, 0.75]
@@ -100,7 +100,7 @@ def test_looking_back_marks_the_traces_and_the_exports_follow():
 
     screen = DescentScreen()
     for _ in range(3):
-        screen.step()
+        screen.param.trigger("step")
     assert screen.run.view["step"] == 3
     screen.w_look.value = 0
     span = screen.w2_fig.select_one({"name": "look"})
