@@ -1,6 +1,6 @@
-"""Controls built from a run kind's knob model (:class:`gmmot_runs.knobs.Knobs`): one
-widget per knob with the model's label, bounds, grid and value, and the nearest option
-of a grid to a value."""
+"""Controls built from a run kind's knob and settings models (:class:`gmmot_runs.knobs.
+Knobs`, :class:`~gmmot_runs.knobs.Settings`): one widget per knob or setting with the
+model's label, bounds, grid and value; the values the page URL gives them."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ import numpy as np
 import panel as pn
 import param
 
-from app.widgets import LabelledCheckbox, OptionSlider
-from gmmot_runs.knobs import Knobs
+from app.widgets import BoundedFloatInput, BoundedIntInput, LabelledCheckbox, OptionSlider
+from gmmot_runs.knobs import Knobs, Settings
 from gmmot_runs.spec import SpecError
 
-__all__ = ["knob_widgets", "knobs_from_url", "nearest", "set_widgets"]
+__all__ = ["knob_widgets", "knobs_from_url", "nearest", "set_widgets", "setting_widgets"]
 
 
 def nearest(options: dict[str, float], value: float) -> float:
@@ -43,31 +43,63 @@ def knob_widgets(knobs: Knobs) -> dict[str, pn.viewable.Viewable]:
     return out
 
 
+def setting_widgets(settings: Settings, warn, sliders=(), options=None) -> dict:
+    """``{name: widget}`` for every setting of ``settings``, set to its value: a select
+    for a choice (``options[name]``: its options, if more than the model's), a slider
+    for the names in ``sliders``, else a field that refuses out-of-range typing aloud
+    (``warn``); an integer field with a small range names it in its label."""
+    out, options = {}, options or {}
+    for name in settings.names():
+        p, value = settings.param[name], getattr(settings, name)
+        if isinstance(p, param.Selector):
+            w = pn.widgets.Select(label=p.label, options=options.get(name, p.objects), value=value)
+        elif name in sliders:
+            w = pn.widgets.IntSlider(label=p.label, start=p.bounds[0], end=p.bounds[1], value=value)
+        elif isinstance(p, param.Integer):
+            lo, hi = p.bounds
+            label = p.label if hi >= 2**31 - 1 else f"{p.label} ({lo}-{hi})"
+            w = BoundedIntInput(warn=warn, label=label, value=value, start=lo, end=hi)
+        else:
+            lo, hi = p.bounds
+            w = BoundedFloatInput(warn=warn, label=p.label, value=value, start=lo, end=hi)
+        out[name] = w
+    return out
+
+
 _BOOLEAN = {"true": True, "1": True, "false": False, "0": False}
 
 
-def knobs_from_url(model: type[Knobs], kind: str, args: dict) -> tuple[dict, list[str]]:
-    """Knob values from the page URL's query ``args`` (``{"coupled_em.epsilon":
-    [b"0.1"]}``: the run kind, a dot, the knob), checked by the model (its bounds and
-    messages); returns the values and one message per value refused."""
+def knobs_from_url(model: type[Knobs], kind: str, args: dict, bare: bool = False):
+    """Values of ``model``'s knobs (or settings) from the page URL's query ``args``
+    (``{"coupled_em.epsilon": [b"0.1"]}``: the run kind, a dot, the name; the name alone
+    too when ``bare``), checked by the model (its bounds, choices and messages); returns
+    ``(values, refused)``, one message per value refused."""
     values, refused = {}, []
     for name in model.names():
-        key = f"{kind}.{name}"
-        if not args.get(key):
+        key = next((k for k in (f"{kind}.{name}", name if bare else None) if args.get(k)), None)
+        if key is None:
             continue
         text = args[key][0].decode(errors="replace")
-        p = model.param[name]
         try:
-            if isinstance(p, param.Boolean):
-                value = _BOOLEAN.get(text.lower(), text)
-            else:
-                value = float(text)
+            value = _parsed(model.param[name], text)
             values[name] = model.check(name, value, f"URL parameter {key}={text}")
         except SpecError as exc:
             refused.append(f"{exc}: ignored")
         except ValueError:  # float("x")
             refused.append(f"URL parameter {key}={text}: expected a number: ignored")
     return values, refused
+
+
+def _parsed(p: param.Parameter, text: str):
+    """URL text as the parameter's kind of value (a number, a switch or a choice)."""
+    if isinstance(p, param.Boolean):
+        return _BOOLEAN.get(text.lower(), text)
+    if isinstance(p, param.Selector):
+        if all(isinstance(o, int) for o in p.objects):
+            number = float(text)
+            return int(number) if number.is_integer() else number
+        return text
+    return float(text)
 
 
 def set_widgets(widgets: dict, values: dict) -> None:

@@ -79,8 +79,9 @@ class Screen(pn.viewable.Viewer):
 
     #: the tab's title, what to try first there, the details (Markdown)
     title, try_first, about = "", "", ""
-    #: the run kind and its knob model (URL parameters ``kind.knob``), if the screen has one
-    kind, Knobs = "", None
+    #: the run kind, its knob model and its settings model (URL parameters ``kind.name``),
+    #: if the screen has them; ``knobs`` and ``settings`` are their widgets by name
+    kind, Knobs, Settings = "", None, None
 
     def __init__(self, **params):
         super().__init__(**params)

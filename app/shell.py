@@ -47,10 +47,17 @@ class Fast(fast_design.Fast):
 SYSTEM_FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, 'Helvetica Neue', Arial, sans-serif"
 
 
+# the screens of a page, in the order of its tabs
+SCREENS = (CoupledEMScreen, DescentScreen, BarycenterScreen, TransportScreen, W2FitScreen)
+
+
 def build(autoplay: bool = True) -> pn.template.FastListTemplate:
     """A new page (template + screens) for one session."""
     args = pn.state.session_args if pn.state.curdoc is not None else {}
-    data, refused = _data_from_url(args)
+    kinds = [c.kind for c in SCREENS]
+    tab, tab_refused = _tab_from_url(args, kinds)
+    # the first tab's bare URL names are its data's; another tab's are its own
+    data, refused = _data_from_url(args) if tab == kinds[0] else (DataSource(), [])
     screen = CoupledEMScreen(data=data)
     pair = lambda: (screen.run.view["gmm0"], screen.run.view["gmm1"])  # noqa: E731
     descent = DescentScreen(pair_source=pair)
@@ -82,10 +89,14 @@ def build(autoplay: bool = True) -> pn.template.FastListTemplate:
         # its own session what runs instead.
         busy_indicator=None,
     )
-    _knobs_from_url(args, [s for s in screens if s.Knobs is not None], {screen: refused})
+    assert tuple(type(s) for s in screens) == SCREENS
+    tab = screens[kinds.index(tab)]
+    refused_before = {screen: [*tab_refused, *refused]}
+    _knobs_from_url(args, [s for s in screens if s.Knobs is not None], refused_before, tab)
+    tabs.active = screens.index(tab)  # the tab's screen opens (and prepares what it shows)
     if pn.state.curdoc is not None:
         upload_hooks(pn.state.curdoc)
-    if autoplay and pn.state.curdoc is not None:
+    if autoplay and tab is screen and pn.state.curdoc is not None:
         pn.state.onload(screen._play)
     return page
 
@@ -108,14 +119,33 @@ class _TabSwitch:
                 self.screens[event.new]._play()
 
 
-def _knobs_from_url(args: dict, screens, refused_before: dict | None = None) -> None:
-    """Each screen's knobs set from the page URL (``?coupled_em.epsilon=0.1&w2_fit.
-    learning_rate=0.05``), checked by the kind's knob model; a refused value keeps the
-    default and says why in the screen's own alert, after ``refused_before[screen]``
-    (a notification sent while the page is built never showed)."""
+def _tab_from_url(args: dict, kinds: list[str]) -> tuple[str, list[str]]:
+    """The kind of the screen the page opens on (``?tab=descent``), the first by
+    default, and what was refused."""
+    raw = args.get("tab")
+    if not raw:
+        return kinds[0], []
+    text = raw[0].decode(errors="replace")
+    if text in kinds:
+        return text, []
+    return kinds[0], [f"URL parameter tab={text}: expected one of {', '.join(kinds)}: ignored"]
+
+
+def _knobs_from_url(args: dict, screens, refused_before: dict | None = None, tab=None) -> None:
+    """Each screen's knobs and settings set from the page URL (``?coupled_em.epsilon=0.1
+    &w2_fit.k=3``; the names alone for the ``tab`` opened, as ``?tab=descent&n=500
+    &lr=50``, but on the first tab, whose bare names are its data's), checked by the
+    kind's models; a refused value keeps the default and says why in the screen's own
+    alert, after ``refused_before[screen]`` (a notification sent while the page is
+    built never showed)."""
     for s in screens:
-        values, refused = knobs_from_url(s.Knobs, s.kind, args)
+        bare = s is tab and s is not screens[0]
+        values, refused = knobs_from_url(s.Knobs, s.kind, args, bare)
         set_widgets(s.knobs, values)
+        if s.Settings is not None:
+            settings, refused_settings = knobs_from_url(s.Settings, s.kind, args, bare)
+            set_widgets(s.settings, settings)
+            refused += refused_settings
         refused = [*(refused_before or {}).get(s, []), *refused]
         if refused:
             s._warn("; ".join(refused))

@@ -27,7 +27,7 @@ from gmmot_core.mixture import GMM
 from gmmot_core.synthetic import random_mixtures
 from gmmot_runs import spec
 from gmmot_runs.figures import barycenter_figure
-from gmmot_runs.knobs import Knobs, log_grid, number
+from gmmot_runs.knobs import Knobs, Settings, log_grid, number
 from gmmot_runs.run import Run
 
 __all__ = [
@@ -87,6 +87,24 @@ def _check_mixtures(value: Any) -> list | None:
     return out
 
 
+class BarycenterSettings(Settings):
+    """The barycenter's settings: the generator's mixtures and the support (a change
+    starts a new run)."""
+
+    inputs = param.Integer(3, bounds=(2, MAX_INPUTS), label="mixtures", doc="Input mixtures.")
+    components = param.Integer(
+        3, bounds=(1, MAX_COMPONENTS), label="components each", doc="Gaussians per input."
+    )
+    alpha = param.Number(
+        50.0, bounds=(1e-3, 1e6), label="Dirichlet alpha (0.001-1e6; large = equal weights)",
+        doc="Concentration of the inputs' component weights.",
+    )  # fmt: skip
+    seed = param.Integer(0, bounds=(0, 2**31 - 1), label="seed", doc="Seed of the generator.")
+    bar_size = param.Integer(
+        6, bounds=(1, MAX_BAR_SIZE), label="bar_size", doc="Gaussians of the barycenter's support."
+    )
+
+
 class BarycenterKnobs(Knobs):
     """The barycenter's continuous knobs (the barycentric weights, one per input, are
     the run's ``lambdas``)."""
@@ -105,11 +123,11 @@ class BarycenterSpec:
     """Everything needed to replay a barycenter run: the inputs (the generator's settings),
     the support's size and initialisation, and the frames played."""
 
-    n_inputs: int = 3
-    n_components: int = 3
-    alpha: float = 50.0
-    seed: int = 0
-    bar_size: int = 6
+    n_inputs: int = BarycenterSettings.param.inputs.default
+    n_components: int = BarycenterSettings.param.components.default
+    alpha: float = BarycenterSettings.param.alpha.default
+    seed: int = BarycenterSettings.param.seed.default
+    bar_size: int = BarycenterSettings.param.bar_size.default
     init: str = "random"  # or "input 0", "input 1", ...
     segments: list = field(default_factory=list)  # [steps, lambdas, epsilon, restart]
     mixtures: list | None = None  # given inputs ({weights, means, covs}) instead of the generator

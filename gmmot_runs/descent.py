@@ -31,7 +31,7 @@ from gmmot_core.semidiscrete.status import EMPTY_CELL, NOT_CONVERGED, SIZE_BITS,
 from gmmot_core.targets import gmm_image, tutorial_image
 from gmmot_runs import spec
 from gmmot_runs.figures import descent_figure
-from gmmot_runs.knobs import Knobs, log_grid, number
+from gmmot_runs.knobs import Knobs, Settings, log_grid, number
 from gmmot_runs.run import Run
 
 __all__ = [
@@ -69,6 +69,20 @@ class DescentKnobs(Knobs):
         1, bounds=(1, FRAME_STEPS), label="steps per frame",
         doc="Descent steps between two frames (any value reuses one compiled descent).",
     )  # fmt: skip
+
+
+class DescentSettings(Settings):
+    """The descent's settings (a change starts a new run)."""
+
+    n = param.Integer(
+        200, bounds=(2, MAX_DIRACS), label="Diracs N",
+        doc="How many Diracs move (padded to a bucket: one compiled solver per bucket).",
+    )  # fmt: skip
+    init = param.Selector(
+        objects=["random", "sample"], default="random", label="initialisation",
+        doc="Diracs uniform on the box, or drawn from the target's density.",
+    )  # fmt: skip
+    seed = param.Integer(0, bounds=(0, 2**31 - 1), label="seed", doc="Seed of the Diracs.")
 
 
 TARGETS = ("tutorial two peaks", "gaussian mixture", "uploaded image")
@@ -158,7 +172,7 @@ class DescentSpec:
         obj = spec.envelope(obj if isinstance(obj, dict) else {}, "descent", DESCENT_SPEC_VERSION)
         spec.known(obj, {"kind", "version", "gmmot", "target", "n", "init", "seed", "segments"})
         target = check_target(obj.get("target"))
-        n = spec.integer(obj, "n", 2, MAX_DIRACS)
+        n = spec.integer(obj, "n", *DescentSettings.param.n.bounds)
         init = spec.choice(obj, "init", ("random", "sample"), default="random")
         seed = spec.integer(obj, "seed", 0, 2**31 - 1, default=0)
         segments = spec.rows(

@@ -15,7 +15,7 @@ import param
 
 from gmmot_runs.spec import SpecError
 
-__all__ = ["Knobs", "log_grid", "number"]
+__all__ = ["Knobs", "Settings", "log_grid", "number"]
 
 
 def log_grid(lo: int, hi: int, per_decade: int = 4, zero: bool = False) -> dict[str, float]:
@@ -66,7 +66,17 @@ class Knobs(param.Parameterized):
         self.param.update(**checked)
 
 
+class Settings(Knobs):
+    """A kind's structural settings (sizes, seeds, choices): a change builds a new run,
+    and a new shape may compile. Checked, bounded and documented as the knobs are."""
+
+
 def _checked(p: param.Parameter, value, where: str):
+    if isinstance(p, param.Selector):
+        if value not in p.objects:
+            options = ", ".join(str(o) for o in p.objects)
+            raise SpecError(f"{where}: expected one of {options}, got {value!r:.40}")
+        return value
     if isinstance(p, param.Boolean):
         if not isinstance(value, bool):
             raise SpecError(f"{where}: expected true or false, got {value!r:.40}")
@@ -80,6 +90,8 @@ def _checked(p: param.Parameter, value, where: str):
         raise SpecError(f"{where}: expected a finite number, got {value}")
     lo, hi = p.bounds or (None, None)
     if (lo is not None and value < lo) or (hi is not None and value > hi):
-        span = ", ".join("inf" if b is None else f"{b:g}" for b in (lo, hi))
+        span = ", ".join(
+            "inf" if b is None else f"{b:d}" if integer else f"{b:g}" for b in (lo, hi)
+        )
         raise SpecError(f"{where}: {value:g} is outside [{span}]")
     return int(value) if integer else float(value)

@@ -24,7 +24,7 @@ from gmmot_core.mixture import GMM, fit_em, log_prob
 from gmmot_core.synthetic import moons, outlier_clump, rings, three_blobs
 from gmmot_runs import spec as fields
 from gmmot_runs.figures import w2_fit_figure
-from gmmot_runs.knobs import Knobs, number
+from gmmot_runs.knobs import Knobs, Settings, number
 from gmmot_runs.run import Run
 
 __all__ = [
@@ -54,9 +54,28 @@ BOUNDS = {
     "segment_steps": (1, 50),
 }
 CLOUDS = ("outlier clump", "three blobs", "moons", "rings")
-# the fit a first visit prepares (the screen's initial widgets; the server's warm-up
-# compiles its program, which serves every K)
-DEFAULTS = {"preset": CLOUDS[0], "n": 600, "k": 2, "res": 48, "seed": 3}
+
+
+class W2FitSettings(Settings):
+    """The W2 fit's settings (a change prepares a new fit). The defaults are the fit a
+    first visit prepares; the server's warm-up compiles its program, which serves every K."""
+
+    preset = param.Selector(
+        objects=list(CLOUDS), default=CLOUDS[0], label="cloud", doc="The cloud to fit."
+    )
+    n = param.Integer(600, bounds=BOUNDS["n"], label="points N", doc="Points of the cloud.")
+    k = param.Integer(2, bounds=BOUNDS["k"], label="components K", doc="Gaussians fitted.")
+    res = param.Selector(
+        objects=list(RESOLUTIONS), default=48, label="raster (pixels per side)",
+        doc="The raster of the mixture's density in the box around the points.",
+    )  # fmt: skip
+    seed = param.Integer(
+        3, bounds=BOUNDS["seed"], label="seed (cloud and kmeans++ start)",
+        doc="Seed of the preset cloud and of the kmeans++ start.",
+    )  # fmt: skip
+
+
+DEFAULTS = W2FitSettings().values()
 
 
 class W2FitKnobs(Knobs):

@@ -9,7 +9,7 @@ import numpy as np
 import panel as pn
 
 from app.compiled import release_if_crowded
-from app.knobs import knob_widgets
+from app.knobs import knob_widgets, setting_widgets
 from app.plots.contours import (
     contour_figure,
     contour_lines,
@@ -23,13 +23,10 @@ from app.plots.contours import (
 from app.plots.coupling import coupling_data, coupling_figure
 from app.plots.traces import trace_data, trace_figure
 from app.screen import Screen
-from app.widgets import BoundedFloatInput, BoundedIntInput
 from gmmot_runs.barycenter import (
-    MAX_BAR_SIZE,
-    MAX_COMPONENTS,
-    MAX_INPUTS,
     BarycenterKnobs,
     BarycenterRun,
+    BarycenterSettings,
     BarycenterSpec,
     barycenter_grid,
     input_grids,
@@ -59,7 +56,7 @@ every support Gaussian to the Bures barycenter of its transport rows. Contours a
 weight or epsilon restarts the iterations from the current support (no recompile).
 """
 
-    kind, Knobs = BarycenterRun.kind, BarycenterKnobs  # the URL's knobs: kind.name
+    kind, Knobs, Settings = BarycenterRun.kind, BarycenterKnobs, BarycenterSettings
 
     def __init__(self, pair_source: Callable[[], tuple] | None = None, **params):
         """``pair_source()`` (optional) gives this session's coupled-EM pair of mixtures,
@@ -77,21 +74,12 @@ weight or epsilon restarts the iterations from the current support (no recompile
     def _build(self) -> None:
         sources = ["notebook generator"] + (["coupled-EM pair"] if self._pair_source else [])
         self.w_source = pn.widgets.RadioButtonGroup(options=sources, value=sources[0])
-        self.w_inputs = pn.widgets.IntSlider(label="mixtures", start=2, end=MAX_INPUTS, value=3)
-        self.w_comp = pn.widgets.IntSlider(
-            label="components each", start=1, end=MAX_COMPONENTS, value=3
+        self.settings = setting_widgets(
+            self.Settings(), self._warn, sliders=("inputs", "components", "bar_size")
         )
-        self.w_alpha = BoundedFloatInput(
-            warn=self._warn,
-            label="Dirichlet alpha (0.001-1e6; large = equal weights)",
-            value=50.0,
-            start=1e-3,
-            end=1e6,
-        )
-        self.w_seed = BoundedIntInput(
-            warn=self._warn, label="seed", value=0, start=0, end=2**31 - 1
-        )
-        self.w_bar = pn.widgets.IntSlider(label="bar_size", start=1, end=MAX_BAR_SIZE, value=6)
+        st = self.settings
+        self.w_inputs, self.w_comp, self.w_alpha = st["inputs"], st["components"], st["alpha"]
+        self.w_seed, self.w_bar = st["seed"], st["bar_size"]
         self.w_init = pn.widgets.Select(label="initial support", options=["random"])
         self.knobs = knob_widgets(self.Knobs())
         self.w_eps, self.w_steps = self.knobs["epsilon"], self.knobs["steps_per_frame"]

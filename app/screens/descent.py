@@ -9,7 +9,7 @@ import numpy as np
 import panel as pn
 
 from app.compiled import release_if_crowded
-from app.knobs import knob_widgets
+from app.knobs import knob_widgets, setting_widgets
 from app.plots.cells import (
     LAYERS,
     cells_data,
@@ -21,7 +21,7 @@ from app.plots.cells import (
 from app.plots.traces import mark_step, trace_data, trace_figure
 from app.screen import Screen
 from app.upload import ChunkedUpload
-from app.widgets import BoundedIntInput, LabelledCheckbox
+from app.widgets import LabelledCheckbox
 from gmmot_core.targets import (
     MAX_IMAGE_BYTES,
     image_from_bytes,
@@ -29,7 +29,7 @@ from gmmot_core.targets import (
     random_gmm,
     with_floor,
 )
-from gmmot_runs.descent import MAX_DIRACS, DescentKnobs, DescentRun
+from gmmot_runs.descent import DescentKnobs, DescentRun, DescentSettings
 
 __all__ = ["DescentScreen"]
 
@@ -61,7 +61,7 @@ picture keeps its aspect (longer side 1); its empty pixels get 1e-9 of the mean 
 so random Diracs over a white background can start.
 """
 
-    kind, Knobs = DescentRun.kind, DescentKnobs  # the URL's knobs: kind.name
+    kind, Knobs, Settings = DescentRun.kind, DescentKnobs, DescentSettings
 
     def __init__(self, pair_source: Callable[[], tuple] | None = None, **params):
         """``pair_source()`` (optional) gives this session's coupled-EM pair of mixtures
@@ -72,7 +72,7 @@ so random Diracs over a white background can start.
         self._look: dict | None = None  # the step looked back at, if any
         self._told: str | None = None  # said once the run on an upload is built
         self.make_playback(FRAME_MS)
-        self.run = DescentRun({"preset": "tutorial two peaks", "res": 64}, n=200)
+        self.run = DescentRun({"preset": "tutorial two peaks", "res": 64}, n=self.Settings().n)
         self._build()
         self._draw_all()
 
@@ -91,13 +91,8 @@ so random Diracs over a white background can start.
         self.w_invert = LabelledCheckbox(
             label="bright pixels = more mass (off: dark = more mass)", value=False
         )
-        self.w_n = BoundedIntInput(
-            warn=self._warn, label=f"Diracs N (2-{MAX_DIRACS})", value=200, start=2, end=MAX_DIRACS
-        )
-        self.w_init = pn.widgets.Select(label="initialisation", options=["random", "sample"])
-        self.w_seed = BoundedIntInput(
-            warn=self._warn, label="seed", value=0, start=0, end=2**31 - 1
-        )
+        self.settings = setting_widgets(self.Settings(), self._warn)
+        self.w_n, self.w_init, self.w_seed = (self.settings[k] for k in ("n", "init", "seed"))
         self.knobs = knob_widgets(self.Knobs())
         k = self.knobs
         self.w_lr, self.w_lloyd, self.w_steps = k["lr"], k["lloyd"], k["steps_per_frame"]

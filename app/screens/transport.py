@@ -46,6 +46,7 @@ red ellipses move with t, and the orange points are carried along the map,
 """
 
     playing = param.Boolean(default=False, doc="Whether t is being animated.")
+    kind = "transport"  # no run of its own: the map of the coupled-EM pair
 
     def __init__(self, source: Callable[[], tuple[dict, np.ndarray]], **params):
         """``source()`` gives the coupled-EM view (``gmm0``, ``gmm1``, ``report``) and

@@ -13,22 +13,14 @@ import panel as pn
 from bokeh.models import ColumnDataSource
 
 from app.compiled import release_if_crowded
-from app.knobs import knob_widgets
+from app.knobs import knob_widgets, setting_widgets
 from app.plots.traces import trace_data, trace_figure
 from app.plots.w2_fit import fit_data, fit_figure
 from app.screen import Screen
 from app.upload import ChunkedUpload
-from app.widgets import BoundedIntInput, LabelledCheckbox
+from app.widgets import LabelledCheckbox
 from gmmot_core.io import MAX_BYTES, parse_points
-from gmmot_runs.w2_fit import (
-    BOUNDS,
-    CLOUDS,
-    DEFAULTS,
-    MAX_POINTS,
-    RESOLUTIONS,
-    W2FitKnobs,
-    W2FitRun,
-)
+from gmmot_runs.w2_fit import CLOUDS, MAX_POINTS, W2FitKnobs, W2FitRun, W2FitSettings
 
 __all__ = ["W2FitScreen"]
 
@@ -68,7 +60,7 @@ The box around the points is rastered; the fit's objective is W2² to the mixtur
 the box plus the mass it puts outside (charged at the box side squared).
 """
 
-    kind, Knobs = W2FitRun.kind, W2FitKnobs  # the URL's knobs: kind.name
+    kind, Knobs, Settings = W2FitRun.kind, W2FitKnobs, W2FitSettings
 
     def __init__(self, **params):
         super().__init__(**params)
@@ -80,37 +72,14 @@ the box plus the mass it puts outside (charged at the box side squared).
 
     # -- widgets ----------------------------------------------------------------------
     def _build(self) -> None:
-        k_lo, k_hi = BOUNDS["k"]
-        n_lo, n_hi = BOUNDS["n"]
-        self.w_cloud = pn.widgets.Select(
-            label="cloud", options=[*CLOUDS, UPLOADED], value=DEFAULTS["preset"]
+        self.settings = setting_widgets(
+            self.Settings(), self._warn, options={"preset": [*CLOUDS, UPLOADED]}
         )
+        st = self.settings
+        self.w_cloud, self.w_n, self.w_k = st["preset"], st["n"], st["k"]
+        self.w_res, self.w_seed = st["res"], st["seed"]
         self.w_upload = ChunkedUpload(
             label="cloud (CSV/TSV/NPY: x, y[, weight])", max_bytes=MAX_BYTES, notice=self.notice
-        )
-        self.w_n = BoundedIntInput(
-            warn=self._warn,
-            label=f"points N ({n_lo}-{n_hi})",
-            value=DEFAULTS["n"],
-            start=n_lo,
-            end=n_hi,
-        )
-        self.w_k = BoundedIntInput(
-            warn=self._warn,
-            label=f"components K ({k_lo}-{k_hi})",
-            value=DEFAULTS["k"],
-            start=k_lo,
-            end=k_hi,
-        )
-        self.w_res = pn.widgets.Select(
-            label="raster (pixels per side)", options=list(RESOLUTIONS), value=DEFAULTS["res"]
-        )
-        self.w_seed = BoundedIntInput(
-            warn=self._warn,
-            label="seed (cloud and kmeans++ start)",
-            value=DEFAULTS["seed"],
-            start=0,
-            end=2**31 - 1,
         )
         self.knobs = knob_widgets(self.Knobs())
         self.w_lr, self.w_steps = self.knobs["learning_rate"], self.knobs["steps_per_frame"]

@@ -11,6 +11,7 @@ import pytest
 
 from app import compiled
 from app.compiled import release_if_crowded
+from app.knobs import nearest
 from app.screens.coupled_em import CoupledEMScreen
 from app.screens.descent import DescentScreen
 from gmmot_runs.coupled_em import _frame
@@ -339,6 +340,44 @@ def test_the_url_sets_each_screens_knobs_through_its_model():
     assert w2.w_lr.value == 0.05 and w2.w_steps.value == 5
     em.param.trigger("step")
     assert em.run.knobs.epsilon == 0.1 and not em.run.knobs.balanced
+
+
+def test_the_url_opens_a_tab_with_its_settings_and_knobs():
+    """``?tab=descent&n=300&lr=50``: the names alone are the opened tab's settings and
+    knobs (from its models); a value out of a setting's bounds or choices is refused
+    with them named and the default kept; ``w2_fit.k=3`` reaches a tab not opened; a
+    tab that does not exist is refused with the kinds named."""
+    from app.screens.w2_fit import W2FitScreen
+    from app.shell import SCREENS, _knobs_from_url, _tab_from_url
+
+    kinds = [c.kind for c in SCREENS]
+    assert _tab_from_url({"tab": [b"descent"]}, kinds) == ("descent", [])
+    tab, refused = _tab_from_url({"tab": [b"lloyd"]}, kinds)
+    assert tab == "coupled_em" and refused == [
+        "URL parameter tab=lloyd: expected one of coupled_em, descent, barycenter, transport, "
+        "w2_fit: ignored"
+    ]
+    em, descent, w2 = CoupledEMScreen(), DescentScreen(), W2FitScreen()
+    args = {
+        "tab": [b"descent"],
+        "n": [b"300"],
+        "lr": [b"50"],
+        "seed": [b"-1"],
+        "init": [b"grid"],
+        "w2_fit.k": [b"3"],
+        "w2_fit.res": [b"50"],
+        "k": [b"5"],  # bare: the descent's, which has no k
+    }
+    _knobs_from_url(args, (em, descent, w2), tab=descent)
+    assert descent.w_n.value == 300 and descent.w_lr.value == nearest(descent.w_lr.options, 50)
+    assert descent.w_seed.value == 0 and descent.w_init.value == "random"
+    assert descent.message == (
+        "URL parameter init=grid: expected one of random, sample, got 'grid': ignored; "
+        "URL parameter seed=-1: -1 is outside [0, 2147483647]: ignored"
+    )
+    assert w2.w_k.value == 3 and w2.w_res.value == 48
+    assert "URL parameter w2_fit.res=50: expected one of 32, 48, 64, 96, 128" in w2.message
+    assert em.data.n == CoupledEMScreen().data.n and not em.message  # bare n: not em's
 
 
 @pytest.mark.parametrize("kind", ["coupled_em", "descent", "barycenter"])
