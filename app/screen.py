@@ -250,6 +250,17 @@ class Screen(pn.viewable.Viewer):
         if self.playing and self.flow.due(self.playback.period):
             self._tick()
 
+    def step_job(self, run) -> Callable[[], object]:
+        """What a frame runs in the worker: the knobs' values (read now, on the loop) set
+        on ``run``, then one ``run.step()``, whose view it returns."""
+        knobs = self.knob_values()
+
+        def step():
+            run.set(**knobs)
+            return run.step()
+
+        return step
+
     def submit_frame(self, what: str, work: Callable[[], object], show: Callable, failed: str):
         """A frame of ``run``: ``work()`` in the worker's frame lane, then ``show(result)``
         on the loop and the browser asked to echo it; a stopped run pauses. A result of a

@@ -276,16 +276,9 @@ so random Diracs over a white background can start.
             return
         if self.worker.busy and not clicked:
             return  # one frame in flight at most, and none while a new run is prepared
-        run = self.run
-        knobs = self.knob_values()
-
-        def step() -> dict:
-            run.set(**knobs)
-            return run.step()
-
         self.submit_frame(
-            f"{knobs['steps_per_frame']} descent step(s), N = {run.n}",
-            step,
+            f"{self.w_steps.value} descent step(s), N = {self.run.n}",
+            self.step_job(self.run),
             self._draw,
             "The step failed: {exc}.",
         )

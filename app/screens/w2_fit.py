@@ -156,15 +156,9 @@ the box plus the mass it puts outside (charged at the box side squared).
         run = self.run
         if run is None or (self.busy and not clicked):  # a Step click is queued, not dropped
             return
-        knobs = self.knob_values()
-
-        def step() -> dict:
-            run.set(**knobs)
-            return run.step()
-
         self.submit_frame(
-            f"{knobs['steps_per_frame']} Adam steps",
-            step,
+            f"{self.w_steps.value} Adam steps",
+            self.step_job(run),
             self._show_view,
             "The step failed: {exc}. The last good fit is kept.",
         )
