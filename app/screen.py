@@ -408,6 +408,18 @@ class Screen(pn.viewable.Viewer):
         self.message = text
         self._show(text, "warning")
 
+    def warn_after_work(self, text: str) -> None:
+        """A warning shown now and again once the work queued so far has run (a run built
+        meanwhile clears the alert: what the page URL refused must stay said)."""
+        self._warn(text)
+        if self.worker.busy:
+            self.worker.submit(
+                "noting what was refused",
+                lambda: None,
+                lambda _r: self._warn(text),
+                lambda _e: None,
+            )
+
     def _inform(self, text: str) -> None:
         """Show that something took effect (an upload, a new target)."""
         self._show(text, "success")

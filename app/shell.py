@@ -91,9 +91,9 @@ def build(autoplay: bool = True) -> pn.template.FastListTemplate:
     )
     assert tuple(type(s) for s in screens) == SCREENS
     tab = screens[kinds.index(tab)]
+    tabs.active = screens.index(tab)  # the tab's screen opens (and prepares what it shows)
     refused_before = {screen: [*tab_refused, *refused]}
     _knobs_from_url(args, [s for s in screens if s.Knobs is not None], refused_before, tab)
-    tabs.active = screens.index(tab)  # the tab's screen opens (and prepares what it shows)
     if pn.state.curdoc is not None:
         upload_hooks(pn.state.curdoc)
     if autoplay and tab is screen and pn.state.curdoc is not None:
@@ -147,8 +147,8 @@ def _knobs_from_url(args: dict, screens, refused_before: dict | None = None, tab
             set_widgets(s.settings, settings)
             refused += refused_settings
         refused = [*(refused_before or {}).get(s, []), *refused]
-        if refused:
-            s._warn("; ".join(refused))
+        if refused:  # after the rebuilds those values started, which clear the alert
+            s.warn_after_work("; ".join(refused))
 
 
 def _data_from_url(args: dict) -> tuple[DataSource, list[str]]:
