@@ -102,8 +102,14 @@ def _parsed(p: param.Parameter, text: str):
     return float(text)
 
 
-def set_widgets(widgets: dict, values: dict) -> None:
-    """Put ``values`` in the knob ``widgets`` (a grid's slider takes the nearest option)."""
+def set_widgets(widgets: dict, values: dict) -> dict[str, tuple]:
+    """Put ``values`` in the knob or settings ``widgets`` (a grid's slider takes the
+    nearest option); returns ``{name: (asked, used)}`` of the values a grid moved."""
+    moved = {}
     for name, value in values.items():
         w = widgets[name]
-        w.value = nearest(w.options, value) if isinstance(w, OptionSlider) else value
+        used = nearest(w.options, value) if isinstance(w, OptionSlider) else value
+        w.value = used
+        if used != value:
+            moved[name] = (value, used)
+    return moved

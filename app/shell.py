@@ -141,7 +141,10 @@ def _knobs_from_url(args: dict, screens, refused_before: dict | None = None, tab
     for s in screens:
         bare = s is tab and s is not screens[0]
         values, refused = knobs_from_url(s.Knobs, s.kind, args, bare)
-        set_widgets(s.knobs, values)
+        for name, (asked, used) in set_widgets(s.knobs, values).items():
+            refused.append(
+                f"URL parameter {name}={asked:g}: its slider's nearest value {used:.3g} is used"
+            )
         if s.Settings is not None:
             settings, refused_settings = knobs_from_url(s.Settings, s.kind, args, bare)
             set_widgets(s.settings, settings)

@@ -372,6 +372,7 @@ def test_the_url_opens_a_tab_with_its_settings_and_knobs():
     assert descent.w_n.value == 300 and descent.w_lr.value == nearest(descent.w_lr.options, 50)
     assert descent.w_seed.value == 0 and descent.w_init.value == "random"
     assert descent.message == (
+        "URL parameter lr=50: its slider's nearest value 56.2 is used; "
         "URL parameter init=grid: expected one of random, sample, got 'grid': ignored; "
         "URL parameter seed=-1: -1 is outside [0, 2147483647]: ignored"
     )
