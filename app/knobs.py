@@ -109,7 +109,12 @@ def set_widgets(widgets: dict, values: dict) -> dict[str, tuple]:
     for name, value in values.items():
         w = widgets[name]
         used = nearest(w.options, value) if isinstance(w, OptionSlider) else value
-        w.value = used
+        # a slider acts on release (value_throttled), which a value set here is too
+        if "value_throttled" in w.param and not isinstance(w, OptionSlider):
+            with param.edit_constant(w):  # set by the browser only, but for this
+                w.param.update(value=used, value_throttled=used)
+        else:
+            w.value = used
         if used != value:
             moved[name] = (value, used)
     return moved

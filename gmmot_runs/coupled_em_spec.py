@@ -21,7 +21,7 @@ from gmmot_core import coupled_em as ce
 from gmmot_core import synthetic
 from gmmot_core.mixture import GMM
 from gmmot_core.sinkhorn import tau_from_rho
-from gmmot_runs.knobs import Knobs, log_grid, number
+from gmmot_runs.knobs import Knobs, Settings, log_grid, number
 from gmmot_runs.spec import Fields, SpecError, decode, envelope, write
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "PRESETS",
     "SPEC_VERSION",
     "CoupledEMKnobs",
+    "CoupledEMSettings",
     "RunSpec",
     "Segment",
     "SpecError",
@@ -105,13 +106,27 @@ class CoupledEMKnobs(Knobs):
         return ce.Knobs.make(self.epsilon, self.tau, self.weight_transport, self.learning_rate)
 
 
+class CoupledEMSettings(Settings):
+    """The structure the screen offers (``Structure``'s defaults and ``BOUNDS``): K
+    compiles a new program; the two counts are traced (no recompile)."""
+
+    k = param.Integer(3, bounds=BOUNDS["k"], label="components K", doc="Components per cloud.")
+    m_steps = param.Integer(
+        20, bounds=BOUNDS["m_steps"], label="M-steps (Adam)", doc="Adam steps per M-step."
+    )
+    em_per_frame = param.Integer(
+        1, bounds=BOUNDS["em_per_frame"], label="EM iterations per frame",
+        doc="EM iterations between two frames.",
+    )  # fmt: skip
+
+
 @dataclass
 class Structure:
     """Settings that change shapes or the compiled program."""
 
-    k: int = 3
-    m_steps: int = 20
-    em_per_frame: int = 1
+    k: int = CoupledEMSettings.param.k.default
+    m_steps: int = CoupledEMSettings.param.m_steps.default
+    em_per_frame: int = CoupledEMSettings.param.em_per_frame.default
     trace_length: int = 2048
 
     def config(self) -> ce.CoupledEMConfig:

@@ -10,7 +10,7 @@ import panel as pn
 import param
 
 from app.compiled import independent_fit, release_if_crowded
-from app.knobs import knob_widgets
+from app.knobs import knob_widgets, setting_widgets
 from app.models import DataSource
 from app.screen import Screen
 from app.screens.coupled_em_figures import CoupledEMFigures
@@ -18,7 +18,8 @@ from app.upload import ChunkedUpload
 from app.widgets import BoundedIntInput, LabelledCheckbox
 from gmmot_core import coupled_em as ce
 from gmmot_core.io import MAX_BYTES, parse_points
-from gmmot_runs.coupled_em import BOUNDS, CoupledEMKnobs, CoupledEMRun, clouds_csv
+from gmmot_runs.coupled_em import CoupledEMKnobs, CoupledEMRun, clouds_csv
+from gmmot_runs.coupled_em_spec import CoupledEMSettings
 
 
 class CoupledEMScreen(Screen):
@@ -41,7 +42,7 @@ points. Points are coloured by their most likely component; solid 1-sigma and da
 2-sigma ellipses, opacity by weight. Links join coupled components (width by mass).
 """
 
-    kind, Knobs = CoupledEMRun.kind, CoupledEMKnobs  # the URL's knobs: coupled_em.epsilon
+    kind, Knobs, Settings = CoupledEMRun.kind, CoupledEMKnobs, CoupledEMSettings
 
     data = param.ClassSelector(class_=DataSource)
     frame_count = param.Integer(default=0, doc="Frames produced since the last reset.")
@@ -69,16 +70,10 @@ points. Points are coloured by their most likely component; solid 1-sigma and da
         self.w_eps, self.w_rho, self.w_bal = k["epsilon"], k["rho"], k["balanced"]
         self.w_wt, self.w_lr = k["weight_transport"], k["learning_rate"]
         s = self.run.structure
-        lo, hi = BOUNDS["k"]
-        self.w_k = pn.widgets.IntSlider(label="components K", start=lo, end=hi, value=s.k)
-        lo, hi = BOUNDS["m_steps"]
-        self.w_msteps = pn.widgets.IntSlider(
-            label="M-steps (Adam)", start=lo, end=hi, value=s.m_steps
-        )
-        lo, hi = BOUNDS["em_per_frame"]
-        self.w_per_frame = pn.widgets.IntSlider(
-            label="EM iterations per frame", start=lo, end=hi, value=s.em_per_frame
-        )
+        names = self.Settings.names()
+        now = self.Settings(**{n: getattr(s, n) for n in names})
+        self.settings = setting_widgets(now, self._warn, sliders=names)
+        self.w_k, self.w_msteps, self.w_per_frame = (self.settings[n] for n in names)
         self.w_tau = pn.pane.Markdown("", margin=(0, 10))
         self.data_in_use = pn.pane.Markdown("", margin=(0, 10))
         self.make_controls()

@@ -379,6 +379,9 @@ def test_the_url_opens_a_tab_with_its_settings_and_knobs():
     assert w2.w_k.value == 3 and w2.w_res.value == 48
     assert "URL parameter w2_fit.res=50: expected one of 32, 48, 64, 96, 128" in w2.message
     assert em.data.n == CoupledEMScreen().data.n and not em.message  # bare n: not em's
+    # a slider setting (it acts on release) of the first tab, by its kind's name
+    _knobs_from_url({"coupled_em.k": [b"4"], "barycenter.bar_size": [b"9"]}, (em,))
+    assert em.w_k.value == 4 and em.run.structure.k == 4
 
 
 @pytest.mark.parametrize("kind", ["coupled_em", "descent", "barycenter"])
