@@ -346,17 +346,22 @@ class Screen(pn.viewable.Viewer):
         """One frame now, queued after the work in flight (a click is never dropped)."""
         self._tick(clicked=True)
 
-    #: what the notice says while Reset runs
-    reset_label = "back to the start"
+    #: what the notice says while Reset runs; whether Reset pauses (coupled EM, a live
+    #: view that opens playing, plays on from its start)
+    reset_label, reset_pauses = "back to the start", True
 
     @param.depends("reset", watch=True)
     def _reset(self) -> None:
-        """Back to the run's start: paused, then ``run.reset()`` in the worker after the
-        frame in flight (:meth:`_reset_job`), and its view shown (:meth:`_show_reset`)."""
+        """Back to the run's start: paused (see ``reset_pauses``), then ``run.reset()``
+        in the worker after the frame in flight (:meth:`_reset_job`), and its view shown
+        (:meth:`_show_reset`)."""
         run = self.run
         if run is None:
             return
-        self._pause()
+        if self.reset_pauses:
+            self._pause()
+        else:
+            self.worker.cancel_frames()  # frames not started yet would step the old state
         self._clear()
         self.worker.submit(
             self.reset_label,

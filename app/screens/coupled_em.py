@@ -214,7 +214,7 @@ points. Points are coloured by their most likely component; solid 1-sigma and da
         self._draw(view, full=True)
         self._draw_baseline()
 
-    reset_label = "back to the initial mixtures"
+    reset_label, reset_pauses = "back to the initial mixtures", False
 
     def _show_reset(self, view: dict) -> None:
         self._restarted(view)

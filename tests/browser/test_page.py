@@ -218,3 +218,16 @@ def test_the_url_opens_a_tab_with_its_settings(page, server_url):
     expect(page.get_by_text(re.compile(r"step \d+ · N 300\b")).first).to_be_visible(timeout=60_000)
     refused = page.get_by_text(re.compile(r"seed=-1: -1 is outside \[0, 2147483647\]: ignored"))
     expect(refused.first).to_be_visible()
+
+
+def test_reset_restarts_coupled_em_and_it_plays_on(page, server_url):
+    """Reset while coupled EM plays: the frames count from 0 again and it plays on (a
+    live view that opens playing; the other screens' Reset pauses them)."""
+    page.goto(server_url)
+    expect(page.get_by_text(re.compile(r"frame \d+")).first).to_be_visible(timeout=60_000)
+    _wait(lambda: _frame(page) >= 30, timeout=60.0, page=page)
+    page.get_by_role("button", name="Reset").first.click()
+    _wait(lambda: _frame(page) < 30, page=page)  # 30 frames take 1.5 s at most at 20 fps
+    restarted = _frame(page)
+    _wait(lambda: _frame(page) >= restarted + 3, page=page)  # and it plays on
+    expect(page.get_by_role("button", name=re.compile("Pause")).first).to_be_visible()
