@@ -306,8 +306,9 @@ class Screen(pn.viewable.Viewer):
     def main_column(self, *objects) -> pn.Column:
         """The screen's main area: the notice and the alert, then ``objects``, and the
         flow control's hidden widgets."""
-        flow = self.flow.widgets if hasattr(self, "flow") else ()
-        return pn.Column(self.notice, self.alert, *objects, *flow, sizing_mode="stretch_width")
+        return pn.Column(
+            self.notice, self.alert, *objects, *self.flow.widgets, sizing_mode="stretch_width"
+        )
 
     def watch_upload(self, upload, what: str, kept: str, on_file: Callable) -> None:
         """``on_file(raw, name)`` for each file the ``upload`` box receives (the screen's

@@ -21,6 +21,7 @@ __all__ = [
     "extent_data",
     "label_column",
     "mixture_data",
+    "plane_figure",
     "points_data",
     "raster_data",
     "styled_figure",
@@ -200,6 +201,19 @@ def cloud_figure(title: str) -> tuple[figure, dict[str, ColumnDataSource]]:
         )
     )
     return fig, sources
+
+
+def plane_figure(title: str, width: int, height: int, **kw) -> figure:
+    """A fixed-size figure of the plane with equal axes and the zoom tools (the main
+    figure of the barycenter, transport and W2-fit screens)."""
+    return figure(
+        title=title,
+        width=width,
+        height=height,
+        match_aspect=True,
+        tools="pan,wheel_zoom,box_zoom,reset,save",
+        **kw,
+    )
 
 
 def styled_figure(title: str, **kw) -> figure:

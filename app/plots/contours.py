@@ -10,6 +10,7 @@ from bokeh.models import ColumnDataSource
 from bokeh.palettes import Viridis256
 from bokeh.plotting import figure
 
+from app.plots.clouds import plane_figure
 from gmmot_runs.figures import PALETTE, ellipse_outlines
 
 __all__ = [
@@ -34,13 +35,7 @@ INPUT_COLORS = tuple(PALETTE[i] for i in (0, 2, 4, 5, 6, 9, 8))  # no orange / r
 def contour_figure() -> tuple[figure, dict[str, ColumnDataSource]]:
     """``-log p`` contours of the inputs and the barycenter (viridis by level), a label
     per mixture, and the barycenter support's 1-sigma ellipses (red)."""
-    fig = figure(
-        title="inputs and their barycenter: -log density contours",
-        width=520,
-        height=520,
-        match_aspect=True,
-        tools="pan,wheel_zoom,box_zoom,reset,save",
-    )
+    fig = plane_figure("inputs and their barycenter: -log density contours", 520, 520)
     src = {
         "lines": ColumnDataSource({"xs": [], "ys": [], "color": [], "width": []}),
         "labels": ColumnDataSource({"x": [], "y": [], "text": [], "color": []}),

@@ -9,6 +9,7 @@ import numpy as np
 from bokeh.models import ColumnDataSource
 from bokeh.plotting import figure
 
+from app.plots.clouds import plane_figure
 from gmmot_core.mixture import GMM
 from gmmot_runs.figures import PALETTE, ellipse_outlines
 
@@ -18,13 +19,7 @@ __all__ = ["ends_data", "map_figure", "mixture_ellipses"]
 def map_figure() -> tuple[figure, dict[str, ColumnDataSource], object]:
     """The figure, its sources (``arrows``, ``ends``, ``lines``, ``labels``, ``mu``,
     ``points``) and the arrows' renderer (shown or hidden by the screen)."""
-    fig = figure(
-        title="GMM-OT map and displacement interpolation mu_t",
-        width=620,
-        height=560,
-        match_aspect=True,
-        tools="pan,wheel_zoom,box_zoom,reset,save",
-    )
+    fig = plane_figure("GMM-OT map and displacement interpolation mu_t", 620, 560)
     src = {
         k: ColumnDataSource(v)
         for k, v in {

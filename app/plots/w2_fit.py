@@ -9,7 +9,7 @@ import numpy as np
 from bokeh.models import ColumnDataSource
 from bokeh.plotting import figure
 
-from app.plots.clouds import colors, ellipse_paths
+from app.plots.clouds import colors, ellipse_paths, plane_figure
 
 __all__ = ["fit_data", "fit_figure"]
 
@@ -24,13 +24,8 @@ EMPTY = {
 
 def fit_figure() -> tuple[figure, dict[str, ColumnDataSource]]:
     """The figure and its sources (``image``, ``cells``, ``points``, ``fit``, ``em``)."""
-    fig = figure(
-        title="density, cells and ellipses (EM dashed)",  # short: the plot may be narrow
-        match_aspect=True,
-        width=560,
-        height=540,
-        tools="pan,wheel_zoom,box_zoom,reset,save",
-    )
+    # a short title: the plot may be narrow
+    fig = plane_figure("density, cells and ellipses (EM dashed)", 560, 540)
     src = {k: ColumnDataSource(v) for k, v in EMPTY.items()}
     fig.image(
         image="image", x="x", y="y", dw="dw", dh="dh", source=src["image"], palette="Greys256"
