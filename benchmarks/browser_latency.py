@@ -60,7 +60,7 @@ def main() -> None:
     rows = []
     try:
         if child:
-            _wait_for_child(log, "Diracs N = 5000 cached")
+            _wait_for_child(log, "Diracs (side, N) = (512, 5000) cached")
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1400, "height": 900})

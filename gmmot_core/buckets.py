@@ -57,11 +57,15 @@ def pad_points(points, weights, size: int):
     return pad_diracs(points, weights, size)
 
 
-# image sides: x1.5 / x1.33 steps, so a padded image holds at least 44% of its pixels
-IMAGE_SIDES = (32, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
+# image grids: squares of these sides, so every picture is held in one of five grids (a
+# solve's piece budget follows the longer side; the array's size costs little:
+# benchmarks/image_grids.py)
+IMAGE_SIDES = (64, 128, 256, 512, 1024)
 
 
 def image_grid(shape: tuple[int, int]) -> tuple[int, int]:
-    """The padded array ``[W', H']`` for an image of ``shape`` pixels: each side rounded up
-    to :data:`IMAGE_SIDES` (a side beyond them is kept)."""
-    return tuple(next((s for s in IMAGE_SIDES if s >= n), n) for n in shape)
+    """The padded array ``[S, S]`` for an image of ``shape`` pixels: ``S`` its longer side
+    rounded up to :data:`IMAGE_SIDES` (a longer side beyond them is kept)."""
+    side = max(shape)
+    side = next((s for s in IMAGE_SIDES if s >= side), side)
+    return side, side

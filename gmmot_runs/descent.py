@@ -220,8 +220,8 @@ class DescentRun(Run):
     rows past ``n`` are inert (mass 0), so any ``n`` in a bucket reuses one compiled
     solver and the results on the first ``n`` rows are those of an unpadded run
     (``tests/core/test_padding.py``). The view shows the first ``n`` rows only. The
-    image is held in a :func:`image_grid` array (zero pixels beyond its box), so images
-    of nearby shapes share the solver too."""
+    image is held in a :func:`image_grid` array (zero pixels beyond its box), one of five
+    squares, so images of the same longer-side class share the solver too."""
 
     kind = "descent"
     Spec = DescentSpec

@@ -11,7 +11,7 @@ from app import warm_more
 
 
 def test_compiles_each_case_and_reports_them():
-    assert warm_more.warm_more(None, ks=(2,), ns=(64,), w2_ks=()) == 2
+    assert warm_more.warm_more(None, ks=(2,), diracs=((64, 64),), w2_ks=(), last_diracs=()) == 2
 
 
 @pytest.mark.slow  # its own programs (25-60 s cold): CI, not the quick lane
@@ -31,12 +31,12 @@ def test_warms_the_w2_fit_a_first_visit_prepares():
         "seed": screen.w_seed.value,
     }
     assert shown == DEFAULTS
-    assert warm_more.warm_more(None, ks=(), ns=(), w2_ks=(DEFAULTS["k"],)) == 1
+    assert warm_more.warm_more(None, ks=(), diracs=(), w2_ks=(DEFAULTS["k"],), last_diracs=()) == 1
 
 
 def test_stops_once_its_server_is_gone():
     # a server pid that is not this process's parent: the server has exited
-    assert warm_more.warm_more(os.getppid() + 1_000_000, ks=(2,), ns=(64,)) == 0
+    assert warm_more.warm_more(os.getppid() + 1_000_000, ks=(2,), diracs=((64, 64),)) == 0
 
 
 def test_not_started_when_switched_off_or_without_a_cache(monkeypatch):
@@ -48,9 +48,16 @@ def test_not_started_when_switched_off_or_without_a_cache(monkeypatch):
 
 
 def test_covers_every_dirac_bucket_and_k():
-    from gmmot_core.buckets import bucket, buckets_up_to
+    from gmmot_core.buckets import bucket, buckets_up_to, image_grid
 
-    assert {bucket(n) for n in warm_more.MORE_N} | {bucket(200)} == set(buckets_up_to(5000))
+    # every (grid, bucket) a screen reaches: presets of 64^2 and 128^2, uploads up to
+    # 512 pixels a side; (64, 200) is compiled at start
+    reached = {(s, b) for s in (64, 128, 256, 512) for b in buckets_up_to(5000)}
+    warmed = {
+        (image_grid((side, side))[0], bucket(n))
+        for side, n in warm_more.MORE_DIRACS + warm_more.LAST_DIRACS + ((64, 200),)
+    }
+    assert warmed == reached
     assert set(warm_more.MORE_K) | {3} == set(range(2, 9))  # K = 3 is compiled at start
     assert set(warm_more.W2_KS) == set(range(1, 9))
 

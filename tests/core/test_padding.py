@@ -21,9 +21,17 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gmmot_core.buckets import bucket, buckets_up_to, pad_diracs, pad_points
+from gmmot_core.buckets import (
+    IMAGE_SIDES,
+    bucket,
+    buckets_up_to,
+    image_grid,
+    pad_diracs,
+    pad_points,
+)
 from gmmot_core.semidiscrete.density import image_density, stage_count
 from gmmot_core.semidiscrete.descent import w2_solve
+from gmmot_core.targets import MAX_SIDE
 from gmmot_runs.descent import cold_state, frames, run_density, run_sizes
 
 TOL = 1e-11
@@ -78,6 +86,22 @@ def test_buckets_step_by_at_most_the_ratio():
     assert b[0] >= 64 and b[-1] >= 5000
     assert all(1.0 < q / p <= 1.5 + 8 / p for p, q in itertools.pairwise(b))
     assert all(bucket(n) >= n and bucket(n) in b for n in (1, 64, 65, 200, 2000, 5000))
+
+
+def test_every_picture_lands_on_one_of_five_grids():
+    """Each picture (any shape an upload reaches: at most MAX_SIDE a side) is held in the
+    square of its longer side's class: four grids in all, so four programs per Dirac
+    bucket; a picture and its transpose share one; each holds the picture and is less
+    than twice its longer side (a solve's piece budget follows that side)."""
+    grids = set()
+    for w in range(1, MAX_SIDE + 1):
+        for h in (1, w // 3 + 1, w):
+            g = image_grid((w, h))
+            assert g == image_grid((h, w)) and g[0] == g[1] in IMAGE_SIDES
+            assert max(w, h) <= g[0] < max(2 * max(w, h), 65)
+            grids.add(g)
+    assert grids == {(64, 64), (128, 128), (256, 256), (512, 512)}
+    assert image_grid((1024, 700)) == (1024, 1024) and image_grid((1500, 10)) == (1500, 1500)
 
 
 @pytest.mark.slow
