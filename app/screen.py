@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import itertools
 import json
 from collections.abc import Callable
 
@@ -31,11 +32,18 @@ _ANNOUNCE_JS = (
     + """
 // a value the server sent (a refused one put back) is no change of the user's: Bokeh
 // applies the server's patches with the document's models frozen
-if (cb_obj.document != null && cb_obj.document._hold_models_freeze) return;
+if (cb_obj.document == null || cb_obj.document._hold_models_freeze) return;
+// the screen's notice, found by its mark: it may sit in another root of the page (the
+// main area; the widget is in the sidebar, each made on its tab's first opening)
+let notice;
+for (const m of cb_obj.document.all_models)
+  if (m.css_classes !== undefined && m.css_classes.includes(mark)) notice = m;
+if (notice === undefined) return;
 const what = cb_obj.title || cb_obj.label || "the change";
 show_notice(notice, `applying ${what}: starting (the view below is from before this change)`);
 """
 )
+_NOTICE_MARKS = itertools.count()  # each screen's notice carries a mark of its own
 
 
 #: When a change started no work, how long until the notice is checked again (ms): the
@@ -86,7 +94,8 @@ class Screen(pn.viewable.Viewer):
     def __init__(self, **params):
         super().__init__(**params)
         self.alert = pn.pane.Alert("", alert_type="warning", visible=False)
-        self.notice = Notice("", alert_type="info", visible=False)
+        self.notice_mark = f"gmmot-screen-notice-{next(_NOTICE_MARKS)}"
+        self.notice = Notice("", alert_type="info", visible=False, css_classes=[self.notice_mark])
         self.worker = Worker(self.notice, on_work=self._clear_success)
         doc = pn.state.curdoc
         if doc is not None and doc.session_context is not None:
@@ -128,7 +137,7 @@ class Screen(pn.viewable.Viewer):
         """
         for w in widgets:
             if isinstance(w, pn.widgets.Button):
-                w.js_on_click(args={"notice": self.notice}, code=_ANNOUNCE_JS)
+                w.js_on_click(args={"mark": self.notice_mark}, code=_ANNOUNCE_JS)
                 w.on_click(lambda _e: self._settle_notice())
                 continue
             prop = "value_throttled" if "value_throttled" in w.param else "value"
@@ -136,7 +145,7 @@ class Screen(pn.viewable.Viewer):
                 # Panel maps no model property to value_throttled, so jscallback cannot
                 # name it; the Bokeh slider's own (set by the browser only) is named here
                 w._rename = {**w._rename, "value_throttled": "value_throttled"}
-            w.jscallback(args={"notice": self.notice}, **{prop: _ANNOUNCE_JS})
+            w.jscallback(args={"mark": self.notice_mark}, **{prop: _ANNOUNCE_JS})
             w.param.watch(lambda _e: self._settle_notice(), prop, precedence=1)
 
     def _settle_notice(self) -> None:

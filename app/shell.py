@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import ClassVar
 
 import panel as pn
 from panel.theme import fast as fast_design
 
 from app.knobs import knobs_from_url, set_widgets
+from app.lazy import LazyColumn, serve_stylesheets_here
 from app.models import DataSource
 from app.screens.barycenter import BarycenterScreen
 from app.screens.coupled_em import CoupledEMScreen
 from app.screens.descent import DescentScreen
 from app.screens.transport import TransportScreen
 from app.screens.w2_fit import W2FitScreen
-from app.upload import upload_hooks
+from app.upload import upload_hooks, upload_hooks_on
 
 
-def _page(screen) -> pn.Column:
+def _page(screen) -> list:
     """A screen's tab: what to try first, the details folded, then the screen, all as wide
     as the window allows."""
     details = pn.Card(
@@ -26,12 +28,11 @@ def _page(screen) -> pn.Column:
         collapsed=True,
         sizing_mode="stretch_width",
     )
-    return pn.Column(
+    return [
         pn.pane.Markdown(f"**Try first:** {screen.try_first}", sizing_mode="stretch_width"),
         details,
         screen,
-        sizing_mode="stretch_width",
-    )
+    ]
 
 
 class Fast(fast_design.Fast):
@@ -54,6 +55,7 @@ SCREENS = (CoupledEMScreen, DescentScreen, BarycenterScreen, TransportScreen, W2
 def build(autoplay: bool = True) -> pn.template.FastListTemplate:
     """A new page (template + screens) for one session."""
     args = pn.state.session_args if pn.state.curdoc is not None else {}
+    serve_stylesheets_here(pn.state.curdoc)  # before any model is made
     kinds = [c.kind for c in SCREENS]
     tab, tab_refused = _tab_from_url(args, kinds)
     # the first tab's bare URL names are its data's; another tab's are its own
@@ -65,18 +67,26 @@ def build(autoplay: bool = True) -> pn.template.FastListTemplate:
     transport = TransportScreen(source=lambda: (screen.run.view, screen.run.points0))
     w2_fit = W2FitScreen()
     screens = (screen, descent, barycenter, transport, w2_fit)  # the tabs, in order
+    assert tuple(type(s) for s in screens) == SCREENS
+    opened = kinds.index(tab)
+    # only the opened tab and its sidebar are made with the page, each other on its first
+    # opening (app.lazy)
+    pages = [
+        LazyColumn(partial(_page, s), shown=i == opened, sizing_mode="stretch_width")
+        for i, s in enumerate(screens)
+    ]
     tabs = pn.Tabs(
-        *((s.title, _page(s)) for s in screens),
-        # every tab's models made with the page: Panel 1.9 points the stylesheets of models
-        # a dynamic tab makes on its first opening at cdn.holoviz.org (not offline)
-        dynamic=False,
-        sizing_mode="stretch_width",
+        *((s.title, p) for s, p in zip(screens, pages, strict=True)), sizing_mode="stretch_width"
     )
-    tabs.param.watch(_TabSwitch(screens), "active")
     active = tabs.param.active.rx()
+    sidebars = [
+        LazyColumn(s.sidebar, shown=i == opened, visible=active == i) for i, s in enumerate(screens)
+    ]
+    upload_hooks_on(tabs)  # the upload boxes of a sidebar made on its tab's first opening
+    tabs.param.watch(_TabSwitch(screens, pages + sidebars), "active")
     page = pn.template.FastListTemplate(
         title="gmmot — GMM optimal transport explorer",
-        sidebar=[pn.Column(*s.sidebar(), visible=active == i) for i, s in enumerate(screens)],
+        sidebar=sidebars,
         main=[tabs],
         accent="#1f77b4",
         design=Fast,
@@ -89,9 +99,8 @@ def build(autoplay: bool = True) -> pn.template.FastListTemplate:
         # its own session what runs instead.
         busy_indicator=None,
     )
-    assert tuple(type(s) for s in screens) == SCREENS
-    tab = screens[kinds.index(tab)]
-    tabs.active = screens.index(tab)  # the tab's screen opens (and prepares what it shows)
+    tab = screens[opened]
+    tabs.active = opened  # the tab's screen opens (and prepares what it shows)
     refused_before = {screen: [*tab_refused, *refused]}
     _knobs_from_url(args, [s for s in screens if s.Knobs is not None], refused_before, tab)
     if pn.state.curdoc is not None:
@@ -104,14 +113,18 @@ def build(autoplay: bool = True) -> pn.template.FastListTemplate:
 class _TabSwitch:
     """On a tab change: the tab left pauses if it was playing (a hidden animation takes
     the session's share of the server for frames nobody sees) and plays again when it is
-    shown again; the tab opened refreshes what it reads from the others (``opened``)."""
+    shown again; the tab opened gets its page and sidebar (``lazy``: made on the first
+    opening, tab ``i``'s at ``i`` and ``i + len(screens)``) and refreshes what it reads
+    from the others (``opened``)."""
 
-    def __init__(self, screens: tuple):
-        self.screens, self.resume = screens, set()
+    def __init__(self, screens: tuple, lazy: list[LazyColumn]):
+        self.screens, self.lazy, self.resume = screens, lazy, set()
 
     def __call__(self, event) -> None:
         if event.old is not None and self.screens[event.old].hide():
             self.resume.add(event.old)
+        self.lazy[event.new].fill()
+        self.lazy[event.new + len(self.screens)].fill()
         self.screens[event.new].opened()
         if event.new in self.resume:
             self.resume.discard(event.new)

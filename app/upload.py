@@ -11,7 +11,7 @@ import param
 
 from app.worker import SHOW_NOTICE_JS
 
-__all__ = ["BOX_JS", "ChunkedUpload", "upload_hooks"]
+__all__ = ["BOX_JS", "ChunkedUpload", "upload_hooks", "upload_hooks_on"]
 
 # calls f(view) for each upload box's view (FilePond) among the page's views
 _EACH_POND_JS = """
@@ -44,6 +44,8 @@ BOX_JS = (
     + SHOW_NOTICE_JS
     + """
 each_pond((view) => {
+  if (view._gmmot_box) return;  // set up once (this runs again for boxes made later)
+  view._gmmot_box = true;
   const pond = view._file_pond;
   pond.setOptions({allowImagePreview: false});
   const tag = view.model.css_classes.find((c) => c.startsWith("gmmot-tells-"));
@@ -72,11 +74,23 @@ each_pond((view) => {
 )
 
 
+# :data:`BOX_JS` again for boxes made after the page: they come a server round trip after
+# the change that makes them (tried until 8 s later; a box is set up once)
+LATER_BOX_JS = (
+    "for (const ms of [300, 1000, 2500, 5000, 8000]) setTimeout(() => {\n" + BOX_JS + "\n}, ms);"
+)
+
+
 def upload_hooks(doc) -> None:
     """Set up every upload box of ``doc`` once it is shown (:data:`BOX_JS`)."""
     from bokeh.models import CustomJS
 
     doc.js_on_event("document_ready", CustomJS(code=BOX_JS))
+
+
+def upload_hooks_on(tabs: pn.Tabs) -> None:
+    """Set up the upload boxes a tab's first opening makes (:data:`LATER_BOX_JS`)."""
+    tabs.jscallback(active=LATER_BOX_JS)
 
 
 class ChunkedUpload(pn.widgets.FileDropper):

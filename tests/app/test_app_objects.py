@@ -404,3 +404,36 @@ def test_step_and_reset_events_move_the_run_and_bring_it_back(kind):
         assert screen.frame_count == 0 and "**frame** 0 " in screen.counter.object
     else:
         assert re.search(rf"\*\*{name}\*\* {start}\b", screen.counter.object), screen.counter.object
+
+
+def test_the_page_makes_each_tab_on_its_first_opening():
+    """Only the opened tab and its sidebar are made with the page (all five tabs were
+    ~1,200 Bokeh models, 2-6 s of server time before a new tab's first frame); another
+    tab's figures and widgets are made when it is first opened, and kept."""
+    import panel as pn
+    from bokeh.document import Document
+    from panel.io.state import set_curdoc
+
+    from app.shell import build
+
+    doc = Document()
+    with set_curdoc(doc):
+        page = build(autoplay=False)
+        page.server_doc(doc)
+        tabs = page.main[0]
+
+        def figures(i: int) -> list:
+            return [p.object for p in tabs.objects[i].select(pn.pane.Bokeh)]
+
+        made = len(doc.models)
+        assert figures(0) and all(f.document is doc for f in figures(0))  # the opened tab's
+        assert not figures(1) and list(page.sidebar[1]) == []
+        tabs.active = 1
+        shown = figures(1)
+        assert shown and all(f.document is doc for f in shown)
+        assert len(page.sidebar[1]) > 5 and len(doc.models) > made + 100
+        widgets = list(page.sidebar[1])
+        tabs.active = 0  # the tab left keeps its models on the page
+        assert all(f.document is doc for f in shown)
+        tabs.active = 1  # made once: the same figures and widgets again
+        assert figures(1) == shown and list(page.sidebar[1]) == widgets
