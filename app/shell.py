@@ -83,7 +83,7 @@ def build(autoplay: bool = True) -> pn.template.FastListTemplate:
         LazyColumn(s.sidebar, shown=i == opened, visible=active == i) for i, s in enumerate(screens)
     ]
     upload_hooks_on(tabs)  # the upload boxes of a sidebar made on its tab's first opening
-    tabs.param.watch(_TabSwitch(screens, pages + sidebars), "active")
+    tabs.param.watch(_TabSwitch(screens, pages, sidebars), "active")
     page = pn.template.FastListTemplate(
         title="gmmot — GMM optimal transport explorer",
         sidebar=sidebars,
@@ -113,18 +113,17 @@ def build(autoplay: bool = True) -> pn.template.FastListTemplate:
 class _TabSwitch:
     """On a tab change: the tab left pauses if it was playing (a hidden animation takes
     the session's share of the server for frames nobody sees) and plays again when it is
-    shown again; the tab opened gets its page and sidebar (``lazy``: made on the first
-    opening, tab ``i``'s at ``i`` and ``i + len(screens)``) and refreshes what it reads
-    from the others (``opened``)."""
+    shown again; the tab opened gets its page and sidebar (made on its first opening) and
+    refreshes what it reads from the others (``opened``)."""
 
-    def __init__(self, screens: tuple, lazy: list[LazyColumn]):
-        self.screens, self.lazy, self.resume = screens, lazy, set()
+    def __init__(self, screens: tuple, pages: list[LazyColumn], sidebars: list[LazyColumn]):
+        self.screens, self.pages, self.sidebars, self.resume = screens, pages, sidebars, set()
 
     def __call__(self, event) -> None:
         if event.old is not None and self.screens[event.old].hide():
             self.resume.add(event.old)
-        self.lazy[event.new].fill()
-        self.lazy[event.new + len(self.screens)].fill()
+        self.pages[event.new].fill()
+        self.sidebars[event.new].fill()
         self.screens[event.new].opened()
         if event.new in self.resume:
             self.resume.discard(event.new)

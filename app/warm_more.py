@@ -37,17 +37,17 @@ MORE_K = (2, 4, 5, 6, 8, 7)  # cheap first (~3-8 s each on 2 cores), then the Di
 # default N = 200's (compiled at start), small first (~5-25 s each); the default N on the
 # other grids a screen reaches (image_grid: mixtures 128^2, an upload at most MAX_SIDE
 # per side); then every bucket on a photo's grid. The 128^2 and 256^2 buckets come last.
-_NS = tuple(min(b, MAX_DIRACS) for b in buckets_up_to(MAX_DIRACS))
 _DEFAULT_N = DescentSettings().n
+_NS = tuple(  # every bucket but the default N's
+    min(b, MAX_DIRACS) for b in buckets_up_to(MAX_DIRACS) if b != bucket(_DEFAULT_N)
+)
 _OTHER_SIDES = tuple(s for s in IMAGE_SIDES if 64 < s <= MAX_SIDE)
 MORE_DIRACS = (
-    tuple((64, n) for n in _NS if bucket(n) != bucket(_DEFAULT_N))
+    tuple((64, n) for n in _NS)
     + tuple((side, _DEFAULT_N) for side in reversed(_OTHER_SIDES))
-    + tuple((MAX_SIDE, n) for n in _NS if bucket(n) != bucket(_DEFAULT_N))
+    + tuple((MAX_SIDE, n) for n in _NS)
 )
-LAST_DIRACS = tuple(
-    (side, n) for side in _OTHER_SIDES[:-1] for n in _NS if bucket(n) != bucket(_DEFAULT_N)
-)
+LAST_DIRACS = tuple((side, n) for side in _OTHER_SIDES[:-1] for n in _NS)
 # the W2 tab's first fit (its program serves every K: ~45 s), then, after the Diracs, its
 # other K (~15 s each: EM, the kmeans++ start and the log-density are compiled per K)
 W2_KS = tuple(range(BOUNDS["k"][0], BOUNDS["k"][1] + 1))
