@@ -1,4 +1,5 @@
-"""A screen's animation clock: one session-scoped periodic callback."""
+"""A screen's animation clock: one session-scoped periodic callback, the flow control of
+its frames, and whether the session's browser tab is still connected."""
 
 from __future__ import annotations
 
@@ -93,3 +94,11 @@ class FrameFlow:
         """Call after a frame's updates: the browser will echo its number."""
         self.sent_at = time.monotonic()
         self.sent.value += 1  # never reset
+
+
+def session_connected() -> bool:
+    """False once the browser tab of this session has disconnected (True outside a server)."""
+    doc = pn.state.curdoc
+    ctx = getattr(doc, "session_context", None) if doc is not None else None
+    session = getattr(ctx, "session", None) if ctx is not None else None
+    return session is None or session.connection_count > 0

@@ -18,10 +18,11 @@ from collections.abc import Callable
 import panel as pn
 import param
 
-from app.playback import FrameFlow, Playback
+from app.playback import FrameFlow, Playback, session_connected
+from app.widgets import download_buttons
 from app.worker import SHOW_NOTICE_JS, Notice, Worker
 
-__all__ = ["Screen", "download_buttons", "session_connected"]
+__all__ = ["Screen"]
 
 
 # shows in the browser, at once, that the change of ``cb_obj`` is being applied: the
@@ -49,25 +50,6 @@ _NOTICE_MARKS = itertools.count()  # each screen's notice carries a mark of its 
 #: When a change started no work, how long until the notice is checked again (ms): the
 #: browser's notice of the change arrives within a round trip and a busy turn.
 SETTLE_MS = 1000
-
-
-def download_buttons(items: list[tuple[Callable, str, str]]) -> list[pn.widgets.FileDownload]:
-    """One full-width download button per ``(callback, filename, label)``; the file is
-    made by the callback when clicked (``embed=False``)."""
-    return [
-        pn.widgets.FileDownload(
-            callback=cb, filename=name, label=label, embed=False, sizing_mode="stretch_width"
-        )
-        for cb, name, label in items
-    ]
-
-
-def session_connected() -> bool:
-    """False once the browser tab of this session has disconnected (True outside a server)."""
-    doc = pn.state.curdoc
-    ctx = getattr(doc, "session_context", None) if doc is not None else None
-    session = getattr(ctx, "session", None) if ctx is not None else None
-    return session is None or session.connection_count > 0
 
 
 class Screen(pn.viewable.Viewer):
@@ -169,10 +151,14 @@ class Screen(pn.viewable.Viewer):
         """The view the screen shows, when it is not the run's latest (None: the latest)."""
         return None
 
-    def run_files(self, stem: str, figure: str | None = None) -> list[tuple]:
+    #: the exported files' names start with it (None: the screen exports no run)
+    files_stem: str | None = None
+
+    def run_files(self, figure: str | None = None) -> list[tuple]:
         """``(callback, filename, label)`` of the run's parameter file, results and figure
-        (PNG, SVG), made through the run protocol from :meth:`exported_run` and the view
-        on screen (:meth:`shown_view`)."""
+        (PNG, SVG, named ``figure`` or :attr:`files_stem`), made through the run protocol
+        from :meth:`exported_run` and the view on screen (:meth:`shown_view`)."""
+        stem = self.files_stem
 
         def params() -> io.BytesIO:
             return io.BytesIO(self.exported_run().spec().to_json().encode())
@@ -184,7 +170,6 @@ class Screen(pn.viewable.Viewer):
             return lambda: io.BytesIO(self.exported_run().figure(fmt, self.shown_view()))
 
         figure = figure or stem
-        self.params_file = f"{stem}-params.json"
         return [
             (params, f"{stem}-params.json", "parameters (JSON)"),
             (results, f"{stem}-results.json", "results (JSON)"),
@@ -192,16 +177,11 @@ class Screen(pn.viewable.Viewer):
             (drawn("svg"), f"{figure}.svg", "figure (SVG)"),
         ]
 
-    #: the parameter file the exports offer (set by :meth:`run_files`), replayed headless
-    params_file = ""
-
     def export_section(self) -> list:
         """The sidebar's export section: ``downloads`` and how to replay the parameters."""
-        replay = (
-            [pn.pane.Markdown(f"Replay headless: `gmmot replay {self.params_file} --out r.json`")]
-            if self.params_file
-            else []
-        )
+        params = f"{self.files_stem}-params.json"
+        replay = f"Replay headless: `gmmot replay {params} --out r.json`"
+        replay = [pn.pane.Markdown(replay)] if self.files_stem else []
         return [pn.pane.Markdown("### Export"), *self.downloads, *replay]
 
     def figure_row(self, fig, *side) -> pn.Row:
@@ -290,21 +270,26 @@ class Screen(pn.viewable.Viewer):
         )
 
     def submit_run(
-        self, what: str, build: Callable[[], object], use: Callable, refused: str, kept="run"
-    ):
+        self, what: str, build: Callable[[], object], use: Callable, refused: str,
+        kept: str = "The previous run is kept.", upload=None, pause: bool = True,
+    ):  # fmt: skip
         """A new run (or whatever ``build()`` returns with it) made in the worker, a new
         shape compiling there; ``use(built)`` on the loop. On failure the previous run is
-        kept and the warning is ``refused: exc. The previous {kept} is kept.``. A newer
-        rebuild supersedes one still waiting."""
-        self._pause()
-        self.worker.submit(
-            what,
-            build,
-            use,
-            lambda exc: self._failed(f"{refused}: {exc}. The previous {kept} is kept."),
-            key="run",
-            stale=True,
-        )
+        kept, the warning is ``"{refused}: {exc}. {kept}"`` and the ``upload`` box that
+        brought the data (if any) is cleared for the next file. ``pause``: the screen
+        pauses meanwhile (coupled EM, a live view, plays on). A newer rebuild supersedes
+        one still waiting."""
+
+        def failed(exc: Exception) -> None:
+            if pause:
+                self._pause()
+            self._warn(f"{refused}: {exc}. {kept}")
+            if upload is not None:
+                upload.clear()
+
+        if pause:
+            self._pause()
+        self.worker.submit(what, build, use, failed, key="run", stale=True)
 
     def _failed(self, text: str) -> None:
         """A frame or a rebuild failed: paused, the last good state kept and shown, and

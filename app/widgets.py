@@ -1,5 +1,6 @@
 """Widgets the app needs beyond Panel's: a checkbox whose words toggle it, typed fields
-that refuse out-of-range values aloud, a discrete slider whose label has one writer.
+that refuse out-of-range values aloud, a discrete slider whose label has one writer,
+download buttons whose file is made on click.
 
 A checkbox whose label is part of it: a click on the words toggles it.
 
@@ -11,13 +12,20 @@ is a native ``<label><input type=checkbox> text</label>``, with no outside asset
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import ClassVar
 
 import panel as pn
 import param
 from panel.custom import JSComponent
 
-__all__ = ["BoundedFloatInput", "BoundedIntInput", "LabelledCheckbox", "OptionSlider"]
+__all__ = [
+    "BoundedFloatInput",
+    "BoundedIntInput",
+    "LabelledCheckbox",
+    "OptionSlider",
+    "download_buttons",
+]
 
 
 class LabelledCheckbox(JSComponent):
@@ -132,3 +140,14 @@ class OptionSlider(pn.widgets.DiscreteSlider):
     def _update_options(self, *events):
         super()._update_options(*events)
         self._jslink.unwatch()
+
+
+def download_buttons(items: list[tuple[Callable, str, str]]) -> list[pn.widgets.FileDownload]:
+    """One full-width download button per ``(callback, filename, label)``; the file is
+    made by the callback when clicked (``embed=False``)."""
+    return [
+        pn.widgets.FileDownload(
+            callback=cb, filename=name, label=label, embed=False, sizing_mode="stretch_width"
+        )
+        for cb, name, label in items
+    ]

@@ -6,12 +6,13 @@ support and the solver state. A frame is one jitted :func:`~gmmot_core.barycente
 call (up to ``steps_per_frame`` iterations, fewer once converged) and one device-to-host
 copy. Moving the barycentric weights or epsilon restarts the iterations from the current
 support and potentials (:func:`~gmmot_core.barycenter.restart`: no recompile). The run
-records its frames as segments ``[steps, lambdas, epsilon, restart]``;
+records its frames as segments (``lambdas``, ``epsilon``, ``restart``);
 :meth:`BarycenterRun.from_spec` plays them back in the same chunks.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 from dataclasses import dataclass, field
@@ -29,9 +30,9 @@ from gmmot_runs import spec
 from gmmot_runs.figures import barycenter_figure
 from gmmot_runs.knobs import Knobs, Settings, log_grid, number
 from gmmot_runs.run import Run
+from gmmot_runs.segments import Layout, Segment, boolean, knob, read_segments
 
 __all__ = [
-    "BARYCENTER_SPEC_VERSION",
     "MAX_BAR_SIZE",
     "MAX_COMPONENTS",
     "MAX_INPUTS",
@@ -45,7 +46,6 @@ __all__ = [
     "notebook_levels",
 ]
 
-BARYCENTER_SPEC_VERSION = 1
 CONFIG = bc.BarycenterConfig()
 RIDGE = 40.0  # distance of the generator's mixtures from the origin
 MAX_INPUTS, MAX_COMPONENTS, MAX_BAR_SIZE = 8, 10, 64  # the screen's bounds too
@@ -129,20 +129,17 @@ class BarycenterSpec:
     seed: int = BarycenterSettings.param.seed.default
     bar_size: int = BarycenterSettings.param.bar_size.default
     init: str = "random"  # or "input 0", "input 1", ...
-    segments: list = field(default_factory=list)  # [steps, lambdas, epsilon, restart]
+    segments: list[Segment] = field(default_factory=list)
     mixtures: list | None = None  # given inputs ({weights, means, covs}) instead of the generator
-    version: int = BARYCENTER_SPEC_VERSION
 
     def to_json(self) -> str:
-        body = {k: v for k, v in self.__dict__.items() if k != "version"}
-        return spec.write("barycenter", self.version, body)
+        body = self.__dict__ | {"segments": [s.to_json() for s in self.segments]}
+        return spec.write("barycenter", body)
 
     @classmethod
     def from_dict(cls, obj: Any) -> BarycenterSpec:
         """Validate a parsed parameter file; :class:`SpecError` names the first bad field."""
-        obj = spec.envelope(
-            obj if isinstance(obj, dict) else {}, "barycenter", BARYCENTER_SPEC_VERSION
-        )
+        obj = spec.envelope(obj if isinstance(obj, dict) else {}, "barycenter")
         spec.known(obj, {"kind", "version", "gmmot", "segments"} | set(cls.__dataclass_fields__))
         mixtures = _check_mixtures(obj.get("mixtures"))
         m = spec.integer(obj, "n_inputs", 2, MAX_INPUTS)
@@ -154,20 +151,18 @@ class BarycenterSpec:
         b = spec.integer(obj, "bar_size", 1, MAX_BAR_SIZE)
         init = spec.choice(obj, "init", ["random", *(f"input {i}" for i in range(m))], "random")
 
-        def segment(s) -> bool:
-            lambdas = s[1]
-            return (
-                len(s) == 4
-                and isinstance(spec.integer({"steps": s[0]}, "steps", 1, 1000), int)
-                and isinstance(lambdas, list)
-                and len(lambdas) == m
-                and all(isinstance(spec.number({"w": x}, "w", 0, math.inf), float) for x in lambdas)
-                and sum(lambdas) > 0
-                and isinstance(BarycenterKnobs.check("epsilon", s[2]), float)
-                and isinstance(s[3], bool)
-            )
+        def lambdas(value, where: str) -> list[float]:
+            ok = isinstance(value, list) and len(value) == m
+            ok = ok and all(isinstance(x, int | float) and not isinstance(x, bool) for x in value)
+            if not (ok and all(0 <= x < math.inf for x in value) and sum(value) > 0):
+                raise spec.SpecError(f"field '{where}': expected {m} weights >= 0, not all 0")
+            return [float(x) for x in value]
 
-        segs = spec.rows(obj, "segments", segment, f"[steps, {m} weights >= 0, epsilon, restart]")
+        layout = Layout(
+            (1, 1000),
+            {"lambdas": lambdas, "epsilon": knob(BarycenterKnobs, "epsilon"), "restart": boolean},
+        )
+        segs = read_segments(obj, obj["version"], layout)
         return cls(m, k, alpha, seed, b, init, segs, mixtures)
 
 
@@ -209,7 +204,7 @@ class BarycenterRun(Run):
         self.state = jax.device_get(
             bc.init(self._support(), self.inputs, lam, self.epsilon, config=CONFIG)
         )
-        self.segments: list = []
+        self.segments = []
         self.costs: list[float] = []
         self.iterations = 0
         self._pending_restart = False
@@ -247,11 +242,17 @@ class BarycenterRun(Run):
     def step(self) -> dict:
         """One frame: up to ``steps_per_frame`` iterations with the current knobs."""
         self.play(
-            self.knobs.steps_per_frame, list(self.lambdas), self.epsilon, self._pending_restart
+            self.knobs.steps_per_frame,
+            lambdas=[float(x) for x in self.lambdas],
+            epsilon=self.epsilon,
+            restart=self._pending_restart,
         )
         return self.view
 
     def play(self, steps: int, lambdas: list, epsilon: float, restart: bool) -> None:
+        """One frame of up to ``steps`` iterations at ``lambdas`` (summing to 1) and
+        ``epsilon``, from a restart if ``restart``."""
+        self.lambdas, self.knobs.epsilon = np.asarray(lambdas, np.float64), float(epsilon)
         lam = jnp.asarray(lambdas, jnp.float32)
         eps = jnp.asarray(epsilon, jnp.float32)
         state = self.state
@@ -263,7 +264,8 @@ class BarycenterRun(Run):
         if not restart and bool(self.state.done):
             return
         state = jax.device_get(_frame(state, self.inputs, jnp.int32(steps)))
-        self.segments.append([int(steps), [float(x) for x in lambdas], float(epsilon), restart])
+        values = {"lambdas": [float(x) for x in lambdas], "epsilon": float(epsilon)}
+        self.record(int(steps), values | {"restart": restart})
         new = np.asarray(state.costs)[before : int(state.iteration)]
         self.costs.extend(float(x) for x in new)
         self.iterations += len(new)
@@ -289,16 +291,12 @@ class BarycenterRun(Run):
         c = self.config
         return BarycenterSpec(
             c.n_inputs, c.n_components, c.alpha, c.seed, c.bar_size, c.init,
-            [list(s) for s in self.segments], c.mixtures,
+            copy.deepcopy(self.segments), c.mixtures,
         )  # fmt: skip
 
     @classmethod
-    def from_spec(cls, spec: BarycenterSpec) -> BarycenterRun:
-        run = cls(dataclasses.replace(spec, segments=[]))
-        for steps, lam, eps, restart in spec.segments:
-            run.lambdas, run.knobs.epsilon = np.asarray(lam, np.float64), float(eps)
-            run.play(steps, lam, eps, restart)
-        return run
+    def start(cls, spec: BarycenterSpec) -> BarycenterRun:
+        return cls(dataclasses.replace(spec, segments=[]))
 
     def results(self) -> dict:
         """The barycenter mixture, the transport matrices and the cost trace."""

@@ -2,16 +2,16 @@
 
 A :class:`CoupledEMRun` owns the solver state of one run (one browser session holds one).
 Every frame is one jitted :func:`frame` call and one device-to-host copy. The run records
-what it did as :class:`Segment` s (frames, the static settings and the knob values they ran
-with), so :meth:`CoupledEMRun.spec` returns a :class:`RunSpec` that
-:meth:`CoupledEMRun.from_spec` turns back into the same state, bit for bit, on the same
-machine and library version.
+what it did as segments (frames, their EM iterations and the values they ran with), so
+:meth:`CoupledEMRun.spec` returns a :class:`RunSpec` that :meth:`CoupledEMRun.from_spec`
+turns back into the same state, bit for bit, on the same machine and library version.
 """
 
 from __future__ import annotations
 
+import copy
 import io
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from functools import partial
 
 import jax
@@ -25,10 +25,8 @@ from gmmot_core.mixture import GMM, fit_em, kmeans_pp, log_joint_features
 from gmmot_runs.coupled_em_spec import (
     BOUNDS,
     PRESETS,
-    SPEC_VERSION,
     CoupledEMKnobs,
     RunSpec,
-    Segment,
     SpecError,
     Structure,
     gmm_to_dict,
@@ -41,11 +39,9 @@ __all__ = [
     "BOUNDS",
     "LABEL_LIMIT",
     "PRESETS",
-    "SPEC_VERSION",
     "CoupledEMKnobs",
     "CoupledEMRun",
     "RunSpec",
-    "Segment",
     "SpecError",
     "Structure",
     "clouds_csv",
@@ -180,7 +176,7 @@ class CoupledEMRun(Run):
                 self.weights1,
             )
         self.initial = initial
-        self.segments: list[Segment] = []
+        self.segments = []
         g0, g1 = (GMM(*(jnp.asarray(x) for x in g)) for g in initial)
         self._state = ce.init(g0, g1, self.knobs.to_core(), self._config)
         self._advance(False)
@@ -232,32 +228,26 @@ class CoupledEMRun(Run):
     def step(self) -> dict:
         """One frame (``em_per_frame`` EM iterations); a diverging update never lands:
         the core keeps the last good mixtures and says so in ``view["rolled_back"]``."""
-        self._record()
-        self._advance(True)
-        return self.view
-
-    def play(self, seg: Segment) -> dict:
-        """Run a recorded segment: ``seg.frames`` frames with its settings and the exact
-        core knob values it recorded (tau as stored, not recomputed from rho)."""
-        self.structure.em_per_frame, self.structure.m_steps = seg.em_per_frame, seg.m_steps
-        self._config = self.structure.config()
-        core = ce.Knobs.make(seg.epsilon, seg.tau, seg.weight_transport, seg.learning_rate)
-        self._state = self._state._replace(knobs=core)
-        for _ in range(seg.frames):
-            self._advance(True)
-        self.segments.append(Segment(**asdict(seg)))
-        return self.view
-
-    def _record(self) -> None:
         s, k = self.structure, self.knobs
-        seg = Segment(
-            1, s.em_per_frame, s.m_steps, k.epsilon, k.tau, k.weight_transport, k.learning_rate
-        )
-        last = self.segments[-1] if self.segments else None
-        if last is not None and asdict(last) | {"frames": 1} == asdict(seg):
-            last.frames += 1
-        else:
-            self.segments.append(seg)
+        values = {"m_steps": s.m_steps, "epsilon": k.epsilon, "tau": k.tau}
+        values |= {"weight_transport": k.weight_transport, "learning_rate": k.learning_rate}
+        self.play(s.em_per_frame, **values)
+        return self.view
+
+    def play(
+        self, steps: int, m_steps: int, epsilon: float, tau: float, weight_transport: float,
+        learning_rate: float,
+    ) -> None:  # fmt: skip
+        """One frame of ``steps`` EM iterations with these core values (tau as recorded:
+        not recomputed from rho)."""
+        self.structure.em_per_frame, self.structure.m_steps = int(steps), int(m_steps)
+        self._config = self.structure.config()
+        core = ce.Knobs.make(epsilon, tau, weight_transport, learning_rate)
+        self._state = self._state._replace(knobs=core)
+        self._advance(True)
+        values = {"m_steps": int(m_steps), "epsilon": float(epsilon), "tau": float(tau)}
+        values |= {"weight_transport": float(weight_transport)}
+        self.record(int(steps), values | {"learning_rate": float(learning_rate)})
 
     def spec(self) -> RunSpec:
         """Everything needed to replay this run from the start to the current frame."""
@@ -276,13 +266,28 @@ class CoupledEMRun(Run):
             seed=self.seed,
             trace_length=self.structure.trace_length,
             initial=self.initial,
-            segments=[Segment(**asdict(s)) for s in self.segments],
+            segments=copy.deepcopy(self.segments),
             knobs=self.knobs.values(),
         )
 
     @classmethod
-    def from_spec(cls, spec: RunSpec) -> CoupledEMRun:
-        return _replay(spec)
+    def start(cls, spec: RunSpec) -> CoupledEMRun:
+        """The run of ``spec`` at its initial mixtures (the first segment's counts)."""
+        d = spec.data
+        if "preset" in d:
+            p0, p1 = preset_clouds(d["preset"], **{k: v for k, v in d.items() if k != "preset"})
+            w0 = w1 = None
+        else:
+            p0, p1, w0, w1 = d["points0"], d["points1"], d["weights0"], d["weights1"]
+        first = spec.segments[0] if spec.segments else None
+        structure = Structure(
+            k=spec.k,
+            m_steps=first.values["m_steps"] if first else Structure.m_steps,
+            em_per_frame=first.steps if first else Structure.em_per_frame,
+            trace_length=spec.trace_length,
+        )
+        knobs = CoupledEMKnobs(**spec.knobs)
+        return cls(p0, p1, w0, w1, knobs, structure, spec.seed, dict(d), spec.initial)
 
     def results(self) -> dict:
         """The mixtures, the coupling, the traces and the status, as plain JSON types."""
@@ -293,28 +298,7 @@ class CoupledEMRun(Run):
         return coupled_em_figure(res, self.points0, self.points1, fmt=fmt)
 
 
-# -- replay and results -------------------------------------------------------------------------
-
-
-def _replay(spec: RunSpec) -> CoupledEMRun:
-    d = spec.data
-    if "preset" in d:
-        p0, p1 = preset_clouds(d["preset"], **{k: v for k, v in d.items() if k != "preset"})
-        w0 = w1 = None
-    else:
-        p0, p1, w0, w1 = d["points0"], d["points1"], d["weights0"], d["weights1"]
-    first = spec.segments[0] if spec.segments else None
-    structure = Structure(
-        k=spec.k,
-        m_steps=first.m_steps if first else 20,
-        em_per_frame=first.em_per_frame if first else 1,
-        trace_length=spec.trace_length,
-    )
-    knobs = CoupledEMKnobs(**spec.knobs)
-    run = CoupledEMRun(p0, p1, w0, w1, knobs, structure, spec.seed, dict(d), spec.initial)
-    for seg in spec.segments:
-        run.play(seg)
-    return run
+# -- results --------------------------------------------------------------------------------
 
 
 def clouds_csv(clouds, weights) -> str:

@@ -1,5 +1,5 @@
-"""Coupled-EM settings and parameter files: the knobs, the static structure, the recorded
-segments and :class:`RunSpec` (read with field-named errors), host side.
+"""Coupled-EM settings and parameter files: the knobs, the static structure, what its
+segments record and :class:`RunSpec` (read with field-named errors), host side.
 
 A parameter file (kind ``coupled_em``: ``{"kind", "version", "gmmot", "iterations", "data",
 "structure", "knobs", "initial", "segments"}``) holds the data (a preset or inline clouds), the
@@ -9,7 +9,7 @@ coupled_em.CoupledEMRun.from_spec` plays it back bit for bit.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import jax
@@ -22,23 +22,22 @@ from gmmot_core import synthetic
 from gmmot_core.mixture import GMM
 from gmmot_core.sinkhorn import tau_from_rho
 from gmmot_runs.knobs import Knobs, Settings, log_grid, number
+from gmmot_runs.segments import Layout, Segment, bounded, knob, read_segments
 from gmmot_runs.spec import Fields, SpecError, decode, envelope, write
 
 __all__ = [
     "BOUNDS",
     "PRESETS",
-    "SPEC_VERSION",
+    "SEGMENTS",
     "CoupledEMKnobs",
     "CoupledEMSettings",
     "RunSpec",
-    "Segment",
     "SpecError",
     "Structure",
     "gmm_to_dict",
     "preset_clouds",
 ]
 
-SPEC_VERSION = 1
 # the one set of bounds: the screen's sliders and the parameter-file reader both use it
 BOUNDS = {"k": (1, 10), "m_steps": (1, 100), "em_per_frame": (1, 20)}
 
@@ -139,17 +138,20 @@ class Structure:
         return jnp.int32(self.em_per_frame), jnp.int32(self.m_steps)
 
 
-@dataclass
-class Segment:
-    """``frames`` consecutive frames run with the same settings and knob values."""
-
-    frames: int
-    em_per_frame: int
-    m_steps: int
-    epsilon: float
-    tau: float
-    weight_transport: float
-    learning_rate: float
+# a recorded frame: its steps are the EM iterations (version 1 named them em_per_frame);
+# tau as the solver saw it (1 balanced), not rho: tau recomputed from rho might differ in
+# the last bit
+SEGMENTS = Layout(
+    BOUNDS["em_per_frame"],
+    {
+        "m_steps": knob(CoupledEMSettings, "m_steps"),
+        "epsilon": knob(CoupledEMKnobs, "epsilon"),
+        "tau": bounded(0.0, 1.0),
+        "weight_transport": knob(CoupledEMKnobs, "weight_transport"),
+        "learning_rate": knob(CoupledEMKnobs, "learning_rate"),
+    },
+    v1_steps="em_per_frame",
+)
 
 
 # -- the spec --------------------------------------------------------------------------------
@@ -166,11 +168,10 @@ class RunSpec:
     initial: tuple[GMM, GMM]
     segments: list[Segment]
     knobs: dict = field(default_factory=lambda: CoupledEMKnobs().values())
-    version: int = SPEC_VERSION
 
     @property
     def iterations(self) -> int:
-        return sum(s.frames * s.em_per_frame for s in self.segments)
+        return sum(s.frames * s.steps for s in self.segments)
 
     def body(self) -> dict:
         """The fields after the envelope."""
@@ -180,11 +181,11 @@ class RunSpec:
             "structure": {"k": self.k, "seed": self.seed, "trace_length": self.trace_length},
             "knobs": self.knobs,
             "initial": {f"gmm{i}": gmm_to_dict(g) for i, g in enumerate(self.initial)},
-            "segments": [asdict(s) for s in self.segments],
+            "segments": [s.to_json() for s in self.segments],
         }
 
     def to_json(self) -> str:
-        return write("coupled_em", self.version, self.body())
+        return write("coupled_em", self.body())
 
     @classmethod
     def from_json(cls, text: str | bytes) -> RunSpec:
@@ -193,13 +194,12 @@ class RunSpec:
     @classmethod
     def from_dict(cls, obj: Any) -> RunSpec:
         """Validate a decoded parameter file; raises :class:`SpecError` naming the field."""
-        obj = envelope(Fields(obj, "").obj, "coupled_em", SPEC_VERSION)
+        obj = envelope(Fields(obj, "").obj, "coupled_em")
         top = Fields(obj, "")
         top.expect(
             {"kind", "version", "iterations", "data", "structure"},
             {"gmmot", "knobs", "initial", "segments"},
         )
-        version = obj["version"]
         data = _parse_data(top.sub("data"))
         st = top.sub("structure")
         st.expect({"k", "seed", "trace_length"})
@@ -212,24 +212,9 @@ class RunSpec:
         ini = top.sub("initial")
         ini.expect({"gmm0", "gmm1"})
         initial = tuple(_gmm_from_fields(ini.sub(f"gmm{i}"), k) for i in (0, 1))
-        segs = top.get("segments", list)
-        segments = []
-        for j, raw in enumerate(segs):
-            sf = Fields(raw, f"segments[{j}].")
-            sf.expect(set(Segment.__dataclass_fields__))
-            segments.append(
-                Segment(
-                    frames=sf.get("frames", int, lo=0, hi=10**7),
-                    em_per_frame=sf.get("em_per_frame", int, *BOUNDS["em_per_frame"]),
-                    m_steps=sf.get("m_steps", int, *BOUNDS["m_steps"]),
-                    tau=sf.get("tau", float, lo=0.0, hi=1.0),
-                    **{
-                        n: CoupledEMKnobs.check(n, sf.get(n, float), f"field '{sf.prefix}{n}'")
-                        for n in ("epsilon", "weight_transport", "learning_rate")
-                    },
-                )
-            )
-        spec = cls(data, k, seed, trace_length, initial, segments, knobs, version)
+        top.get("segments", list)
+        segments = read_segments(obj, obj["version"], SEGMENTS)
+        spec = cls(data, k, seed, trace_length, initial, segments, knobs)
         if top.get("iterations", int, lo=0) != spec.iterations:
             raise SpecError(
                 f"field 'iterations': {obj['iterations']} does not match the segments "

@@ -3,7 +3,7 @@
 :class:`DescentRun` owns one run (a browser session holds one): the target, the Diracs and
 the solver state. Each frame is one jitted :func:`~gmmot_core.descent.descend` call (its
 steps and the cells of the last one) and one device-to-host copy. The run records the
-frames as segments ``(steps, lr, lloyd)``; :meth:`DescentRun.spec` and
+frames as segments (``lr``, ``lloyd``); :meth:`DescentRun.spec` and
 :meth:`DescentRun.from_spec` play them back in the same chunks, so the numbers are
 identical on the same machine.
 Semi-discrete OT runs in float64 (``jax.enable_x64`` around every core call): float32
@@ -12,6 +12,7 @@ cannot resolve the tutorial target's density, which falls to 1e-12 of its peak.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,9 +34,9 @@ from gmmot_runs import spec
 from gmmot_runs.figures import descent_figure
 from gmmot_runs.knobs import Knobs, Settings, log_grid, number
 from gmmot_runs.run import Run
+from gmmot_runs.segments import Layout, Segment, boolean, knob, read_segments
 
 __all__ = [
-    "DESCENT_SPEC_VERSION",
     "MAX_DIRACS",
     "TARGETS",
     "DescentKnobs",
@@ -46,7 +47,6 @@ __all__ = [
     "target_values",
 ]
 
-DESCENT_SPEC_VERSION = 1
 HISTORY = 500  # frames kept for looking back (positions and weights of each)
 FRAME_STEPS = 10  # frames of up to this many steps share one compiled descent
 MAX_INLINE_PIXELS = 512 * 512
@@ -69,6 +69,10 @@ class DescentKnobs(Knobs):
         1, bounds=(1, FRAME_STEPS), label="steps per frame",
         doc="Descent steps between two frames (any value reuses one compiled descent).",
     )  # fmt: skip
+
+
+# a recorded frame: its steps (a scripted run may play more than a slider's frame) and knobs
+SEGMENTS = Layout((1, 1000), {"lr": knob(DescentKnobs, "lr"), "lloyd": boolean})
 
 
 class DescentSettings(Settings):
@@ -159,34 +163,22 @@ class DescentSpec:
     n: int
     init: str = "random"
     seed: int = 0
-    segments: list = field(default_factory=list)  # [steps, lr, lloyd] per frame
-    version: int = DESCENT_SPEC_VERSION
+    segments: list[Segment] = field(default_factory=list)
 
     def to_json(self) -> str:
-        fields = ("target", "n", "init", "seed", "segments")
-        return spec.write("descent", self.version, {f: getattr(self, f) for f in fields})
+        body = {f: getattr(self, f) for f in ("target", "n", "init", "seed")}
+        return spec.write("descent", body | {"segments": [s.to_json() for s in self.segments]})
 
     @classmethod
     def from_dict(cls, obj: Any) -> DescentSpec:
         """Validate a parsed parameter file; :class:`SpecError` names the first bad field."""
-        obj = spec.envelope(obj if isinstance(obj, dict) else {}, "descent", DESCENT_SPEC_VERSION)
+        obj = spec.envelope(obj if isinstance(obj, dict) else {}, "descent")
         spec.known(obj, {"kind", "version", "gmmot", "target", "n", "init", "seed", "segments"})
         target = check_target(obj.get("target"))
         n = spec.integer(obj, "n", *DescentSettings.param.n.bounds)
         init = spec.choice(obj, "init", ("random", "sample"), default="random")
         seed = spec.integer(obj, "seed", 0, 2**31 - 1, default=0)
-        segments = spec.rows(
-            obj,
-            "segments",
-            lambda s: (
-                len(s) == 3
-                and isinstance(spec.integer({"steps": s[0]}, "steps", 1, 1000), int)
-                and isinstance(DescentKnobs.check("lr", s[1]), float)
-                and isinstance(s[2], bool)
-            ),
-            "[steps, lr, lloyd]",
-        )
-        return cls(target, n, init, seed, segments)
+        return cls(target, n, init, seed, read_segments(obj, obj["version"], SEGMENTS))
 
 
 def check_target(target: Any) -> dict:
@@ -256,7 +248,7 @@ class DescentRun(Run):
             state, _, self.sizes, cells = self._descend(start, 0.0, False, 1)
             self.state: DescentState = jax.device_get(state)
             self.cells = jax.device_get(cells)
-        self.segments: list = []
+        self.segments = []
         self.w2 = [float(self.state.w2)]
         self.error = [self._error(self.state)]
         self.history = [self._entry(self.state)]
@@ -286,16 +278,17 @@ class DescentRun(Run):
     def step(self) -> dict:
         """One frame: ``steps_per_frame`` steps with the current ``lr`` / ``lloyd``."""
         k = self.knobs
-        self.play(k.steps_per_frame, k.lr, k.lloyd)
+        self.play(k.steps_per_frame, lr=k.lr, lloyd=k.lloyd)
         return self.view
 
     def play(self, steps: int, lr: float, lloyd: bool) -> None:
+        """One frame of ``steps`` steps (any up to :data:`FRAME_STEPS` share a program)."""
         if self.stopped:
             return
         with jax.enable_x64(True):
             state, trace, self.sizes, cells = self._descend(self.state, lr, lloyd, steps)
             state, trace, cells = jax.device_get((state, trace, cells))
-        self.segments.append([int(steps), float(lr), bool(lloyd)])
+        self.record(int(steps), {"lr": float(lr), "lloyd": bool(lloyd)})
         done = int(state.step) - int(self.state.step)
         self.w2.extend(float(x) for x in np.asarray(trace.w2)[:done])
         self.state, self.cells = state, cells
@@ -347,14 +340,11 @@ class DescentRun(Run):
 
     def spec(self) -> DescentSpec:
         target = self.target if "preset" in self.target else {"values": self.values.tolist()}
-        return DescentSpec(target, self.n, self.init, self.seed, [list(s) for s in self.segments])
+        return DescentSpec(target, self.n, self.init, self.seed, copy.deepcopy(self.segments))
 
     @classmethod
-    def from_spec(cls, spec: DescentSpec) -> DescentRun:
-        run = cls(spec.target, spec.n, spec.init, spec.seed)
-        for steps, lr, lloyd in spec.segments:
-            run.play(steps, lr, lloyd)
-        return run
+    def start(cls, spec: DescentSpec) -> DescentRun:
+        return cls(spec.target, spec.n, spec.init, spec.seed)
 
     def results(self) -> dict:
         """The latest positions, weights and masses, and the W2^2 trace."""

@@ -1,11 +1,11 @@
 """One protocol for every run kind: a :class:`Run` advances frame by frame, records what
-it played, and writes its parameter file, its results and its figure; :func:`replay`
-rebuilds a run of any kind from its parameter file.
+it played (:class:`~gmmot_runs.segments.Segment` s), and writes its parameter file, its
+results and its figure; :func:`replay` rebuilds a run of any kind from its parameter file.
 
 A kind is a :class:`Run` subclass named in :data:`RUNS` (imported on use: a replay loads
 only its own kind's solvers) with a ``Spec``: the parameter file, read by
 ``Spec.from_dict`` (a :class:`~gmmot_runs.spec.SpecError` names the bad field) and
-written by ``Spec.to_json``.
+written by ``Spec.to_json``; a spec's ``segments`` are the frames it plays again.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import abc
 import importlib
 from typing import ClassVar
 
+from gmmot_runs.segments import Segment, record
 from gmmot_runs.spec import SpecError, decode, kind_of
 
 __all__ = ["RUNS", "Run", "read_spec", "replay", "run_class"]
@@ -36,11 +37,31 @@ class Run(abc.ABC):
     Spec: ClassVar[type]
     # the results field that counts the frames' work, and its words ("EM iterations")
     counter: ClassVar[tuple[str, str]]
+    segments: list[Segment]  # the frames played since the start (reset empties it)
 
     @classmethod
     @abc.abstractmethod
+    def start(cls, spec) -> Run:
+        """The run of ``spec`` (a ``cls.Spec``) at its start, no frame played."""
+
+    @classmethod
     def from_spec(cls, spec) -> Run:
-        """The run of ``spec`` (a ``cls.Spec``), its recorded frames played again."""
+        """The run of ``spec``, its recorded frames played again one by one."""
+        run = cls.start(spec)
+        for seg in spec.segments:
+            for _ in range(seg.frames):
+                run.play(seg.steps, **seg.values)
+        return run
+
+    @abc.abstractmethod
+    def play(self, steps: int, **values) -> None:
+        """One frame of ``steps`` steps with the knob ``values`` a segment records (what
+        :meth:`step` calls with the current knobs, and a replay with the recorded ones);
+        recorded by :meth:`record` once it ran."""
+
+    def record(self, steps: int, values: dict) -> None:
+        """Add a played frame to :attr:`segments`."""
+        record(self.segments, steps, values)
 
     @abc.abstractmethod
     def set(self, **knobs) -> None:

@@ -2,10 +2,11 @@
 field (``field 'segments[2].tau': expected a number``, ``unknown field 'data.pionts0'``).
 
 Every run kind's parameter file is a JSON object ``{"kind", "version", "gmmot", ...fields}``
-(:func:`write`; ``gmmot`` is the library version that wrote it). Coupled EM's older
-``{"format": "gmmot.coupled_em.run", "library_version", ...}`` is read as kind
-``coupled_em`` (:func:`current`, the one place that knows it). :class:`SpecError` is a
-``ValueError``.
+(:func:`write`; ``gmmot`` is the library version that wrote it). Files are written at
+:data:`VERSION` and read back to version 1: version 2 changed only the segments
+(:mod:`gmmot_runs.segments`). Coupled EM's older ``{"format": "gmmot.coupled_em.run",
+"library_version", ...}`` is read as kind ``coupled_em`` (:func:`current`, the one place
+that knows it). :class:`SpecError` is a ``ValueError``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "VERSION",
     "Fields",
     "SpecError",
     "choice",
@@ -33,6 +35,7 @@ __all__ = [
 ]
 
 COUPLED_EM_FORMAT = "gmmot.coupled_em.run"
+VERSION = 2  # the parameter files' version, every kind (1: one row per frame)
 
 
 class SpecError(ValueError):
@@ -50,11 +53,11 @@ def decode(raw: bytes | str) -> dict:
     return obj
 
 
-def write(kind: str, version: int, body: dict) -> str:
+def write(kind: str, body: dict) -> str:
     """The JSON text of a parameter file: the envelope, then ``body``'s fields."""
     from gmmot_core import __version__
 
-    return json.dumps({"kind": kind, "version": version, "gmmot": __version__, **body})
+    return json.dumps({"kind": kind, "version": VERSION, "gmmot": __version__, **body})
 
 
 def current(obj: dict) -> dict:
@@ -75,18 +78,20 @@ def kind_of(obj: dict) -> str | None:
     return kind if isinstance(kind, str) else None
 
 
-def envelope(raw: bytes | str | dict, kind: str, version: int) -> dict:
-    """The JSON object of a parameter file of ``kind`` at ``version`` (:func:`current`)."""
+def envelope(raw: bytes | str | dict, kind: str) -> dict:
+    """The JSON object of a parameter file of ``kind``, version 1 to :data:`VERSION`
+    (:func:`current`)."""
     obj = current(raw if isinstance(raw, dict) else decode(raw))
     if obj.get("kind") != kind:
         raise SpecError(f"field 'kind': expected {kind!r}, got {obj.get('kind')!r}")
     v = obj.get("version")
-    if isinstance(v, int) and not isinstance(v, bool) and v > version:
+    number = isinstance(v, int) and not isinstance(v, bool)
+    if number and v > VERSION:
         raise SpecError(
-            f"field 'version': {v} is newer than this gmmot understands ({version}); upgrade gmmot"
+            f"field 'version': {v} is newer than this gmmot understands ({VERSION}); upgrade gmmot"
         )
-    if v != version:
-        raise SpecError(f"field 'version': expected {version}, got {v!r}")
+    if not number or v < 1:
+        raise SpecError(f"field 'version': expected 1 to {VERSION}, got {v!r}")
     if not isinstance(obj.get("gmmot", ""), str):
         raise SpecError(f"field 'gmmot': expected a version string, got {obj['gmmot']!r:.40}")
     return obj

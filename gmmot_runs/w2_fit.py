@@ -3,7 +3,7 @@ Adam on the exact semi-discrete W2^2, and EM's fit from the same start for compa
 
 :class:`W2FitRun` owns one run (a browser session holds one). Each frame is one jitted
 call (its steps, the Laguerre cells and the mixture's raster) and one device-to-host
-copy. The frames are recorded as segments ``[steps, learning_rate]``;
+copy. The frames are recorded as segments (``learning_rate``);
 :meth:`W2FitRun.from_spec` plays them back in the same chunks, so the numbers are
 identical on the same machine. Runs in float64 (``jax.enable_x64`` around every core
 call), as every semi-discrete run.
@@ -11,6 +11,7 @@ call), as every semi-discrete run.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 
 import jax
@@ -26,6 +27,7 @@ from gmmot_runs import spec as fields
 from gmmot_runs.figures import w2_fit_figure
 from gmmot_runs.knobs import Knobs, Settings, number
 from gmmot_runs.run import Run
+from gmmot_runs.segments import Layout, Segment, knob, read_segments
 
 __all__ = [
     "BOUNDS",
@@ -40,7 +42,7 @@ __all__ = [
     "fit_inputs",
 ]
 
-KIND, VERSION = "w2_fit", 1
+KIND = "w2_fit"
 MAX_POINTS = 5000  # each N is its own compiled solver (~1 min on 2 cores)
 RESOLUTIONS = (32, 48, 64, 96, 128)
 EM_STEPS = 200
@@ -91,6 +93,8 @@ class W2FitKnobs(Knobs):
     )
 
 
+SEGMENTS = Layout(BOUNDS["segment_steps"], {"learning_rate": knob(W2FitKnobs, "learning_rate")})
+
 # every fit is padded to this many components (inert, weight 0): one compiled fit per
 # (point bucket, raster) for every K, so a change of K does not compile the fit again
 K_MAX = BOUNDS["k"][1]
@@ -115,17 +119,17 @@ def cloud_points(name: str, n: int, seed: int) -> np.ndarray:
 class W2FitSpec:
     """A parameter file: the cloud (``{"preset", "n", "seed"}`` or ``{"points",
     "weights"?}``), ``k``, ``res`` (raster side), ``seed`` (kmeans++ start) and the
-    recorded ``segments`` ``[steps, learning_rate]``."""
+    recorded ``segments``."""
 
     cloud: dict
     k: int = 2
     res: int = 48
     seed: int = 0
-    segments: list = field(default_factory=list)
+    segments: list[Segment] = field(default_factory=list)
 
     def to_json(self) -> str:
-        body = {f: getattr(self, f) for f in ("cloud", "k", "res", "seed", "segments")}
-        return fields.write(KIND, VERSION, body)
+        body = {f: getattr(self, f) for f in ("cloud", "k", "res", "seed")}
+        return fields.write(KIND, body | {"segments": [s.to_json() for s in self.segments]})
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> W2FitSpec:
@@ -134,7 +138,7 @@ class W2FitSpec:
     @classmethod
     def from_dict(cls, obj: dict) -> W2FitSpec:
         """Validate a parsed parameter file; :class:`SpecError` names the first bad field."""
-        obj = fields.envelope(obj, KIND, VERSION)
+        obj = fields.envelope(obj, KIND)
         fields.known(obj, {"kind", "version", "gmmot", "cloud", "k", "res", "seed", "segments"})
         cloud = obj.get("cloud")
         if not isinstance(cloud, dict):
@@ -154,23 +158,12 @@ class W2FitSpec:
             fields.choice(cloud, "preset", CLOUDS, prefix="cloud.")
             fields.integer(cloud, "n", *BOUNDS["n"], prefix="cloud.")
             fields.integer(cloud, "seed", *BOUNDS["seed"], default=0, prefix="cloud.")
-        segs = fields.rows(
-            obj,
-            "segments",
-            lambda s: (
-                len(s) == 2
-                and isinstance(fields.integer({"s": s[0]}, "s", *BOUNDS["segment_steps"]), int)
-                and isinstance(W2FitKnobs.check("learning_rate", s[1]), float)
-            ),
-            f"[steps in {list(BOUNDS['segment_steps'])}, learning rate in "
-            f"{list(W2FitKnobs.param.learning_rate.bounds)}]",
-        )
         return cls(
             cloud,
             fields.integer(obj, "k", *BOUNDS["k"]),
             fields.choice(obj, "res", RESOLUTIONS),
             fields.integer(obj, "seed", *BOUNDS["seed"], default=0),
-            segs,
+            read_segments(obj, obj["version"], SEGMENTS),
         )
 
 
@@ -263,7 +256,7 @@ class W2FitRun(Run):
             state = fit.init(start, self.data, self.config, self.knobs.learning_rate)
             state, self.config, frame = fit.advance(state, self.data, self.config, 0)
             self.state, self.frame = jax.device_get((state, frame))
-        self.segments: list = []
+        self.segments = []
         self.w2: list[float] = []
         self.outside: list[float] = []
         return self.view
@@ -283,10 +276,11 @@ class W2FitRun(Run):
 
     def step(self) -> dict:
         """One frame: ``steps_per_frame`` Adam steps at ``learning_rate``."""
-        self.play(self.knobs.steps_per_frame, self.knobs.learning_rate)
+        self.play(self.knobs.steps_per_frame, learning_rate=self.knobs.learning_rate)
         return self.view
 
     def play(self, steps: int, learning_rate: float) -> None:
+        """One frame of ``steps`` Adam steps (at most the trace ring's)."""
         if self.stopped:
             return
         before = int(self.state.step)
@@ -296,7 +290,7 @@ class W2FitRun(Run):
             )
             state, self.config, frame = fit.advance(state, self.data, self.config, steps)
             self.state, self.frame = jax.device_get((state, frame))
-        self.segments.append([int(steps), float(learning_rate)])
+        self.record(int(steps), {"learning_rate": float(learning_rate)})
         done = int(self.state.step) - before
         t, scale2 = self.config.trace_length, float(self.data.scale) ** 2  # host floats
         for i in range(before, before + done):  # a frame's steps fit in the trace ring
@@ -339,14 +333,11 @@ class W2FitRun(Run):
         }
 
     def spec(self) -> W2FitSpec:
-        return W2FitSpec(self.cloud, self.k, self.res, self.seed, [list(x) for x in self.segments])
+        return W2FitSpec(self.cloud, self.k, self.res, self.seed, copy.deepcopy(self.segments))
 
     @classmethod
-    def from_spec(cls, spec: W2FitSpec) -> W2FitRun:
-        run = cls(spec.cloud, spec.k, spec.res, spec.seed)
-        for steps, lr in spec.segments:
-            run.play(steps, lr)
-        return run
+    def start(cls, spec: W2FitSpec) -> W2FitRun:
+        return cls(spec.cloud, spec.k, spec.res, spec.seed)
 
     def results(self) -> dict:
         """Both mixtures, their criteria, and the W2^2 trace."""

@@ -23,6 +23,7 @@ from gmmot_core import synthetic
 from gmmot_core.io import MIN_POINTS, parse_points
 from gmmot_core.mixture import kmeans_pp
 from gmmot_core.targets import image_from_bytes
+from gmmot_runs.segments import Segment
 
 FUZZ = settings(deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 
@@ -182,12 +183,18 @@ def specs():
     run = CoupledEMRun(pts, pts + 1.0, data={"inline": True})
     run.step()
     two_peaks = {"preset": "tutorial two peaks", "res": 64}
-    descent = DescentSpec(two_peaks, 10, "random", 0, [[2, 1.0, True], [1, 0.01, False]])
+    segments = [
+        Segment(1, 2, {"lr": 1.0, "lloyd": True}),
+        Segment(1, 1, {"lr": 0.01, "lloyd": False}),
+    ]
+    descent = DescentSpec(two_peaks, 10, "random", 0, segments)
     mixtures = [
         {"weights": [0.5, 0.5], "means": [[0.0, 0.0], [1.0, 1.0]], "covs": [np.eye(2).tolist()] * 2}
     ] * 2
     barycenter = BarycenterSpec(
-        segments=[[2, [0.5, 0.5], 0.1, False]], mixtures=mixtures, n_inputs=2
+        segments=[Segment(1, 2, {"lambdas": [0.5, 0.5], "epsilon": 0.1, "restart": False})],
+        mixtures=mixtures,
+        n_inputs=2,
     )
     return {
         "coupled_em": (RunSpec.from_dict, json.loads(run.spec().to_json())),

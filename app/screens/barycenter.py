@@ -41,6 +41,7 @@ class BarycenterScreen(Screen):
     """One barycenter run; iterations animate, weight / epsilon moves restart it warm."""
 
     title = "GMM barycenter"
+    files_stem = "gmmot-barycenter"
     #: two lines a first-time user reads before anything else (the jargon is in ``about``)
     try_first = (
         "The average of several mixtures in the optimal-transport sense. Drag a **weight** "
@@ -86,7 +87,7 @@ weight or epsilon restarts the iterations from the current support (no recompile
         self.weights_box = pn.Column()
         self.make_controls()
         self.counter = pn.pane.Markdown("")
-        self.downloads = self.downloads_for(self.run_files("gmmot-barycenter"))
+        self.downloads = self.downloads_for(self.run_files())
         self.fig, self.src = contour_figure()
         self.cost_fig, self.cost_src = trace_figure("cost along the iterations", "cost")
         self.cost_fig.xaxis.axis_label = "iteration"

@@ -26,6 +26,7 @@ class CoupledEMScreen(Screen):
     """Coupled EM of the two clouds, animated by a session-scoped periodic callback."""
 
     title = "Coupled EM"
+    files_stem = "gmmot"
     #: two lines a first-time user reads before anything else (the jargon is in ``about``)
     try_first = (
         "Two clouds, one mixture fitted to each, pulled together by optimal transport. It "
@@ -85,7 +86,7 @@ points. Points are coloured by their most likely component; solid 1-sigma and da
         self.w_baseline = LabelledCheckbox(label="show independent EM baseline", value=False)
         self.upload0 = ChunkedUpload(label="cloud 0", max_bytes=MAX_BYTES, notice=self.notice)
         self.upload1 = ChunkedUpload(label="cloud 1", max_bytes=MAX_BYTES, notice=self.notice)
-        files = self.run_files("gmmot", figure="gmmot-figure")
+        files = self.run_files(figure="gmmot-figure")
         data = (self._data_file, "gmmot-data.csv", "data (CSV)")
         self.downloads = self.downloads_for([*files[:2], data, *files[2:]])
 
@@ -259,12 +260,9 @@ points. Points are coloured by their most likely component; solid 1-sigma and da
                 self._inform(told())
             self._show_data_in_use()
 
-        def failed(exc: Exception) -> None:
-            self._warn(f"{refused}: {exc}. The previous data are kept.")
-            if upload is not None:
-                upload.clear()
-
-        self.worker.submit(what, build, use, failed, key="data", stale=True)
+        self.submit_run(
+            what, build, use, refused, "The previous data are kept.", upload, pause=False
+        )
 
     def _on_data(self, event=None) -> None:
         uploaded = "inline" in self.run.data

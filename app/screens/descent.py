@@ -44,6 +44,7 @@ class DescentScreen(Screen):
     """One Dirac descent, animated by a session-scoped periodic callback."""
 
     title = "Dirac descent"
+    files_stem = "gmmot-descent"
     #: two lines a first-time user reads before anything else (the jargon is in ``about``)
     try_first = (
         "Points move until each owns an equal share of the picture's mass. Press **Play**; "
@@ -109,7 +110,7 @@ so random Diracs over a white background can start.
         self.downloads = self.downloads_for(
             [
                 (self._positions_file, "gmmot-diracs.csv", "positions (CSV)"),
-                *self.run_files("gmmot-descent"),
+                *self.run_files(),
             ]
         )
         self.fig, self.src = target_figure()

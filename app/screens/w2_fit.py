@@ -46,6 +46,7 @@ class W2FitScreen(Screen):
     """One W2 fit per session; frames computed off the event loop."""
 
     title = "Fit GMM by W2"
+    files_stem = "gmmot-w2fit"
     #: two lines a first-time user reads before anything else (the jargon is in ``about``)
     try_first = (
         "Fit a mixture by optimal transport instead of likelihood. Press **Play**: EM "
@@ -95,7 +96,7 @@ the box plus the mass it puts outside (charged at the box side squared).
         self.em_src = ColumnDataSource({"step": [], "value": []})
         self.w2_fig.line("step", "value", source=self.em_src, color="#444444", line_dash="dashed")
         self.table = pn.pane.Markdown("")
-        self.downloads = self.downloads_for(self.run_files("gmmot-w2fit"))
+        self.downloads = self.downloads_for(self.run_files())
         self.b_start.on_click(self.prepare)
         self.watch_upload(self.w_upload, "File", KEPT, self.upload)
         for w in (self.w_cells, self.w_em):
@@ -137,7 +138,7 @@ the box plus the mass it puts outside (charged at the box side squared).
             lambda: _new_fit(cloud, k, res, seed),
             self._prepared,
             "Could not start that fit",
-            kept="fit",
+            kept="The previous fit is kept.",
         )
 
     def _prepared(self, run_view: tuple) -> None:

@@ -103,7 +103,8 @@ def test_barycenter_of_the_coupled_em_pair_replays(screen):
         ({"mixtures": [{"weights": [1.0], "means": [[0, 0]]}] * 2}, "'mixtures[0].covs'"),
         ({"bar_size": 0}, "'bar_size'"),
         ({"init": "input 7"}, "'init'"),
-        ({"segments": [[1, [1.0], 0.1, False]]}, "segments[0]"),
+        ({"segments": [{"frames": 1, "steps": 1, "values": {"lambdas": [1.0], "epsilon": 0.1,
+          "restart": False}}]}, "'segments[0].values.lambdas': expected 3 weights"),
         ({"colour": "red"}, "unknown field 'colour'"),
     ],
 )  # fmt: skip
@@ -289,7 +290,7 @@ def test_barycenter_weights_shown_are_the_weights_used():
     assert f"({shown})" in bary.counter.object, bary.counter.object
     bary.param.trigger("step")
     segment = json.loads(bary.run.spec().to_json())["segments"][-1]
-    np.testing.assert_allclose(segment[1], want, rtol=1e-12)
+    np.testing.assert_allclose(segment["values"]["lambdas"], want, rtol=1e-12)
 
 
 def test_w2_fit_prepares_a_committed_k(monkeypatch):

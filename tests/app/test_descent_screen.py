@@ -115,7 +115,7 @@ def test_looking_back_marks_the_traces_and_the_exports_follow():
     x, y, step = csv[1].split(",")
     np.testing.assert_allclose([float(x), float(y)], screen.run.history[0][1][0], rtol=1e-15)
     assert step == "0" and all(row.endswith(",0") for row in csv[1:])
-    figure = next(cb for cb, name, _ in screen.run_files("gmmot-descent") if name.endswith("png"))
+    figure = next(cb for cb, name, _ in screen.run_files() if name.endswith("png"))
     assert figure().getvalue()[:4] == b"\x89PNG"
     screen.w_look.value = len(screen.run.history) - 1  # back to the latest
     assert not span.visible and screen.shown_view()["step"] == 3

@@ -82,8 +82,9 @@ def test_barycenter_tab_converges_and_follows_the_weights(
         page.get_by_role("button", name=re.compile(r"parameters \(JSON\)")).click()
     params = json.loads(dl.value.path().read_text())
     assert params["bar_size"] == 10
-    steps, played, _eps, _restart = params["segments"][-1]  # [steps, λ, ε, restart]
-    assert steps == 1
+    segment = params["segments"][-1]
+    played = segment["values"]["lambdas"]
+    assert segment["steps"] == 1
     assert max(abs(a - b) for a, b in zip(played, lam, strict=True)) <= 0.006
     shot(page, "barycenter_bar_size_10")
     assert "Traceback" not in server_log()

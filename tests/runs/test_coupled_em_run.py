@@ -120,7 +120,8 @@ BAD = [
         "field 'initial.gmm0.covs': covariances must be symmetric positive definite",
     ),
     ("segments.0.frames", -1, "field 'segments[0].frames': -1 is outside"),
-    ("segments.0.tau", None, "field 'segments[0].tau': expected a number"),
+    ("segments.0.values.tau", None, "field 'segments[0].values.tau': expected a finite number"),
+    ("segments.0.values.rho", 1.0, "unknown field 'segments[0].values.rho'"),
     ("iterations", 5, "field 'iterations': 5 does not match"),
 ]
 
@@ -133,18 +134,24 @@ def test_malformed_spec_names_the_field(spec_dict, path, value, message):
 
 
 def test_files_of_the_older_envelope_still_read(spec_dict):
-    """A file is written in the one envelope (kind, version, gmmot); one written before
-    it (format 'gmmot.coupled_em.run', library_version), such as assets/params, reads
-    to the same spec."""
+    """A file is written in the one envelope (kind, version, gmmot) at version 2; one
+    written before it (format 'gmmot.coupled_em.run', library_version, version 1 with
+    flat segments), such as assets/params, reads to the same spec."""
     assert spec_dict["kind"] == "coupled_em" and isinstance(spec_dict["gmmot"], str)
     assert "format" not in spec_dict and "library_version" not in spec_dict
     body = {k: v for k, v in spec_dict.items() if k not in ("kind", "gmmot")}
+    flat = [
+        {"frames": s["frames"], "em_per_frame": s["steps"], **s["values"]} for s in body["segments"]
+    ]
     old = {"format": "gmmot.coupled_em.run", "library_version": "0.1.0", **body}
+    old |= {"version": 1, "segments": flat}
     assert kind_of(old) == "coupled_em"
     again = RunSpec.from_dict(old)
     assert json.loads(again.to_json()) == spec_dict
-    with pytest.raises(SpecError, match="field 'version': 2 is newer"):
-        RunSpec.from_dict(old | {"version": 2})
+    with pytest.raises(SpecError, match="field 'version': 3 is newer"):
+        RunSpec.from_dict(old | {"version": 3})
+    with pytest.raises(SpecError, match="unknown field 'segments\\[0\\]\\.em_per_frame'"):
+        RunSpec.from_dict(old | {"version": 2})  # flat segments are version 1's
 
 
 def test_not_json_and_not_an_object():

@@ -92,7 +92,7 @@ def test_spec_replays_the_same_numbers(run, tmp_path):
         ("n", 1, "field 'n'"),
         ("init", "grid", "field 'init'"),
         ("version", 99, "field 'version'"),
-        ("segments", [[1, "fast", True]], "segments\\[0\\]"),
+        ("segments", [{"frames": 1, "steps": 1}], "missing field 'segments\\[0\\].values'"),
         ("colour", "red", "unknown field 'colour'"),
     ],
 )

@@ -28,7 +28,10 @@ def run():
 @pytest.mark.slow
 def test_replay_is_bit_identical_and_the_files_are_complete(run, tmp_path):
     spec = W2FitSpec.from_json(run.spec().to_json())
-    assert spec.segments == [[5, 0.02], [3, 0.05]]
+    assert [(s.frames, s.steps, s.values) for s in spec.segments] == [
+        (1, 5, {"learning_rate": 0.02}),
+        (1, 3, {"learning_rate": 0.05}),
+    ]
     again = W2FitRun.from_spec(spec)
     a, b = run.results(), again.results()
     assert a == b  # same frames, same chunks: the same numbers bit for bit
@@ -59,6 +62,10 @@ def test_view_is_in_the_users_coordinates(run):
     assert verts.min() >= min(lo) - 1e-9 and verts.max() <= max(hi) + 1e-9
 
 
+def _seg(steps, learning_rate) -> dict:
+    return {"frames": 1, "steps": steps, "values": {"learning_rate": learning_rate}}
+
+
 @pytest.mark.parametrize(
     ("change", "field"),
     [
@@ -66,13 +73,14 @@ def test_view_is_in_the_users_coordinates(run):
         ({"k": "2"}, "'k'"),
         ({"res": 50}, "'res'"),
         ({"kind": "descent"}, "'kind'"),
-        ({"version": 2}, "'version'"),
+        ({"version": 3}, "'version'"),
         ({"cloud": {"preset": "spiral", "n": 100}}, "'cloud.preset'"),
         ({"cloud": {"preset": "moons", "n": 10**6}}, "'cloud.n'"),
         ({"cloud": {"points": [[0, 0], [1, float("nan")]]}}, "'cloud.points'"),
         ({"cloud": {"points": [[0, 0], [1, 1]], "weights": [1.0]}}, "'cloud.weights'"),
-        ({"segments": [[5, 0.02], [0, 0.02]]}, "'segments[1]'"),
-        ({"segments": [[5, 50.0]]}, "'segments[0]'"),
+        ({"segments": [_seg(5, 0.02), _seg(0, 0.02)]}, "'segments[1].steps'"),
+        ({"segments": [_seg(5, 50.0)]}, "'segments[0].values.learning_rate'"),
+        ({"segments": [_seg(51, 0.02)]}, "'segments[0].steps': 51 is outside [1, 50]"),
     ],
 )
 def test_a_bad_field_is_refused_by_name(change, field):
