@@ -35,20 +35,19 @@ def test_assets_are_small():
 
 
 def _replay(tmp_path, name: str) -> dict:
-    """The results of replaying asset ``name``, a version-1 file, which its version-2
-    rewrite (one segment record) replays bit for bit."""
+    """The results of replaying asset ``name``, a version-1 file. Its version-2 rewrite
+    (one segment record) reads to the same spec, so it replays the same frames with the
+    same values (checked byte for byte on the five assets when version 2 came)."""
     v1 = ASSETS / "params" / f"{name}.json"
     assert json.loads(v1.read_text())["version"] == 1
     _, spec = read_spec(v1.read_bytes())
-    v2 = tmp_path / "v2.json"
-    v2.write_text(spec.to_json())
-    assert json.loads(v2.read_text())["version"] == 2
-    out = []
-    for path in (v1, v2):
-        out.append(tmp_path / f"{path.stem}.results.json")
-        assert main(["replay", str(path), "--out", str(out[-1])]) == 0
-    assert out[0].read_text() == out[1].read_text()  # bit for bit: the same JSON text
-    return json.loads(out[0].read_text())
+    rewrite = spec.to_json()
+    assert json.loads(rewrite)["version"] == 2 and spec.segments
+    _, again = read_spec(rewrite)
+    assert again.segments == spec.segments and again.to_json() == rewrite
+    out = tmp_path / "r.json"
+    assert main(["replay", str(v1), "--out", str(out)]) == 0
+    return json.loads(out.read_text())
 
 
 @pytest.mark.parametrize("name", ["coupled_em_balanced", "coupled_em_unbalanced"])
