@@ -24,9 +24,8 @@ import param
 from gmmot_core.buckets import bucket, image_grid, pad_diracs
 from gmmot_core.semidiscrete.candidates import Grid
 from gmmot_core.semidiscrete.cells import Cells
-from gmmot_core.semidiscrete.density import image_density, pad_density
+from gmmot_core.semidiscrete.density import cold_weights, image_density, pad_density
 from gmmot_core.semidiscrete.descent import DescentState, descend
-from gmmot_core.semidiscrete.newton import cold_weights
 from gmmot_core.semidiscrete.sizes import Sizes, default_sizes
 from gmmot_core.semidiscrete.status import EMPTY_CELL, NOT_CONVERGED, SIZE_BITS, STACKED, STOP_BITS
 from gmmot_core.targets import gmm_image, tutorial_image

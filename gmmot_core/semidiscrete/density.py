@@ -189,3 +189,11 @@ def stage_density(density: ImageDensity, k) -> ImageDensity:
         lambda: density,
         lambda: blurred(density, jnp.exp2(-jnp.asarray(k, dt))),
     )
+
+
+def cold_weights(y, density: ImageDensity):
+    """A start where every cell is non-empty: ``w_i = dist(y_i, box)^2``. With ``p_i`` the
+    projection of ``y_i`` on the box, ``|x - y_i|^2 >= |x - p_i|^2 + w_i`` on the box,
+    so ``p_i`` lies in cell ``i`` (Voronoi weights 0 for Diracs inside)."""
+    p = jnp.clip(y, density.lo, density.hi)
+    return jnp.sum((y - p) ** 2, -1)

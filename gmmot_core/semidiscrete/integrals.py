@@ -17,8 +17,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gmmot_core.semidiscrete.cells import Cells
+from gmmot_core.semidiscrete.cells import Cells, power_cells
 from gmmot_core.semidiscrete.density import ImageDensity
+from gmmot_core.semidiscrete.sizes import Sizes
 from gmmot_core.semidiscrete.status import OVERFLOW_PIECES
 
 
@@ -167,3 +168,16 @@ def cell_integrals(cells: Cells, y, density: ImageDensity, budget: int) -> CellI
         labels=cells.labels,
         status=status,
     )
+
+
+def integrals(
+    y, w, density: ImageDensity, sizes: Sizes, hint=None, ring=None, active=None
+) -> CellIntegrals:
+    """Cells of ``(y, w)`` and their exact integrals; ``hint [N, H]``: likely neighbours,
+    ``ring [N, C]``: the only candidates, ``active [N]``: the Diracs that are not inert
+    (see :func:`~.cells.power_cells`)."""
+    cells = power_cells(
+        y, w, density.lo, density.hi, sizes.max_vertices, sizes.grid, hint, ring=ring,
+        active=active,
+    )  # fmt: skip
+    return cell_integrals(cells, y, density, sizes.pieces)

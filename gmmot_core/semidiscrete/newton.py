@@ -16,7 +16,7 @@ import jax.numpy as jnp
 
 from gmmot_core.gaussians import check_2d
 from gmmot_core.semidiscrete.cells import Cells, near_cells, power_cells
-from gmmot_core.semidiscrete.density import ImageDensity, last_stage, stage_density
+from gmmot_core.semidiscrete.density import ImageDensity, cold_weights, last_stage, stage_density
 from gmmot_core.semidiscrete.hessian import cg, jacobi, laplacian
 from gmmot_core.semidiscrete.integrals import CellIntegrals, cell_integrals
 from gmmot_core.semidiscrete.sizes import Sizes, default_sizes, grow_sizes
@@ -42,27 +42,6 @@ class SolveResult(NamedTuple):
     error: jax.Array
     status: jax.Array
     sizes: Sizes | None = None
-
-
-def integrals(
-    y, w, density: ImageDensity, sizes: Sizes, hint=None, ring=None, active=None
-) -> CellIntegrals:
-    """Cells of ``(y, w)`` and their exact integrals; ``hint [N, H]``: likely neighbours,
-    ``ring [N, C]``: the only candidates, ``active [N]``: the Diracs that are not inert
-    (see :func:`~.cells.power_cells`)."""
-    cells = power_cells(
-        y, w, density.lo, density.hi, sizes.max_vertices, sizes.grid, hint, ring=ring,
-        active=active,
-    )  # fmt: skip
-    return cell_integrals(cells, y, density, sizes.pieces)
-
-
-def cold_weights(y, density: ImageDensity):
-    """A start where every cell is non-empty: ``w_i = dist(y_i, box)^2``. With ``p_i`` the
-    projection of ``y_i`` on the box, ``|x - y_i|^2 >= |x - p_i|^2 + w_i`` on the box,
-    so ``p_i`` lies in cell ``i`` (Voronoi weights 0 for Diracs inside)."""
-    p = jnp.clip(y, density.lo, density.hi)
-    return jnp.sum((y - p) ** 2, -1)
 
 
 SIZE_PATIENCE = 6  # halvings of a trial step that runs out of a size before giving up

@@ -26,8 +26,7 @@ from gmmot_core.semidiscrete.cells import (
 )
 from gmmot_core.semidiscrete.density import image_density
 from gmmot_core.semidiscrete.hessian import cg, jacobi, laplacian
-from gmmot_core.semidiscrete.integrals import cell_integrals
-from gmmot_core.semidiscrete.newton import integrals
+from gmmot_core.semidiscrete.integrals import cell_integrals, integrals
 from gmmot_core.semidiscrete.sizes import Sizes
 from gmmot_core.semidiscrete.status import RING_MISS
 

@@ -17,7 +17,8 @@ import pytest
 from gmmot_core.buckets import bucket, pad_diracs
 from gmmot_core.semidiscrete.density import image_density
 from gmmot_core.semidiscrete.descent import w2
-from gmmot_core.semidiscrete.newton import integrals, solve_weights
+from gmmot_core.semidiscrete.integrals import integrals
+from gmmot_core.semidiscrete.newton import solve_weights
 from gmmot_core.semidiscrete.sizes import default_sizes, grow_sizes
 from gmmot_core.semidiscrete.status import EMPTY_CELL, NOT_CONVERGED, SIZE_BITS, STACKED
 from gmmot_core.targets import with_floor
