@@ -1,1 +1,2 @@
-"""gmmot explorer: the Panel app around ``gmmot_core`` (served with ``panel serve app/main.py``)."""
+"""gmmot explorer: the Panel app around ``gmmot_core``, installed as ``gmmot_app`` (the
+folder ``app/``), served by ``gmmot serve``."""

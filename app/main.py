@@ -1,9 +1,9 @@
-"""Entry module for ``panel serve app/main.py``: one fresh page per browser session."""
+"""Entry module of ``panel serve`` (``gmmot serve``): one fresh page per browser session."""
 
 import panel as pn
 
-from app.server_log import log_session_lifetime
-from app.shell import build
+from gmmot_app.server_log import log_session_lifetime
+from gmmot_app.shell import build
 
 pn.extension("filedropper", notifications=True)
 

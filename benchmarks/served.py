@@ -24,22 +24,16 @@ CHROMIUM_ARGS = [
 def serve(log: Path | None = None) -> tuple[subprocess.Popen, str]:
     """Start the server (warm-up included, ~2 min cold) and return it with the page URL.
 
-    Same options as ``bash .ci/dev serve``: sessions whose tab closed (or that no tab has
-    connected to yet) are reaped after 60 s, checked every 5 s. The server's output goes
-    to ``log`` (or nowhere)."""
+    The command of ``gmmot serve`` and ``bash .ci/dev serve``: sessions whose tab closed
+    (or that no tab has connected to yet) are reaped after 60 s, checked every 5 s. The
+    server's output goes to ``log`` (or nowhere)."""
     sys.path.insert(0, str(ROOT))
-    from gmmot_core.io import WEBSOCKET_MAX_BYTES
+    from gmmot_app.serve import serve_command
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    cmd = [
-        sys.executable, "-m", "panel", "serve", "app/main.py", "--setup", "app/warmup.py",
-        "--port", str(port), "--address", "127.0.0.1",
-        "--allow-websocket-origin", f"127.0.0.1:{port}", "--liveness", "--num-procs", "1",
-        "--check-unused-sessions", "5000", "--unused-session-lifetime", "60000",
-        "--websocket-max-message-size", str(WEBSOCKET_MAX_BYTES),
-    ]  # fmt: skip
+    cmd = serve_command(port, "127.0.0.1", [])
     out = log.open("w") if log is not None else subprocess.DEVNULL
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
     deadline = time.time() + 600  # the warm-up compiles the core first (~2 min)

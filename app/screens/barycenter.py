@@ -8,9 +8,9 @@ from collections.abc import Callable
 import numpy as np
 import panel as pn
 
-from app.compiled import release_if_crowded
-from app.knobs import knob_widgets, setting_widgets
-from app.plots.contours import (
+from gmmot_app.compiled import release_if_crowded
+from gmmot_app.knobs import knob_widgets, setting_widgets
+from gmmot_app.plots.contours import (
     contour_figure,
     contour_lines,
     grid_extent,
@@ -20,9 +20,9 @@ from app.plots.contours import (
     place_labels,
     support_data,
 )
-from app.plots.coupling import coupling_data, coupling_figure
-from app.plots.traces import trace_data, trace_figure
-from app.screen import Screen
+from gmmot_app.plots.coupling import coupling_data, coupling_figure
+from gmmot_app.plots.traces import trace_data, trace_figure
+from gmmot_app.screen import Screen
 from gmmot_runs.barycenter import (
     BarycenterKnobs,
     BarycenterRun,
