@@ -1,2 +1,2 @@
-"""gmmot explorer: the Panel app around ``gmmot_core``, installed as ``gmmot_app`` (the
+"""gmmot explorer: the Panel app around ``gmmot_core``, installed as ``gmmot`` (the
 folder ``app/``), served by ``gmmot serve``."""

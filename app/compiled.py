@@ -1,7 +1,7 @@
 """Jitted core entry points used by the app, compiled once per server process.
 
 Module-level objects here are pure functions (immutable); sessions never store
-state in this module. :mod:`gmmot_app.warmup` compiles them for the default shapes at server
+state in this module. :mod:`gmmot.warmup` compiles them for the default shapes at server
 start (``panel serve --setup app/warmup.py``) so the first page load is fast.
 """
 

@@ -8,7 +8,7 @@ import numpy as np
 import panel as pn
 import param
 
-from gmmot_app.widgets import BoundedFloatInput, BoundedIntInput, LabelledCheckbox, OptionSlider
+from gmmot.widgets import BoundedFloatInput, BoundedIntInput, LabelledCheckbox, OptionSlider
 from gmmot_runs.knobs import Knobs, Settings
 from gmmot_runs.spec import SpecError
 

@@ -2,8 +2,8 @@
 
 import panel as pn
 
-from gmmot_app.server_log import log_session_lifetime
-from gmmot_app.shell import build
+from gmmot.server_log import log_session_lifetime
+from gmmot.shell import build
 
 pn.extension("filedropper", notifications=True)
 

@@ -18,9 +18,9 @@ from collections.abc import Callable
 import panel as pn
 import param
 
-from gmmot_app.playback import FrameFlow, Playback, session_connected
-from gmmot_app.widgets import download_buttons
-from gmmot_app.worker import SHOW_NOTICE_JS, Notice, Worker
+from gmmot.playback import FrameFlow, Playback, session_connected
+from gmmot.widgets import download_buttons
+from gmmot.worker import SHOW_NOTICE_JS, Notice, Worker
 
 __all__ = ["Screen"]
 
@@ -222,7 +222,7 @@ class Screen(pn.viewable.Viewer):
     def make_playback(self, period_ms: int) -> None:
         """``playback``, the clock that asks for a frame every ``period_ms`` while playing,
         and ``flow``: a frame starts only once the browser painted the one before the
-        last (:class:`~gmmot_app.playback.FrameFlow`, ahead 1: it paints while the server
+        last (:class:`~gmmot.playback.FrameFlow`, ahead 1: it paints while the server
         steps), so a slow browser never queues frames and a click never waits behind
         them (a Pause took 6.4 s without it). Its widgets are in :meth:`main_column`."""
         self.flow = FrameFlow(self._on_drawn, ahead=1)
@@ -333,7 +333,7 @@ class Screen(pn.viewable.Viewer):
         self.worker.submit(f"reading {name or 'the upload'}", read, use, rejected, key="upload")
 
     def knob_values(self) -> dict:
-        """The values of the knob widgets (``knobs``: :func:`gmmot_app.knobs.knob_widgets`)."""
+        """The values of the knob widgets (``knobs``: :func:`gmmot.knobs.knob_widgets`)."""
         return {name: w.value for name, w in self.knobs.items()}
 
     @param.depends("step", watch=True)

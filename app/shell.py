@@ -8,15 +8,15 @@ from typing import ClassVar
 import panel as pn
 from panel.theme import fast as fast_design
 
-from gmmot_app.knobs import knobs_from_url, set_widgets
-from gmmot_app.lazy import LazyColumn, serve_stylesheets_here
-from gmmot_app.models import DataSource
-from gmmot_app.screens.barycenter import BarycenterScreen
-from gmmot_app.screens.coupled_em import CoupledEMScreen
-from gmmot_app.screens.descent import DescentScreen
-from gmmot_app.screens.transport import TransportScreen
-from gmmot_app.screens.w2_fit import W2FitScreen
-from gmmot_app.upload import upload_hooks, upload_hooks_on
+from gmmot.knobs import knobs_from_url, set_widgets
+from gmmot.lazy import LazyColumn, serve_stylesheets_here
+from gmmot.models import DataSource
+from gmmot.screens.barycenter import BarycenterScreen
+from gmmot.screens.coupled_em import CoupledEMScreen
+from gmmot.screens.descent import DescentScreen
+from gmmot.screens.transport import TransportScreen
+from gmmot.screens.w2_fit import W2FitScreen
+from gmmot.upload import upload_hooks, upload_hooks_on
 
 
 def _page(screen) -> list:
@@ -70,7 +70,7 @@ def build(autoplay: bool = True) -> pn.template.FastListTemplate:
     assert tuple(type(s) for s in screens) == SCREENS
     opened = kinds.index(tab)
     # only the opened tab and its sidebar are made with the page, each other on its first
-    # opening (gmmot_app.lazy)
+    # opening (gmmot.lazy)
     pages = [
         LazyColumn(partial(_page, s), shown=i == opened, sizing_mode="stretch_width")
         for i, s in enumerate(screens)

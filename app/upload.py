@@ -9,7 +9,7 @@ from typing import ClassVar
 import panel as pn
 import param
 
-from gmmot_app.worker import SHOW_NOTICE_JS
+from gmmot.worker import SHOW_NOTICE_JS
 
 __all__ = ["BOX_JS", "ChunkedUpload", "upload_hooks", "upload_hooks_on"]
 

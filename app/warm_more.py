@@ -1,6 +1,6 @@
 """The shapes a user reaches after the first visit, compiled into JAX's persistent cache
-by a child of the server (``python -m gmmot_app.warm_more SERVER_PID``, started by
-:mod:`gmmot_app.warmup`): coupled EM for K = 2..8 (one program per K: zero-weight components
+by a child of the server (``python -m gmmot.warm_more SERVER_PID``, started by
+:mod:`gmmot.warmup`): coupled EM for K = 2..8 (one program per K: zero-weight components
 would put log 0 in the E-step and zero marginals in Sinkhorn, so K is not padded), the W2
 fit a first visit prepares (one program for every K), every Dirac descent bucket up to
 5,000 on the 64^2 targets, the default N on the other image grids (the mixtures' 128^2,
@@ -23,8 +23,8 @@ import time
 
 import jax
 
-from gmmot_app.jax_cache import CACHE_DIR  # the same persistent cache as the server
-from gmmot_app.models import DataSource
+from gmmot.jax_cache import CACHE_DIR  # the same persistent cache as the server
+from gmmot.models import DataSource
 from gmmot_core.buckets import IMAGE_SIDES, bucket, buckets_up_to
 from gmmot_core.targets import MAX_SIDE
 from gmmot_runs.coupled_em import CoupledEMRun
@@ -97,7 +97,7 @@ def start() -> subprocess.Popen | None:
     if os.environ.get("GMMOT_WARM_MORE", "1") == "0" or CACHE_DIR == "off":
         return None
     # nice execs the child, so the server stays its parent (the child checks)
-    cmd = ["nice", "-n", "10", sys.executable, "-m", "gmmot_app.warm_more", str(os.getpid())]
+    cmd = ["nice", "-n", "10", sys.executable, "-m", "gmmot.warm_more", str(os.getpid())]
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     child = subprocess.Popen(cmd, cwd=root)
     # reaped when it ends (it stayed a zombie until the server exited), and stopped with

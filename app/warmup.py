@@ -3,19 +3,19 @@
 :func:`warm_up` compiles what a first visit needs, before the page is served. Compiled
 executables are kept in JAX's persistent cache (``GMMOT_JAX_CACHE``, default
 ``~/.cache/gmmot/jax``; ``off`` disables it), so a restarted server skips most of it; and
-while the page is up, :mod:`gmmot_app.warm_more` fills that cache with the shapes a user
+while the page is up, :mod:`gmmot.warm_more` fills that cache with the shapes a user
 reaches next, in a low-priority child process (``GMMOT_WARM_MORE=0`` skips it; the
 browser tests do, to keep their cores).
 """
 
 import numpy as np
 
-from gmmot_app import warm_more
-from gmmot_app.compiled import independent_fit
-from gmmot_app.models import DataSource
-from gmmot_app.plots.clouds import raster_data
-from gmmot_app.screens.transport import TransportScreen
-from gmmot_app.server_log import quiet_closed_tabs
+from gmmot import warm_more
+from gmmot.compiled import independent_fit
+from gmmot.models import DataSource
+from gmmot.plots.clouds import raster_data
+from gmmot.screens.transport import TransportScreen
+from gmmot.server_log import quiet_closed_tabs
 from gmmot_runs.barycenter import BarycenterRun, density_grids
 from gmmot_runs.coupled_em import CoupledEMRun
 from gmmot_runs.descent import DescentRun

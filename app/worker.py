@@ -284,7 +284,7 @@ function show_notice(notice, text) {
 
 class Notice(pn.pane.Alert):
     """The info Alert a worker tells through. The browser may show it on its own (a file
-    on its way, a change being applied: :mod:`gmmot_app.upload`, ``Screen.announce``), so its
+    on its way, a change being applied: :mod:`gmmot.upload`, ``Screen.announce``), so its
     ``visible`` is synced both ways: the server knows what is shown and can hide it."""
 
     @property

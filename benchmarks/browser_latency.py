@@ -81,7 +81,7 @@ def main() -> None:
     os.environ["GMMOT_WARM_MORE"] = "1" if child else "0"
     from playwright.sync_api import sync_playwright
 
-    import gmmot_app.jax_cache  # noqa: F401  (this process reads the same cache)
+    import gmmot.jax_cache  # noqa: F401  (this process reads the same cache)
 
     log = Path(tempfile.mkdtemp()) / "server.log"
     proc, url = serve(log)

@@ -68,7 +68,7 @@ def _run_case(case: str) -> dict[str, list[str]]:
     kind, *args = case.split()
     opts = dict(a.split("=") for a in args if "=" in a)
     if kind == "coupled_em":
-        from gmmot_app.models import DataSource
+        from gmmot.models import DataSource
         from gmmot_runs.coupled_em import CoupledEMRun
         from gmmot_runs.coupled_em_spec import Structure
 

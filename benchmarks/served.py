@@ -28,7 +28,7 @@ def serve(log: Path | None = None) -> tuple[subprocess.Popen, str]:
     (or that no tab has connected to yet) are reaped after 60 s, checked every 5 s. The
     server's output goes to ``log`` (or nowhere)."""
     sys.path.insert(0, str(ROOT))
-    from gmmot_app.serve import serve_command
+    from gmmot.serve import serve_command
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

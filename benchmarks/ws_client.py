@@ -40,7 +40,7 @@ for _mod in pkgutil.iter_modules(panel.models.__path__):
     importlib.import_module(f"panel.models.{_mod.name}")
 # and the app's own components (their data models are defined when the module is imported)
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-importlib.import_module("gmmot_app.widgets")
+importlib.import_module("gmmot.widgets")
 
 
 async def _handle_messages(self: ClientConnection) -> None:

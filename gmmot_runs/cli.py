@@ -2,7 +2,7 @@
 
 ``gmmot replay params.json --out results.json [--figure fig.png]`` runs the recorded frames
 with the recorded settings and writes the same results the app exports.
-``gmmot serve [--port N] [--address A]`` serves the app (:mod:`gmmot_app.serve`).
+``gmmot serve [--port N] [--address A]`` serves the app (:mod:`gmmot.serve`).
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     rp.add_argument("--out", required=True, help="where to write the results (JSON)")
     rp.add_argument("--figure", help="also write the figure (.png or .svg)")
     sv = sub.add_parser("serve", help="serve the app (open http://localhost:PORT/main)")
-    from gmmot_app import serve  # argparse only: the app itself loads in panel serve
+    from gmmot import serve  # argparse only: the app itself loads in panel serve
 
     serve.add_arguments(sv)
     args = parser.parse_args(argv)

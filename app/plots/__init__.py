@@ -1,3 +1,3 @@
-"""Plots by view: :mod:`~gmmot_app.plots.clouds`, :mod:`~gmmot_app.plots.coupling`,
-:mod:`~gmmot_app.plots.contours`, :mod:`~gmmot_app.plots.cells`, :mod:`~gmmot_app.plots.traces`. One
+"""Plots by view: :mod:`~gmmot.plots.clouds`, :mod:`~gmmot.plots.coupling`,
+:mod:`~gmmot.plots.contours`, :mod:`~gmmot.plots.cells`, :mod:`~gmmot.plots.traces`. One
 palette for every view and every exported figure: :data:`gmmot_runs.figures.PALETTE`."""

@@ -10,7 +10,7 @@ from bokeh.models import ColumnDataSource
 from bokeh.palettes import Viridis256
 from bokeh.plotting import figure
 
-from gmmot_app.plots.clouds import plane_figure
+from gmmot.plots.clouds import plane_figure
 from gmmot_runs.figures import PALETTE, ellipse_outlines
 
 __all__ = [

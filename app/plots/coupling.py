@@ -18,7 +18,7 @@ from bokeh.models import (
 from bokeh.palettes import Viridis256
 from bokeh.plotting import figure
 
-from gmmot_app.plots.clouds import colors, ellipse_paths, styled_figure
+from gmmot.plots.clouds import colors, ellipse_paths, styled_figure
 from gmmot_runs.figures import link_label, link_label_at
 
 __all__ = [

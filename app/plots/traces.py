@@ -8,7 +8,7 @@ import numpy as np
 from bokeh.models import ColumnDataSource, PrintfTickFormatter, Span
 from bokeh.plotting import figure
 
-from gmmot_app.plots.clouds import styled_figure
+from gmmot.plots.clouds import styled_figure
 from gmmot_runs.figures import PALETTE
 
 __all__ = [

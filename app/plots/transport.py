@@ -9,7 +9,7 @@ import numpy as np
 from bokeh.models import ColumnDataSource
 from bokeh.plotting import figure
 
-from gmmot_app.plots.clouds import plane_figure
+from gmmot.plots.clouds import plane_figure
 from gmmot_core.mixture import GMM
 from gmmot_runs.figures import PALETTE, ellipse_outlines
 

@@ -9,7 +9,7 @@ import numpy as np
 from bokeh.models import ColumnDataSource
 from bokeh.plotting import figure
 
-from gmmot_app.plots.clouds import colors, ellipse_paths, plane_figure
+from gmmot.plots.clouds import colors, ellipse_paths, plane_figure
 
 __all__ = ["fit_data", "fit_figure"]
 

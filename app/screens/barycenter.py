@@ -8,9 +8,9 @@ from collections.abc import Callable
 import numpy as np
 import panel as pn
 
-from gmmot_app.compiled import release_if_crowded
-from gmmot_app.knobs import knob_widgets, setting_widgets
-from gmmot_app.plots.contours import (
+from gmmot.compiled import release_if_crowded
+from gmmot.knobs import knob_widgets, setting_widgets
+from gmmot.plots.contours import (
     contour_figure,
     contour_lines,
     grid_extent,
@@ -20,9 +20,9 @@ from gmmot_app.plots.contours import (
     place_labels,
     support_data,
 )
-from gmmot_app.plots.coupling import coupling_data, coupling_figure
-from gmmot_app.plots.traces import trace_data, trace_figure
-from gmmot_app.screen import Screen
+from gmmot.plots.coupling import coupling_data, coupling_figure
+from gmmot.plots.traces import trace_data, trace_figure
+from gmmot.screen import Screen
 from gmmot_runs.barycenter import (
     BarycenterKnobs,
     BarycenterRun,

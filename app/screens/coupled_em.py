@@ -9,13 +9,13 @@ import numpy as np
 import panel as pn
 import param
 
-from gmmot_app.compiled import independent_fit, release_if_crowded
-from gmmot_app.knobs import knob_widgets, setting_widgets
-from gmmot_app.models import DataSource
-from gmmot_app.screen import Screen
-from gmmot_app.screens.coupled_em_figures import CoupledEMFigures
-from gmmot_app.upload import ChunkedUpload
-from gmmot_app.widgets import BoundedIntInput, LabelledCheckbox
+from gmmot.compiled import independent_fit, release_if_crowded
+from gmmot.knobs import knob_widgets, setting_widgets
+from gmmot.models import DataSource
+from gmmot.screen import Screen
+from gmmot.screens.coupled_em_figures import CoupledEMFigures
+from gmmot.upload import ChunkedUpload
+from gmmot.widgets import BoundedIntInput, LabelledCheckbox
 from gmmot_core import coupled_em as ce
 from gmmot_core.io import MAX_BYTES, parse_points
 from gmmot_runs.coupled_em import CoupledEMKnobs, CoupledEMRun, clouds_csv

@@ -11,7 +11,7 @@ import time
 import numpy as np
 import panel as pn
 
-from gmmot_app.plots.clouds import (
+from gmmot.plots.clouds import (
     RASTER_THRESHOLD,
     cloud_figure,
     ellipse_paths,
@@ -21,7 +21,7 @@ from gmmot_app.plots.clouds import (
     points_data,
     raster_data,
 )
-from gmmot_app.plots.coupling import (
+from gmmot.plots.coupling import (
     fit_mass_axis,
     heatmap_data,
     heatmap_figure,
@@ -33,7 +33,7 @@ from gmmot_app.plots.coupling import (
     reweighting_data,
     reweighting_figure,
 )
-from gmmot_app.plots.traces import traces_data, traces_figures
+from gmmot.plots.traces import traces_data, traces_figures
 
 __all__ = ["SUMMARY_PERIOD_S", "CoupledEMFigures"]
 

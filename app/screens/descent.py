@@ -8,9 +8,9 @@ from collections.abc import Callable
 import numpy as np
 import panel as pn
 
-from gmmot_app.compiled import release_if_crowded
-from gmmot_app.knobs import knob_widgets, setting_widgets
-from gmmot_app.plots.cells import (
+from gmmot.compiled import release_if_crowded
+from gmmot.knobs import knob_widgets, setting_widgets
+from gmmot.plots.cells import (
     LAYERS,
     cells_data,
     diracs_data,
@@ -18,10 +18,10 @@ from gmmot_app.plots.cells import (
     show_layers,
     target_figure,
 )
-from gmmot_app.plots.traces import mark_step, trace_data, trace_figure
-from gmmot_app.screen import Screen
-from gmmot_app.upload import ChunkedUpload
-from gmmot_app.widgets import LabelledCheckbox
+from gmmot.plots.traces import mark_step, trace_data, trace_figure
+from gmmot.screen import Screen
+from gmmot.upload import ChunkedUpload
+from gmmot.widgets import LabelledCheckbox
 from gmmot_core.targets import (
     MAX_IMAGE_BYTES,
     image_from_bytes,

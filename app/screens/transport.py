@@ -11,11 +11,11 @@ import numpy as np
 import panel as pn
 import param
 
-from gmmot_app.compiled import map_images, release_if_crowded, transport_frame
-from gmmot_app.plots.contours import contour_data
-from gmmot_app.plots.transport import ends_data, map_figure, mixture_ellipses
-from gmmot_app.screen import Screen
-from gmmot_app.widgets import LabelledCheckbox
+from gmmot.compiled import map_images, release_if_crowded, transport_frame
+from gmmot.plots.contours import contour_data
+from gmmot.plots.transport import ends_data, map_figure, mixture_ellipses
+from gmmot.screen import Screen
+from gmmot.widgets import LabelledCheckbox
 from gmmot_core.mixture import GMM
 from gmmot_runs.barycenter import notebook_levels
 from gmmot_runs.figures import transport_figure

@@ -1,7 +1,7 @@
 """Screen: fitting a GMM to a cloud by the exact semi-discrete W2^2, beside EM's fit.
 
 The run's work (a first compile for a new N, K or resolution takes about a minute on
-2 cores, a frame ~0.1-0.3 s) runs off the event loop (:class:`~gmmot_app.worker.Worker`), so
+2 cores, a frame ~0.1-0.3 s) runs off the event loop (:class:`~gmmot.worker.Worker`), so
 this and every other session keep answering. One frame at a time: the next starts
 when the last one has been drawn.
 """
@@ -12,13 +12,13 @@ import numpy as np
 import panel as pn
 from bokeh.models import ColumnDataSource
 
-from gmmot_app.compiled import release_if_crowded
-from gmmot_app.knobs import knob_widgets, setting_widgets
-from gmmot_app.plots.traces import trace_data, trace_figure
-from gmmot_app.plots.w2_fit import fit_data, fit_figure
-from gmmot_app.screen import Screen
-from gmmot_app.upload import ChunkedUpload
-from gmmot_app.widgets import LabelledCheckbox
+from gmmot.compiled import release_if_crowded
+from gmmot.knobs import knob_widgets, setting_widgets
+from gmmot.plots.traces import trace_data, trace_figure
+from gmmot.plots.w2_fit import fit_data, fit_figure
+from gmmot.screen import Screen
+from gmmot.upload import ChunkedUpload
+from gmmot.widgets import LabelledCheckbox
 from gmmot_core.io import MAX_BYTES, parse_points
 from gmmot_runs.w2_fit import CLOUDS, MAX_POINTS, W2FitKnobs, W2FitRun, W2FitSettings
 

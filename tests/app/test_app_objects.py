@@ -9,11 +9,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gmmot_app import compiled
-from gmmot_app.compiled import release_if_crowded
-from gmmot_app.knobs import nearest
-from gmmot_app.screens.coupled_em import CoupledEMScreen
-from gmmot_app.screens.descent import DescentScreen
+from gmmot import compiled
+from gmmot.compiled import release_if_crowded
+from gmmot.knobs import nearest
+from gmmot.screens.coupled_em import CoupledEMScreen
+from gmmot.screens.descent import DescentScreen
 from gmmot_runs.coupled_em import _frame
 
 
@@ -79,7 +79,7 @@ def test_barycenter_of_the_coupled_em_pair_replays(screen):
     single t slider), converges, and its parameter file replays to the same support."""
     import json
 
-    from gmmot_app.screens.barycenter import BarycenterScreen
+    from gmmot.screens.barycenter import BarycenterScreen
     from gmmot_runs.barycenter import BarycenterRun, BarycenterSpec
 
     view = screen.run.view
@@ -125,8 +125,8 @@ def test_barycenter_labels_do_not_overlap(seed, monkeypatch):
     """The labels of the notebook's inputs and their barycenter overlap neither each other
     nor another mixture's contour lines (seed 0 put 'input 3' on the barycenter's lines),
     and the inputs' density grids are computed once per run, not per frame."""
-    import gmmot_app.screens.barycenter as screen_mod
-    from gmmot_app.plots.contours import LABEL_CHAR, LABEL_HEIGHT
+    import gmmot.screens.barycenter as screen_mod
+    from gmmot.plots.contours import LABEL_CHAR, LABEL_HEIGHT
 
     calls = []
     real = screen_mod.input_grids
@@ -170,7 +170,7 @@ def test_closed_tab_writes_are_one_info_line_and_other_errors_stay():
 
     from tornado.websocket import WebSocketClosedError
 
-    from gmmot_app.server_log import ClosedTabFilter
+    from gmmot.server_log import ClosedTabFilter
 
     def record(exc):
         try:
@@ -198,7 +198,7 @@ def test_session_release_is_logged_with_the_sessions_left(caplog):
     import logging
     from types import SimpleNamespace
 
-    from gmmot_app.server_log import _released
+    from gmmot.server_log import _released
 
     ids = ["a", "b", "c"]
     server = SimpleNamespace(sessions=[SimpleNamespace(id=i) for i in ids])
@@ -255,7 +255,7 @@ def test_screens_keep_working_after_a_release(screen, monkeypatch):
 
 def test_w2_fit_screen_builds_from_the_run_bounds_and_refuses_a_bad_upload():
 
-    from gmmot_app.screens.w2_fit import W2FitScreen
+    from gmmot.screens.w2_fit import W2FitScreen
     from gmmot_runs.w2_fit import BOUNDS
 
     s = W2FitScreen()
@@ -276,7 +276,7 @@ def test_barycenter_weights_shown_are_the_weights_used():
     before the new run is drawn: status line, view, parameter file and figure agree."""
     import json
 
-    from gmmot_app.screens.barycenter import BarycenterScreen
+    from gmmot.screens.barycenter import BarycenterScreen
 
     bary = BarycenterScreen()
     assert len(bary.w_weights) == 3
@@ -297,7 +297,7 @@ def test_w2_fit_prepares_a_committed_k(monkeypatch):
     """Typing a new K and pressing Enter did nothing, and said nothing, until "Prepare
     this fit" was pressed: a committed N, K, raster or seed now prepares that fit (once the
     tab has a fit; the first opening prepares the default one)."""
-    from gmmot_app.screens.w2_fit import W2FitScreen
+    from gmmot.screens.w2_fit import W2FitScreen
 
     screen = W2FitScreen()
     asked = []
@@ -314,9 +314,9 @@ def test_the_url_sets_each_screens_knobs_through_its_model():
     """``?coupled_em.epsilon=0.1&coupled_em.balanced=false&w2_fit.learning_rate=0.05``
     sets those controls (and so the runs); a value outside the model's bounds, or not a
     number, is refused with the model's words and the default kept."""
-    from gmmot_app.knobs import knobs_from_url
-    from gmmot_app.screens.w2_fit import W2FitScreen
-    from gmmot_app.shell import _data_from_url, _knobs_from_url
+    from gmmot.knobs import knobs_from_url
+    from gmmot.screens.w2_fit import W2FitScreen
+    from gmmot.shell import _data_from_url, _knobs_from_url
     from gmmot_runs.coupled_em_spec import CoupledEMKnobs
 
     args = {
@@ -348,8 +348,8 @@ def test_the_url_opens_a_tab_with_its_settings_and_knobs():
     knobs (from its models); a value out of a setting's bounds or choices is refused
     with them named and the default kept; ``w2_fit.k=3`` reaches a tab not opened; a
     tab that does not exist is refused with the kinds named."""
-    from gmmot_app.screens.w2_fit import W2FitScreen
-    from gmmot_app.shell import SCREENS, _knobs_from_url, _tab_from_url
+    from gmmot.screens.w2_fit import W2FitScreen
+    from gmmot.shell import SCREENS, _knobs_from_url, _tab_from_url
 
     kinds = [c.kind for c in SCREENS]
     assert _tab_from_url({"tab": [b"descent"]}, kinds) == ("descent", [])
@@ -390,7 +390,7 @@ def test_step_and_reset_events_move_the_run_and_bring_it_back(kind):
     """The Step and Reset buttons' events (``screen.param.trigger``): two frames move the
     run's counter, Reset brings the run back to its start and the screen shows it
     (coupled EM's frame counter restarts; the others' counters show the step)."""
-    from gmmot_app.screens.barycenter import BarycenterScreen
+    from gmmot.screens.barycenter import BarycenterScreen
 
     screen = {"coupled_em": CoupledEMScreen, "descent": DescentScreen}.get(kind, BarycenterScreen)()
     name = screen.run.counter[0]
@@ -415,7 +415,7 @@ def test_the_page_makes_each_tab_on_its_first_opening():
     from bokeh.document import Document
     from panel.io.state import set_curdoc
 
-    from gmmot_app.shell import build
+    from gmmot.shell import build
 
     doc = Document()
     with set_curdoc(doc):

@@ -13,8 +13,8 @@ import numpy as np
 import param
 import pytest
 
-from gmmot_app.screens.coupled_em import CoupledEMScreen
-from gmmot_app.screens.descent import DescentScreen
+from gmmot.screens.coupled_em import CoupledEMScreen
+from gmmot.screens.descent import DescentScreen
 from gmmot_core.io import MAX_BYTES, MAX_ROWS
 
 

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from gmmot_app.screens.coupled_em import CoupledEMScreen
+from gmmot.screens.coupled_em import CoupledEMScreen
 
 
 def _cloud_csv(seed: int) -> bytes:

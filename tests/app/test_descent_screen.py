@@ -13,7 +13,7 @@ from gmmot_runs.descent import DescentRun
 
 
 def test_screen_steps_and_keeps_its_run_on_a_bad_upload():
-    from gmmot_app.screens.descent import DescentScreen
+    from gmmot.screens.descent import DescentScreen
 
     screen = DescentScreen()
     screen.w_n.value = 40
@@ -42,7 +42,7 @@ def test_uploaded_picture_on_white_starts_from_random_diracs():
     run. Without it the first solve stops at once (EMPTY_CELL)."""
     from PIL import Image
 
-    from gmmot_app.screens.descent import DescentScreen
+    from gmmot.screens.descent import DescentScreen
 
     yy, xx = np.mgrid[0:48, 0:64]
     ring = np.abs(np.hypot(xx - 32, yy - 24) - 15) < 3
@@ -75,7 +75,7 @@ def test_cells_are_drawn_as_one_nan_separated_patch_per_colour():
     degenerate (< 3 vertices) cells left out."""
     from bokeh.palettes import Category20_20
 
-    from gmmot_app.plots.cells import cells_data
+    from gmmot.plots.cells import cells_data
     from gmmot_core.semidiscrete.cells import Cells
 
     rng = np.random.default_rng(5)
@@ -96,7 +96,7 @@ def test_cells_are_drawn_as_one_nan_separated_patch_per_colour():
 def test_looking_back_marks_the_traces_and_the_exports_follow():
     """The looked-back step is marked on both traces, and the figure and positions exports
     show that step (the PNG showed the latest step while the screen showed step 0)."""
-    from gmmot_app.screens.descent import DescentScreen
+    from gmmot.screens.descent import DescentScreen
 
     screen = DescentScreen()
     for _ in range(3):

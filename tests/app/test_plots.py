@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from gmmot_app.plots.coupling import fit_mass_axis, mass_curve_data, mass_curve_figure
+from gmmot.plots.coupling import fit_mass_axis, mass_curve_data, mass_curve_figure
 
 
 def test_the_mass_axis_follows_the_total_mass():
@@ -21,7 +21,7 @@ def test_the_mass_axis_follows_the_total_mass():
 
 def test_descent_layers_can_be_hidden():
     """Cells, their colours, the Lloyd segments and the Diracs toggle one by one."""
-    from gmmot_app.plots.cells import LAYERS, show_layers, target_figure
+    from gmmot.plots.cells import LAYERS, show_layers, target_figure
 
     fig, _ = target_figure()
     show_layers(fig, ["Diracs"])
@@ -41,7 +41,7 @@ def test_links_carry_their_growth_factor_and_a_wide_hover_target():
     components' 'marginal / weight' (the bars said x0.64 where the link said x1.90)."""
     import jax.numpy as jnp
 
-    from gmmot_app.plots.coupling import pair_data, pair_figure, reweighting_data
+    from gmmot.plots.coupling import pair_data, pair_figure, reweighting_data
     from gmmot_core.gmm_ot import couple
     from gmmot_core.mixture import GMM
 
@@ -68,7 +68,7 @@ def test_a_trace_of_one_step_is_drawn_as_a_point():
     """Just after Reset a trace has one value: a line alone draws nothing for it."""
     from bokeh.models import Scatter
 
-    from gmmot_app.plots.traces import trace_data, trace_figure
+    from gmmot.plots.traces import trace_data, trace_figure
 
     fig, src = trace_figure("W2²", "W2²")
     src.data = trace_data(np.array([0.05]))
@@ -83,7 +83,7 @@ def test_growth_labels_are_drawn_over_the_means_and_the_legend_clears_the_bars()
     legend sat inside the plot over the tops of the bars: it is now above the plot."""
     from bokeh.models import GlyphRenderer, Legend, Text
 
-    from gmmot_app.plots.coupling import pair_figure, reweighting_figure
+    from gmmot.plots.coupling import pair_figure, reweighting_figure
 
     fig, _ = pair_figure()
     glyphs = [r for r in fig.renderers if isinstance(r, GlyphRenderer)]

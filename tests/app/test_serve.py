@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from gmmot_app import serve
+from gmmot import serve
 from gmmot_runs.cli import main
 
 

@@ -4,8 +4,8 @@ session was released stops posting to its document."""
 import logging
 import sys
 
-from gmmot_app.server_log import ClosedTabFilter
-from gmmot_app.worker import _post
+from gmmot.server_log import ClosedTabFilter
+from gmmot.worker import _post
 
 
 def test_a_tab_closed_before_its_session_is_one_info_line():

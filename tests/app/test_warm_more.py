@@ -1,4 +1,4 @@
-"""The background warm-up (gmmot_app.warm_more): it compiles what it lists, stops when its
+"""The background warm-up (gmmot.warm_more): it compiles what it lists, stops when its
 server is gone, and is not started where it would serve nobody."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from gmmot_app import warm_more
+from gmmot import warm_more
 
 
 def test_compiles_each_case_and_reports_them():
@@ -19,7 +19,7 @@ def test_warms_the_w2_fit_a_first_visit_prepares():
     """The W2 tab's first fit (its widgets' defaults) is compiled in the background; its
     program serves every K (the runs pad to K_MAX). The run tests compile the same
     program (the same cloud, bucket, sizes and raster): this reads it from the cache."""
-    from gmmot_app.screens.w2_fit import W2FitScreen
+    from gmmot.screens.w2_fit import W2FitScreen
     from gmmot_runs.w2_fit import DEFAULTS
 
     screen = W2FitScreen()

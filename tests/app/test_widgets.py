@@ -5,7 +5,7 @@ import panel as pn
 import param
 from bokeh.document import Document
 
-from gmmot_app.widgets import BoundedFloatInput, BoundedIntInput, LabelledCheckbox
+from gmmot.widgets import BoundedFloatInput, BoundedIntInput, LabelledCheckbox
 
 
 class _Model(param.Parameterized):
@@ -57,7 +57,7 @@ def test_an_option_slider_label_has_one_writer_and_follows_the_value():
     slider's label is written by the server alone, from the value in effect."""
     from bokeh.models import Slider
 
-    from gmmot_app.widgets import OptionSlider
+    from gmmot.widgets import OptionSlider
     from gmmot_runs.knobs import log_grid
 
     opts = log_grid(-1, 1)

@@ -8,7 +8,7 @@ import time
 import panel as pn
 import pytest
 
-from gmmot_app import worker as wk
+from gmmot import worker as wk
 
 
 class _Doc:
@@ -147,7 +147,7 @@ def test_a_closed_sessions_jobs_free_the_thread_for_others(loop):
 def test_new_work_clears_an_old_success_message_but_not_a_warning():
     """ "cloud 1: 20000 points ..." stayed on screen through later, unrelated work. Work
     submitted after a success (not a frame) clears it; a warning stays until dealt with."""
-    from gmmot_app.screen import Screen
+    from gmmot.screen import Screen
 
     screen = Screen()
     screen._inform("cloud 1: 20000 points")

@@ -178,7 +178,7 @@ def test_page_asks_nothing_of_the_internet(page, server_url, server_log):
 
 
 def test_other_tabs_ask_nothing_of_the_internet(page, server_url):
-    """A tab's models are made on its first opening (gmmot_app.lazy), and their stylesheets
+    """A tab's models are made on its first opening (gmmot.lazy), and their stylesheets
     still come from the app's server: Panel 1.9 names cdn.holoviz.org in the stylesheets
     of models made after the first render (five of six openings of the barycenter tab
     asked it for two sheets before the mend)."""

@@ -26,13 +26,13 @@ def _imported_after(package: str, forbidden: tuple[str, ...]) -> list[str]:
 def test_core_imports_no_ui_oracle_or_host_side():
     """Every gmmot_core module (semidiscrete included): no UI library, no oracle, no
     param, and nothing of the host side (gmmot_runs, matplotlib, the app)."""
-    bad = _imported_after("gmmot_core", (*UI, "param", "gmmot_runs", "gmmot_app", "matplotlib"))
+    bad = _imported_after("gmmot_core", (*UI, "param", "gmmot_runs", "gmmot", "matplotlib"))
     assert bad == [], f"gmmot_core imported: {bad}"
 
 
 def test_runs_import_no_ui_or_oracle():
     """Every gmmot_runs module (the CLI included) runs headless: no UI library, no oracle."""
-    bad = _imported_after("gmmot_runs", (*UI, "gmmot_app"))
+    bad = _imported_after("gmmot_runs", (*UI, "gmmot"))
     assert bad == [], f"gmmot_runs imported: {bad}"
 
 
