@@ -22,6 +22,7 @@ __all__ = [
     "WEBSOCKET_MAX_BYTES",
     "check_cloud",
     "parse_points",
+    "points_from_arrays",
 ]
 
 MAX_BYTES = 50 * 2**20  # 50 MiB per uploaded file
@@ -103,6 +104,26 @@ def parse_points(data: bytes, filename: str = "") -> tuple[np.ndarray, np.ndarra
     arr = _from_npy(data) if filename.lower().endswith(".npy") else _from_text(data)
     if arr.ndim != 2 or arr.shape[1] not in (2, 3):
         raise ValueError(f"expected 2 columns (x, y) or 3 (x, y, weight), got shape {arr.shape}")
+    return _checked_rows(arr, np.float32)
+
+
+def points_from_arrays(points, weights=None) -> tuple[np.ndarray, np.ndarray | None, str]:
+    """A cloud given as arrays (a notebook's): ``points [N, 2]`` and ``weights [N]`` (or
+    None), checked as :func:`parse_points` checks an uploaded file's, kept in float64."""
+    try:
+        p = np.asarray(points, np.float64)
+        w = None if weights is None else np.asarray(weights, np.float64)
+    except (TypeError, ValueError):
+        raise ValueError("expected numbers: points [N, 2] and weights [N]") from None
+    if p.ndim != 2 or p.shape[1] != 2:
+        raise ValueError(f"expected points of shape [N, 2], got {p.shape}")
+    if w is not None and w.shape != (len(p),):
+        raise ValueError(f"expected {len(p)} weights, one per point, got shape {w.shape}")
+    return _checked_rows(p if w is None else np.column_stack([p, w]), np.float64)
+
+
+def _checked_rows(arr: np.ndarray, dtype) -> tuple[np.ndarray, np.ndarray | None, str]:
+    """Rows ``[x, y(, weight)]`` checked (see :func:`parse_points`), as ``dtype``."""
     if arr.shape[0] > MAX_ROWS:
         raise ValueError(f"too many rows: {arr.shape[0]} > {MAX_ROWS}")
     arr = arr.astype(np.float64)
@@ -120,11 +141,11 @@ def parse_points(data: bytes, filename: str = "") -> tuple[np.ndarray, np.ndarra
             raise ValueError("negative weights in column 3")
         if weights.sum() <= 0:
             raise ValueError("all weights are 0")
-        weights = weights.astype(np.float32)
+        weights = weights.astype(dtype)
     note = f"{arr.shape[0]} points"
     note += ", weights from column 3" if weights is not None else ""
     note += f", {dropped} rows with NaN/inf dropped" if dropped else ""
-    return arr[:, :2].astype(np.float32), weights, note
+    return arr[:, :2].astype(dtype), weights, note
 
 
 def check_cloud(points, k: int, name: str = "the cloud", weights=None) -> None:

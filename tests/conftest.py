@@ -36,6 +36,7 @@ SHARED_PROGRAMS = {
         "tests/core/test_gmm_w2_fit.py",
         "tests/runs/test_w2_fit_run.py",
         "tests/runs/test_assets.py",
+        "tests/app/test_notebook.py",
     ),
 }
 # The longest scopes first (2-core runs, seconds): the last scope to start should be

@@ -59,30 +59,45 @@ weight or epsilon restarts the iterations from the current support (no recompile
 
     kind, Knobs, Settings = BarycenterRun.kind, BarycenterKnobs, BarycenterSettings
 
-    def __init__(self, pair_source: Callable[[], tuple] | None = None, **params):
-        """``pair_source()`` (optional) gives this session's coupled-EM pair of mixtures,
-        offered as inputs next to the notebook's generator."""
+    def __init__(
+        self,
+        pair_source: Callable[[], tuple] | None = None,
+        pair_label: str = "coupled-EM pair",
+        settings: BarycenterSettings | None = None,
+        knobs: BarycenterKnobs | None = None,
+        lambdas=None,
+        **params,
+    ):
+        """``pair_source()`` (optional) gives mixtures ``(weights, means, covs)`` offered
+        as inputs next to the notebook's generator, under ``pair_label``: this session's
+        coupled-EM pair, or a notebook's own mixtures (then the first run's inputs).
+        ``settings``, ``knobs`` and ``lambdas`` (the barycentric weights): the first
+        run's and the controls' values (a notebook's)."""
         super().__init__(**params)
-        self._pair_source = pair_source
+        self._pair_source, self._pair_label = pair_source, pair_label
         self.make_playback(FRAME_MS)
-        self.run = BarycenterRun()
         self._inputs_of: BarycenterRun | None = None
-        self._build()
+        knobs = knobs or self.Knobs()
+        self._build(settings or self.Settings(), knobs)
+        self.run = BarycenterRun(BarycenterSpec.from_dict(json.loads(self._spec().to_json())))
+        self.run.set(lambdas=lambdas, epsilon=knobs.epsilon)
         self._weight_sliders()
         self._draw()
 
     # -- widgets ----------------------------------------------------------------------
-    def _build(self) -> None:
-        sources = ["notebook generator"] + (["coupled-EM pair"] if self._pair_source else [])
-        self.w_source = pn.widgets.RadioButtonGroup(options=sources, value=sources[0])
+    def _build(self, settings: BarycenterSettings, knobs: BarycenterKnobs) -> None:
+        sources = ["notebook generator"] + ([self._pair_label] if self._pair_source else [])
+        # a notebook's own mixtures are what it asked for; the coupled-EM pair is offered
+        first = sources[0] if self._pair_label == "coupled-EM pair" else sources[-1]
+        self.w_source = pn.widgets.RadioButtonGroup(options=sources, value=first)
         self.settings = setting_widgets(
-            self.Settings(), self._warn, sliders=("inputs", "components", "bar_size")
+            settings, self._warn, sliders=("inputs", "components", "bar_size")
         )
         st = self.settings
         self.w_inputs, self.w_comp, self.w_alpha = st["inputs"], st["components"], st["alpha"]
         self.w_seed, self.w_bar = st["seed"], st["bar_size"]
         self.w_init = pn.widgets.Select(label="initial support", options=["random"])
-        self.knobs = knob_widgets(self.Knobs())
+        self.knobs = knob_widgets(knobs)
         self.w_eps, self.w_steps = self.knobs["epsilon"], self.knobs["steps_per_frame"]
         self.weights_box = pn.Column()
         self.make_controls()
@@ -187,7 +202,7 @@ weight or epsilon restarts the iterations from the current support (no recompile
     # -- reactions --------------------------------------------------------------------
     def _spec(self) -> BarycenterSpec:
         mixtures = None
-        if self.w_source.value == "coupled-EM pair":
+        if self.w_source.value == self._pair_label:
             names = ("weights", "means", "covs")
             mixtures = [
                 {k: np.asarray(x, np.float64).tolist() for k, x in zip(names, g, strict=True)}
@@ -203,7 +218,7 @@ weight or epsilon restarts the iterations from the current support (no recompile
 
     def opened(self) -> None:
         """Take the coupled-EM pair again (when this tab opens with that source)."""
-        if self.w_source.value == "coupled-EM pair":
+        if self.w_source.value == "coupled-EM pair":  # a notebook's mixtures do not change
             self.rebuild()
 
     def _fail(self, text: str) -> Callable[[Exception], None]:

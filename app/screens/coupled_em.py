@@ -48,14 +48,22 @@ points. Points are coloured by their most likely component; solid 1-sigma and da
     data = param.ClassSelector(class_=DataSource)
     frame_count = param.Integer(default=0, doc="Frames produced since the last reset.")
 
-    def __init__(self, **params):
+    def __init__(self, run: CoupledEMRun | None = None, **params):
+        """``run``: the run to show (a notebook's, on its own clouds; its knobs and
+        structure set the controls); default: the data source's preset, balanced, as the
+        notebook runs first (the "Try first" hint leads to unbalanced)."""
         params.setdefault("data", DataSource())
         super().__init__(**params)
-        self._clouds = self.data.clouds()
-        self._weights: list[np.ndarray | None] = [None, None]
-        self._sources: list[str | None] = [None, None]  # an uploaded cloud's file name
-        # opens balanced, as the notebook runs first; the "Try first" hint leads to unbalanced
-        self.run = CoupledEMRun(*self._clouds, data=self.data.spec())
+        # where each cloud comes from, when not from the preset ("uploaded x.csv")
+        self._sources: list[str | None] = [None, None]
+        if run is None:
+            self._clouds = self.data.clouds()
+            self._weights: list[np.ndarray | None] = [None, None]
+            run = CoupledEMRun(*self._clouds, data=self.data.spec())
+        else:
+            self._clouds, self._weights = [run.points0, run.points1], [run.weights0, run.weights1]
+            self._sources = ["your arrays", "your arrays"]
+        self.run = run
         self._build_widgets()
         self.make_playback(self._period())
         self.figures = CoupledEMFigures()
@@ -231,8 +239,8 @@ points. Points are coloured by their most likely component; solid 1-sigma and da
     ) -> None:
         """In the worker: ``make()`` gives ``(clouds, weights, data spec)`` and a new run
         is built on them; on any failure the previous data and run are kept (and the
-        ``upload`` box that brought the data is emptied). ``source``: ``(cloud, file
-        name)`` of an upload (None: both clouds are the preset's). Read when the data are
+        ``upload`` box that brought the data is emptied). ``source``: ``(cloud, where
+        it comes from)`` of an upload (None: both clouds are the preset's). Read when the data are
         put in use: a second upload may start before the first is in use."""
 
         def build():
@@ -304,7 +312,7 @@ points. Points are coloured by their most likely component; solid 1-sigma and da
             make,
             f"reading {name or 'the upload'} for cloud {which}",
             lambda: f"cloud {which}: {notes[0]}",
-            source=(which, name or "an upload"),
+            source=(which, f"uploaded {name or 'a file'}"),
             refused=f"Upload for cloud {which} rejected",
             upload=widget,
         )
@@ -317,7 +325,7 @@ points. Points are coloured by their most likely component; solid 1-sigma and da
         parts = []
         rows = zip(self._clouds, self._weights, self._sources, strict=True)
         for i, (pts, w, src) in enumerate(rows):
-            origin = f"uploaded {src}" if src else preset
+            origin = src or preset
             weighted = ", weighted" if w is not None else ""
             parts.append(f"cloud {i} from {origin} ({len(pts)} points{weighted})")
         self.data_in_use.object = "**In use:** " + "; ".join(parts)

@@ -64,27 +64,43 @@ so random Diracs over a white background can start.
 
     kind, Knobs, Settings = DescentRun.kind, DescentKnobs, DescentSettings
 
-    def __init__(self, pair_source: Callable[[], tuple] | None = None, **params):
+    def __init__(
+        self,
+        pair_source: Callable[[], tuple] | None = None,
+        picture: np.ndarray | None = None,
+        settings: DescentSettings | None = None,
+        knobs: DescentKnobs | None = None,
+        **params,
+    ):
         """``pair_source()`` (optional) gives this session's coupled-EM pair of mixtures
-        ``(weights, means, covs)``, offered as targets (moved into the unit square)."""
+        ``(weights, means, covs)``, offered as targets (moved into the unit square).
+        ``picture [W, H]`` (axis 0 = x, values >= 0: the mass) is the target instead of
+        the tutorial's, as an uploaded one; ``settings`` and ``knobs`` the first run's
+        and the controls' values (a notebook's)."""
         super().__init__(**params)
         self._pair_source = pair_source
-        self._upload_values: np.ndarray | None = None
+        self._upload_values: np.ndarray | None = picture
         self._look: dict | None = None  # the step looked back at, if any
         self._told: str | None = None  # said once the run on an upload is built
         self.make_playback(FRAME_MS)
-        self.run = DescentRun({"preset": "tutorial two peaks", "res": 64}, n=self.Settings().n)
-        self._build()
+        st = settings or self.Settings()
+        if picture is None:
+            target, values = {"preset": "tutorial two peaks", "res": 64}, None
+        else:
+            target, values = {"values": None}, with_floor(picture)
+        self.run = DescentRun(target, st.n, st.init, st.seed, values)
+        self.run.set(**(knobs or self.Knobs()).values())
+        self._build(st)
         self._draw_all()
 
     # -- widgets ----------------------------------------------------------------------
-    def _build(self) -> None:
+    def _build(self, settings: DescentSettings) -> None:
         self.w_target = pn.widgets.Select(
             label="target",
             options=["tutorial two peaks", "gaussian mixture"]
             + (list(FITS) if self._pair_source is not None else [])
             + ["uploaded image"],
-            value="tutorial two peaks",
+            value="tutorial two peaks" if self._upload_values is None else "uploaded image",
         )
         self.w_upload = ChunkedUpload(
             label="target image (PNG or JPEG)", max_bytes=MAX_IMAGE_BYTES, notice=self.notice
@@ -92,9 +108,9 @@ so random Diracs over a white background can start.
         self.w_invert = LabelledCheckbox(
             label="bright pixels = more mass (off: dark = more mass)", value=False
         )
-        self.settings = setting_widgets(self.Settings(), self._warn)
+        self.settings = setting_widgets(settings, self._warn)
         self.w_n, self.w_init, self.w_seed = (self.settings[k] for k in ("n", "init", "seed"))
-        self.knobs = knob_widgets(self.Knobs())
+        self.knobs = knob_widgets(self.run.knobs)
         k = self.knobs
         self.w_lr, self.w_lloyd, self.w_steps = k["lr"], k["lloyd"], k["steps_per_frame"]
         self.make_controls()

@@ -13,7 +13,7 @@ import panel as pn
 from bokeh.models import ColumnDataSource
 
 from gmmot.compiled import release_if_crowded
-from gmmot.knobs import knob_widgets, setting_widgets
+from gmmot.knobs import knob_widgets, set_widgets, setting_widgets
 from gmmot.plots.traces import trace_data, trace_figure
 from gmmot.plots.w2_fit import fit_data, fit_figure
 from gmmot.screen import Screen
@@ -63,13 +63,22 @@ the box plus the mass it puts outside (charged at the box side squared).
 
     kind, Knobs, Settings = W2FitRun.kind, W2FitKnobs, W2FitSettings
 
-    def __init__(self, **params):
+    def __init__(self, run: W2FitRun | None = None, **params):
+        """``run``: a prepared fit to show (a notebook's, on its own points; its settings
+        and knobs set the controls); default: none until the tab is first opened."""
         super().__init__(**params)
         self.run: W2FitRun | None = None
         self._view: dict | None = None
         self._uploaded: dict | None = None
         self.make_playback(FRAME_MS)
         self._build()
+        if run is not None:
+            self._uploaded = run.cloud if "points" in run.cloud else None
+            self.w_cloud.value = UPLOADED if self._uploaded else run.cloud["preset"]
+            for w, value in ((self.w_k, run.k), (self.w_res, run.res), (self.w_seed, run.seed)):
+                w.value = value
+            set_widgets(self.knobs, run.knobs.values())
+            self._prepared((run, run.view))
 
     # -- widgets ----------------------------------------------------------------------
     def _build(self) -> None:
