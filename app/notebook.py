@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 import panel as pn
 
+from gmmot import jax_cache  # noqa: F401  (compiled programs kept across kernels, as the app's)
 from gmmot.screens.barycenter import BarycenterScreen
 from gmmot.screens.coupled_em import CoupledEMScreen
 from gmmot.screens.descent import DescentScreen
@@ -51,6 +52,10 @@ class View(pn.viewable.Viewer):
         """The results file of the run shown (plain JSON types), as the export gives it."""
         return self.screen.exported_run().results()
 
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        _extension()  # in the cell that shows the view: a view never shown costs nothing
+        return super()._repr_mimebundle_(include, exclude)
+
     def __panel__(self):
         if self._layout is None:  # one layout: a view shown twice shows the same widgets
             controls = pn.Column(*self.screen.sidebar(), width=SIDEBAR_WIDTH)
@@ -58,11 +63,18 @@ class View(pn.viewable.Viewer):
         return self._layout
 
 
+#: Panel's JavaScript goes inline in the cell that shows a view, so that a page needs no
+#: internet (~7 MB of a saved notebook per such cell); False: from Panel's CDN
+INLINE = True
+
+
 def _extension() -> None:
-    """Load Panel's notebook support once (the cell that first shows a view)."""
-    if not getattr(_extension, "done", False):
-        pn.extension("filedropper", notifications=True)
-        _extension.done = True
+    """Load Panel's notebook support in the cell that shows a view: each time, as a page
+    opened again on the same kernel has to load it again when the cell runs again."""
+    pn.extension("filedropper", notifications=True, inline=INLINE)
+    # the screens' figures stretch in both directions inside rows that stretch in width:
+    # the app's layout, which Panel warns of in each cell's output otherwise
+    pn.config.respect_explicit_sizing = True
 
 
 def _models(screen, values: dict, settings: tuple[str, ...] = ()) -> tuple[Knobs, Knobs]:
@@ -97,7 +109,6 @@ def coupled_em(points0, points1, weights0=None, weights1=None, **values) -> View
         clouds[0][0], clouds[1][0], clouds[0][1], clouds[1][1], knobs, structure,
         data={"inline": True},
     )  # fmt: skip
-    _extension()
     return View(CoupledEMScreen(run=run))
 
 
@@ -121,7 +132,6 @@ def descent(image=None, mixture=None, **values) -> View:
         if not np.all(np.isfinite(picture)) or picture.min() < 0 or picture.max() <= 0:
             raise ValueError("expected finite pixel values >= 0, not all 0")
         picture = picture[::-1].T.copy()  # [x, y] with y up, as an uploaded picture
-    _extension()
     return View(DescentScreen(picture=picture, settings=settings, knobs=knobs))
 
 
@@ -131,7 +141,6 @@ def barycenter(mixtures, lambdas=None, **values) -> View:
     (``epsilon``, ``steps_per_frame``) and ``bar_size``, ``seed``."""
     knobs, settings = _models(BarycenterScreen, values, ("bar_size", "seed"))
     given = [tuple(np.asarray(x, np.float64) for x in g) for g in mixtures]
-    _extension()
     screen = BarycenterScreen(
         pair_source=lambda: given, pair_label="your mixtures", settings=settings,
         knobs=knobs, lambdas=lambdas,
@@ -150,5 +159,4 @@ def w2_fit(points, weights=None, **values) -> View:
         cloud["weights"] = w.astype(np.float64).tolist()
     run = W2FitRun(cloud, settings.k, settings.res, settings.seed)
     run.set(**knobs.values())
-    _extension()
     return View(W2FitScreen(run=run))
