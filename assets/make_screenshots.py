@@ -17,23 +17,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from browser_latency import _photo_png  # noqa: E402
 from served import CHROMIUM_ARGS, serve, stop  # noqa: E402
+
+# a 512^2 picture: three dark blobs on a photo's shading
+PICTURE = {"height": 512, "blobs": ((0.3, 0.35, 0.07), (0.68, 0.55, 0.12), (0.45, 0.8, 0.05))}
 
 OUT = ROOT / "assets" / "screenshots"
 WIDTH = 700
-
-
-def _picture(path: Path) -> Path:
-    """A 512 x 512 grey PNG: a photo's shading with a few dark blobs (darker = more mass)."""
-    import numpy as np
-    from PIL import Image
-
-    y, x = np.mgrid[0:512, 0:512] / 512.0
-    v = 0.2 + 0.3 * x * y
-    for cx, cy, r in ((0.3, 0.35, 0.07), (0.68, 0.55, 0.12), (0.45, 0.8, 0.05)):
-        v += np.exp(-((x - cx) ** 2 + (y - cy) ** 2) / (2 * r * r))
-    Image.fromarray((255 * (1 - v / v.max())).astype(np.uint8), "L").save(path)
-    return path
 
 
 def _save(page, name: str) -> None:
@@ -67,7 +58,7 @@ def main() -> None:
     from playwright.sync_api import sync_playwright
 
     proc, url = serve(ROOT / "test-artifacts" / "screenshots-server.log")
-    photo = _picture(Path(tempfile.mkdtemp()) / "photo.png")
+    photo = _photo_png(Path(tempfile.mkdtemp()) / "photo.png", **PICTURE)
     try:
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)

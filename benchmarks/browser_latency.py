@@ -35,14 +35,17 @@ GOAL = {"cold": 3.0, "warm": 1.0, "warm N > 2000": 2.0}
 TUTORIAL = {"preset": "tutorial two peaks", "res": 64}
 
 
-def _photo_png(path: Path) -> Path:
-    """A 512 x 341 grey PNG with a photo's shading and a few dark blobs."""
+def _photo_png(
+    path: Path, height: int = 341, blobs=((0.3, 0.3, 0.06), (0.7, 0.4, 0.1), (0.5, 0.15, 0.04))
+) -> Path:
+    """A 512 x ``height`` grey PNG with a photo's shading and dark ``blobs`` (centre x, y
+    and radius, in units of the width)."""
     import numpy as np
     from PIL import Image
 
-    y, x = np.mgrid[0:341, 0:512] / 512.0
+    y, x = np.mgrid[0:height, 0:512] / 512.0
     v = 0.2 + 0.3 * x * y
-    for cx, cy, r in ((0.3, 0.3, 0.06), (0.7, 0.4, 0.1), (0.5, 0.15, 0.04)):
+    for cx, cy, r in blobs:
         v += np.exp(-((x - cx) ** 2 + (y - cy) ** 2) / (2 * r * r))
     Image.fromarray((255 * (1 - v / v.max())).astype(np.uint8), "L").save(path)
     return path

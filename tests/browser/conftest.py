@@ -56,6 +56,31 @@ def browser_context_args():
     return {"viewport": {"width": 1400, "height": 1000}, "accept_downloads": True}
 
 
+def wait_until_up(url: str, proc: subprocess.Popen, seconds: float, what: str, log: Path):
+    """Until ``url`` answers; the test fails with the end of ``log`` if ``proc`` ends or
+    ``seconds`` pass first."""
+    deadline = time.time() + seconds
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            if proc.poll() is not None or time.time() > deadline:
+                pytest.fail(f"{what} did not start:\n{log.read_text()[-3000:]}")
+            time.sleep(0.5)
+
+
+def stop(proc: subprocess.Popen, seconds: float) -> None:
+    """SIGTERM, then SIGKILL after ``seconds``; reaped either way (no "subprocess is still
+    running" warning at exit)."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -96,23 +121,11 @@ def server_url():
         env = dict(os.environ, GMMOT_WARM_MORE="0", GMMOT_JAX_CACHE=cache)
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT, env=env)
     try:
-        deadline = time.time() + 600  # the warm-up compiles the core first (~2 min)
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/liveness", timeout=2):
-                    break
-            except OSError:
-                if proc.poll() is not None or time.time() > deadline:
-                    pytest.fail(f"panel serve did not start:\n{log.read_text()[-3000:]}")
-                time.sleep(0.5)
+        # the warm-up compiles the core first (~2 min)
+        wait_until_up(f"http://127.0.0.1:{port}/liveness", proc, 600, "panel serve", log)
         yield f"http://127.0.0.1:{port}/main"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()  # reaped: no "subprocess is still running" warning at exit
+        stop(proc, 10)
         if not run_cache:
             shutil.rmtree(cache, ignore_errors=True)
 

@@ -11,14 +11,12 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import ARTIFACTS, _free_port
+from tests.browser.conftest import ARTIFACTS, _free_port, stop, wait_until_up
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -47,23 +45,10 @@ def lab(tmp_path_factory):
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=work)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.time() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/api/status", timeout=2):
-                    break
-            except OSError:
-                if proc.poll() is not None or time.time() > deadline:
-                    pytest.fail("jupyter lab did not start: see test-artifacts/jupyterlab.log")
-                time.sleep(0.5)
+        wait_until_up(f"{url}/api/status", proc, 120, "jupyter lab", ARTIFACTS / "jupyterlab.log")
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc, 20)
 
 
 def test_the_coupled_gmms_example_runs_in_jupyterlab(page, lab, shot):
