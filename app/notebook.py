@@ -36,7 +36,8 @@ SIDEBAR_WIDTH = 330
 
 
 class View(pn.viewable.Viewer):
-    """A screen for a notebook cell: its controls (the app's sidebar) beside its figures."""
+    """A screen for a notebook cell: its figures, and its controls (the app's sidebar)
+    beside them or below."""
 
     def __init__(self, screen, **params):
         super().__init__(**params)
@@ -59,7 +60,11 @@ class View(pn.viewable.Viewer):
     def __panel__(self):
         if self._layout is None:  # one layout: a view shown twice shows the same widgets
             controls = pn.Column(*self.screen.sidebar(), width=SIDEBAR_WIDTH)
-            self._layout = pn.Row(controls, self.screen, sizing_mode="stretch_width")
+            # the controls beside the figures where the cell is wide enough, below them
+            # where it is not (a notebook beside JupyterLab's file browser)
+            self._layout = pn.FlexBox(
+                self.screen, controls, flex_wrap="wrap", sizing_mode="stretch_width"
+            )
         return self._layout
 
 

@@ -58,7 +58,10 @@ def test_the_coupled_gmms_example_runs_in_jupyterlab(page, lab, shot):
     expect(page.get_by_text(re.compile(r"\(ipykernel\) \| Idle"))).to_be_visible(timeout=60_000)
     page.get_by_role("menuitem", name="Run", exact=True).click()
     page.get_by_text("Run All Cells", exact=True).click()
-    last = page.locator(".jp-Cell").last  # the interactive view
+    # the interactive view: the last cell of the notebook shown (a restored workspace may
+    # hold other notebooks' panels, hidden)
+    shown = page.locator(".jp-NotebookPanel").locator("visible=true")
+    last = shown.locator(".jp-Cell").last
     expect(last.locator(".jp-InputArea-prompt")).to_have_text(
         re.compile(r"\[\d+\]"), timeout=240_000
     )
