@@ -27,6 +27,7 @@ from gmmot.screens.w2_fit import W2FitScreen
 from gmmot_core.io import points_from_arrays
 from gmmot_core.targets import gmm_image, mixture_in_box
 from gmmot_runs.coupled_em import CoupledEMRun, Structure
+from gmmot_runs.descent import check_target
 from gmmot_runs.knobs import Knobs
 from gmmot_runs.w2_fit import W2FitRun
 
@@ -132,11 +133,11 @@ def descent(image=None, mixture=None, **values) -> View:
         picture = gmm_image(box["means"], box["covs"], box["weights"], (128, 128))[0]
     else:
         picture = np.asarray(image, np.float64)
-        if picture.ndim != 2 or min(picture.shape) < 2:
+        if picture.ndim != 2:
             raise ValueError(f"expected a 2D image, got shape {picture.shape}")
-        if not np.all(np.isfinite(picture)) or picture.min() < 0 or picture.max() <= 0:
-            raise ValueError("expected finite pixel values >= 0, not all 0")
         picture = picture[::-1].T.copy()  # [x, y] with y up, as an uploaded picture
+        # the parameter file's check: a run its exported file could not replay is refused
+        check_target({"values": picture})
     return View(DescentScreen(picture=picture, settings=settings, knobs=knobs))
 
 
