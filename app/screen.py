@@ -281,9 +281,11 @@ class Screen(pn.viewable.Viewer):
         one still waiting."""
 
         def failed(exc: Exception) -> None:
+            text = f"{refused}: {exc}. {kept}"
             if pause:
-                self._pause()
-            self._warn(f"{refused}: {exc}. {kept}")
+                self._failed(text)  # paused and warned; a screen's own may also redraw
+            else:
+                self._warn(text)
             if upload is not None:
                 upload.clear()
 
