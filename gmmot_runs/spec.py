@@ -30,7 +30,6 @@ __all__ = [
     "mixture",
     "number",
     "points",
-    "rows",
     "write",
 ]
 
@@ -152,22 +151,6 @@ def points(obj: dict, name: str, max_rows: int, prefix: str = "") -> np.ndarray:
     if not np.all(np.isfinite(p)):
         raise SpecError(f"field {name!r}: coordinates must be finite")
     return p
-
-
-def rows(obj: dict, name: str, check, expected: str) -> list[list]:
-    """``obj[name]`` (default ``[]``), a list whose every row passes ``check(row)``
-    (returns a bool or raises :class:`SpecError`); ``expected`` describes a row."""
-    value = obj.get(name, [])
-    if not isinstance(value, list):
-        raise SpecError(f"field {name!r}: expected a list")
-    for i, row in enumerate(value):
-        try:
-            ok = isinstance(row, list) and check(row)
-        except (SpecError, TypeError, ValueError, IndexError):
-            ok = False
-        if not ok:
-            raise SpecError(f"field '{name}[{i}]': expected {expected}")
-    return [list(r) for r in value]
 
 
 def matrix(value: Any, path: str, shape: tuple[int, ...], dtype=np.float64) -> np.ndarray:
